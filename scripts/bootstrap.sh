@@ -1,0 +1,194 @@
+#!/bin/sh
+# Bootstraps Vault for the SaaS service: what the compose `vault-init` service runs.
+#
+#   bootstrap.sh <env> <credentials-dir>
+#
+# <env> is dev, staging or prod. The role id and a secret id for the AppRole role are
+# written to <credentials-dir>/role-id and <credentials-dir>/secret-id (mode 0400): that is
+# how the Vault Agent receives them.
+#
+# Environment:
+#   VAULT_ADDR, VAULT_TOKEN   the server and a token allowed to configure it (required)
+#   VAULT_CLI                 the CLI to run: `vault` (default) or `bao`
+#   ROLE_TOKEN_TTL            token_ttl of the role (default 5m)
+#   ROLE_TOKEN_MAX_TTL        token_max_ttl (default 1h)
+#   ROLE_SECRET_ID_TTL        secret_id_ttl (default 24h)
+#   ROLE_SECRET_ID_NUM_USES   secret_id_num_uses (default 30)
+#
+# Idempotent: a second run changes nothing in Vault. It writes a new secret id only when the
+# file is gone (the agent removes it after reading) or holds one Vault no longer accepts.
+set -eu
+
+usage() {
+  echo "usage: VAULT_ADDR=... VAULT_TOKEN=... $0 <dev|staging|prod> <credentials-dir>" >&2
+  exit 2
+}
+fail() {
+  echo "bootstrap: $*" >&2
+  exit 1
+}
+say() {
+  echo "bootstrap: $*"
+}
+
+[ $# -eq 2 ] || usage
+app_env=$1
+credentials_dir=$2
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+policy_dir=${POLICY_DIR:-$here/../policies}
+
+case $app_env in
+  dev | staging | prod) ;;
+  *) fail "unknown environment '$app_env': expected dev, staging or prod" ;;
+esac
+policy_name="saas-app-$app_env"
+policy_file="$policy_dir/$policy_name.hcl"
+[ -r "$policy_file" ] || fail "policy file $policy_file not found or not readable"
+
+cli=${VAULT_CLI:-vault}
+command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
+[ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
+[ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
+# bao reads BAO_* before VAULT_*: make both CLIs act on the same server with the same token.
+unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+
+role=saas-app-role
+role_path="auth/approle/role/$role"
+token_ttl=${ROLE_TOKEN_TTL:-5m}
+token_max_ttl=${ROLE_TOKEN_MAX_TTL:-1h}
+secret_id_ttl=${ROLE_SECRET_ID_TTL:-24h}
+secret_id_num_uses=${ROLE_SECRET_ID_NUM_USES:-30}
+
+# Durations as Vault reports them (seconds), so the role can be compared before writing.
+seconds() {
+  case $2 in
+    '' | *[!0-9smhd]* | [smhd]*) fail "$1 must be a duration such as 90s, 5m, 1h or 2d (got '$2')" ;;
+    *s) echo "${2%s}" ;;
+    *m) echo "$((${2%m} * 60))" ;;
+    *h) echo "$((${2%h} * 3600))" ;;
+    *d) echo "$((${2%d} * 86400))" ;;
+    *) echo "$2" ;;
+  esac
+}
+token_ttl_s=$(seconds ROLE_TOKEN_TTL "$token_ttl")
+token_max_ttl_s=$(seconds ROLE_TOKEN_MAX_TTL "$token_max_ttl")
+secret_id_ttl_s=$(seconds ROLE_SECRET_ID_TTL "$secret_id_ttl")
+case $secret_id_num_uses in
+  '' | *[!0-9]*) fail "ROLE_SECRET_ID_NUM_USES must be a whole number (got '$secret_id_num_uses')" ;;
+esac
+[ "$token_ttl_s" -le "$token_max_ttl_s" ] ||
+  fail "ROLE_TOKEN_TTL ($token_ttl) is longer than ROLE_TOKEN_MAX_TTL ($token_max_ttl)"
+
+# The server's own words for a failed call, without the CLI's banner.
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+reason() {
+  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
+}
+
+status=0
+"$cli" status >/dev/null 2>"$errors" || status=$?
+case $status in
+  0) ;;
+  2) fail "Vault at $VAULT_ADDR is sealed: unseal it, then run the bootstrap again" ;;
+  *) fail "cannot reach Vault at $VAULT_ADDR (VAULT_ADDR): $(reason)" ;;
+esac
+"$cli" token lookup >/dev/null 2>"$errors" ||
+  fail "Vault at $VAULT_ADDR does not accept VAULT_TOKEN: $(reason)"
+
+# 1. KV v2 at secret/ (dev servers mount it already).
+mounts=$("$cli" secrets list -format=json 2>"$errors") || fail "cannot list secret engines: $(reason)"
+secret_mount=$(printf '%s\n' "$mounts" | sed -n '/^  "secret\/": {/,/^  }/p')
+if [ -z "$secret_mount" ]; then
+  "$cli" secrets enable -path=secret -version=2 kv >/dev/null 2>"$errors" ||
+    fail "cannot enable KV v2 at secret/: $(reason)"
+  say "enabled KV v2 at secret/"
+elif printf '%s\n' "$secret_mount" | grep -q '"type": "kv"' &&
+  printf '%s\n' "$secret_mount" | grep -q '"version": "2"'; then
+  say "KV v2 already enabled at secret/"
+else
+  fail "secret/ is mounted, but not as KV version 2: move that engine elsewhere first"
+fi
+
+# 2. AppRole at auth/approle.
+auths=$("$cli" auth list -format=json 2>"$errors") || fail "cannot list auth methods: $(reason)"
+if printf '%s\n' "$auths" | grep -q '^  "approle/": {'; then
+  say "AppRole already enabled at auth/approle"
+else
+  "$cli" auth enable approle >/dev/null 2>"$errors" || fail "cannot enable AppRole: $(reason)"
+  say "enabled AppRole at auth/approle"
+fi
+
+# 3. The read-only policy of this environment.
+current_policy=$("$cli" policy read "$policy_name" 2>/dev/null || true)
+if [ "$current_policy" = "$(cat "$policy_file")" ]; then
+  say "policy $policy_name unchanged"
+else
+  "$cli" policy write "$policy_name" "$policy_file" >/dev/null 2>"$errors" ||
+    fail "cannot write policy $policy_name: $(reason)"
+  if [ -z "$current_policy" ]; then say "created policy $policy_name"; else say "updated policy $policy_name"; fi
+fi
+
+# 4. The role, bound to that policy only. token_num_uses stays 0: the agent refuses tokens
+# with a use limit, and each lookup-self the service makes would spend a use.
+role_field() {
+  "$cli" read -field="$1" "$role_path" 2>/dev/null || true
+}
+wanted="[$policy_name] $token_ttl_s $token_max_ttl_s $secret_id_ttl_s $secret_id_num_uses 0"
+current="$(role_field token_policies) $(role_field token_ttl) $(role_field token_max_ttl)"
+current="$current $(role_field secret_id_ttl) $(role_field secret_id_num_uses) $(role_field token_num_uses)"
+if [ "$current" = "$wanted" ]; then
+  say "role $role unchanged"
+else
+  "$cli" write "$role_path" token_policies="$policy_name" \
+    token_ttl="$token_ttl" token_max_ttl="$token_max_ttl" token_num_uses=0 \
+    secret_id_ttl="$secret_id_ttl" secret_id_num_uses="$secret_id_num_uses" \
+    >/dev/null 2>"$errors" || fail "cannot write role $role: $(reason)"
+  say "wrote role $role (policy $policy_name, token_ttl $token_ttl, token_max_ttl $token_max_ttl, secret_id_ttl $secret_id_ttl, secret_id_num_uses $secret_id_num_uses)"
+fi
+
+# 5. Example secrets, generated here and never overwritten: -cas=0 writes only when the
+# path has no version yet. Values go through stdin, never the command line.
+random_hex() {
+  od -An -vtx1 -N"$1" /dev/urandom | tr -d ' \n'
+}
+put_example() {
+  path="saas-project/$app_env/$1"
+  if "$cli" kv metadata get -mount=secret "$path" >/dev/null 2>&1; then
+    say "secret/data/$path exists, left as it is"
+    return
+  fi
+  printf '%s\n' "$2" | "$cli" kv put -mount=secret -cas=0 "$path" - >/dev/null 2>"$errors" ||
+    fail "cannot write example secrets to secret/data/$path: $(reason)"
+  say "wrote generated example secrets to secret/data/$path"
+}
+put_example database "{\"username\":\"saas_app\",\"password\":\"$(random_hex 24)\"}"
+put_example api-keys "{\"webhook_signing_key\":\"$(random_hex 32)\"}"
+put_example app "{\"session_keys\":[\"$(random_hex 32)\"]}"
+
+# 6. Role id and secret id for the agent, each written whole (temporary file, then rename).
+mkdir -p "$credentials_dir" || fail "cannot create the credentials folder $credentials_dir"
+write_private() {
+  tmp=$(mktemp "$credentials_dir/.$1.XXXXXX") || fail "cannot write in $credentials_dir"
+  printf '%s' "$2" >"$tmp"
+  chmod 0400 "$tmp"
+  mv -f "$tmp" "$credentials_dir/$1"
+}
+role_id=$("$cli" read -field=role_id "$role_path/role-id" 2>"$errors") ||
+  fail "cannot read the role id of $role: $(reason)"
+if [ -f "$credentials_dir/role-id" ] && [ "$(cat "$credentials_dir/role-id")" = "$role_id" ]; then
+  say "role id already in $credentials_dir/role-id"
+else
+  write_private role-id "$role_id"
+  say "wrote the role id to $credentials_dir/role-id"
+fi
+if [ -s "$credentials_dir/secret-id" ] &&
+  [ -n "$("$cli" write -field=secret_id_accessor "$role_path/secret-id/lookup" secret_id=- \
+    <"$credentials_dir/secret-id" 2>/dev/null)" ]; then
+  say "secret id in $credentials_dir/secret-id not read yet and still valid, left in place"
+else
+  secret_id=$("$cli" write -f -field=secret_id "$role_path/secret-id" 2>"$errors") ||
+    fail "cannot create a secret id for $role: $(reason)"
+  write_private secret-id "$secret_id"
+  say "wrote a new secret id to $credentials_dir/secret-id"
+fi
