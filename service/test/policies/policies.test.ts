@@ -1,0 +1,66 @@
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { vaultData, vaultRequest } from '../support/vault-http.js';
+
+const environments = ['dev', 'staging', 'prod'] as const;
+
+describe('policies/saas-app-<env>.hcl, as a real bao server reads them', function () {
+  let server: BaoDevServer;
+  const tokens = new Map<string, string>();
+
+  before(async function () {
+    server = await startBaoDevServer();
+    for (const env of environments) {
+      const policy = await readFile(join(repoRoot, `policies/saas-app-${env}.hcl`), 'utf8');
+      await vaultData(server.addr, server.rootToken, 'PUT', `sys/policies/acl/saas-app-${env}`, { policy });
+      const created = await vaultRequestToken(server, `saas-app-${env}`);
+      tokens.set(env, created);
+    }
+  });
+  after(async function () {
+    await server.stop();
+  });
+
+  async function capabilities(env: string, path: string): Promise<string[]> {
+    const result = await vaultData<Record<string, string[]>>(server.addr, server.rootToken, 'POST',
+      'sys/capabilities', { token: tokens.get(env), paths: [path] });
+    return result[path] ?? [];
+  }
+
+  for (const env of environments) {
+    describe(`saas-app-${env}`, function () {
+      it(`grants exactly read on secret/data/saas-project/${env}/*`, async function () {
+        for (const group of ['database', 'api-keys', 'app', 'anything-new']) {
+          expect(await capabilities(env, `secret/data/saas-project/${env}/${group}`)).to.deep.equal(['read']);
+        }
+      });
+
+      it('grants nothing on metadata, deletion, other environments, the mount root or sys/', async function () {
+        const others = environments.filter((e) => e !== env);
+        const paths = [
+          `secret/metadata/saas-project/${env}/database`,
+          `secret/delete/saas-project/${env}/database`,
+          `secret/destroy/saas-project/${env}/database`,
+          `secret/undelete/saas-project/${env}/database`,
+          `secret/data/saas-project/${env}`,
+          'secret/data/saas-project/shared',
+          ...others.map((other) => `secret/data/saas-project/${other}/database`),
+          'sys/mounts',
+          'sys/policies/acl/saas-app-dev',
+          'auth/approle/role/saas-app-role/secret-id',
+        ];
+        for (const path of paths) expect(await capabilities(env, path), path).to.deep.equal(['deny']);
+      });
+    });
+  }
+});
+
+/** A token carrying only `policy` (not even `default`), so the policy is all that speaks. */
+async function vaultRequestToken(server: BaoDevServer, policy: string): Promise<string> {
+  const response = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create',
+    { policies: [policy], no_default_policy: true, ttl: '10m' });
+  expect(response.status).to.equal(200);
+  return (response.body as { auth: { client_token: string } }).auth.client_token;
+}

@@ -1,0 +1,32 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+
+export const bootstrapScript = join(repoRoot, 'scripts/bootstrap.sh');
+
+export interface ScriptResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs scripts/bootstrap.sh exactly as the compose `vault-init` service does, with `bao`. */
+export function runBootstrap(
+  server: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
+  appEnv: string,
+  credentialsDir: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<ScriptResult> {
+  const env = baoEnv(server.dir, {
+    VAULT_ADDR: server.addr,
+    VAULT_TOKEN: server.rootToken,
+    VAULT_CLI: baoBin,
+    ...extraEnv,
+  });
+  return new Promise((resolve) => {
+    execFile('sh', [bootstrapScript, appEnv, credentialsDir], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+
+/**
+ * Child processes the tests start (servers, agents, the service). Every one is tracked so
+ * the root hook can stop whatever a failing test left behind, and so the process's own
+ * exit kills the rest: a test run never leaves a server listening.
+ */
+export interface ManagedProcess {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Resolves with the exit code (or the signal's name) once the process has ended. */
+  readonly exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+  log(): Promise<string>;
+}
+
+const running = new Set<ManagedProcess>();
+
+export interface SpawnOptions {
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  cwd?: string;
+}
+
+export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedProcess {
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  const child = spawn(command, args, {
+    env: options.env,
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('close', (code, signal) => {
+      running.delete(managed);
+      log.end();
+      resolve(code ?? signal ?? 'unknown');
+    });
+    child.once('error', (error) => {
+      running.delete(managed);
+      log.end(`\nspawn failed: ${error.message}\n`);
+      resolve('spawn-error');
+    });
+  });
+  const managed: ManagedProcess = {
+    child,
+    logFile: options.logFile,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+    async log() {
+      // Wait for the stream to flush what it has so the caller reads the whole story.
+      if (!log.writableFinished && log.writableLength > 0) await once(log, 'drain');
+      return readFile(options.logFile, 'utf8');
+    },
+  };
+  running.add(managed);
+  return managed;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop()));
+}
+
+process.once('exit', () => {
+  for (const p of running) p.child.kill('SIGKILL');
+});
