@@ -73,6 +73,14 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop()));
 }
 
-process.once('exit', () => {
+function killAll(): void {
   for (const p of running) p.child.kill('SIGKILL');
-});
+}
+process.once('exit', killAll);
+// An interrupted run (Ctrl-C, a CI timeout) does not fire 'exit' by itself.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
