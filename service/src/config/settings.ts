@@ -1,0 +1,34 @@
+import convict from 'convict';
+
+/** The service's non-secret settings, all from its environment, read once at start. */
+export const settingsSchema = {
+  appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
+  port: { doc: 'HTTP port', format: 'port', default: 3000, env: 'PORT' },
+  secretsMode: {
+    doc: 'how secrets arrive: agent (rendered file), sdk (AppRole login), auto',
+    format: ['agent', 'sdk', 'auto'], default: 'agent', env: 'SECRETS_MODE',
+  },
+  secretsFile: { doc: 'the file Vault Agent renders', format: String, default: '/vault/secrets/app.json', env: 'SECRETS_FILE' },
+  secretsWaitMs: {
+    doc: 'how long start-up waits for the first valid render (ms)', format: 'nat', default: 30_000, env: 'SECRETS_WAIT_MS',
+  },
+  logLevel: {
+    doc: 'pino log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL',
+  },
+};
+
+export interface Settings {
+  readonly appEnv: 'dev' | 'staging' | 'prod';
+  readonly port: number;
+  readonly secretsMode: 'agent' | 'sdk' | 'auto';
+  readonly secretsFile: string;
+  readonly secretsWaitMs: number;
+  readonly logLevel: string;
+}
+
+/** Throws with the variable's key and what is wrong when the environment is invalid. */
+export function readSettings(env: NodeJS.ProcessEnv): Settings {
+  const config = convict(settingsSchema, { env, args: [] });
+  config.validate({ allowed: 'strict' });
+  return Object.freeze(config.getProperties()) as Settings;
+}

@@ -1,0 +1,204 @@
+import { open, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { ConfigSnapshot } from '../config/snapshot.js';
+import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { Logger } from '../log/logger.js';
+import type { FolderWatch } from './folder-watch.js';
+import { contentRevision, maxRenderedFileBytes, parseRenderedFile, SecretsFileError } from './rendered-file.js';
+
+export interface AgentFileSourceOptions {
+  /** The file Vault Agent renders (SECRETS_FILE). */
+  file: string;
+  appEnv: string;
+  holder: SnapshotHolder;
+  logger: Logger;
+  watchFolder: FolderWatch;
+  /** Quiet time after the last event before the file is read: one render, one reload. */
+  debounceMs?: number;
+  /** Interval of the stat check that catches a change whose event was lost. */
+  backstopMs?: number;
+  now?: () => number;
+}
+
+export interface AgentFileStats {
+  /** Snapshots swapped in from the file. */
+  reloads: number;
+  /** Distinct bad files (missing, partial, unparsable, invalid) that were refused. */
+  rejected: number;
+  lastError: string | undefined;
+}
+
+const missing = 'missing';
+
+/**
+ * Keeps a SnapshotHolder in step with the agent's rendered file. Every event for the file's
+ * name (debounced) and every change the periodic stat check sees leads to one read of the
+ * whole file. New content that validates is swapped in; anything else is logged with the
+ * file and the failing key, counted, and leaves the last good snapshot in place.
+ */
+export class AgentFileSource {
+  readonly #options: Required<AgentFileSourceOptions>;
+  readonly #name: string;
+  #stats: AgentFileStats = { reloads: 0, rejected: 0, lastError: undefined };
+  #debounce: NodeJS.Timeout | undefined;
+  #backstop: NodeJS.Timeout | undefined;
+  #unwatch: (() => Promise<void>) | undefined;
+  /** What the last read found: a content revision, or `missing`. Equal means nothing to do. */
+  #lastSeen: string | undefined;
+  /** inode, size and mtime of what was last read, for the backstop. */
+  #lastStat: string | undefined;
+  #inflight: Promise<void> | undefined;
+  /** Reads asked for so far; a read in flight serves every request made before it began. */
+  #requests = 0;
+
+  constructor(options: AgentFileSourceOptions) {
+    this.#options = { debounceMs: 25, backstopMs: 2000, now: Date.now, ...options };
+    this.#name = basename(options.file);
+  }
+
+  start(): void {
+    if (this.#unwatch !== undefined) return;
+    const { file, logger } = this.#options;
+    this.#unwatch = this.#options.watchFolder(
+      dirname(file),
+      (name) => { if (name === this.#name) this.#schedule(); },
+      (error) => { logger.warn({ file, err: error.message }, 'watching the secrets folder failed; the periodic check goes on'); },
+    );
+    this.#backstop = setInterval(() => { void this.#backstopCheck(); }, this.#options.backstopMs);
+    this.#backstop.unref();
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#debounce);
+    clearInterval(this.#backstop);
+    const unwatch = this.#unwatch;
+    this.#unwatch = undefined;
+    await unwatch?.();
+    await this.#inflight;
+  }
+
+  stats(): Readonly<AgentFileStats> {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Reads the file now. Resolves once that read, and any trigger that arrived while it ran,
+   * has been applied or refused.
+   */
+  check(): Promise<void> {
+    this.#requests++;
+    this.#inflight ??= this.#drain().finally(() => { this.#inflight = undefined; });
+    return this.#inflight;
+  }
+
+  async #drain(): Promise<void> {
+    let served = -1;
+    while (served !== this.#requests) {
+      served = this.#requests;
+      await this.#readOnce();
+    }
+  }
+
+  /**
+   * Resolves with the first valid snapshot, or rejects after `timeoutMs` with an error that
+   * names the file and what was wrong with it.
+   */
+  firstSnapshot(timeoutMs: number): Promise<ConfigSnapshot> {
+    const { holder, file } = this.#options;
+    const current = holder.current;
+    if (current !== undefined) return Promise.resolve(current);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        const problem = this.#stats.lastError ?? `${file}: no render seen`;
+        reject(new Error(`no valid secrets in ${file} within ${timeoutMs} ms (SECRETS_WAIT_MS); last problem: ${problem}`));
+      }, timeoutMs);
+      const unsubscribe = holder.onSwap((snapshot) => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(snapshot);
+      });
+      void this.check();
+    });
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => { void this.check(); }, this.#options.debounceMs);
+  }
+
+  async #backstopCheck(): Promise<void> {
+    let seen: string;
+    try {
+      const info = await stat(this.#options.file);
+      seen = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    } catch {
+      seen = missing;
+    }
+    if (seen !== this.#lastStat) await this.check();
+  }
+
+  async #readOnce(): Promise<void> {
+    const { file, appEnv, holder, logger, now } = this.#options;
+    let content: Buffer;
+    try {
+      // One open file: the stat and the content are of the same inode, even mid-rename.
+      const handle = await open(file, 'r');
+      try {
+        const info = await handle.stat();
+        this.#lastStat = `${info.ino}:${info.size}:${info.mtimeMs}`;
+        if (info.size > maxRenderedFileBytes) {
+          this.#refuse(`oversize:${this.#lastStat}`, new SecretsFileError(file, undefined,
+            `is ${info.size} bytes, over the ${maxRenderedFileBytes}-byte limit`));
+          return;
+        }
+        content = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      this.#lastStat = code === 'ENOENT' ? missing : undefined;
+      this.#refuse(code === 'ENOENT' ? missing : `unreadable:${code ?? ''}`,
+        new SecretsFileError(file, undefined, code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`));
+      return;
+    }
+
+    const revision = contentRevision(content);
+    if (revision === this.#lastSeen || revision === holder.current?.revision) {
+      // The agent rewrote what we already have (or already refused): nothing to do.
+      this.#lastSeen = revision;
+      return;
+    }
+    let snapshot: ConfigSnapshot;
+    try {
+      snapshot = parseRenderedFile(file, content, appEnv, now());
+    } catch (error) {
+      if (!(error instanceof SecretsFileError)) throw error;
+      this.#refuse(revision, error);
+      return;
+    }
+    this.#lastSeen = revision;
+    this.#stats.reloads++;
+    holder.swap(snapshot);
+    logger.info(
+      { file, versions: Object.fromEntries(snapshot.sources.map((s) => [s.path, s.version])) },
+      'secrets loaded from the rendered file',
+    );
+  }
+
+  #refuse(seen: string, error: SecretsFileError): void {
+    if (seen === this.#lastSeen) return;
+    this.#lastSeen = seen;
+    this.#stats.rejected++;
+    this.#stats.lastError = error.message;
+    const { logger, holder } = this.#options;
+    logger.error(
+      { file: error.file, key: error.key, reason: error.reason, keptRevision: holder.current?.revision },
+      holder.current === undefined
+        ? 'rendered secrets file refused; no configuration loaded yet'
+        : 'rendered secrets file refused; keeping the last good configuration',
+    );
+  }
+}

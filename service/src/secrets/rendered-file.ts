@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { buildSnapshot, ConfigError, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
+
+/** Far above any real render; a larger file is refused before it is parsed. */
+export const maxRenderedFileBytes = 1024 * 1024;
+
+/** A rendered file that cannot become a snapshot: names the file and the failing key, never a value. */
+export class SecretsFileError extends Error {
+  constructor(readonly file: string, readonly key: string | undefined, readonly reason: string) {
+    super(`${file}: ${key === undefined ? '' : `${key}: `}${reason}`);
+    this.name = 'SecretsFileError';
+  }
+}
+
+export function contentRevision(content: Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * Turns the agent's rendered file (agent-config/secrets.json.ctmpl) into a snapshot:
+ * `{ "<group>": { "path": ..., "version": N, "data": {...} }, ... }`.
+ */
+export function parseRenderedFile(file: string, content: Buffer, appEnv: string, loadedAt: number): ConfigSnapshot {
+  if (content.length === 0) throw new SecretsFileError(file, undefined, 'is empty');
+  if (content.length > maxRenderedFileBytes) {
+    throw new SecretsFileError(file, undefined, `is ${content.length} bytes, over the ${maxRenderedFileBytes}-byte limit`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(content.toString('utf8'));
+  } catch {
+    // The parser's own message quotes the text around the error: it could quote a secret.
+    throw new SecretsFileError(file, undefined, 'is not valid JSON (a partial or corrupt render)');
+  }
+  if (!isObject(document)) throw new SecretsFileError(file, undefined, 'is not a JSON object');
+
+  const reads: Record<string, SecretRead> = {};
+  for (const [group, entry] of Object.entries(document)) {
+    if (!isObject(entry)) throw new SecretsFileError(file, group, 'is not an object');
+    const { path, version, data } = entry;
+    if (typeof path !== 'string') throw new SecretsFileError(file, `${group}.path`, 'is missing or not a string');
+    if (typeof version !== 'number') throw new SecretsFileError(file, `${group}.version`, 'is missing or not a number');
+    if (!isObject(data)) throw new SecretsFileError(file, `${group}.data`, 'is missing or not an object');
+    reads[group] = { path, version, data };
+  }
+  try {
+    return buildSnapshot(appEnv, reads, contentRevision(content), loadedAt);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new SecretsFileError(file, error.key, error.reason);
+    throw error;
+  }
+}

@@ -1,0 +1,28 @@
+import { expect } from 'chai';
+import { readSettings } from '../../src/config/settings.js';
+
+describe('readSettings', function () {
+  it('reads every setting from the environment', function () {
+    const settings = readSettings({
+      APP_ENV: 'prod', PORT: '8080', SECRETS_MODE: 'sdk', SECRETS_FILE: '/run/s.json', SECRETS_WAIT_MS: '500',
+      LOG_LEVEL: 'warn',
+    });
+    expect(settings).to.deep.equal({
+      appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
+    });
+  });
+
+  it('defaults to agent mode in dev, reading the file the agent renders', function () {
+    expect(readSettings({})).to.include({ appEnv: 'dev', secretsMode: 'agent', secretsFile: '/vault/secrets/app.json' });
+  });
+
+  it('names the setting that is wrong', function () {
+    expect(() => readSettings({ APP_ENV: 'qa' })).to.throw(/appEnv: must be one of the possible values: \["dev","staging","prod"\]/);
+    expect(() => readSettings({ PORT: 'eighty' })).to.throw(/port: ports must be within range/);
+    expect(() => readSettings({ SECRETS_MODE: 'env' })).to.throw(/secretsMode/);
+  });
+
+  it('ignores variables that are not settings, whatever they hold', function () {
+    expect(readSettings({ DATABASE_PASSWORD: 'x', HOME: '/root' })).to.not.have.property('DATABASE_PASSWORD');
+  });
+});

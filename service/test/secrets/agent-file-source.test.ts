@@ -1,0 +1,191 @@
+import { expect } from 'chai';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sinon from 'sinon';
+import type { ConfigSnapshot } from '../../src/config/snapshot.js';
+import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
+import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
+import type { FolderWatch } from '../../src/secrets/folder-watch.js';
+import { capturingLogger, randomKey, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
+import { tempDir } from '../support/temp-dirs.js';
+
+// Taken before sinon replaces the globals: lets real file I/O finish while fake time stands still.
+const realSetTimeout = setTimeout;
+const settleRealIo = () => new Promise((resolve) => realSetTimeout(resolve, 50));
+
+/**
+ * Unit tests with fake timers and real temp files. The folder watch is a hand-driven stand-in
+ * (chokidar's own timers would freeze under fake time); the real watch is tested against a
+ * real agent in agent-mode.test.ts.
+ */
+describe('AgentFileSource (fake timers, temp files, hand-driven folder events)', function () {
+  let clock: sinon.SinonFakeTimers;
+  let file: string;
+  let holder: SnapshotHolder;
+  let log: ReturnType<typeof capturingLogger>;
+  let emit: (name: string) => void;
+  let source: AgentFileSource;
+  let swaps: ConfigSnapshot[];
+
+  const fakeWatch: FolderWatch = (_dir, onEvent) => {
+    emit = onEvent;
+    return () => Promise.resolve();
+  };
+
+  function nextSwap(): Promise<ConfigSnapshot> {
+    return new Promise((resolve) => {
+      const unsubscribe = holder.onSwap((snapshot) => { unsubscribe(); resolve(snapshot); });
+    });
+  }
+
+  async function render(version: number, secrets = sampleSecrets()): Promise<void> {
+    await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', version, secrets)));
+  }
+
+  async function startWithVersion(version: number): Promise<void> {
+    await render(version);
+    const first = nextSwap();
+    source.start();
+    await clock.tickAsync(25);
+    await first;
+  }
+
+  beforeEach(async function () {
+    file = join(await tempDir('rendered'), 'app.json');
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    holder = new SnapshotHolder();
+    log = capturingLogger();
+    swaps = [];
+    holder.onSwap((snapshot) => swaps.push(snapshot));
+    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFolder: fakeWatch });
+  });
+  afterEach(async function () {
+    clock.restore();
+    await source.stop();
+  });
+
+  it('reads once after a burst of events has been quiet for the debounce time', async function () {
+    await startWithVersion(1);
+    for (let version = 2; version <= 6; version++) {
+      await render(version);
+      emit('app.json');
+      await clock.tickAsync(10);
+    }
+    await clock.tickAsync(14);
+    await settleRealIo();
+    expect(swaps.map((s) => s.sources[0]?.version), '24 ms after the last event').to.deep.equal([1]);
+    const swapped = nextSwap();
+    await clock.tickAsync(1);
+    expect((await swapped).sources[0]?.version).to.equal(6);
+    await settleRealIo();
+    expect(swaps.map((s) => s.sources[0]?.version)).to.deep.equal([1, 6]);
+    expect(source.stats()).to.include({ reloads: 2, rejected: 0 });
+  });
+
+  it('ignores events for other files in the folder, such as the agent\'s temporary files', async function () {
+    await startWithVersion(1);
+    await render(2);
+    emit('app.json.1234.tmp');
+    emit('token');
+    await clock.tickAsync(100);
+    await settleRealIo();
+    expect(swaps).to.have.length(1);
+  });
+
+  it('does not swap when the agent rewrites identical content', async function () {
+    const secrets = sampleSecrets();
+    await render(1, secrets);
+    const first = nextSwap();
+    source.start();
+    await clock.tickAsync(25);
+    await first;
+    await render(1, secrets);
+    emit('app.json');
+    await clock.tickAsync(25);
+    await source.check();
+    expect(swaps).to.have.length(1);
+    expect(log.lines.filter((l) => l.msg === 'secrets loaded from the rendered file')).to.have.length(1);
+  });
+
+  it('picks up a change whose event was lost at the next periodic check', async function () {
+    await startWithVersion(1);
+    await render(2);
+    // The periodic check runs every 2000 ms from start(); 25 ms of that went on the first read.
+    await clock.tickAsync(2000 - 25 - 1);
+    await settleRealIo();
+    expect(swaps).to.have.length(1);
+    const swapped = nextSwap();
+    await clock.tickAsync(1);
+    expect((await swapped).sources[0]?.version).to.equal(2);
+  });
+
+  const badFiles: [string, () => Promise<void>, RegExp][] = [
+    ['removed', () => rm(file), /does not exist/],
+    ['empty', () => renderLikeAgent(file, ''), /is empty/],
+    ['partial', () => renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 9)).slice(0, 100)), /not valid JSON/],
+    ['garbage', () => renderLikeAgent(file, 'not json at all'), /not valid JSON/],
+    ['missing a key', () => renderLikeAgent(file, JSON.stringify({
+      ...renderedDocument('dev', 9),
+      'api-keys': { path: 'secret/data/saas-project/dev/api-keys', version: 9, data: {} },
+    })), /api-keys\.webhook_signing_key: must be a string of at least 32 characters/],
+    ['carrying an unknown key', () => renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 9, {
+      ...sampleSecrets(), app: { session_keys: [randomKey()], extra: 'x' } as never,
+    }))), /app\.extra: is not a key the service knows/],
+    ['over the size limit', () => writeFile(file, Buffer.alloc(2 * 1024 * 1024, 0x7b)), /over the 1048576-byte limit/],
+  ];
+  for (const [what, spoil, reason] of badFiles) {
+    it(`keeps the last good snapshot when the file is ${what}, and logs and counts it once`, async function () {
+      await startWithVersion(1);
+      const good = holder.current;
+      await spoil();
+      emit('app.json');
+      await clock.tickAsync(25);
+      await source.check();
+      // The same bad file seen again (an event, the periodic check) is not a new problem.
+      emit('app.json');
+      await clock.tickAsync(2000);
+      await source.check();
+
+      expect(holder.current).to.equal(good);
+      expect(source.stats()).to.include({ reloads: 1, rejected: 1 });
+      expect(source.stats().lastError).to.match(reason).and.to.contain(file);
+      const errors = log.lines.filter((l) => l.level === 'error');
+      expect(errors).to.have.length(1);
+      expect(errors[0]).to.include({ file, msg: 'rendered secrets file refused; keeping the last good configuration' });
+      expect(`${String(errors[0]?.key)}: ${String(errors[0]?.reason)}`).to.match(reason);
+      for (const value of [good?.secrets.database.password, good?.secrets['api-keys'].webhook_signing_key]) {
+        expect(log.text()).to.not.contain(value);
+      }
+
+      const recovered = nextSwap();
+      await render(2);
+      emit('app.json');
+      await clock.tickAsync(25);
+      expect((await recovered).sources[0]?.version).to.equal(2);
+    });
+  }
+
+  it('resolves the first snapshot as soon as a valid render appears', async function () {
+    source.start();
+    const first = source.firstSnapshot(30_000);
+    await clock.tickAsync(1000);
+    await render(4);
+    emit('app.json');
+    await clock.tickAsync(25);
+    expect((await first).sources[0]?.version).to.equal(4);
+  });
+
+  it('gives up waiting for the first render after the timeout, naming the file and the problem', async function () {
+    await renderLikeAgent(file, '{"database":');
+    source.start();
+    const first = source.firstSnapshot(5000).then(() => 'resolved', (error: unknown) => error as Error);
+    await clock.tickAsync(25);
+    await source.check();
+    await clock.tickAsync(4975);
+    const error = await first;
+    expect(error).to.be.instanceOf(Error);
+    expect((error as Error).message).to.equal(
+      `no valid secrets in ${file} within 5000 ms (SECRETS_WAIT_MS); last problem: ${file}: is not valid JSON (a partial or corrupt render)`,
+    );
+  });
+});

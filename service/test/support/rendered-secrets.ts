@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../src/log/logger.js';
+
+export function randomKey(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** Secrets as Vault would hold them, fresh random values each call. */
+export function sampleSecrets() {
+  return {
+    database: { username: 'saas_app', password: randomKey() },
+    'api-keys': { webhook_signing_key: randomKey() },
+    app: { session_keys: [randomKey()] },
+  };
+}
+
+/** What agent-config's template renders for `appEnv`, with `version` on every path. */
+export function renderedDocument(appEnv: string, version: number, secrets = sampleSecrets()) {
+  return Object.fromEntries(
+    Object.entries(secrets).map(([group, data]) => [
+      group,
+      { path: `secret/data/saas-project/${appEnv}/${group}`, version, data },
+    ]),
+  );
+}
+
+/** Writes the way Vault Agent does: a temporary file in the same folder, renamed over the target. */
+export async function renderLikeAgent(file: string, content: string | Buffer): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, content, { mode: 0o440 });
+  await rename(tmp, file);
+}
+
+/** A real pino logger whose lines are kept, parsed, for assertions. */
+export function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[]; text: () => string } {
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      raw.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  const logger = createLogger('debug', stream);
+  return {
+    logger,
+    get lines() {
+      return raw.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    text: () => raw.join(''),
+  };
+}
