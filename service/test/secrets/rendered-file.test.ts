@@ -8,7 +8,7 @@ function parse(document: unknown, appEnv = 'dev') {
   return parseRenderedFile(file, Buffer.from(JSON.stringify(document)), appEnv, 1000);
 }
 
-function refusal(document: unknown | Buffer, appEnv = 'dev'): SecretsFileError {
+function refusal(document: unknown, appEnv = 'dev'): SecretsFileError {
   const content = Buffer.isBuffer(document) ? document : Buffer.from(JSON.stringify(document));
   try {
     parseRenderedFile(file, content, appEnv, 1000);
