@@ -34,16 +34,15 @@ export function spawnManaged(command: string, args: readonly string[], options: 
   });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
+  // Settles once the process has ended and everything it printed is in the log file.
   const exited = new Promise<number | string>((resolve) => {
     child.once('close', (code, signal) => {
       running.delete(managed);
-      log.end();
-      resolve(code ?? signal ?? 'unknown');
+      log.end(() => { resolve(code ?? signal ?? 'unknown'); });
     });
     child.once('error', (error) => {
       running.delete(managed);
-      log.end(`\nspawn failed: ${error.message}\n`);
-      resolve('spawn-error');
+      log.end(`\nspawn failed: ${error.message}\n`, () => { resolve('spawn-error'); });
     });
   });
   const managed: ManagedProcess = {
@@ -60,8 +59,8 @@ export function spawnManaged(command: string, args: readonly string[], options: 
       return exited;
     },
     async log() {
-      // Wait for the stream to flush what it has so the caller reads the whole story.
-      if (!log.writableFinished && log.writableLength > 0) await once(log, 'drain');
+      // Flush what the stream holds so the caller reads the whole story so far.
+      if (log.writableLength > 0 && !log.writableEnded) await once(log, 'drain');
       return readFile(options.logFile, 'utf8');
     },
   };

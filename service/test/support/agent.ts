@@ -1,0 +1,56 @@
+import { mkdir, stat, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+import { runBootstrap } from './bootstrap.js';
+import { spawnManaged, type ManagedProcess } from './processes.js';
+import { tempDir } from './temp-dirs.js';
+
+/**
+ * A working directory laid out as agent-config/agent.hcl expects (config/, credentials/,
+ * secrets/), with credentials from the real bootstrap script.
+ */
+export interface AgentDir {
+  readonly dir: string;
+  readonly credentialsDir: string;
+  readonly secretsDir: string;
+  readonly renderedFile: string;
+  readonly tokenFile: string;
+}
+
+export async function prepareAgentDir(
+  server: BaoDevServer,
+  appEnv = 'dev',
+  bootstrapEnv: NodeJS.ProcessEnv = {},
+): Promise<AgentDir> {
+  const dir = await tempDir('agent');
+  const credentialsDir = join(dir, 'credentials');
+  const secretsDir = join(dir, 'secrets');
+  await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
+  await mkdir(secretsDir, { mode: 0o750 });
+  const run = await runBootstrap(server, appEnv, credentialsDir, bootstrapEnv);
+  if (run.code !== 0) throw new Error(`bootstrap failed (${run.code}): ${run.stderr}`);
+  return { dir, credentialsDir, secretsDir, renderedFile: join(secretsDir, 'app.json'), tokenFile: join(secretsDir, 'token') };
+}
+
+/** `bao agent` with the repository's agent-config, unchanged, for `appEnv`'s env file. */
+export function startAgent(server: BaoDevServer, agentDir: AgentDir, appEnv = 'dev', templateEnv = appEnv): ManagedProcess {
+  return spawnManaged(
+    baoBin,
+    ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`],
+    {
+      cwd: agentDir.dir,
+      env: baoEnv(agentDir.dir, { VAULT_ADDR: server.addr, APP_ENV: templateEnv }),
+      logFile: join(agentDir.dir, 'agent.log'),
+    },
+  );
+}
+
+export async function waitForFile(path: string, proc: ManagedProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await stat(path).then(() => true, () => false)) return;
+    if (proc.child.exitCode !== null) throw new Error(`agent exited before ${path} appeared:\n${await proc.log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${path} did not appear within ${timeoutMs} ms:\n${await proc.log()}`);
+}
