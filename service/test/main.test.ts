@@ -42,7 +42,7 @@ describe('service/src/main.ts in agent mode', function () {
       expect(await service.process.exited).to.equal(1);
       const lines = (await service.process.log()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const fatal = lines.find((l) => l.level === 'fatal');
-      expect(fatal?.msg).to.equal('no secrets: not starting');
+      expect(fatal?.msg).to.equal('not starting');
       expect(fatal?.reason).to.contain(`no valid secrets in ${file} within 500 ms (SECRETS_WAIT_MS)`);
       expect(fatal?.reason).to.match(problem);
       const refused = await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused');

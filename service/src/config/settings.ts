@@ -9,6 +9,14 @@ export const settingsSchema = {
     format: ['agent', 'sdk', 'auto'], default: 'agent', env: 'SECRETS_MODE',
   },
   secretsFile: { doc: 'the file Vault Agent renders', format: String, default: '/vault/secrets/app.json', env: 'SECRETS_FILE' },
+  vaultAddr: { doc: 'Vault address (SDK mode, token checks)', format: String, default: '', env: 'VAULT_ADDR' },
+  vaultTokenFile: {
+    doc: 'the agent\'s token sink', format: String, default: '/vault/secrets/token', env: 'VAULT_TOKEN_FILE',
+  },
+  vaultConnectTimeoutMs: {
+    doc: 'how long start-up retries an unreachable or sealed Vault (ms)', format: 'nat', default: 30_000,
+    env: 'VAULT_CONNECT_TIMEOUT_MS',
+  },
   secretsWaitMs: {
     doc: 'how long start-up waits for the first valid render (ms)', format: 'nat', default: 30_000, env: 'SECRETS_WAIT_MS',
   },
@@ -22,6 +30,9 @@ export interface Settings {
   readonly port: number;
   readonly secretsMode: 'agent' | 'sdk' | 'auto';
   readonly secretsFile: string;
+  readonly vaultAddr: string;
+  readonly vaultTokenFile: string;
+  readonly vaultConnectTimeoutMs: number;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
 }

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import { StartupError } from '../startup-error.js';
+import type { VaultApi } from './vault-api.js';
+import { isTransient } from './vault-error.js';
+
+export const appRoleName = 'saas-app-role';
+const secretIdCreationPath = `auth/approle/role/${appRoleName}/secret-id`;
+
+/** Every variable that may carry AppRole credentials; all are removed from the environment. */
+export const credentialVariables = [
+  'VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE',
+  'VAULT_SECRET_ID', 'VAULT_SECRET_ID_FILE',
+  'VAULT_WRAPPED_SECRET_ID', 'VAULT_WRAPPED_SECRET_ID_FILE',
+] as const;
+
+type SecretIdSource =
+  | { kind: 'value'; value: string }
+  | { kind: 'file'; variable: string; path: string }
+  | { kind: 'wrapped'; variable: string; token: string }
+  | { kind: 'wrapped-file'; variable: string; path: string };
+
+async function readCredentialFile(variable: string, path: string): Promise<string> {
+  let content: string;
+  try {
+    content = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new StartupError(`${variable} names ${path}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const value = content.trim();
+  if (value === '') throw new StartupError(`${variable} names ${path}, which is empty`);
+  return value;
+}
+
+function only(env: Record<string, string | undefined>, names: readonly string[], what: string): string {
+  const set = names.filter((name) => env[name] !== undefined && env[name] !== '');
+  if (set.length === 0) throw new StartupError(`no ${what}: set ${names.join(' or ')}`);
+  if (set.length > 1) throw new StartupError(`${set.join(' and ')} are all set: give the ${what} one way only`);
+  return set[0] as string;
+}
+
+/**
+ * The AppRole role id and the source of the secret id, taken from temporary environment
+ * variables (or the files they name) and removed from the environment at once.
+ *
+ * Like Vault Agent, each login re-reads a secret id file when there is one (an orchestrator
+ * may have dropped a fresh secret id, or a fresh wrapping token) and otherwise uses the
+ * secret id it already holds in memory.
+ */
+export class AppRoleCredentials {
+  readonly roleId: string;
+  readonly #source: SecretIdSource;
+  #secretId: string | undefined;
+  #unwrapped: string | undefined;
+
+  private constructor(roleId: string, source: SecretIdSource) {
+    this.roleId = roleId;
+    this.#source = source;
+    if (source.kind === 'value') this.#secretId = source.value;
+  }
+
+  static async take(env: NodeJS.ProcessEnv): Promise<AppRoleCredentials> {
+    const values: Record<string, string | undefined> = {};
+    for (const name of credentialVariables) {
+      values[name] = env[name];
+      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- removing them is the point
+      delete env[name];
+    }
+    const roleVariable = only(values, ['VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE'], 'role id');
+    const roleId = roleVariable === 'VAULT_ROLE_ID'
+      ? String(values.VAULT_ROLE_ID)
+      : await readCredentialFile(roleVariable, String(values[roleVariable]));
+    const secretVariable = only(values, credentialVariables.slice(2), 'secret id');
+    const given = String(values[secretVariable]);
+    const source: SecretIdSource =
+      secretVariable === 'VAULT_SECRET_ID' ? { kind: 'value', value: given }
+      : secretVariable === 'VAULT_SECRET_ID_FILE' ? { kind: 'file', variable: secretVariable, path: given }
+      : secretVariable === 'VAULT_WRAPPED_SECRET_ID' ? { kind: 'wrapped', variable: secretVariable, token: given }
+      : { kind: 'wrapped-file', variable: secretVariable, path: given };
+    if (source.kind === 'file' || source.kind === 'wrapped-file') await readCredentialFile(source.variable, source.path);
+    return new AppRoleCredentials(roleId, source);
+  }
+
+  /** The secret id for the next login. */
+  async secretId(api: Pick<VaultApi, 'wrappingCreationPath' | 'unwrapSecretId'>): Promise<string> {
+    const source = this.#source;
+    switch (source.kind) {
+      case 'value':
+        return source.value;
+      case 'file':
+        this.#secretId = await this.#fresh(source.variable, source.path) ?? this.#secretId;
+        break;
+      case 'wrapped':
+        if (this.#unwrapped !== source.token) await this.#unwrap(api, source.variable, source.token);
+        break;
+      case 'wrapped-file': {
+        const token = await this.#fresh(source.variable, source.path);
+        if (token !== undefined && token !== this.#unwrapped) await this.#unwrap(api, source.variable, token);
+        break;
+      }
+    }
+    if (this.#secretId === undefined) throw new StartupError('no secret id available for the AppRole login');
+    return this.#secretId;
+  }
+
+  /** The file's content, or undefined once it is gone and a secret id is already held. */
+  async #fresh(variable: string, path: string): Promise<string | undefined> {
+    try {
+      return await readCredentialFile(variable, path);
+    } catch (error) {
+      if (this.#secretId !== undefined) return undefined;
+      throw error;
+    }
+  }
+
+  async #unwrap(api: Pick<VaultApi, 'wrappingCreationPath' | 'unwrapSecretId'>, variable: string, token: string) {
+    const intercepted = (why: string) => new StartupError(
+      `the wrapping token in ${variable} ${why}: possible interception. Someone else may have unwrapped the ` +
+      `secret id first; destroy the role's secret ids and find out who before issuing a new one`);
+    let creationPath: string;
+    try {
+      creationPath = await api.wrappingCreationPath(token);
+    } catch (error) {
+      if (isTransient(error)) throw error;
+      throw intercepted('is invalid, expired or was already used');
+    }
+    if (creationPath !== secretIdCreationPath) {
+      throw intercepted(`was created at ${creationPath}, not at ${secretIdCreationPath}`);
+    }
+    try {
+      this.#secretId = await api.unwrapSecretId(token);
+    } catch (error) {
+      if (isTransient(error)) throw error;
+      throw intercepted('was unwrapped by someone else a moment ago');
+    }
+    this.#unwrapped = token;
+  }
+}

@@ -1,0 +1,85 @@
+import vault from 'node-vault';
+import type { SecretRead } from '../config/snapshot.js';
+
+export interface LoginResult {
+  readonly token: string;
+  readonly ttlSeconds: number;
+  readonly renewable: boolean;
+  readonly policies: readonly string[];
+}
+
+export interface TokenInfo {
+  readonly ttlSeconds: number;
+  readonly renewable: boolean;
+  readonly policies: readonly string[];
+}
+
+/**
+ * The few Vault calls the service makes, typed. Each call names the token it uses, so one
+ * client serves the agent's token and the service's own without shared mutable state.
+ */
+export interface VaultApi {
+  readonly addr: string;
+  loginAppRole(roleId: string, secretId: string): Promise<LoginResult>;
+  readKv(path: string, token: string): Promise<SecretRead>;
+  /** The path a wrapping token was created at; fails when it is unknown, used or expired. */
+  wrappingCreationPath(wrappingToken: string): Promise<string>;
+  unwrapSecretId(wrappingToken: string): Promise<string>;
+  lookupSelf(token: string): Promise<TokenInfo>;
+  renewSelf(token: string): Promise<LoginResult>;
+}
+
+interface AuthBody {
+  auth: { client_token: string; lease_duration: number; renewable: boolean; policies: string[] };
+}
+
+function loginResult(body: AuthBody): LoginResult {
+  return {
+    token: body.auth.client_token,
+    ttlSeconds: body.auth.lease_duration,
+    renewable: body.auth.renewable,
+    policies: body.auth.policies,
+  };
+}
+
+export function nodeVaultApi(addr: string, timeoutMs = 5000): VaultApi {
+  const client = vault({ endpoint: addr, apiVersion: 'v1', requestOptions: { timeout: timeoutMs } });
+  // node-vault falls back to VAULT_TOKEN from the environment; this client only ever uses
+  // the token each call names.
+  client.token = '';
+  const as = (token: string) => ({ headers: { 'X-Vault-Token': token }, timeout: timeoutMs });
+
+  return {
+    addr,
+    async loginAppRole(roleId, secretId) {
+      return loginResult((await client.write('auth/approle/login', { role_id: roleId, secret_id: secretId })) as AuthBody);
+    },
+    async readKv(path, token) {
+      const body = (await client.read(path, as(token))) as {
+        data: { data: Record<string, unknown>; metadata: { version: number } };
+      };
+      return { path, version: body.data.metadata.version, data: body.data.data };
+    },
+    async wrappingCreationPath(wrappingToken) {
+      const body = (await client.write('sys/wrapping/lookup', { token: wrappingToken })) as {
+        data: { creation_path: string };
+      };
+      return body.data.creation_path;
+    },
+    async unwrapSecretId(wrappingToken) {
+      const body = (await client.request({ path: '/sys/wrapping/unwrap', method: 'POST', ...as(wrappingToken) })) as {
+        data: { secret_id: string };
+      };
+      return body.data.secret_id;
+    },
+    async lookupSelf(token) {
+      const body = (await client.tokenLookupSelf({ requestOptions: as(token) })) as {
+        data: { ttl: number; renewable: boolean; policies: string[] };
+      };
+      return { ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies };
+    },
+    async renewSelf(token) {
+      return loginResult((await client.tokenRenewSelf({ requestOptions: as(token) })) as AuthBody);
+    },
+  };
+}
