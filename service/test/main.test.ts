@@ -1,9 +1,13 @@
 import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { waitForHttp } from './support/bao.js';
+import { startBaoDevServer, waitForHttp, type BaoDevServer } from './support/bao.js';
+import { runBootstrap } from './support/bootstrap.js';
+import { freePort } from './support/ports.js';
 import { renderedDocument, renderLikeAgent } from './support/rendered-secrets.js';
 import { spawnService, startService } from './support/service.js';
 import { tempDir } from './support/temp-dirs.js';
+import { vaultData, vaultRequest } from './support/vault-http.js';
 
 describe('service/src/main.ts in agent mode', function () {
   this.timeout(30_000);
@@ -54,5 +58,129 @@ describe('service/src/main.ts in agent mode', function () {
     const service = await spawnService({ APP_ENV: 'qa' });
     expect(await service.process.exited).to.equal(1);
     expect(await service.process.log()).to.contain('appEnv: must be one of the possible values');
+  });
+});
+
+describe('service/src/main.ts in SDK mode, against a real bao dev server', function () {
+  this.timeout(30_000);
+  let server: BaoDevServer;
+  let roleId: string;
+  let secretId: string;
+
+  before(async function () {
+    server = await startBaoDevServer();
+    const credentials = await tempDir('credentials');
+    const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
+    expect(run.code, run.stderr).to.equal(0);
+    roleId = await readFile(join(credentials, 'role-id'), 'utf8');
+    secretId = await readFile(join(credentials, 'secret-id'), 'utf8');
+  });
+  after(async function () {
+    await server.stop();
+  });
+
+  const sdkEnv = (target: { addr: string }, extra: NodeJS.ProcessEnv = {}) => ({
+    SECRETS_MODE: 'sdk', APP_ENV: 'dev', VAULT_ADDR: target.addr, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId,
+    VAULT_CONNECT_TIMEOUT_MS: '1500', ...extra,
+  });
+
+  /** Exit 1, one fatal line matching `reason`, nothing listening, no credential in the output. */
+  async function expectRefusal(env: NodeJS.ProcessEnv, reason: RegExp): Promise<void> {
+    const service = await spawnService(env);
+    expect(await service.process.exited).to.equal(1);
+    const output = await service.process.log();
+    const fatal = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.level === 'fatal');
+    expect(fatal?.msg).to.equal('not starting');
+    expect(fatal?.reason).to.match(reason);
+    expect(output).to.not.contain(secretId);
+    const answered = await fetch(`${service.url}/healthz`).then(() => true, () => false);
+    expect(answered, 'nothing may listen').to.be.false;
+  }
+
+  it('retries while Vault is sealed, without listening, and starts once it is unsealed', async function () {
+    await vaultData(server.addr, server.rootToken, 'PUT', 'sys/seal');
+    const service = await spawnService(sdkEnv(server, { VAULT_CONNECT_TIMEOUT_MS: '20000' }));
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(service.process.child.exitCode).to.equal(null);
+      expect(await fetch(`${service.url}/healthz`).then(() => true, () => false), 'listening while sealed').to.be.false;
+    } finally {
+      await vaultRequest(server.addr, undefined, 'PUT', 'sys/unseal', { key: await server.unsealKey() });
+    }
+    await waitForHttp(`${service.url}/readyz`, 200, service.process);
+    expect(await service.process.log()).to.contain('Vault cannot be reached yet; retrying');
+    await service.process.stop();
+  });
+
+  it('exits 1 naming VAULT_ADDR when Vault cannot be reached within VAULT_CONNECT_TIMEOUT_MS', async function () {
+    const nowhere = { addr: `http://127.0.0.1:${await freePort()}` };
+    await expectRefusal(sdkEnv(nowhere), new RegExp(
+      `^cannot reach Vault at ${nowhere.addr} \\(VAULT_ADDR\\) within 1500 ms \\(VAULT_CONNECT_TIMEOUT_MS\\): ECONNREFUSED$`));
+  });
+
+  it('exits 1 naming the credentials when the role id is wrong', async function () {
+    await expectRefusal(sdkEnv(server, { VAULT_ROLE_ID: 'not-the-role-id' }),
+      /AppRole login refused by Vault at .*: invalid role or secret ID\. The role id \(VAULT_ROLE_ID or VAULT_ROLE_ID_FILE\) is wrong, or the secret id is wrong, expired or used up/);
+  });
+
+  it('exits 1 naming the credentials when the secret id is wrong', async function () {
+    await expectRefusal(sdkEnv(server, { VAULT_SECRET_ID: '00000000-0000-0000-0000-000000000000' }),
+      /AppRole login refused .* the secret id is wrong, expired or used up/);
+  });
+
+  it('exits 1 naming the path when a secret path does not exist', async function () {
+    await vaultData(server.addr, server.rootToken, 'DELETE', 'secret/metadata/saas-project/dev/app');
+    try {
+      await expectRefusal(sdkEnv(server), /^secret\/data\/saas-project\/dev\/app does not exist in Vault at .* \(404\)$/);
+    } finally {
+      await vaultData(server.addr, server.rootToken, 'POST', 'secret/data/saas-project/dev/app',
+        { data: { session_keys: ['k'.repeat(64)] } });
+    }
+  });
+
+  it('exits 1 naming the path and the policy when a path is denied', async function () {
+    await expectRefusal(sdkEnv(server, { APP_ENV: 'prod' }), new RegExp(
+      '^permission denied reading secret/data/saas-project/prod/(database|api-keys|app) \\(403\\): the token\'s ' +
+      'policies are \\[default, saas-app-dev\\]; policy saas-app-prod should grant read on secret/data/saas-project/prod/\\*$'));
+  });
+
+  it('exits 1 listing what it looked for when auto mode finds neither agent files nor a role id', async function () {
+    const dir = await tempDir('nothing');
+    await expectRefusal({
+      SECRETS_MODE: 'auto', SECRETS_FILE: join(dir, 'app.json'), VAULT_TOKEN_FILE: join(dir, 'token'),
+    }, /^SECRETS_MODE=auto found no way to get secrets: .*app\.json \(SECRETS_FILE\).*token \(VAULT_TOKEN_FILE\).*VAULT_ROLE_ID_FILE/);
+  });
+
+  describe('secret ids Vault no longer accepts', function () {
+    let limited: BaoDevServer;
+    beforeEach(async function () {
+      limited = await startBaoDevServer();
+    });
+    afterEach(async function () {
+      await limited.stop();
+    });
+
+    async function credentialsFor(env: NodeJS.ProcessEnv) {
+      const dir = await tempDir('credentials');
+      const run = await runBootstrap(limited, 'dev', dir, env);
+      expect(run.code, run.stderr).to.equal(0);
+      return { role: await readFile(join(dir, 'role-id'), 'utf8'), secret: await readFile(join(dir, 'secret-id'), 'utf8') };
+    }
+
+    it('exits 1 when the secret id has expired', async function () {
+      const { role, secret } = await credentialsFor({ ROLE_SECRET_ID_TTL: '1s' });
+      await new Promise((r) => setTimeout(r, 1500));
+      await expectRefusal(sdkEnv(limited, { VAULT_ROLE_ID: role, VAULT_SECRET_ID: secret }),
+        /AppRole login refused .* the secret id is wrong, expired or used up/);
+    });
+
+    it('exits 1 when the secret id is used up', async function () {
+      const { role, secret } = await credentialsFor({ ROLE_SECRET_ID_NUM_USES: '1' });
+      const first = await vaultRequest(limited.addr, undefined, 'POST', 'auth/approle/login', { role_id: role, secret_id: secret });
+      expect(first.status).to.equal(200);
+      await expectRefusal(sdkEnv(limited, { VAULT_ROLE_ID: role, VAULT_SECRET_ID: secret }),
+        /AppRole login refused .* the secret id is wrong, expired or used up/);
+    });
   });
 });

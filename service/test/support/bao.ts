@@ -36,6 +36,8 @@ export interface BaoDevServer {
   readonly process: ManagedProcess;
   /** A folder private to this server, for its HOME, logs and whatever a test writes. */
   readonly dir: string;
+  /** The dev server's single unseal key, as it printed it at start. */
+  unsealKey(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -80,7 +82,12 @@ export async function startBaoDevServer(): Promise<BaoDevServer> {
     );
     try {
       await waitForHttp(`${addr}/v1/sys/health`, 200, proc);
-      return { addr, rootToken, process: proc, dir, stop: async () => { await proc.stop(); } };
+      const unsealKey = async () => {
+        const key = /^Unseal Key: (\S+)$/m.exec(await proc.log())?.[1];
+        if (key === undefined) throw new Error('the dev server printed no unseal key');
+        return key;
+      };
+      return { addr, rootToken, process: proc, dir, unsealKey, stop: async () => { await proc.stop(); } };
     } catch (error) {
       await proc.stop();
       // Another process may have taken the port between probe and bind: try a new one.
