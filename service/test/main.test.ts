@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBaoDevServer, waitForHttp, type BaoDevServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
@@ -11,11 +11,28 @@ import { vaultData, vaultRequest } from './support/vault-http.js';
 
 describe('service/src/main.ts in agent mode', function () {
   this.timeout(30_000);
+  let server: BaoDevServer;
+  let tokenFile: string;
+
+  before(async function () {
+    server = await startBaoDevServer();
+    // Stands in for the agent's sink: a real token the service can check with lookup-self.
+    const created = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create', { ttl: '1h' });
+    tokenFile = join(await tempDir('sink'), 'token');
+    await writeFile(tokenFile, (created.body as { auth: { client_token: string } }).auth.client_token);
+  });
+  after(async function () {
+    await server.stop();
+  });
+
+  const agentEnv = (file: string, extra: NodeJS.ProcessEnv = {}) => ({
+    SECRETS_MODE: 'agent', APP_ENV: 'dev', SECRETS_FILE: file, VAULT_ADDR: server.addr, VAULT_TOKEN_FILE: tokenFile, ...extra,
+  });
 
   it('listens once the rendered file holds valid secrets, and answers /readyz 200', async function () {
     const file = join(await tempDir('secrets'), 'app.json');
     await renderLikeAgent(file, JSON.stringify(renderedDocument('staging', 2)));
-    const service = await startService({ SECRETS_MODE: 'agent', APP_ENV: 'staging', SECRETS_FILE: file });
+    const service = await startService(agentEnv(file, { APP_ENV: 'staging' }));
     const health = await fetch(`${service.url}/healthz`);
     expect(health.status).to.equal(200);
     await service.process.stop();
@@ -23,7 +40,7 @@ describe('service/src/main.ts in agent mode', function () {
 
   it('waits for the first render when the agent is slower than the service', async function () {
     const file = join(await tempDir('secrets'), 'app.json');
-    const service = await spawnService({ SECRETS_MODE: 'agent', APP_ENV: 'dev', SECRETS_FILE: file, SECRETS_WAIT_MS: '20000' });
+    const service = await spawnService(agentEnv(file, { SECRETS_WAIT_MS: '20000' }));
     await new Promise((r) => setTimeout(r, 1000));
     expect(service.process.child.exitCode).to.equal(null);
     await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
@@ -42,7 +59,7 @@ describe('service/src/main.ts in agent mode', function () {
     it(`exits 1 without listening when ${what}, naming the file and the problem`, async function () {
       const file = join(await tempDir('secrets'), 'app.json');
       await prepare(file);
-      const service = await spawnService({ SECRETS_MODE: 'agent', APP_ENV: 'dev', SECRETS_FILE: file, SECRETS_WAIT_MS: '500' });
+      const service = await spawnService(agentEnv(file, { SECRETS_WAIT_MS: '500' }));
       expect(await service.process.exited).to.equal(1);
       const lines = (await service.process.log()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const fatal = lines.find((l) => l.level === 'fatal');

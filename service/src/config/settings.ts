@@ -17,6 +17,13 @@ export const settingsSchema = {
     doc: 'how long start-up retries an unreachable or sealed Vault (ms)', format: 'nat', default: 30_000,
     env: 'VAULT_CONNECT_TIMEOUT_MS',
   },
+  vaultRequestTimeoutMs: {
+    doc: 'timeout of one call to Vault (ms)', format: 'nat', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
+  },
+  tokenCheckMaxIntervalMs: {
+    doc: 'longest time between two token checks (ms); 0: two thirds of the remaining TTL decides', format: 'nat',
+    default: 0, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
+  },
   secretsWaitMs: {
     doc: 'how long start-up waits for the first valid render (ms)', format: 'nat', default: 30_000, env: 'SECRETS_WAIT_MS',
   },
@@ -33,6 +40,8 @@ export interface Settings {
   readonly vaultAddr: string;
   readonly vaultTokenFile: string;
   readonly vaultConnectTimeoutMs: number;
+  readonly vaultRequestTimeoutMs: number;
+  readonly tokenCheckMaxIntervalMs: number;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
 }

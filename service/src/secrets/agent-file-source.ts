@@ -1,8 +1,9 @@
 import { open, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
 import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
+import { coalesce } from '../coalesce.js';
+import { watchFileDebounced } from './file-watch.js';
 import type { FolderWatch } from './folder-watch.js';
 import { contentRevision, maxRenderedFileBytes, parseRenderedFile, SecretsFileError } from './rendered-file.js';
 
@@ -38,44 +39,42 @@ const missing = 'missing';
  */
 export class AgentFileSource {
   readonly #options: Required<AgentFileSourceOptions>;
-  readonly #name: string;
   #stats: AgentFileStats = { reloads: 0, rejected: 0, lastError: undefined };
-  #debounce: NodeJS.Timeout | undefined;
   #backstop: NodeJS.Timeout | undefined;
+  #initial: NodeJS.Timeout | undefined;
   #unwatch: (() => Promise<void>) | undefined;
   /** What the last read found: a content revision, or `missing`. Equal means nothing to do. */
   #lastSeen: string | undefined;
   /** inode, size and mtime of what was last read, for the backstop. */
   #lastStat: string | undefined;
-  #inflight: Promise<void> | undefined;
-  /** Reads asked for so far; a read in flight serves every request made before it began. */
-  #requests = 0;
+  readonly #reader = coalesce(() => this.#readOnce());
 
   constructor(options: AgentFileSourceOptions) {
     this.#options = { debounceMs: 25, backstopMs: 2000, now: Date.now, ...options };
-    this.#name = basename(options.file);
   }
 
   start(): void {
     if (this.#unwatch !== undefined) return;
-    const { file, logger } = this.#options;
-    this.#unwatch = this.#options.watchFolder(
-      dirname(file),
-      (name) => { if (name === this.#name) this.#schedule(); },
+    const { file, logger, watchFolder, debounceMs, backstopMs } = this.#options;
+    this.#unwatch = watchFileDebounced(
+      file,
+      watchFolder,
+      () => { void this.check(); },
       (error) => { logger.warn({ file, err: error.message }, 'watching the secrets folder failed; the periodic check goes on'); },
+      debounceMs,
     );
-    this.#backstop = setInterval(() => { void this.#backstopCheck(); }, this.#options.backstopMs);
+    this.#backstop = setInterval(() => { void this.#backstopCheck(); }, backstopMs);
     this.#backstop.unref();
-    this.#schedule();
+    this.#initial = setTimeout(() => { void this.check(); }, debounceMs);
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.#debounce);
+    clearTimeout(this.#initial);
     clearInterval(this.#backstop);
     const unwatch = this.#unwatch;
     this.#unwatch = undefined;
     await unwatch?.();
-    await this.#inflight;
+    await this.#reader.idle();
   }
 
   stats(): Readonly<AgentFileStats> {
@@ -87,17 +86,7 @@ export class AgentFileSource {
    * has been applied or refused.
    */
   check(): Promise<void> {
-    this.#requests++;
-    this.#inflight ??= this.#drain().finally(() => { this.#inflight = undefined; });
-    return this.#inflight;
-  }
-
-  async #drain(): Promise<void> {
-    let served = -1;
-    while (served !== this.#requests) {
-      served = this.#requests;
-      await this.#readOnce();
-    }
+    return this.#reader.run();
   }
 
   /**
@@ -121,11 +110,6 @@ export class AgentFileSource {
       });
       void this.check();
     });
-  }
-
-  #schedule(): void {
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => { void this.check(); }, this.#options.debounceMs);
   }
 
   async #backstopCheck(): Promise<void> {

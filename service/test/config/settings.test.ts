@@ -10,6 +10,7 @@ describe('readSettings', function () {
     expect(settings).to.deep.equal({
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
+      vaultRequestTimeoutMs: 5000, tokenCheckMaxIntervalMs: 0,
     });
   });
 

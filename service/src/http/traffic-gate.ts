@@ -1,0 +1,71 @@
+import type { Middleware } from 'koa';
+import type { Logger } from '../log/logger.js';
+
+/** Stable codes clients and alerts can match on. */
+export type HaltCode =
+  | 'vault_token_unverified'
+  | 'vault_token_invalid'
+  | 'vault_token_expired'
+  | 'vault_token_missing'
+  | 'vault_login_failed';
+
+export type GateState =
+  | { readonly state: 'open'; readonly since: number }
+  | { readonly state: 'halted'; readonly code: HaltCode; readonly reason: string; readonly since: number };
+
+/**
+ * Open while the service can vouch for its Vault token, halted when it cannot. Each change
+ * of state is logged once: fatal when traffic stops, info when it resumes.
+ */
+export class TrafficGate {
+  #state: GateState;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+
+  constructor(logger: Logger, now: () => number = Date.now) {
+    this.#logger = logger;
+    this.#now = now;
+    this.#state = {
+      state: 'halted', code: 'vault_token_unverified', reason: 'the Vault token has not been verified yet', since: now(),
+    };
+  }
+
+  get current(): GateState {
+    return this.#state;
+  }
+
+  get isOpen(): boolean {
+    return this.#state.state === 'open';
+  }
+
+  open(): void {
+    if (this.#state.state === 'open') return;
+    const wasVerified = this.#state.code !== 'vault_token_unverified';
+    this.#state = { state: 'open', since: this.#now() };
+    if (wasVerified) this.#logger.info('traffic open again: the Vault token is valid');
+  }
+
+  /** Logs fatal when traffic stops, or when a halt turns into one for another cause. */
+  halt(code: HaltCode, reason: string): void {
+    const previous = this.#state;
+    if (previous.state === 'halted' && previous.code === code && previous.reason === reason) return;
+    this.#state = { state: 'halted', code, reason, since: previous.state === 'halted' ? previous.since : this.#now() };
+    if (previous.state === 'open' || previous.code !== code) {
+      this.#logger.fatal({ code, reason }, 'traffic halted: every route but /healthz answers 503');
+    }
+  }
+}
+
+/** Every route but liveness answers 503 while the gate is halted. */
+export function gateMiddleware(gate: TrafficGate, retryAfterSeconds: () => number): Middleware {
+  return async (ctx, next) => {
+    const state = gate.current;
+    if (state.state === 'open' || ctx.path === '/healthz') {
+      await next();
+      return;
+    }
+    ctx.status = 503;
+    ctx.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterSeconds()))));
+    ctx.body = { error: { code: state.code, message: `service halted: ${state.reason}` } };
+  };
+}
