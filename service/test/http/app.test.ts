@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildSnapshot } from '../../src/config/snapshot.js';
+import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
+import { createApp } from '../../src/http/app.js';
+import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
+
+describe('createApp with the traffic gate', function () {
+  let server: Server;
+  let url: string;
+  let gate: TrafficGate;
+  let holder: SnapshotHolder;
+  let log: ReturnType<typeof capturingLogger>;
+
+  beforeEach(async function () {
+    log = capturingLogger();
+    gate = new TrafficGate(log.logger);
+    holder = new SnapshotHolder();
+    holder.swap(buildSnapshot('dev', renderedDocument('dev', 3), 'rev', Date.now()));
+    const app = createApp({ holder, gate, status: () => ({ gate: gate.current.state }), retryAfterSeconds: () => 2.2 });
+    server = app.listen(0);
+    await new Promise((r) => server.once('listening', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(async function () {
+    await new Promise((r) => server.close(r));
+  });
+
+  it('starts halted until the token is verified: only /healthz answers 200', async function () {
+    expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).to.equal(503);
+    expect(await ready.json()).to.deep.equal({
+      error: { code: 'vault_token_unverified', message: 'service halted: the Vault token has not been verified yet' },
+    });
+    expect(log.lines.filter((l) => l.level === 'fatal'), 'not verified yet is not an alarm').to.have.length(0);
+  });
+
+  it('serves every route while open', async function () {
+    gate.open();
+    for (const path of ['/healthz', '/readyz', '/status']) expect((await fetch(`${url}${path}`)).status, path).to.equal(200);
+    expect(await (await fetch(`${url}/status`)).json()).to.deep.equal({ gate: 'open' });
+  });
+
+  it('answers 503 with a stable code, the reason and Retry-After on every route but /healthz when halted', async function () {
+    gate.open();
+    gate.halt('vault_token_invalid', 'Vault refused the agent\'s token');
+    for (const path of ['/readyz', '/status', '/anything', '/api/projects']) {
+      const response = await fetch(`${url}${path}`, { method: path === '/api/projects' ? 'POST' : 'GET' });
+      expect(response.status, path).to.equal(503);
+      expect(response.headers.get('retry-after')).to.equal('3');
+      expect(await response.json()).to.deep.equal({
+        error: { code: 'vault_token_invalid', message: 'service halted: Vault refused the agent\'s token' },
+      });
+    }
+    expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+  });
+
+  it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
+    gate.open();
+    gate.halt('vault_token_expired', 'expired');
+    for (let i = 0; i < 5; i++) await fetch(`${url}/readyz`);
+    gate.halt('vault_token_expired', 'expired');
+    gate.open();
+    gate.open();
+    const fatal = log.lines.filter((l) => l.level === 'fatal');
+    expect(fatal).to.have.length(1);
+    expect(fatal[0]).to.include({ code: 'vault_token_expired', reason: 'expired' });
+    expect(log.lines.filter((l) => l.level === 'info' && l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
+  });
+
+  it('sends helmet\'s security headers on every response, 503s included', async function () {
+    for (const open of [false, true]) {
+      if (open) gate.open();
+      const response = await fetch(`${url}/readyz`);
+      expect(response.headers.get('x-content-type-options')).to.equal('nosniff');
+      expect(response.headers.get('strict-transport-security')).to.match(/max-age=/);
+      expect(response.headers.get('content-security-policy')).to.contain("default-src 'self'");
+    }
+  });
+});
