@@ -173,6 +173,14 @@ describe('token lifecycle in agent mode: revocation, with a real bao agent and s
       await timeUntil(`${url}/readyz`, 200, 10_000);
       expect(await readFile(agentDir.tokenFile, 'utf8')).to.not.equal(tokenBefore);
       expect(ctx.log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
+
+      const status = await (await fetch(`${url}/status`)).text();
+      const secrets = ctx.service.holder.current?.secrets;
+      for (const value of [await readFile(agentDir.tokenFile, 'utf8'), tokenBefore, secrets?.database.password,
+        secrets?.['api-keys'].webhook_signing_key, ...(secrets?.app.session_keys ?? [])]) {
+        expect(status).to.not.contain(value);
+      }
+      expect(JSON.parse(status)).to.nested.include({ mode: 'agent', 'gate.state': 'open', 'token.lastCheckOk': true });
     });
   });
 });
