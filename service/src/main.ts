@@ -14,7 +14,16 @@ try {
 const logger = createLogger(settings.logLevel);
 try {
   const service = await startService(settings, process.env, logger);
-  const shutdown = () => { void service.close(); };
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    service.close().then(() => {
+      logger.info('stopped');
+      process.exit(0);
+    }, (error: unknown) => {
+      logger.error({ err: (error as Error).message }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
 } catch (error) {

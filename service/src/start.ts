@@ -3,9 +3,12 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Settings } from './config/settings.js';
+import { PoolHolder } from './db/pool-holder.js';
+import { ProjectStore } from './db/projects.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
 import { createApp } from './http/app.js';
 import { TrafficGate } from './http/traffic-gate.js';
+import { WebhookSender } from './http/webhooks.js';
 import type { Logger } from './log/logger.js';
 import { AgentFileSource } from './secrets/agent-file-source.js';
 import { watchFileDebounced } from './secrets/file-watch.js';
@@ -117,8 +120,14 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       },
     };
   };
+  const pools = new PoolHolder(
+    { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName }, holder, logger);
+  stops.unshift(() => pools.close());
+  const webhooks = new WebhookSender(settings.webhookUrl, logger);
+  stops.unshift(() => webhooks.drain());
   const app = createApp({
-    holder, gate, status, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,
+    holder, gate, logger, status, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,
+    pools, projects: new ProjectStore(), webhooks,
   });
   const server = app.listen(settings.port);
   try {
@@ -134,8 +143,16 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   logger.info({ port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');
   return {
     mode, holder, gate, lifecycle, server, port,
+    /**
+     * Graceful: stop accepting, let requests in flight finish (10 s at most), then stop the
+     * loop and the watchers, wait for webhook deliveries, and close the database pools.
+     */
     async close() {
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      server.closeIdleConnections();
+      const force = setTimeout(() => { server.closeAllConnections(); }, 10_000);
+      await closed;
+      clearTimeout(force);
       await stopAll();
     },
   };

@@ -24,6 +24,13 @@ export const settingsSchema = {
     doc: 'longest time between two token checks (ms); 0: two thirds of the remaining TTL decides', format: 'nat',
     default: 0, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
   },
+  databaseHost: { doc: 'PostgreSQL host', format: String, default: '127.0.0.1', env: 'DATABASE_HOST' },
+  databasePort: { doc: 'PostgreSQL port', format: 'port', default: 5432, env: 'DATABASE_PORT' },
+  databaseName: { doc: 'PostgreSQL database', format: String, default: 'saas', env: 'DATABASE_NAME' },
+  webhookUrl: {
+    doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
+    env: 'WEBHOOK_URL',
+  },
   secretsWaitMs: {
     doc: 'how long start-up waits for the first valid render (ms)', format: 'nat', default: 30_000, env: 'SECRETS_WAIT_MS',
   },
@@ -42,6 +49,10 @@ export interface Settings {
   readonly vaultConnectTimeoutMs: number;
   readonly vaultRequestTimeoutMs: number;
   readonly tokenCheckMaxIntervalMs: number;
+  readonly databaseHost: string;
+  readonly databasePort: number;
+  readonly databaseName: string;
+  readonly webhookUrl: string;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
 }

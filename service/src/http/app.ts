@@ -1,19 +1,29 @@
+import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
 import helmet from 'koa-helmet';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { Logger } from '../log/logger.js';
+import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
+import { errorHandler, requestLog } from './errors.js';
+import { useSessionKeys } from './session.js';
 import { gateMiddleware, type TrafficGate } from './traffic-gate.js';
 
-export interface AppDependencies {
+export interface AppDependencies extends ApiDependencies {
   holder: SnapshotHolder;
   gate: TrafficGate;
+  logger: Logger;
   /** The operator view; must never hold a token or a secret value. */
   status: () => unknown;
   retryAfterSeconds: () => number;
 }
 
-/** The Koa application: helmet, the traffic gate, then the routes. */
-export function createApp({ holder, gate, status, retryAfterSeconds }: AppDependencies): Koa {
+/**
+ * The Koa application: errors as JSON, a log line per request, helmet, the traffic gate,
+ * then one snapshot per request (taken once, so a rotation mid-request cannot mix configs).
+ */
+export function createApp(deps: AppDependencies): Koa {
+  const { holder, gate, logger, status, retryAfterSeconds } = deps;
   const app = new Koa();
   const router = new Router();
 
@@ -22,17 +32,32 @@ export function createApp({ holder, gate, status, retryAfterSeconds }: AppDepend
   });
   // Reached only through an open gate: ready means secrets loaded and the token valid.
   router.get('/readyz', (ctx) => {
-    const ready = holder.current !== undefined;
-    ctx.status = ready ? 200 : 503;
-    ctx.body = ready ? { status: 'ready' } : { status: 'not-ready', reason: 'no secrets loaded' };
+    ctx.body = { status: 'ready' };
   });
   router.get('/status', (ctx) => {
     ctx.body = status();
   });
+  const api = apiRoutes(deps);
 
+  app.use(errorHandler(logger));
+  app.use(requestLog(logger));
   app.use(helmet());
   app.use(gateMiddleware(gate, retryAfterSeconds));
+  app.use(async (ctx, next) => {
+    const config = holder.current;
+    if (config === undefined) {
+      ctx.status = 503;
+      ctx.body = { error: { code: 'not_ready', message: 'no secrets loaded yet' } };
+      return;
+    }
+    (ctx.state as ApiState).config = config;
+    useSessionKeys(ctx, config.secrets.app.session_keys);
+    await next();
+  });
+  app.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', encoding: 'utf-8' }));
   app.use(router.routes());
   app.use(router.allowedMethods());
+  app.use(api.routes());
+  app.use(api.allowedMethods());
   return app;
 }

@@ -3,8 +3,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
+import { PoolHolder } from '../../src/db/pool-holder.js';
+import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { WebhookSender } from '../../src/http/webhooks.js';
 import { capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 
 describe('createApp with the traffic gate', function () {
@@ -13,19 +16,26 @@ describe('createApp with the traffic gate', function () {
   let gate: TrafficGate;
   let holder: SnapshotHolder;
   let log: ReturnType<typeof capturingLogger>;
+  let pools: PoolHolder;
 
   beforeEach(async function () {
     log = capturingLogger();
     gate = new TrafficGate(log.logger);
     holder = new SnapshotHolder();
     holder.swap(buildSnapshot('dev', renderedDocument('dev', 3), 'rev', Date.now()));
-    const app = createApp({ holder, gate, status: () => ({ gate: gate.current.state }), retryAfterSeconds: () => 2.2 });
+    // The database is never reached by these routes; the pool connects lazily.
+    pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, log.logger);
+    const app = createApp({
+      holder, gate, logger: log.logger, status: () => ({ gate: gate.current.state }), retryAfterSeconds: () => 2.2,
+      pools, projects: new ProjectStore(), webhooks: new WebhookSender('', log.logger),
+    });
     server = app.listen(0);
     await new Promise((r) => server.once('listening', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterEach(async function () {
     await new Promise((r) => server.close(r));
+    await pools.close();
   });
 
   it('starts halted until the token is verified: only /healthz answers 200', async function () {
@@ -36,6 +46,8 @@ describe('createApp with the traffic gate', function () {
       error: { code: 'vault_token_unverified', message: 'service halted: the Vault token has not been verified yet' },
     });
     expect(log.lines.filter((l) => l.level === 'fatal'), 'not verified yet is not an alarm').to.have.length(0);
+    expect(log.lines.filter((l) => l.msg === 'request').map((l) => [l.path, l.status]))
+      .to.deep.equal([['/healthz', 200], ['/readyz', 503]]);
   });
 
   it('serves every route while open', async function () {
@@ -68,7 +80,7 @@ describe('createApp with the traffic gate', function () {
     const fatal = log.lines.filter((l) => l.level === 'fatal');
     expect(fatal).to.have.length(1);
     expect(fatal[0]).to.include({ code: 'vault_token_expired', reason: 'expired' });
-    expect(log.lines.filter((l) => l.level === 'info' && l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
+    expect(log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
   });
 
   it('sends helmet\'s security headers on every response, 503s included', async function () {

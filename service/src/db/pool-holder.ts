@@ -1,0 +1,93 @@
+import pg from 'pg';
+import type { ConfigSnapshot } from '../config/snapshot.js';
+import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { Logger } from '../log/logger.js';
+
+export interface DatabaseTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+}
+
+interface Entry {
+  readonly pool: pg.Pool;
+  readonly credentials: string;
+  users: number;
+  retired: boolean;
+}
+
+/**
+ * One PostgreSQL pool for the current database credentials. When a snapshot brings new
+ * credentials, a new pool takes every new request, and the old one is closed once the
+ * requests that started on it have finished: rotation fails no request in flight.
+ */
+export class PoolHolder {
+  #entry: Entry | undefined;
+  readonly #target: DatabaseTarget;
+  readonly #logger: Logger;
+  readonly #unsubscribe: () => void;
+  readonly #closing = new Set<Promise<void>>();
+
+  constructor(target: DatabaseTarget, holder: SnapshotHolder, logger: Logger) {
+    this.#target = target;
+    this.#logger = logger;
+    if (holder.current !== undefined) this.#replace(holder.current);
+    this.#unsubscribe = holder.onSwap((snapshot) => { this.#replace(snapshot); });
+  }
+
+  /** Runs `work` with the current pool, which stays open until `work` settles. */
+  async use<T>(work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    const entry = this.#entry;
+    if (entry === undefined) throw new Error('no database credentials loaded');
+    entry.users++;
+    try {
+      return await work(entry.pool);
+    } finally {
+      entry.users--;
+      if (entry.retired && entry.users === 0) this.#close(entry);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    const entry = this.#entry;
+    this.#entry = undefined;
+    if (entry !== undefined) {
+      entry.retired = true;
+      if (entry.users === 0) this.#close(entry);
+    }
+    await Promise.all(this.#closing);
+  }
+
+  #replace(snapshot: ConfigSnapshot): void {
+    const { username, password } = snapshot.secrets.database;
+    // Compared, never logged: a change of either means a new pool.
+    const credentials = `${username}\u0000${password}`;
+    if (this.#entry?.credentials === credentials) return;
+    const pool = new pg.Pool({
+      ...this.#target, user: username, password, max: 10,
+      // Idle connections stay open: while a password rotates in PostgreSQL before the new
+      // one reaches the service, requests keep being served on already open connections.
+      idleTimeoutMillis: 0,
+      connectionTimeoutMillis: 5000,
+    });
+    pool.on('error', (error) => {
+      this.#logger.warn({ err: error.message }, 'an idle PostgreSQL connection failed');
+    });
+    const previous = this.#entry;
+    this.#entry = { pool, credentials, users: 0, retired: false };
+    if (previous !== undefined) {
+      previous.retired = true;
+      this.#logger.info('database credentials changed: new connections use the new pool');
+      if (previous.users === 0) this.#close(previous);
+    }
+  }
+
+  #close(entry: Entry): void {
+    const closing = entry.pool.end().catch((error: unknown) => {
+      this.#logger.warn({ err: (error as Error).message }, 'closing a retired PostgreSQL pool failed');
+    });
+    this.#closing.add(closing);
+    void closing.finally(() => this.#closing.delete(closing));
+  }
+}

@@ -1,0 +1,205 @@
+import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js';
+import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
+import { PoolHolder } from '../../src/db/pool-holder.js';
+import { ProjectStore } from '../../src/db/projects.js';
+import { createApp } from '../../src/http/app.js';
+import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { verifyWebhook } from '../../src/http/webhook-signature.js';
+import { WebhookSender } from '../../src/http/webhooks.js';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
+import { capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+
+interface Received {
+  body: string;
+  signature: string;
+}
+
+/** A local webhook receiver: what the outbound integration would call. */
+async function startReceiver(): Promise<{ url: string; received: Received[]; server: Server }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => { body += chunk.toString('utf8'); });
+    req.on('end', () => {
+      received.push({ body, signature: String(req.headers['x-saas-signature']) });
+      res.writeHead(204).end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, server };
+}
+
+describe('the SaaS API on a real PostgreSQL', function () {
+  this.timeout(30_000);
+  let postgres: TestPostgres;
+  let secrets: ReturnType<typeof sampleSecrets>;
+  let holder: SnapshotHolder;
+  let pools: PoolHolder;
+  let server: Server;
+  let url: string;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let log: ReturnType<typeof capturingLogger>;
+  let version = 1;
+
+  function snapshotWith(next: ReturnType<typeof sampleSecrets>): ConfigSnapshot {
+    version++;
+    return buildSnapshot('dev', renderedDocument('dev', version, next), `rev-${version}`, Date.now());
+  }
+
+  before(async function () {
+    postgres = await startTestPostgres();
+    secrets = sampleSecrets();
+    await postgres.provision(secrets.database.username, secrets.database.password);
+    receiver = await startReceiver();
+    log = capturingLogger();
+    holder = new SnapshotHolder();
+    holder.swap(snapshotWith(secrets));
+    const gate = new TrafficGate(log.logger);
+    gate.open();
+    pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
+    const app = createApp({
+      holder, gate, logger: log.logger, status: () => ({}), retryAfterSeconds: () => 1,
+      pools, projects: new ProjectStore(), webhooks: new WebhookSender(receiver.url, log.logger),
+    });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async function () {
+    await new Promise((r) => server.close(r));
+    await pools.close();
+    await new Promise((r) => receiver.server.close(r));
+    await postgres.stop();
+  });
+
+  async function signIn(tenant: string): Promise<string> {
+    const response = await fetch(`${url}/api/session`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant }),
+    });
+    expect(response.status).to.equal(204);
+    return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  }
+
+  function api(path: string, cookie: string, init: { method?: string; body?: string } = {}) {
+    return fetch(`${url}/api${path}`, { ...init, headers: { 'Content-Type': 'application/json', Cookie: cookie } });
+  }
+
+  it('signs the session cookie with the current session key', async function () {
+    const cookie = await signIn('acme');
+    expect(cookie).to.match(/^saas_session=[\w-]+; saas_session\.sig=[\w-]+$/);
+    expect(await (await api('/session', cookie)).json()).to.deep.equal({ tenant: 'acme' });
+    const forged = cookie.replace(/saas_session=[\w-]+/, `saas_session=${Buffer.from('{"tenant":"evil"}').toString('base64url')}`);
+    expect((await api('/session', forged)).status).to.equal(401);
+  });
+
+  it('round-trips a tenant\'s project through PostgreSQL, invisible to other tenants', async function () {
+    const acme = await signIn('acme');
+    const globex = await signIn('globex');
+    const created = await api('/projects', acme, { method: 'POST', body: JSON.stringify({ name: ' Apollo ', description: 'moon' }) });
+    expect(created.status).to.equal(201);
+    const project = await created.json() as { id: string; name: string; description: string };
+    expect(project).to.include({ name: 'Apollo', description: 'moon' });
+    expect(created.headers.get('location')).to.equal(`/api/projects/${project.id}`);
+
+    expect(await (await api(`/projects/${project.id}`, acme)).json()).to.deep.include({ id: project.id, name: 'Apollo' });
+    expect((await (await api('/projects', acme)).json() as { projects: { id: string }[] }).projects.map((p) => p.id))
+      .to.include(project.id);
+    expect((await (await api('/projects', globex)).json() as { projects: unknown[] }).projects).to.deep.equal([]);
+    expect((await api(`/projects/${project.id}`, globex)).status).to.equal(404);
+    expect((await api(`/projects/${project.id}`, globex, { method: 'DELETE' })).status).to.equal(404);
+
+    expect((await api(`/projects/${project.id}`, acme, { method: 'DELETE' })).status).to.equal(204);
+    expect((await api(`/projects/${project.id}`, acme)).status).to.equal(404);
+  });
+
+  it('sends a webhook per created project, HMAC-signed with the api-keys signing key', async function () {
+    const acme = await signIn('acme');
+    const before = receiver.received.length;
+    await api('/projects', acme, { method: 'POST', body: JSON.stringify({ name: 'Hooked' }) });
+    const deadline = Date.now() + 5000;
+    while (receiver.received.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const hook = receiver.received.at(-1) as Received;
+    expect(JSON.parse(hook.body)).to.deep.include({ type: 'project.created', tenant: 'acme' });
+    const now = Math.floor(Date.now() / 1000);
+    expect(verifyWebhook(hook.body, hook.signature, secrets['api-keys'].webhook_signing_key, now)).to.be.true;
+    expect(verifyWebhook(hook.body, hook.signature, randomKey(), now)).to.be.false;
+  });
+
+  const badRequests: [string, () => Promise<Response>, number, string][] = [
+    ['bad JSON', async () => api('/projects', await signIn('acme'), { method: 'POST', body: '{"name": "hunter2",' }),
+      400, 'bad_request'],
+    ['an oversize body', async () => api('/projects', await signIn('acme'),
+      { method: 'POST', body: JSON.stringify({ name: 'x', description: 'y'.repeat(40_000) }) }), 413, 'payload_too_large'],
+    ['a wrong type', async () => api('/projects', await signIn('acme'), { method: 'POST', body: JSON.stringify({ name: 42 }) }),
+      400, 'invalid_input'],
+    ['an unknown field', async () => api('/projects', await signIn('acme'),
+      { method: 'POST', body: JSON.stringify({ name: 'a', owner: 'root' }) }), 400, 'invalid_input'],
+    ['an empty name', async () => api('/projects', await signIn('acme'), { method: 'POST', body: JSON.stringify({ name: '  ' }) }),
+      400, 'invalid_input'],
+    ['a bad tenant', () => fetch(`${url}/api/session`, { method: 'POST', body: JSON.stringify({ tenant: '../x' }),
+      headers: { 'Content-Type': 'application/json' } }), 400, 'invalid_input'],
+    ['no session', () => api('/projects', ''), 401, 'unauthenticated'],
+    ['a malformed id', async () => api('/projects/not-a-uuid', await signIn('acme')), 404, 'not_found'],
+    ['an unknown route', () => fetch(`${url}/nope`), 404, 'not_found'],
+    ['a wrong method', () => fetch(`${url}/api/projects`, { method: 'PUT' }), 405, 'method_not_allowed'],
+  ];
+  for (const [what, send, status, code] of badRequests) {
+    it(`answers ${what} with a clear ${status}, never a stack trace`, async function () {
+      const response = await send();
+      expect(response.status).to.equal(status);
+      const text = await response.text();
+      const body = JSON.parse(text) as { error: { code: string; message: string } };
+      expect(body.error.code).to.equal(code);
+      expect(body.error.message).to.be.a('string').and.not.be.empty;
+      expect(text).to.not.match(/\n\s+at |node_modules|\.ts:\d+|hunter2/);
+    });
+  }
+
+  it('keeps every request succeeding while the database password rotates (PostgreSQL, then Vault)', async function () {
+    const acme = await signIn('acme');
+    const statuses: number[] = [];
+    const load = { running: true };
+    const requests = (async () => {
+      while (load.running) statuses.push((await api('/projects', acme)).status);
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    const rotated = { ...secrets, database: { ...secrets.database, password: randomKey() } };
+    await postgres.provision(rotated.database.username, rotated.database.password); // ALTER ROLE ... PASSWORD
+    await new Promise((r) => setTimeout(r, 200));
+    holder.swap(snapshotWith(rotated)); // what the agent's next render brings
+    await new Promise((r) => setTimeout(r, 300));
+    load.running = false;
+    await requests;
+    expect(statuses.length).to.be.greaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).to.deep.equal([]);
+    expect(log.lines.some((l) => l.msg === 'database credentials changed: new connections use the new pool')).to.be.true;
+    // New connections use the new password: a fresh pool after the swap works.
+    expect((await api('/projects', acme)).status).to.equal(200);
+    secrets = rotated;
+  });
+
+  it('rotates session keys: a new key signs, old cookies stay valid until their key is dropped', async function () {
+    const old = await signIn('acme');
+    const newKey = randomKey();
+    secrets = { ...secrets, app: { session_keys: [newKey, ...secrets.app.session_keys] } };
+    holder.swap(snapshotWith(secrets));
+    expect((await api('/session', old)).status, 'old cookie, old key still listed').to.equal(200);
+    const fresh = await signIn('acme');
+    expect(fresh).to.not.equal(old);
+    secrets = { ...secrets, app: { session_keys: [newKey] } };
+    holder.swap(snapshotWith(secrets));
+    expect((await api('/session', fresh)).status).to.equal(200);
+    expect((await api('/session', old)).status, 'old key dropped').to.equal(401);
+  });
+
+  it('never logs a secret value', function () {
+    const text = log.text();
+    for (const value of [secrets.database.password, secrets['api-keys'].webhook_signing_key, ...secrets.app.session_keys]) {
+      expect(text).to.not.contain(value);
+    }
+  });
+});
