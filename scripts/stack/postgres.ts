@@ -26,19 +26,18 @@ export async function ensurePostgres(): Promise<string> {
   return stdout.trim();
 }
 
-// PostgreSQL refuses to run as root: as root, run it as the `postgres` user the package creates.
-const asRoot = userInfo().uid === 0;
-function asServerUser(command: string, args: string[]): Command {
-  return asRoot ? { command: 'runuser', args: ['-u', 'postgres', '--', command, ...args] } : { command, args };
+/** PostgreSQL refuses to run as root: as root, its processes run as the `postgres` user. */
+export async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (userInfo().uid !== 0) return undefined;
+  const { stdout: uid } = await run('id', ['-u', 'postgres']);
+  const { stdout: gid } = await run('id', ['-g', 'postgres']);
+  return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
 }
 
 async function ownedByServerUser(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (asRoot) {
-    const { stdout } = await run('id', ['-u', 'postgres']);
-    const { stdout: gid } = await run('id', ['-g', 'postgres']);
-    await chown(dir, Number(stdout.trim()), Number(gid.trim()));
-  }
+  const user = await serverUser();
+  if (user !== undefined) await chown(dir, user.uid, user.gid);
 }
 
 /** initdb, once: local socket connections trust the OS user, TCP needs a password (SCRAM). */
@@ -46,18 +45,20 @@ export async function initPostgres(layout: PostgresLayout): Promise<void> {
   await ownedByServerUser(layout.socketDir);
   if (await stat(join(layout.dataDir, 'PG_VERSION')).then(() => true, () => false)) return;
   await ownedByServerUser(layout.dataDir);
-  const initdb = asServerUser(join(layout.bindir, 'initdb'), [
+  await run(join(layout.bindir, 'initdb'), [
     '-D', layout.dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '--no-instructions',
-  ]);
-  await run(initdb.command, initdb.args, { cwd: '/', maxBuffer: 1 << 22 });
+  ], { cwd: '/', maxBuffer: 1 << 22, ...await serverUser() });
 }
 
-/** The command that runs the server in the foreground, on 127.0.0.1 only. */
+/** The command that runs the server in the foreground, on 127.0.0.1 only; spawn it as serverUser(). */
 export function postgresCommand(layout: PostgresLayout): Command {
-  return asServerUser(join(layout.bindir, 'postgres'), [
-    '-D', layout.dataDir, '-p', String(layout.port), '-c', 'listen_addresses=127.0.0.1',
-    '-c', `unix_socket_directories=${layout.socketDir}`, '-c', 'fsync=off',
-  ]);
+  return {
+    command: join(layout.bindir, 'postgres'),
+    args: [
+      '-D', layout.dataDir, '-p', String(layout.port), '-c', 'listen_addresses=127.0.0.1',
+      '-c', `unix_socket_directories=${layout.socketDir}`, '-c', 'fsync=off',
+    ],
+  };
 }
 
 /** psql's connection to the server as its superuser, over the local socket. */

@@ -1,7 +1,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  ensurePostgres, initPostgres, postgresCommand, provisionAppRole, waitForPostgres, type PostgresLayout,
+  ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, waitForPostgres, type PostgresLayout,
 } from '../../../scripts/stack/postgres.js';
 import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -24,7 +24,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   };
   await initPostgres(layout);
   const { command, args } = postgresCommand(layout);
-  const proc = spawnManaged(command, args, { env: { PATH: process.env.PATH }, logFile: join(dir, 'postgres.log'), cwd: '/' });
+  const proc = spawnManaged(command, args, {
+    env: { PATH: process.env.PATH }, logFile: join(dir, 'postgres.log'), cwd: '/', user: await serverUser(),
+  });
   await waitForPostgres(layout);
   const credentials = join(dir, 'credentials');
   await mkdir(credentials, { recursive: true });

@@ -23,6 +23,8 @@ export interface SpawnOptions {
   env: NodeJS.ProcessEnv;
   logFile: string;
   cwd?: string;
+  /** Run as another user (the tests run as root on CI; PostgreSQL refuses root). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedProcess {
@@ -31,6 +33,7 @@ export function spawnManaged(command: string, args: readonly string[], options: 
     env: options.env,
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...options.user,
   });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
