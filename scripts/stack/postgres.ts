@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { chown, mkdir, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -35,6 +35,7 @@ export async function serverUser(): Promise<{ uid: number; gid: number } | undef
 }
 
 async function ownedByServerUser(dir: string): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const user = await serverUser();
   if (user !== undefined) await chown(dir, user.uid, user.gid);

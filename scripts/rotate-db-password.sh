@@ -1,0 +1,43 @@
+#!/bin/sh
+# Rotates the app's PostgreSQL password: PostgreSQL first, then Vault.
+#
+#   rotate-db-password.sh
+#
+# In that order, requests keep succeeding: the service's open connections stay authenticated
+# while PostgreSQL already has the new password, and once the agent renders the new version
+# (within its render interval) the service opens new connections with it.
+#
+# Environment: VAULT_ADDR, VAULT_TOKEN (allowed to write the secret), VAULT_CLI (vault or bao),
+# APP_ENV, and psql's superuser connection (PGHOST, PGPORT, PGUSER, or the usual defaults).
+set -eu
+
+fail() {
+  echo "rotate-db-password: $*" >&2
+  exit 1
+}
+cli=${VAULT_CLI:-vault}
+app_env=${APP_ENV:-dev}
+path="saas-project/$app_env/database"
+[ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
+[ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set"
+unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+
+username=$("$cli" kv get -mount=secret -field=username "$path") || fail "cannot read secret/data/$path"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+umask 077
+od -An -vtx1 -N24 /dev/urandom | tr -d ' \n' >"$work/password"
+
+# psql reads the password file itself: it is in neither argv nor the environment.
+export NEW_PASSWORD_FILE="$work/password" APP_USERNAME="$username"
+psql -v ON_ERROR_STOP=1 -q --dbname "${PGDATABASE:-postgres}" <<'SQL' || fail "PostgreSQL refused the new password; Vault is unchanged"
+\set app_user `printf %s "$APP_USERNAME"`
+\set app_password `cat "$NEW_PASSWORD_FILE"`
+SELECT format('ALTER ROLE %I WITH PASSWORD %L', :'app_user', :'app_password') \gexec
+SQL
+echo "rotate-db-password: PostgreSQL has the new password for role $username"
+
+"$cli" kv patch -mount=secret "$path" password=- <"$work/password" >/dev/null ||
+  fail "PostgreSQL has the new password but Vault does not: run this script again"
+
+echo "rotate-db-password: secret/data/$path has the new password; the agent renders it within its interval"

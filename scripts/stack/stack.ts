@@ -1,0 +1,237 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, superuserEnv, waitForPostgres,
+  type PostgresLayout,
+} from './postgres.js';
+
+const run = promisify(execFile);
+export const repoRoot = resolve(import.meta.dirname, '../..');
+
+/**
+ * The local stack: the compose topology as processes on loopback, running the same
+ * bootstrap script, agent configuration and service build. Everything lives in one folder
+ * (.stack/ by default, STACK_DIR to move it): logs, data, credentials, the pids it started.
+ */
+export interface StackPaths {
+  readonly root: string;
+  readonly logs: string;
+  readonly pids: string;
+  readonly env: string;
+}
+
+export function stackPaths(root = process.env.STACK_DIR ?? join(repoRoot, '.stack')): StackPaths {
+  return { root, logs: join(root, 'logs'), pids: join(root, 'pids.json'), env: join(root, 'stack.env') };
+}
+
+interface Started {
+  name: string;
+  pid: number;
+  /** When the process started, checked again before stopping: a reused pid is never signalled. */
+  startedAt: string;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  await new Promise((r) => server.close(r));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A process's start time, which with its pid names it uniquely; undefined once it is gone. */
+async function startTimeOf(pid: number): Promise<string | undefined> {
+  try {
+    // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces).
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    try {
+      return (await run('ps', ['-o', 'lstart=', '-p', String(pid)])).stdout.trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess | undefined, logFile: string,
+  timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child !== undefined && child.exitCode !== null) {
+      throw new Error(`${what} exited (code ${child.exitCode}) before it was ready: see ${logFile}`);
+    }
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s: see ${logFile}`);
+}
+
+async function httpStatus(url: string): Promise<number> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await response.body?.cancel();
+  return response.status;
+}
+
+export class Stack {
+  readonly paths: StackPaths;
+  readonly #started: Started[] = [];
+  readonly #children: ChildProcess[] = [];
+
+  constructor(paths: StackPaths) {
+    this.paths = paths;
+  }
+
+  /** Brings the whole stack up and resolves once the service answers /readyz 200. */
+  async up(log: (line: string) => void): Promise<{ appUrl: string; vaultAddr: string }> {
+    const { root, logs } = this.paths;
+    if (await this.#anyAlive()) {
+      throw new Error(`a stack is already running (${this.paths.pids}): run "npm run stack:down" first`);
+    }
+    await rm(root, { recursive: true, force: true });
+    await mkdir(logs, { recursive: true });
+    await chmod(root, 0o755); // PostgreSQL runs as its own user when the stack runs as root
+    const bao = (await run('sh', [join(repoRoot, 'scripts/install-openbao.sh')])).stdout.trim();
+    const dist = join(repoRoot, 'dist/main.js');
+    if (!existsSync(dist)) throw new Error(`${dist} is missing: run "npm run build" (npm run stack does)`);
+
+    const home = join(root, 'home');
+    await mkdir(home, { recursive: true });
+    const rootToken = randomBytes(16).toString('hex');
+    const vaultPort = await freePort();
+    const vaultAddr = `http://127.0.0.1:${vaultPort}`;
+    const vaultEnv = { PATH: process.env.PATH, HOME: home, VAULT_ADDR: vaultAddr };
+    const vault = await this.#spawn('vault', bao,
+      ['server', '-dev', `-dev-listen-address=127.0.0.1:${vaultPort}`, `-dev-root-token-id=${rootToken}`], { env: vaultEnv });
+    await waitFor('vault', async () => await httpStatus(`${vaultAddr}/v1/sys/health`) === 200, vault, this.#log('vault'));
+    log(`vault        ${vaultAddr}`);
+
+    // vault-init: the same bootstrap compose runs, with bao as the CLI.
+    const agentDir = join(root, 'agent');
+    await mkdir(join(agentDir, 'secrets'), { recursive: true, mode: 0o750 });
+    await symlink(join(repoRoot, 'agent-config'), join(agentDir, 'config'));
+    const operatorEnv = { ...vaultEnv, VAULT_TOKEN: rootToken, VAULT_CLI: bao, APP_ENV: 'dev' };
+    const bootstrap = await run('sh', [join(repoRoot, 'scripts/bootstrap.sh'), 'dev', join(agentDir, 'credentials')],
+      { env: operatorEnv });
+    await writeFile(this.#log('vault-init'), bootstrap.stdout);
+    log('vault-init   bootstrap done');
+
+    const layout: PostgresLayout = {
+      bindir: await ensurePostgres(), dataDir: join(root, 'postgres/data'), socketDir: join(root, 'postgres/socket'),
+      port: await freePort(),
+    };
+    await initPostgres(layout);
+    const pg = postgresCommand(layout);
+    const postgres = await this.#spawn('postgres', pg.command, pg.args, { env: { PATH: process.env.PATH }, user: await serverUser() });
+    await waitFor('postgres', async () => { await waitForPostgres(layout, 1000); return true; }, postgres, this.#log('postgres'));
+    const pgInit = join(root, 'pg-init');
+    await run('sh', [join(repoRoot, 'scripts/postgres-credentials.sh'), pgInit], { env: operatorEnv });
+    await provisionAppRole(layout, pgInit);
+    log(`postgres     127.0.0.1:${layout.port}`);
+
+    const agent = await this.#spawn('vault-agent', bao, ['agent', '-config=config/agent.hcl', '-config=config/env/dev.hcl'],
+      { cwd: agentDir, env: { PATH: process.env.PATH, HOME: home, VAULT_ADDR: vaultAddr, APP_ENV: 'dev' } });
+    const rendered = join(agentDir, 'secrets/app.json');
+    await waitFor('vault-agent', () => Promise.resolve(existsSync(rendered)), agent, this.#log('vault-agent'));
+    log('vault-agent  rendered secrets/app.json');
+
+    // The app's environment, as in docker-compose.yml: addresses, paths, mode; no secret.
+    const appPort = await freePort();
+    const appUrl = `http://127.0.0.1:${appPort}`;
+    const app = await this.#spawn('app', process.execPath, [dist], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH, NODE_ENV: 'production', SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: String(appPort),
+        VAULT_ADDR: vaultAddr, SECRETS_FILE: rendered, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
+        DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(layout.port), DATABASE_NAME: 'saas',
+      },
+    });
+    await waitFor('app', async () => await httpStatus(`${appUrl}/readyz`) === 200, app, this.#log('app'));
+
+    const pgEnv = superuserEnv(layout);
+    await writeFile(this.paths.env, [
+      '# Written by the local stack. For the operator only: VAULT_TOKEN is the dev root token.',
+      `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, 'APP_ENV=dev',
+      `PGHOST=${String(pgEnv.PGHOST)}`, `PGPORT=${String(pgEnv.PGPORT)}`, 'PGUSER=postgres', '',
+    ].join('\n'), { mode: 0o600 });
+    log(`app          ${appUrl}`);
+    return { appUrl, vaultAddr };
+  }
+
+  /** Stops exactly the processes this stack's pid file names, newest first. */
+  async down(log: (line: string) => void): Promise<void> {
+    const started = await this.#recorded();
+    for (const process of started.reverse()) {
+      if (await startTimeOf(process.pid) !== process.startedAt) {
+        log(`${process.name.padEnd(12)} not running`);
+        continue;
+      }
+      await stopPid(process.pid);
+      log(`${process.name.padEnd(12)} stopped (pid ${process.pid})`);
+    }
+    await rm(this.paths.pids, { force: true });
+  }
+
+  /** Resolves when any process of the stack exits, with its name and code. */
+  firstExit(): Promise<{ name: string; code: number | null }> {
+    return new Promise((resolve) => {
+      this.#children.forEach((child, index) => {
+        child.once('exit', (code) => { resolve({ name: this.#started[index]?.name ?? '?', code }); });
+      });
+    });
+  }
+
+  /** Lets the CLI exit while the processes go on (detached mode). */
+  release(): void {
+    for (const child of this.#children) child.unref();
+  }
+
+  #log(name: string): string {
+    return join(this.paths.logs, `${name}.log`);
+  }
+
+  async #spawn(name: string, command: string, args: string[], options: {
+    env: NodeJS.ProcessEnv; cwd?: string; user?: { uid: number; gid: number } | undefined;
+  }): Promise<ChildProcess> {
+    const out = openSync(this.#log(name), 'a');
+    // Its own process group: a Ctrl-C in the terminal reaches the CLI, which stops them in order.
+    const child = spawn(command, args, { cwd: options.cwd ?? '/', env: options.env, detached: true, stdio: ['ignore', out, out], ...options.user });
+    closeSync(out);
+    if (child.pid === undefined) throw new Error(`${name} could not be started (${command})`);
+    const startedAt = await startTimeOf(child.pid);
+    if (startedAt === undefined) throw new Error(`${name} exited at once (${command}): see ${this.#log(name)}`);
+    this.#started.push({ name, pid: child.pid, startedAt });
+    this.#children.push(child);
+    await writeFile(this.paths.pids, JSON.stringify(this.#started, null, 2));
+    return child;
+  }
+
+  async #recorded(): Promise<Started[]> {
+    try {
+      return JSON.parse(await readFile(this.paths.pids, 'utf8')) as Started[];
+    } catch {
+      return [];
+    }
+  }
+
+  async #anyAlive(): Promise<boolean> {
+    for (const process of await this.#recorded()) {
+      if (await startTimeOf(process.pid) === process.startedAt) return true;
+    }
+    return false;
+  }
+}
+
+async function stopPid(pid: number): Promise<void> {
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive()) process.kill(pid, 'SIGKILL');
+}

@@ -1,0 +1,148 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { chmod, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { repoRoot } from '../support/bao.js';
+import { randomKey } from '../support/rendered-secrets.js';
+import { tempDir } from '../support/temp-dirs.js';
+import { vaultData } from '../support/vault-http.js';
+
+const run = promisify(execFile);
+
+/** The local stack's CLI, as `npm run stack` runs it, in a folder of its own. */
+function stackCli(stackDir: string, ...args: string[]) {
+  return run(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts/stack/cli.ts'), ...args], {
+    cwd: repoRoot, env: { ...process.env, STACK_DIR: stackDir }, timeout: 180_000, maxBuffer: 1 << 22,
+  });
+}
+
+function parseEnv(text: string): Record<string, string> {
+  return Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => {
+    const at = l.indexOf('=');
+    return [l.slice(0, at), l.slice(at + 1)];
+  }));
+}
+
+describe('the local stack end to end: real bao server and agent, PostgreSQL, the built service', function () {
+  this.timeout(240_000);
+  let stackDir: string;
+  let env: Record<string, string>;
+  let appUrl: string;
+  const responses: string[] = [];
+
+  before(async function () {
+    await run('npm', ['run', '--silent', 'build'], { cwd: repoRoot });
+    const dir = await tempDir('stack');
+    await chmod(dir, 0o755); // PostgreSQL runs as its own user when the tests run as root
+    stackDir = join(dir, 'stack');
+    const up = await stackCli(stackDir, 'up', '--detach');
+    expect(up.stdout).to.match(/stack: ready: http:\/\/127\.0\.0\.1:\d+/);
+    env = parseEnv(await readFile(join(stackDir, 'stack.env'), 'utf8'));
+    appUrl = env.APP_URL ?? '';
+  });
+  after(async function () {
+    const pids = JSON.parse(await readFile(join(stackDir, 'pids.json'), 'utf8')) as { name: string; pid: number }[];
+    const down = await stackCli(stackDir, 'down');
+    for (const { name } of pids) expect(down.stdout).to.contain(`stack: ${name.padEnd(12)} stopped`);
+    for (const { pid } of pids) expect(() => process.kill(pid, 0), `pid ${pid} still alive`).to.throw();
+  });
+
+  async function call(path: string, init: { method?: string; body?: unknown; cookie?: string } = {}) {
+    const response = await fetch(`${appUrl}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { 'Content-Type': 'application/json', ...(init.cookie === undefined ? {} : { Cookie: init.cookie }) },
+      body: init.body === undefined ? null : JSON.stringify(init.body),
+    });
+    const text = await response.text();
+    responses.push(JSON.stringify([...response.headers.entries()]), text);
+    return { status: response.status, text, cookie: response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') };
+  }
+
+  async function signIn(tenant: string): Promise<string> {
+    const response = await call('/api/session', { method: 'POST', body: { tenant } });
+    expect(response.status).to.equal(204);
+    return response.cookie;
+  }
+
+  async function loadedVersion(group: string): Promise<number | undefined> {
+    const status = JSON.parse((await call('/status')).text) as { secrets: { paths: { path: string; version: number }[] } };
+    return status.secrets.paths.find((p) => p.path.endsWith(`/${group}`))?.version;
+  }
+
+  async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('writes stack.env with the Vault address, the dev root token and the app URL', function () {
+    expect(env).to.include.keys('VAULT_ADDR', 'VAULT_TOKEN', 'APP_URL', 'APP_ENV');
+    expect(env.APP_ENV).to.equal('dev');
+  });
+
+  it('round-trips a tenant resource', async function () {
+    const cookie = await signIn('acme');
+    const created = await call('/api/projects', { method: 'POST', body: { name: 'Stack' }, cookie });
+    expect(created.status).to.equal(201);
+    const { id } = JSON.parse(created.text) as { id: string };
+    expect(JSON.parse((await call(`/api/projects/${id}`, { cookie })).text)).to.include({ id, name: 'Stack' });
+    expect((await call(`/api/projects/${id}`, { method: 'DELETE', cookie })).status).to.equal(204);
+  });
+
+  it('keeps requests succeeding while the database password rotates (scripts/rotate-db-password.sh)', async function () {
+    const cookie = await signIn('acme');
+    const statuses: number[] = [];
+    const load = { running: true };
+    const requests = (async () => {
+      while (load.running) statuses.push((await call('/api/projects', { cookie })).status);
+    })();
+    const before = await loadedVersion('database');
+    const rotation = await run('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], { env: { ...process.env, ...env } });
+    expect(rotation.stdout).to.contain('PostgreSQL has the new password');
+    await until('the new database version is not loaded', async () => (await loadedVersion('database')) === (before ?? 0) + 1, 7000);
+    // New connections now authenticate with the new password.
+    await new Promise((r) => setTimeout(r, 500));
+    load.running = false;
+    await requests;
+    expect(statuses.length).to.be.greaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).to.deep.equal([]);
+  });
+
+  it('keeps old session cookies valid when a new session key is put in front', async function () {
+    const old = await signIn('acme');
+    const current = await vaultData<{ data: { session_keys: string[] } }>(
+      env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '', 'GET', 'secret/data/saas-project/dev/app');
+    const before = await loadedVersion('app');
+    await vaultData(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '', 'POST', 'secret/data/saas-project/dev/app',
+      { data: { session_keys: [randomKey(), ...current.data.session_keys] } });
+    await until('the new app version is not loaded', async () => (await loadedVersion('app')) === (before ?? 0) + 1, 7000);
+    expect((await call('/api/session', { cookie: old })).status).to.equal(200);
+    const fresh = await signIn('acme');
+    expect(fresh).to.not.equal(old);
+    expect((await call('/api/session', { cookie: fresh })).status).to.equal(200);
+  });
+
+  it('shows no secret value in the service\'s log or in any HTTP response', async function () {
+    const values: string[] = [];
+    for (const group of ['database', 'api-keys', 'app']) {
+      const versions = await vaultData<{ versions: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
+        'GET', `secret/metadata/saas-project/dev/${group}`);
+      for (const version of Object.keys(versions.versions)) {
+        const secret = await vaultData<{ data: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
+          'GET', `secret/data/saas-project/dev/${group}?version=${version}`);
+        values.push(...Object.entries(secret.data).filter(([key]) => key !== 'username').flatMap(([, v]) => v).map(String));
+      }
+    }
+    values.push((await readFile(join(stackDir, 'agent/secrets/token'), 'utf8')).trim(), env.VAULT_TOKEN ?? '');
+    expect(values.length).to.be.at.least(6);
+    const log = await readFile(join(stackDir, 'logs/app.log'), 'utf8');
+    expect(log).to.contain('"msg":"request"');
+    for (const value of values) {
+      expect(log, 'app.log').to.not.contain(value);
+      for (const response of responses) expect(response).to.not.contain(value);
+    }
+  });
+});
