@@ -1,0 +1,63 @@
+#!/bin/sh
+# What the compose `vault-init` service runs, once, against the Vault dev server:
+#
+#   1. reads the dev server's generated root token from the file it stored (the server's
+#      ~/.vault-token, on a volume shared read-only with this container), waiting for it;
+#   2. runs bootstrap.sh for APP_ENV: KV v2, AppRole, the policy, the role, example secrets,
+#      and the role-id and secret-id files the agent logs in with;
+#   3. runs postgres-credentials.sh: the PostgreSQL superuser password and the app's database
+#      credentials, from Vault, as files for the postgres container.
+#
+# Environment (the defaults are the paths in the compose file's containers):
+#   VAULT_ADDR                 the server (default http://vault:8200)
+#   VAULT_CLI                  vault (default) or bao, a name on PATH or a path
+#   APP_ENV                    dev (default), staging or prod
+#   VAULT_TOKEN_FILE_PATH      the root token file (default /vault/home/.vault-token)
+#   VAULT_TOKEN_WAIT_SECONDS   how long to wait for that file to appear (default 30)
+#   CREDENTIALS_DIR            role-id and secret-id (default /vault/agent/credentials)
+#   PG_INIT_DIR                PostgreSQL's files (default /pg-init)
+#
+# The root token goes to the two scripts through VAULT_TOKEN, in this process tree only; it is
+# never printed and never written anywhere else. POSIX sh: runs on the Vault image's busybox.
+set -eu
+ulimit -c 0 2>/dev/null || true
+umask 027
+
+fail() {
+  echo "compose-vault-init: $*" >&2
+  exit 1
+}
+
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+token_file=${VAULT_TOKEN_FILE_PATH:-/vault/home/.vault-token}
+credentials_dir=${CREDENTIALS_DIR:-/vault/agent/credentials}
+pg_init_dir=${PG_INIT_DIR:-/pg-init}
+wait_seconds=${VAULT_TOKEN_WAIT_SECONDS:-30}
+case $wait_seconds in
+  '' | *[!0-9]*) fail "VAULT_TOKEN_WAIT_SECONDS must be a whole number of seconds (got '$wait_seconds')" ;;
+esac
+
+VAULT_ADDR=${VAULT_ADDR:-http://vault:8200}
+VAULT_CLI=${VAULT_CLI:-vault}
+APP_ENV=${APP_ENV:-dev}
+export VAULT_ADDR VAULT_CLI APP_ENV
+# bao reads BAO_* before VAULT_*: both CLIs must act on the server and token given here.
+unset BAO_ADDR BAO_TOKEN
+
+# The dev server stores the token just after it unseals: wait for the file, not the server.
+waited=0
+while [ ! -s "$token_file" ]; do
+  [ "$waited" -lt "$wait_seconds" ] ||
+    fail "no root token in $token_file after ${wait_seconds}s: is the dev server's HOME on the shared volume (VAULT_TOKEN_FILE_PATH)?"
+  sleep 1
+  waited=$((waited + 1))
+done
+[ -r "$token_file" ] || fail "cannot read the root token file $token_file (check the container's user)"
+VAULT_TOKEN=$(tr -d ' \r\n' <"$token_file")
+[ -n "$VAULT_TOKEN" ] || fail "the root token file $token_file is empty"
+export VAULT_TOKEN
+
+echo "compose-vault-init: bootstrapping $APP_ENV at $VAULT_ADDR"
+sh "$here/bootstrap.sh" "$APP_ENV" "$credentials_dir" || fail "bootstrap.sh failed (see above)"
+sh "$here/postgres-credentials.sh" "$pg_init_dir" || fail "postgres-credentials.sh failed (see above)"
+echo "compose-vault-init: done"
