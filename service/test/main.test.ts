@@ -38,6 +38,19 @@ describe('service/src/main.ts in agent mode', function () {
     await service.process.stop();
   });
 
+  it('shuts down gracefully on SIGTERM: stops listening, finishes, exits 0', async function () {
+    const file = join(await tempDir('secrets'), 'app.json');
+    await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
+    const service = await startService(agentEnv(file));
+    // A keep-alive connection left open must not hold the shutdown up.
+    expect((await fetch(`${service.url}/healthz`, { keepalive: true })).status).to.equal(200);
+    service.process.child.kill('SIGTERM');
+    expect(await service.process.exited).to.equal(0);
+    const messages = (await service.process.log()).trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages.slice(-2)).to.deep.equal(['shutting down: finishing requests in flight', 'stopped']);
+    expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).to.equal('refused');
+  });
+
   it('waits for the first render when the agent is slower than the service', async function () {
     const file = join(await tempDir('secrets'), 'app.json');
     const service = await spawnService(agentEnv(file, { SECRETS_WAIT_MS: '20000' }));
