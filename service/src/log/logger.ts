@@ -22,6 +22,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    // Synchronous writes: lines reach stdout in order and before process.exit(), even when the
+    // reader of the pipe is slow (an asynchronous stream can reorder a line retried on EAGAIN).
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
