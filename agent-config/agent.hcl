@@ -20,6 +20,9 @@ auto_auth {
       # The secret id then lives only in the agent's memory. A restarted agent needs a new
       # one: run the bootstrap again (it writes a fresh secret id when the file is gone).
       remove_secret_id_file_after_reading = true
+      # The file holds a response-wrapped secret id: the agent unwraps it, and refuses a
+      # wrapping token that was not created by this role's secret-id endpoint.
+      secret_id_response_wrapping_path = "auth/approle/role/saas-app-role/secret-id"
     }
   }
 

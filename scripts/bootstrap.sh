@@ -3,9 +3,10 @@
 #
 #   bootstrap.sh <env> <credentials-dir>
 #
-# <env> is dev, staging or prod. The role id and a secret id for the AppRole role are
-# written to <credentials-dir>/role-id and <credentials-dir>/secret-id (mode 0400): that is
-# how the Vault Agent receives them.
+# <env> is dev, staging or prod. The role id and a response-wrapped secret id for the AppRole
+# role are written to <credentials-dir>/role-id and <credentials-dir>/secret-id (mode 0400):
+# that is how the Vault Agent receives them. The agent unwraps the secret id once; a wrapping
+# token someone else already unwrapped makes its login fail loudly (possible interception).
 #
 # Environment:
 #   VAULT_ADDR, VAULT_TOKEN   the server and a token allowed to configure it (required)
@@ -14,9 +15,12 @@
 #   ROLE_TOKEN_MAX_TTL        token_max_ttl (default 1h)
 #   ROLE_SECRET_ID_TTL        secret_id_ttl (default 24h)
 #   ROLE_SECRET_ID_NUM_USES   secret_id_num_uses (default 30)
+#   ROLE_SECRET_ID_BOUND_CIDRS  secret_id_bound_cidrs, comma-separated (default: none)
+#   SECRET_ID_WRAP_TTL        how long the wrapped secret id may wait for the agent (default 10m)
 #
 # Idempotent: a second run changes nothing in Vault. It writes a new secret id only when the
-# file is gone (the agent removes it after reading) or holds one Vault no longer accepts.
+# file is gone (the agent removes it after reading) or holds a wrapping token that is used up
+# or expired.
 set -eu
 
 usage() {
@@ -58,6 +62,8 @@ token_ttl=${ROLE_TOKEN_TTL:-5m}
 token_max_ttl=${ROLE_TOKEN_MAX_TTL:-1h}
 secret_id_ttl=${ROLE_SECRET_ID_TTL:-24h}
 secret_id_num_uses=${ROLE_SECRET_ID_NUM_USES:-30}
+secret_id_bound_cidrs=${ROLE_SECRET_ID_BOUND_CIDRS:-}
+wrap_ttl=${SECRET_ID_WRAP_TTL:-10m}
 
 # Durations as Vault reports them (seconds), so the role can be compared before writing.
 seconds() {
@@ -73,6 +79,10 @@ seconds() {
 token_ttl_s=$(seconds ROLE_TOKEN_TTL "$token_ttl")
 token_max_ttl_s=$(seconds ROLE_TOKEN_MAX_TTL "$token_max_ttl")
 secret_id_ttl_s=$(seconds ROLE_SECRET_ID_TTL "$secret_id_ttl")
+seconds SECRET_ID_WRAP_TTL "$wrap_ttl" >/dev/null
+case $secret_id_bound_cidrs in
+  *[!0-9./,:a-fA-F]*) fail "ROLE_SECRET_ID_BOUND_CIDRS must be comma-separated CIDR blocks (got '$secret_id_bound_cidrs')" ;;
+esac
 case $secret_id_num_uses in
   '' | *[!0-9]*) fail "ROLE_SECRET_ID_NUM_USES must be a whole number (got '$secret_id_num_uses')" ;;
 esac
@@ -134,17 +144,19 @@ fi
 role_field() {
   "$cli" read -field="$1" "$role_path" 2>/dev/null || true
 }
-wanted="[$policy_name] $token_ttl_s $token_max_ttl_s $secret_id_ttl_s $secret_id_num_uses 0"
+wanted="[$policy_name] $token_ttl_s $token_max_ttl_s $secret_id_ttl_s $secret_id_num_uses 0 [$(echo "$secret_id_bound_cidrs" | tr ',' ' ')]"
 current="$(role_field token_policies) $(role_field token_ttl) $(role_field token_max_ttl)"
 current="$current $(role_field secret_id_ttl) $(role_field secret_id_num_uses) $(role_field token_num_uses)"
+current="$current $(role_field secret_id_bound_cidrs)"
 if [ "$current" = "$wanted" ]; then
   say "role $role unchanged"
 else
   "$cli" write "$role_path" token_policies="$policy_name" \
     token_ttl="$token_ttl" token_max_ttl="$token_max_ttl" token_num_uses=0 \
     secret_id_ttl="$secret_id_ttl" secret_id_num_uses="$secret_id_num_uses" \
+    secret_id_bound_cidrs="$secret_id_bound_cidrs" \
     >/dev/null 2>"$errors" || fail "cannot write role $role: $(reason)"
-  say "wrote role $role (policy $policy_name, token_ttl $token_ttl, token_max_ttl $token_max_ttl, secret_id_ttl $secret_id_ttl, secret_id_num_uses $secret_id_num_uses)"
+  say "wrote role $role (policy $policy_name, token_ttl $token_ttl, token_max_ttl $token_max_ttl, secret_id_ttl $secret_id_ttl, secret_id_num_uses $secret_id_num_uses${secret_id_bound_cidrs:+, secret_id_bound_cidrs $secret_id_bound_cidrs})"
 fi
 
 # 5. Example secrets, generated here and never overwritten: -cas=0 writes only when the
@@ -182,13 +194,15 @@ else
   write_private role-id "$role_id"
   say "wrote the role id to $credentials_dir/role-id"
 fi
-if [ -s "$credentials_dir/secret-id" ] &&
-  [ -n "$("$cli" write -field=secret_id_accessor "$role_path/secret-id/lookup" secret_id=- \
-    <"$credentials_dir/secret-id" 2>/dev/null)" ]; then
-  say "secret id in $credentials_dir/secret-id not read yet and still valid, left in place"
+# A wrapping token, not the secret id itself: only the first to unwrap it gets the secret id.
+wrapped_at() {
+  "$cli" write -field=creation_path sys/wrapping/lookup token=- <"$1" 2>/dev/null || true
+}
+if [ -s "$credentials_dir/secret-id" ] && [ "$(wrapped_at "$credentials_dir/secret-id")" = "$role_path/secret-id" ]; then
+  say "wrapped secret id in $credentials_dir/secret-id not unwrapped yet and still valid, left in place"
 else
-  secret_id=$("$cli" write -f -field=secret_id "$role_path/secret-id" 2>"$errors") ||
+  wrapping_token=$("$cli" write -wrap-ttl="$wrap_ttl" -f -field=wrapping_token "$role_path/secret-id" 2>"$errors") ||
     fail "cannot create a secret id for $role: $(reason)"
-  write_private secret-id "$secret_id"
-  say "wrote a new secret id to $credentials_dir/secret-id"
+  write_private secret-id "$wrapping_token"
+  say "wrote a new response-wrapped secret id (wrap TTL $wrap_ttl) to $credentials_dir/secret-id"
 fi

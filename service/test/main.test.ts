@@ -7,7 +7,7 @@ import { freePort } from './support/ports.js';
 import { renderedDocument, renderLikeAgent } from './support/rendered-secrets.js';
 import { spawnService, startService } from './support/service.js';
 import { tempDir } from './support/temp-dirs.js';
-import { vaultData, vaultRequest } from './support/vault-http.js';
+import { unwrapSecretId, vaultData, vaultRequest } from './support/vault-http.js';
 
 describe('service/src/main.ts in agent mode', function () {
   this.timeout(30_000);
@@ -103,7 +103,7 @@ describe('service/src/main.ts in SDK mode, against a real bao dev server', funct
     const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
     roleId = await readFile(join(credentials, 'role-id'), 'utf8');
-    secretId = await readFile(join(credentials, 'secret-id'), 'utf8');
+    secretId = await unwrapSecretId(server.addr, await readFile(join(credentials, 'secret-id'), 'utf8'));
   });
   after(async function () {
     await server.stop();
@@ -195,7 +195,10 @@ describe('service/src/main.ts in SDK mode, against a real bao dev server', funct
       const dir = await tempDir('credentials');
       const run = await runBootstrap(limited, 'dev', dir, env);
       expect(run.code, run.stderr).to.equal(0);
-      return { role: await readFile(join(dir, 'role-id'), 'utf8'), secret: await readFile(join(dir, 'secret-id'), 'utf8') };
+      return {
+        role: await readFile(join(dir, 'role-id'), 'utf8'),
+        secret: await unwrapSecretId(limited.addr, await readFile(join(dir, 'secret-id'), 'utf8')),
+      };
     }
 
     it('exits 1 when the secret id has expired', async function () {

@@ -7,12 +7,13 @@ import { startBaoDevServer, type BaoDevServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
 import { capturingLogger } from './support/rendered-secrets.js';
 import { tempDir } from './support/temp-dirs.js';
-import { vaultData } from './support/vault-http.js';
+import { unwrapSecretId, vaultData } from './support/vault-http.js';
 
 describe('startService in SDK mode, against a real bao dev server', function () {
   let server: BaoDevServer;
   let credentials: string;
   let roleId: string;
+  let secretId: string;
   let running: RunningService | undefined;
 
   before(async function () {
@@ -21,6 +22,8 @@ describe('startService in SDK mode, against a real bao dev server', function () 
     const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
     roleId = await readFile(join(credentials, 'role-id'), 'utf8');
+    secretId = await unwrapSecretId(server.addr, await readFile(join(credentials, 'secret-id'), 'utf8'));
+    await writeFile(join(credentials, 'plain-secret-id'), `${secretId}\n`);
   });
   afterEach(async function () {
     await running?.close();
@@ -35,7 +38,6 @@ describe('startService in SDK mode, against a real bao dev server', function () 
   }
 
   it('takes the credentials out of the environment, loads every path, and only then listens', async function () {
-    const secretId = await readFile(join(credentials, 'secret-id'), 'utf8');
     const env: NodeJS.ProcessEnv = { VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, APP_ENV: 'dev' };
     const log = capturingLogger();
     running = await startService(settings(), env, log.logger);
@@ -57,7 +59,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
   });
 
   it('works with VAULT_ROLE_ID_FILE and VAULT_SECRET_ID_FILE', async function () {
-    const env = { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_SECRET_ID_FILE: join(credentials, 'secret-id') };
+    const env = { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_SECRET_ID_FILE: join(credentials, 'plain-secret-id') };
     running = await startService(settings(), env, capturingLogger().logger);
     expect(env).to.deep.equal({});
     expect(running.holder.current?.sources).to.have.length(3);

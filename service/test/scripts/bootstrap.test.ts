@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { tempDir } from '../support/temp-dirs.js';
-import { vaultData, vaultRequest } from '../support/vault-http.js';
+import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
 const groups = ['database', 'api-keys', 'app'] as const;
 
@@ -13,10 +13,11 @@ interface SecretRead {
   metadata: { version: number; created_time: string };
 }
 
-async function readCredentials(dir: string): Promise<{ roleId: string; secretId: string }> {
+/** The role id, and the secret id unwrapped from the file, as the agent does. */
+async function readCredentials(server: BaoDevServer, dir: string): Promise<{ roleId: string; secretId: string }> {
   return {
     roleId: await readFile(join(dir, 'role-id'), 'utf8'),
-    secretId: await readFile(join(dir, 'secret-id'), 'utf8'),
+    secretId: await unwrapSecretId(server.addr, await readFile(join(dir, 'secret-id'), 'utf8')),
   };
 }
 
@@ -25,7 +26,7 @@ function login(server: BaoDevServer, roleId: string, secretId: string) {
 }
 
 async function loginToken(server: BaoDevServer, credentialsDir: string): Promise<string> {
-  const { roleId, secretId } = await readCredentials(credentialsDir);
+  const { roleId, secretId } = await readCredentials(server, credentialsDir);
   const response = await login(server, roleId, secretId);
   expect(response.status, JSON.stringify(response.body)).to.equal(200);
   return (response.body as { auth: { client_token: string } }).auth.client_token;
@@ -76,7 +77,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
       'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/api-keys',
       'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/app',
       `bootstrap: wrote the role id to ${credentials}/role-id`,
-      `bootstrap: wrote a new secret id to ${credentials}/secret-id`,
+      `bootstrap: wrote a new response-wrapped secret id (wrap TTL 10m) to ${credentials}/secret-id`,
     ]);
   });
 
@@ -112,7 +113,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
       const info = await stat(join(credentials, name));
       expect((info.mode & 0o777).toString(8), name).to.equal('400');
     }
-    const { roleId } = await readCredentials(credentials);
+    const roleId = await readFile(join(credentials, 'role-id'), 'utf8');
     const expected = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET',
       'auth/approle/role/saas-app-role/role-id');
     expect(roleId).to.equal(expected.role_id);
@@ -130,12 +131,22 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
     for (const line of lines) expect(line).to.match(/already|unchanged|left as it is|left in place/);
   });
 
+  it('writes the secret id response-wrapped: created by the role\'s secret-id endpoint, unwrappable once', async function () {
+    const wrapped = (await readFile(join(credentials, 'secret-id'), 'utf8')).trim();
+    const lookup = await vaultData<{ creation_path: string; creation_ttl: number }>(server.addr, server.rootToken, 'POST',
+      'sys/wrapping/lookup', { token: wrapped });
+    expect(lookup).to.include({ creation_path: 'auth/approle/role/saas-app-role/secret-id', creation_ttl: 600 });
+    expect(await unwrapSecretId(server.addr, wrapped)).to.match(/^[0-9a-f-]{36}$/);
+    const again = await vaultRequest(server.addr, wrapped, 'POST', 'sys/wrapping/unwrap');
+    expect(again.status).to.equal(400);
+  });
+
   it('writes a fresh secret id once the agent has consumed the file', async function () {
     const old = await readFile(join(credentials, 'secret-id'), 'utf8');
     await rm(join(credentials, 'secret-id'));
     const run = await runBootstrap(server, 'dev', credentials);
     expect(run.code, run.stderr).to.equal(0);
-    expect(run.stdout).to.contain(`wrote a new secret id to ${credentials}/secret-id`);
+    expect(run.stdout).to.contain(`wrote a new response-wrapped secret id (wrap TTL 10m) to ${credentials}/secret-id`);
     expect(await readFile(join(credentials, 'secret-id'), 'utf8')).to.not.equal(old);
   });
 
@@ -153,6 +164,9 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
   describe('with the app token', function () {
     let token: string;
     before(async function () {
+      // The earlier login unwrapped the secret id: mint a fresh one, as for a restarted agent.
+      await rm(join(credentials, 'secret-id'));
+      expect((await runBootstrap(server, 'dev', credentials)).code).to.equal(0);
       token = await loginToken(server, credentials);
       // Another environment's secret must exist, so that its 403 is the policy speaking.
       await vaultData(server.addr, server.rootToken, 'POST', 'secret/data/saas-project/prod/database',
@@ -205,7 +219,7 @@ describe('scripts/bootstrap.sh secret id limits, against a real bao dev server',
     const credentials = await tempDir('credentials');
     const run = await runBootstrap(server, 'staging', credentials, { ROLE_SECRET_ID_NUM_USES: '1' });
     expect(run.code, run.stderr).to.equal(0);
-    const { roleId, secretId } = await readCredentials(credentials);
+    const { roleId, secretId } = await readCredentials(server, credentials);
     expect((await login(server, roleId, secretId)).status).to.equal(200);
     const second = await login(server, roleId, secretId);
     expect(second.status).to.equal(400);
@@ -217,7 +231,7 @@ describe('scripts/bootstrap.sh secret id limits, against a real bao dev server',
     const credentials = await tempDir('credentials');
     const run = await runBootstrap(server, 'prod', credentials, { ROLE_SECRET_ID_TTL: '2s' });
     expect(run.code, run.stderr).to.equal(0);
-    const { roleId, secretId } = await readCredentials(credentials);
+    const { roleId, secretId } = await readCredentials(server, credentials);
     await new Promise((r) => setTimeout(r, 3000));
     const response = await login(server, roleId, secretId);
     expect(response.status).to.equal(400);

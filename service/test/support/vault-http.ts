@@ -42,3 +42,13 @@ export async function vaultData<T>(
   }
   return (response.body as { data: T } | undefined)?.data as T;
 }
+
+/**
+ * What the agent does with the bootstrap's secret-id file: unwraps the response-wrapped
+ * secret id (once: a second unwrap of the same token fails).
+ */
+export async function unwrapSecretId(addr: string, wrappingToken: string): Promise<string> {
+  const response = await vaultRequest(addr, wrappingToken.trim(), 'POST', 'sys/wrapping/unwrap');
+  if (response.status !== 200) throw new Error(`unwrapping failed with ${response.status}: ${JSON.stringify(response.body)}`);
+  return (response.body as { data: { secret_id: string } }).data.secret_id;
+}

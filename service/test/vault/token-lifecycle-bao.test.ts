@@ -9,7 +9,7 @@ import { runBootstrap } from '../support/bootstrap.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
-import { vaultData, vaultRequest } from '../support/vault-http.js';
+import { vaultRequest } from '../support/vault-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,7 +69,7 @@ describe('token lifecycle in SDK mode, against a real bao dev server (4 s TTL)',
     const settings = readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: server.addr });
     const secretIdFile = join(credentials, 'secret-id');
     service = await startService(settings,
-      { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_SECRET_ID_FILE: secretIdFile }, log.logger);
+      { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: secretIdFile }, log.logger);
     return { url: `http://127.0.0.1:${service.port}`, secretIdFile };
   }
 
@@ -104,12 +104,15 @@ describe('token lifecycle in SDK mode, against a real bao dev server (4 s TTL)',
 
     // The only secret id was used at start-up: nothing to log in with.
     expect((await poll(`${url}/readyz`, 3000)).every((s) => s === 503)).to.be.true;
-    const fresh = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST',
-      'auth/approle/role/saas-app-role/secret-id');
-    await writeFile(secretIdFile, fresh.secret_id);
+    // What a trusted orchestrator does: drop a fresh response-wrapped secret id.
+    const fresh = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+      method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
+    });
+    const wrappingToken = ((await fresh.json()) as { wrap_info: { token: string } }).wrap_info.token;
+    await writeFile(secretIdFile, wrappingToken);
     await timeUntil(`${url}/readyz`, 200, 12_000);
     expect(log.lines.filter((l) => l.level === 'fatal'), 'still one fatal line').to.have.length(1);
-    expect(log.text()).to.not.contain(fresh.secret_id);
+    expect(log.text()).to.not.contain(wrappingToken);
   });
 });
 
