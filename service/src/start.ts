@@ -53,7 +53,15 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   };
   let stats = (): unknown => null;
   let tokenSource: TokenSource;
-  const api = nodeVaultApi(settings.vaultAddr, settings.vaultRequestTimeoutMs);
+  let ca: string | undefined;
+  if (settings.vaultCaCert !== '') {
+    try {
+      ca = await readFile(settings.vaultCaCert, 'utf8');
+    } catch (error) {
+      throw new StartupError(`VAULT_CACERT names ${settings.vaultCaCert}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const api = nodeVaultApi(settings.vaultAddr, settings.vaultRequestTimeoutMs, ca);
 
   try {
     if (mode === 'agent') {

@@ -10,6 +10,10 @@ export const settingsSchema = {
   },
   secretsFile: { doc: 'the file Vault Agent renders', format: String, default: '/vault/secrets/app.json', env: 'SECRETS_FILE' },
   vaultAddr: { doc: 'Vault address (SDK mode, token checks)', format: String, default: '', env: 'VAULT_ADDR' },
+  vaultCaCert: {
+    doc: 'CA certificate (PEM file) that Vault\'s TLS certificate chains to; empty: the system CAs', format: String,
+    default: '', env: 'VAULT_CACERT',
+  },
   vaultTokenFile: {
     doc: 'the agent\'s token sink', format: String, default: '/vault/secrets/token', env: 'VAULT_TOKEN_FILE',
   },
@@ -45,6 +49,7 @@ export interface Settings {
   readonly secretsMode: 'agent' | 'sdk' | 'auto';
   readonly secretsFile: string;
   readonly vaultAddr: string;
+  readonly vaultCaCert: string;
   readonly vaultTokenFile: string;
   readonly vaultConnectTimeoutMs: number;
   readonly vaultRequestTimeoutMs: number;

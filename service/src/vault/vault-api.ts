@@ -42,12 +42,15 @@ function loginResult(body: AuthBody): LoginResult {
   };
 }
 
-export function nodeVaultApi(addr: string, timeoutMs = 5000): VaultApi {
-  const client = vault({ endpoint: addr, apiVersion: 'v1', requestOptions: { timeout: timeoutMs } });
+/** `ca`: PEM of the CA Vault's certificate chains to, when it is not one the system trusts. */
+export function nodeVaultApi(addr: string, timeoutMs = 5000, ca?: string): VaultApi {
+  const client = vault({
+    endpoint: addr, apiVersion: 'v1', requestOptions: { timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) },
+  });
   // node-vault falls back to VAULT_TOKEN from the environment; this client only ever uses
   // the token each call names.
   client.token = '';
-  const as = (token: string) => ({ headers: { 'X-Vault-Token': token }, timeout: timeoutMs });
+  const as = (token: string) => ({ headers: { 'X-Vault-Token': token }, timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) });
 
   return {
     addr,

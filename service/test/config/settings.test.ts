@@ -11,7 +11,7 @@ describe('readSettings', function () {
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 5000, tokenCheckMaxIntervalMs: 0,
-      databaseHost: '127.0.0.1', databasePort: 5432, databaseName: 'saas', webhookUrl: '',
+      databaseHost: '127.0.0.1', databasePort: 5432, databaseName: 'saas', webhookUrl: '', vaultCaCert: '',
     });
   });
 

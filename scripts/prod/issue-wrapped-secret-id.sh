@@ -1,0 +1,26 @@
+#!/bin/sh
+# The trusted orchestrator's step: mints a single-use secret id for saas-app-role,
+# response-wrapped, and drops the wrapping token where the agent reads its secret id.
+#
+#   issue-wrapped-secret-id.sh <secret-id-file>
+#
+# Run it before the app's token reaches its max TTL (the agent logs in again then, reading the
+# file if a new one is there) and before every agent start. Environment: VAULT_ADDR,
+# VAULT_CACERT, VAULT_CLI, VAULT_TOKEN (the orchestrator token), WRAP_TTL (default 2m).
+set -eu
+[ $# -eq 1 ] || { echo "usage: $0 <secret-id-file>" >&2; exit 2; }
+out=$1
+cli=${VAULT_CLI:-vault}
+[ -n "${VAULT_ADDR:-}" ] || { echo "issue-wrapped-secret-id: VAULT_ADDR is not set" >&2; exit 1; }
+[ -n "${VAULT_TOKEN:-}" ] || { echo "issue-wrapped-secret-id: VAULT_TOKEN (the orchestrator's) is not set" >&2; exit 1; }
+unset BAO_ADDR BAO_TOKEN BAO_CACERT
+
+umask 077
+tmp=$(mktemp "$(dirname "$out")/.secret-id.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+"$cli" write -wrap-ttl="${WRAP_TTL:-2m}" -f -field=wrapping_token auth/approle/role/saas-app-role/secret-id >"$tmp" ||
+  { echo "issue-wrapped-secret-id: Vault refused to mint a wrapped secret id" >&2; exit 1; }
+chmod 0400 "$tmp"
+mv -f "$tmp" "$out"
+trap - EXIT
+echo "issue-wrapped-secret-id: dropped a wrapped secret id (wrap TTL ${WRAP_TTL:-2m}) at $out"

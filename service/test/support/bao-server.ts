@@ -1,0 +1,117 @@
+import { execFile } from 'node:child_process';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { baoBin, baoEnv, repoRoot } from './bao.js';
+import { freePort } from './ports.js';
+import { spawnManaged, type ManagedProcess } from './processes.js';
+import { tempDir } from './temp-dirs.js';
+
+const run = promisify(execFile);
+
+/** A throw-away CA and server certificate from scripts/prod/generate-tls.sh. */
+export interface Tls {
+  readonly dir: string;
+  readonly ca: string;
+}
+
+export async function generateTls(): Promise<Tls> {
+  const dir = await tempDir('tls');
+  await run('sh', [join(repoRoot, 'scripts/prod/generate-tls.sh'), dir, 'localhost', '127.0.0.1']);
+  return { dir, ca: join(dir, 'ca.pem') };
+}
+
+/** One non-dev `bao server` running deploy/vault-server.hcl, moved to loopback ports and a temp folder. */
+export interface BaoServerNode {
+  readonly nodeId: string;
+  readonly addr: string;
+  readonly clusterAddr: string;
+  readonly dir: string;
+  process: ManagedProcess;
+  /** Starts the process again on the same storage (after stop or a crash). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  /** The environment a `bao` CLI child needs to talk to this node over TLS. */
+  cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+}
+
+export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', retryJoin?: BaoServerNode): Promise<BaoServerNode> {
+  const dir = await tempDir(`bao-${nodeId}`);
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const port = await freePort();
+  const clusterPort = await freePort();
+  const addr = `https://127.0.0.1:${port}`;
+  const clusterAddr = `https://127.0.0.1:${clusterPort}`;
+  let config = (await readFile(join(repoRoot, 'deploy/vault-server.hcl'), 'utf8'))
+    .replace('"/vault/data"', JSON.stringify(join(dir, 'data')))
+    .replace('"vault-1"', JSON.stringify(nodeId))
+    .replace('"0.0.0.0:8200"', `"127.0.0.1:${port}"`)
+    .replace('"0.0.0.0:8201"', `"127.0.0.1:${clusterPort}"`)
+    .replaceAll('/vault/tls/', `${tls.dir}/`)
+    .replace('"https://vault:8200"', JSON.stringify(addr))
+    .replace('"https://vault:8201"', JSON.stringify(clusterAddr));
+  if (retryJoin !== undefined) {
+    config = config.replace('storage "raft" {', `storage "raft" {\n  retry_join {\n    leader_api_addr = "${retryJoin.addr}"\n    leader_ca_cert_file = "${tls.ca}"\n  }`);
+  }
+  const configFile = join(dir, 'vault-server.hcl');
+  await writeFile(configFile, config);
+  const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, { VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: baoBin, ...extra });
+  const launch = () => spawnManaged(baoBin, ['server', `-config=${configFile}`], {
+    env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir,
+  });
+  const node: BaoServerNode = {
+    nodeId, addr, clusterAddr, dir, process: launch(), cliEnv,
+    async restart() {
+      node.process = launch();
+      await waitForTls(`${addr}/v1/sys/health`, tls, node.process);
+    },
+    stop: async () => { await node.process.stop(); },
+  };
+  await waitForTls(`${addr}/v1/sys/health`, tls, node.process);
+  return node;
+}
+
+/** GET over TLS trusting `tls.ca`; resolves with the status and parsed body. */
+export function httpsGet(url: string, tls: Tls, token?: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    void readFile(tls.ca).then((ca) => {
+      const req = request(url, { ca, headers: token === undefined ? {} : { 'X-Vault-Token': token }, timeout: 3000 }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) as unknown }); });
+      });
+      req.on('error', reject);
+      req.on('timeout', () => { req.destroy(new Error('timeout')); });
+      req.end();
+    }, reject);
+  });
+}
+
+/** Waits until the server answers at all (health answers 501 uninitialised, 503 sealed, 429 standby, 200 active). */
+async function waitForTls(url: string, tls: Tls, proc: ManagedProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`bao server exited before answering:\n${await proc.log()}`);
+    try {
+      await httpsGet(url, tls);
+      return;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms (${last}):\n${await proc.log()}`);
+}
+
+/** Runs one of the repository's scripts with a `bao` CLI environment; resolves with its outcome. */
+export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv, stdin = ''):
+  Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('sh', [join(repoRoot, script), ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+    child.stdin?.end(stdin);
+  });
+}
