@@ -18,11 +18,23 @@ case $(state) in
   unsealed) echo "unseal: $VAULT_ADDR is already unsealed"; exit 0 ;;
   unreachable) echo "unseal: cannot reach Vault at $VAULT_ADDR (VAULT_ADDR, VAULT_CACERT)" >&2; exit 1 ;;
 esac
+progress() {
+  "$cli" status -format=json 2>/dev/null | sed -n 's/^ *"progress": \([0-9]*\).*/\1/p'
+}
 given=0
 while [ "$(state)" = sealed ] && IFS= read -r key; do
   [ -n "$key" ] || continue
-  printf '%s\n' "$key" | "$cli" operator unseal >/dev/null || { echo "unseal: a key was refused" >&2; exit 1; }
+  # `operator unseal` only prompts on a terminal; `write key=-` reads the key from stdin.
+  printf '%s' "$key" | "$cli" write sys/unseal key=- >/dev/null || { echo "unseal: a key was refused" >&2; exit 1; }
   given=$((given + 1))
+  # Progress back at 0 while still sealed: the threshold was reached and the node is finishing
+  # (a Raft follower that just joined syncs first). More keys would start a new attempt.
+  [ "$(progress)" != 0 ] || break
+done
+waited=0
+while [ "$(state)" = sealed ] && [ "$(progress)" = 0 ] && [ "$given" -gt 0 ] && [ "$waited" -lt "${UNSEAL_WAIT_SECONDS:-15}" ]; do
+  sleep 1
+  waited=$((waited + 1))
 done
 if [ "$(state)" != unsealed ]; then
   echo "unseal: $VAULT_ADDR is still sealed after $given key(s): more custodians needed" >&2

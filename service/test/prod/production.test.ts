@@ -1,0 +1,321 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { readSettings } from '../../src/config/settings.js';
+import { startService, type RunningService } from '../../src/start.js';
+import { waitForFile } from '../support/agent.js';
+import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
+import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
+import { spawnManaged } from '../support/processes.js';
+import { capturingLogger } from '../support/rendered-secrets.js';
+import { tempDir } from '../support/temp-dirs.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface InitOutput {
+  unseal_keys_b64: string[];
+  root_token: string;
+}
+
+/** A `bao` CLI call with a token, over TLS, the way an operator runs one. */
+function bao(node: BaoServerNode, token: string, args: string[], stdin = '') {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  });
+}
+
+/** operator-init.sh then unseal.sh, as an operator does on a fresh server. */
+async function initAndUnseal(node: BaoServerNode, shares = 3, threshold = 2): Promise<InitOutput & { file: string }> {
+  const file = join(await tempDir('init'), 'init.json');
+  const init = await runScript('scripts/prod/operator-init.sh', [file, String(shares), String(threshold)], node.cliEnv());
+  expect(init.code, init.stderr).to.equal(0);
+  const output = JSON.parse(await readFile(file, 'utf8')) as InitOutput;
+  await unseal(node, output);
+  return { ...output, file };
+}
+
+async function unseal(node: BaoServerNode, init: InitOutput): Promise<void> {
+  const result = await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), init.unseal_keys_b64.join('\n') + '\n');
+  expect(result.code, result.stderr).to.equal(0);
+}
+
+/** An agent from agent-config/, talking TLS to `node`, in its own working directory. */
+async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentialsDir: string) {
+  const dir = await tempDir('agent');
+  await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
+  await symlink(credentialsDir, join(dir, 'credentials'));
+  await mkdir(join(dir, 'secrets'), { mode: 0o750 });
+  const proc = spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`], {
+    cwd: dir, env: baoEnv(dir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: appEnv }), logFile: join(dir, 'agent.log'),
+  });
+  const rendered = join(dir, 'secrets/app.json');
+  await waitForFile(rendered, proc, 30_000);
+  return { dir, proc, rendered, token: join(dir, 'secrets/token') };
+}
+
+async function statusOf(url: string): Promise<number> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  await response.body?.cancel();
+  return response.status;
+}
+
+async function timeUntil(url: string, status: number, limitMs: number): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < limitMs) {
+    if (await statusOf(url) === status) return Date.now() - start;
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer ${status} within ${limitMs} ms`);
+}
+
+/** Test harness only: an operator token that may seal and read what the assertions need. */
+const testOperatorPolicy = `
+path "sys/seal" { capabilities = ["update", "sudo"] }
+path "sys/policies/acl/*" { capabilities = ["read"] }
+path "auth/approle/role/saas-app-role" { capabilities = ["read"] }
+path "secret/data/*" { capabilities = ["create", "update", "read"] }
+`;
+
+describe('production path on a real non-dev bao server: Raft storage, TLS, init, unseal, first bootstrap', function () {
+  this.timeout(120_000);
+  let tls: Tls;
+  let node: BaoServerNode;
+  let init: InitOutput & { file: string };
+  let operatorToken: string;
+  let credentials: string;
+  let orchestratorTokenFile: string;
+  let agent: Awaited<ReturnType<typeof agentFor>> | undefined;
+  let service: RunningService | undefined;
+  let log: ReturnType<typeof capturingLogger>;
+
+  before(async function () {
+    tls = await generateTls();
+    node = await startBaoServerNode(tls);
+  });
+  after(async function () {
+    await service?.close();
+    await agent?.proc.stop();
+    await node.stop();
+  });
+
+  it('answers only over TLS, uninitialised and sealed', async function () {
+    const health = await httpsGet(`${node.addr}/v1/sys/health`, tls);
+    expect(health.status).to.equal(501);
+    expect(health.body).to.include({ initialized: false, sealed: true });
+    const plain = await fetch(node.addr.replace('https:', 'http:') + '/v1/sys/health').then((r) => r.status, () => 'refused');
+    expect(plain).to.not.equal(200);
+  });
+
+  it('operator-init.sh writes every key only to the file chosen (0600), warns loudly, never overwrites', async function () {
+    const file = join(await tempDir('init'), 'init.json');
+    const first = await runScript('scripts/prod/operator-init.sh', [file, '3', '2'], node.cliEnv());
+    expect(first.code, first.stderr).to.equal(0);
+    expect(first.stdout).to.equal('');
+    expect(first.stderr).to.contain(`${file} now holds ALL 3 unseal keys and the initial ROOT TOKEN`);
+    expect(((await stat(file)).mode & 0o777).toString(8)).to.equal('600');
+    const output = JSON.parse(await readFile(file, 'utf8')) as InitOutput;
+    expect(output.unseal_keys_b64).to.have.length(3);
+    for (const key of output.unseal_keys_b64) expect(first.stderr).to.not.contain(key);
+    const again = await runScript('scripts/prod/operator-init.sh', [file, '3', '2'], node.cliEnv());
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.contain('already exists: refusing to overwrite unseal keys');
+    init = { ...output, file };
+  });
+
+  it('unseal.sh unseals with the threshold of keys read from stdin', async function () {
+    const one = await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), `${init.unseal_keys_b64[0] ?? ''}\n`);
+    expect(one.code).to.equal(1);
+    expect(one.stderr).to.contain('still sealed after 1 key(s)');
+    await unseal(node, init);
+    expect((await httpsGet(`${node.addr}/v1/sys/health`, tls)).status).to.equal(200);
+  });
+
+  it('first-bootstrap.sh configures prod with single-use secret ids, then revokes the root token', async function () {
+    // The harness keeps an operator token for the assertions below; production keeps none.
+    const policy = await bao(node, init.root_token, ['policy', 'write', 'test-operator', '-'], testOperatorPolicy);
+    expect(policy.code, policy.stderr).to.equal(0);
+    // An orphan: the children of the root token go when it is revoked.
+    const created = await bao(node, init.root_token, ['token', 'create', '-orphan', '-policy=test-operator', '-field=token']);
+    operatorToken = created.stdout.trim();
+
+    credentials = join(await tempDir('credentials'), 'approle');
+    orchestratorTokenFile = join(await tempDir('orchestrator'), 'token');
+    const run = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, orchestratorTokenFile],
+      node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h' }), `${init.root_token}\n`);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.contain('bootstrap: wrote role saas-app-role (policy saas-app-prod');
+    expect(run.stdout).to.contain('secret_id_num_uses 1');
+    expect(run.stdout).to.contain('the root token is revoked');
+
+    const rootLookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, init.root_token);
+    expect(rootLookup.status).to.equal(403);
+    const role = await httpsGet(`${node.addr}/v1/auth/approle/role/saas-app-role`, tls, operatorToken);
+    expect(role.body).to.nested.include({ 'data.secret_id_num_uses': 1, 'data.token_ttl': 6 });
+    expect(((await stat(orchestratorTokenFile)).mode & 0o777).toString(8)).to.equal('400');
+  });
+
+  it('the orchestrator token mints only wrapped secret ids, and nothing else', async function () {
+    const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
+    const unwrapped = await bao(node, orchestrator, ['write', '-f', 'auth/approle/role/saas-app-role/secret-id']);
+    expect(unwrapped.code).to.not.equal(0);
+    const reads = await httpsGet(`${node.addr}/v1/secret/data/saas-project/prod/database`, tls, orchestrator);
+    expect(reads.status).to.equal(403);
+    const out = join(await tempDir('wrapped'), 'secret-id');
+    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [out], node.cliEnv({ VAULT_TOKEN: orchestrator }));
+    expect(issued.code, issued.stderr).to.equal(0);
+    expect(((await stat(out)).mode & 0o777).toString(8)).to.equal('400');
+  });
+
+  it('brings the agent (wrapped secret id, TLS) and the service (VAULT_CACERT) up ready', async function () {
+    agent = await agentFor(node, tls, 'prod', credentials);
+    log = capturingLogger();
+    service = await startService(readSettings({
+      SECRETS_MODE: 'agent', APP_ENV: 'prod', PORT: '0', VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
+      SECRETS_FILE: agent.rendered, VAULT_TOKEN_FILE: agent.token, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
+      VAULT_REQUEST_TIMEOUT_MS: '1000',
+    }), {}, log.logger);
+    expect(await statusOf(`http://127.0.0.1:${service.port}/readyz`)).to.equal(200);
+    expect(await stat(join(credentials, 'secret-id')).then(() => true, () => false), 'wrapped secret id consumed').to.be.false;
+  });
+
+  it('halts once the sealed Vault lets the token\'s known expiry pass, and recovers after unseal', async function () {
+    if (service === undefined || agent === undefined) this.skip();
+    const url = `http://127.0.0.1:${service.port}/readyz`;
+    const sealed = await httpsPut(node, tls, 'sys/seal', operatorToken);
+    expect(sealed).to.equal(204);
+    const sealedAt = Date.now();
+    const halted = await timeUntil(url, 503, 8000);
+    expect(halted, 'not before the token could still be valid').to.be.greaterThan(300);
+    expect(Date.now() - sealedAt).to.be.at.most(6000 + 1500);
+    expect(log.lines.filter((l) => l.level === 'fatal').at(-1)).to.include({ code: 'vault_token_expired' });
+
+    await unseal(node, init);
+    // The token expired while Vault was sealed; with single-use secret ids the agent needs a
+    // fresh wrapped one, which the orchestrator drops.
+    const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
+    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [join(credentials, 'secret-id')],
+      node.cliEnv({ VAULT_TOKEN: orchestrator }));
+    expect(issued.code, issued.stderr).to.equal(0);
+    await timeUntil(url, 200, 30_000);
+  });
+});
+
+async function httpsPut(node: BaoServerNode, tls: Tls, path: string, token: string): Promise<number> {
+  const ca = await readFile(tls.ca);
+  return new Promise((resolve, reject) => {
+    const req = request(`${node.addr}/v1/${path}`, { method: 'PUT', ca, headers: { 'X-Vault-Token': token } }, (res) => {
+      res.resume();
+      res.on('end', () => { resolve(res.statusCode ?? 0); });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('a three-node Raft cluster of real bao servers', function () {
+  this.timeout(150_000);
+  let tls: Tls;
+  const nodes: BaoServerNode[] = [];
+  let init: InitOutput;
+  let agent: Awaited<ReturnType<typeof agentFor>> | undefined;
+  let service: RunningService | undefined;
+
+  before(async function () {
+    tls = await generateTls();
+    const leader = await startBaoServerNode(tls, 'vault-1');
+    nodes.push(leader);
+    init = await initAndUnseal(leader);
+    for (const id of ['vault-2', 'vault-3']) {
+      const follower = await startBaoServerNode(tls, id, leader);
+      nodes.push(follower);
+      // retry_join first brings the node into the cluster (initialised, still sealed); then it
+      // takes the cluster's unseal keys.
+      const deadline = Date.now() + 30_000;
+      while (!((await httpsGet(`${follower.addr}/v1/sys/health`, tls)).body as { initialized: boolean }).initialized) {
+        if (Date.now() > deadline) throw new Error(`${id} did not join ${leader.addr}:\n${await follower.process.log()}`);
+        await sleep(200);
+      }
+      await unseal(follower, init);
+    }
+    // Standbys answer health with 429 once they have joined and unsealed.
+    for (const follower of nodes.slice(1)) {
+      const deadline = Date.now() + 30_000;
+      while ((await httpsGet(`${follower.addr}/v1/sys/health`, tls)).status !== 429) {
+        if (Date.now() > deadline) throw new Error(`${follower.nodeId} did not join as a standby`);
+        await sleep(200);
+      }
+    }
+    // Autopilot promotes joined nodes to voters after a stabilisation time; before that, losing
+    // the leader would leave no quorum.
+    const voters = async () => {
+      const config = await httpsGet(`${leader.addr}/v1/sys/storage/raft/configuration`, tls, init.root_token);
+      return (config.body as { data: { config: { servers: { voter: boolean }[] } } }).data.config.servers
+        .filter((server) => server.voter).length;
+    };
+    const votersBy = Date.now() + 60_000;
+    while (await voters() < 3) {
+      if (Date.now() > votersBy) throw new Error('the followers never became voters');
+      await sleep(500);
+    }
+    const credentials = join(await tempDir('credentials'), 'approle');
+    const boot = await runScript('scripts/bootstrap.sh', ['dev', credentials],
+      leader.cliEnv({ VAULT_TOKEN: init.root_token, ROLE_TOKEN_TTL: '30s' }));
+    expect(boot.code, boot.stderr).to.equal(0);
+    // The agent and the service talk to a standby: it forwards to whichever node leads.
+    const standby = nodes[1] as BaoServerNode;
+    agent = await agentFor(standby, tls, 'dev', credentials);
+    service = await startService(readSettings({
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
+      SECRETS_FILE: agent.rendered, VAULT_TOKEN_FILE: agent.token, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
+      VAULT_REQUEST_TIMEOUT_MS: '2000',
+    }), {}, capturingLogger().logger);
+  });
+  after(async function () {
+    await service?.close();
+    await agent?.proc.stop();
+    for (const node of nodes) await node.stop();
+  });
+
+  it('stays ready when the leader stops, follows the new leader, and secrets stay readable', async function () {
+    if (service === undefined) this.skip();
+    const url = `http://127.0.0.1:${service.port}`;
+    expect(await statusOf(`${url}/readyz`)).to.equal(200);
+    await (nodes[0] as BaoServerNode).stop();
+
+    const statuses: number[] = [];
+    const end = Date.now() + 12_000;
+    while (Date.now() < end) {
+      statuses.push(await statusOf(`${url}/readyz`));
+      await sleep(200);
+    }
+    expect(statuses.filter((s) => s !== 200), statuses.join(',')).to.deep.equal([]);
+
+    const leaderNow = async () => ((await httpsGet(`${(nodes[1] as BaoServerNode).addr}/v1/sys/leader`, tls)).body as
+      { leader_address: string }).leader_address;
+    const electedBy = Date.now() + 15_000;
+    while (![nodes[1]?.addr, nodes[2]?.addr].includes(await leaderNow())) {
+      if (Date.now() > electedBy) throw new Error('no new leader elected');
+      await sleep(200);
+    }
+
+    // A rotation after the failover reaches the service: the agent reads through the new leader.
+    const write = await bao(nodes[1] as BaoServerNode, init.root_token,
+      ['kv', 'put', '-mount=secret', 'saas-project/dev/api-keys', `webhook_signing_key=${'f'.repeat(64)}`]);
+    expect(write.code, write.stderr).to.equal(0);
+    const deadline = Date.now() + 8000;
+    let version: number | undefined;
+    while (Date.now() < deadline) {
+      const status = await (await fetch(`${url}/status`)).json() as { secrets: { paths: { path: string; version: number }[] } };
+      version = status.secrets.paths.find((p) => p.path.endsWith('/api-keys'))?.version;
+      if (version === 2) break;
+      await sleep(200);
+    }
+    expect(version).to.equal(2);
+  });
+});
