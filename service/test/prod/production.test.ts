@@ -9,6 +9,7 @@ import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../supp
 import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
 import { spawnManaged, type ManagedProcess } from '../support/processes.js';
+import { statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 
@@ -57,21 +58,6 @@ async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentia
   const rendered = join(dir, 'secrets/app.json');
   await waitForFile(rendered, proc, 30_000);
   return { dir, proc, rendered, token: join(dir, 'secrets/token') };
-}
-
-async function statusOf(url: string): Promise<number> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await response.body?.cancel();
-  return response.status;
-}
-
-async function timeUntil(url: string, status: number, limitMs: number): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < limitMs) {
-    if (await statusOf(url) === status) return Date.now() - start;
-    await sleep(100);
-  }
-  throw new Error(`${url} did not answer ${status} within ${limitMs} ms`);
 }
 
 /** Test harness only: an operator token that may seal and read what the assertions need. */

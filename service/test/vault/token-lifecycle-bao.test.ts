@@ -7,38 +7,12 @@ import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../supp
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import type { ManagedProcess } from '../support/processes.js';
+import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultRequest } from '../support/vault-http.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function statusOf(url: string): Promise<number> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await response.body?.cancel();
-  return response.status;
-}
-
-/** GETs `url` every `everyMs` for `forMs` and returns the statuses seen. */
-async function poll(url: string, forMs: number, everyMs = 200): Promise<number[]> {
-  const seen: number[] = [];
-  const end = Date.now() + forMs;
-  while (Date.now() < end) {
-    seen.push(await statusOf(url));
-    await sleep(everyMs);
-  }
-  return seen;
-}
-
-/** Milliseconds until `url` answers `status`; fails after `limitMs`. */
-async function timeUntil(url: string, status: number, limitMs: number): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < limitMs) {
-    if (await statusOf(url) === status) return Date.now() - start;
-    await sleep(50);
-  }
-  throw new Error(`${url} did not answer ${status} within ${limitMs} ms`);
-}
 
 /** Revokes every token AppRole has issued, as an operator responding to a leak would. */
 async function revokeAppRoleTokens(server: BaoDevServer): Promise<void> {
