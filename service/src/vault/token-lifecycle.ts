@@ -92,6 +92,8 @@ export class TokenLifecycle {
     clearTimeout(this.#timer);
     clearTimeout(this.#expiryAlarm);
     await this.#runner.idle();
+    // A check in flight when stop() was called re-arms the expiry alarm when it succeeds.
+    clearTimeout(this.#expiryAlarm);
   }
 
   /** Checks at once (the agent wrote a new token); a check in flight is followed by one more. */
@@ -159,7 +161,9 @@ export class TokenLifecycle {
 
   async #renewOwnToken(source: Extract<TokenSource, { mode: 'sdk' }>): Promise<number> {
     const now = this.#o.now();
-    if (now < this.#renewAt) {
+    // A timer may fire a little before the monotonic clock reaches renewAt: within minDelayMs
+    // the renewal is due, rather than a lookup now and the renewal 250 ms later.
+    if (now < this.#renewAt - this.#o.minDelayMs) {
       // Between renewals (only when a maximum interval asks for more frequent checks).
       try {
         const info = await this.#o.api.lookupSelf(this.#token ?? '');
