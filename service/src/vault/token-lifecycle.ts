@@ -128,7 +128,7 @@ export class TokenLifecycle {
         : await this.#renewOwnToken(this.#o.source);
     } catch (error) {
       if (!(error instanceof Transient)) throw error;
-      const delay = backoffDelay(this.#failures++, this.#o.backoff, this.#o.random);
+      const delay = this.#retryDelay();
       this.#o.logger.warn(
         { problem: error.message, retryInMs: delay, expiresInMs: this.#expiresAt === undefined ? null : Math.round(this.#expiresAt - this.#o.now()) },
         'could not verify the Vault token; serving from the last good configuration until its known expiry',
@@ -263,8 +263,10 @@ export class TokenLifecycle {
     return this.#retryDelay();
   }
 
+  /** Capped backoff, and never longer than the maximum check interval when one is set. */
   #retryDelay(): number {
-    return backoffDelay(this.#failures++, this.#o.backoff, this.#o.random);
+    const delay = backoffDelay(this.#failures++, this.#o.backoff, this.#o.random);
+    return this.#o.maxCheckIntervalMs > 0 ? Math.min(delay, this.#o.maxCheckIntervalMs) : delay;
   }
 
   #scheduleOptions() {

@@ -222,6 +222,16 @@ describe('TokenLifecycle timing (fake timers, hand-written fake Vault)', functio
     expect((gate.current as { reason: string }).reason).to.match(/^the token expired: renewal no longer extends the TTL/);
   });
 
+  it('retries no less often than the maximum check interval when one is set', async function () {
+    const lookup = timed(() => Promise.reject(unreachable()));
+    await lifecycle({ lookupSelf: lookup.stub, renewSelf: sinon.stub() }, agentSource(() => Promise.resolve('t')),
+      Math.random, 1000).start();
+    await clock.tickAsync(30_000);
+    const waits = lookup.times.slice(1).map((t, i) => t - (lookup.times[i] ?? 0));
+    expect(waits.length).to.be.at.least(25);
+    expect(Math.max(...waits)).to.be.at.most(1000);
+  });
+
   it('checks at least every maximum interval when one is set', async function () {
     const lookupSelf = timed(() => Promise.resolve(info(3600)));
     await lifecycle({ lookupSelf: lookupSelf.stub, renewSelf: sinon.stub() }, agentSource(() => Promise.resolve('t')), Math.random, 1000).start();
