@@ -18,7 +18,7 @@ export interface AgentDir {
 }
 
 export async function prepareAgentDir(
-  server: BaoDevServer,
+  server: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
   appEnv = 'dev',
   bootstrapEnv: NodeJS.ProcessEnv = {},
 ): Promise<AgentDir> {
@@ -32,14 +32,23 @@ export async function prepareAgentDir(
   return { dir, credentialsDir, secretsDir, renderedFile: join(secretsDir, 'app.json'), tokenFile: join(secretsDir, 'token') };
 }
 
-/** `bao agent` with the repository's agent-config, unchanged, for `appEnv`'s env file. */
-export function startAgent(server: BaoDevServer, agentDir: AgentDir, appEnv = 'dev', templateEnv = appEnv): ManagedProcess {
+/**
+ * `bao agent` with the repository's agent-config, unchanged, for `appEnv`'s env file.
+ * `extraEnv` adds to its environment (VAULT_CACERT for a TLS server).
+ */
+export function startAgent(
+  server: Pick<BaoDevServer, 'addr'>,
+  agentDir: AgentDir,
+  appEnv = 'dev',
+  templateEnv = appEnv,
+  extraEnv: NodeJS.ProcessEnv = {},
+): ManagedProcess {
   return spawnManaged(
     baoBin,
     ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`],
     {
       cwd: agentDir.dir,
-      env: baoEnv(agentDir.dir, { VAULT_ADDR: server.addr, APP_ENV: templateEnv }),
+      env: baoEnv(agentDir.dir, { VAULT_ADDR: server.addr, APP_ENV: templateEnv, ...extraEnv }),
       logFile: join(agentDir.dir, 'agent.log'),
     },
   );

@@ -4,6 +4,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { baoBin, baoEnv, repoRoot } from './bao.js';
+import { recordOutput } from './leak-scan.js';
 import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
 import { tempDir } from './temp-dirs.js';
@@ -110,6 +111,7 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
   Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile('sh', [join(repoRoot, script), ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      recordOutput(`${script} output`, `${stdout}\n${stderr}`);
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
     // A script that exits without reading its input must not fail the test with EPIPE.

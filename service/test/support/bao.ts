@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { registerSecret } from './leak-scan.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
 import { freePort } from './ports.js';
 import { tempDir } from './temp-dirs.js';
@@ -72,6 +73,7 @@ export async function startBaoDevServer(): Promise<BaoDevServer> {
   await assertBaoInstalled();
   const dir = await tempDir('bao');
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
+  registerSecret('dev server root token', rootToken);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const addr = `http://127.0.0.1:${port}`;
@@ -82,6 +84,7 @@ export async function startBaoDevServer(): Promise<BaoDevServer> {
     );
     try {
       await waitForHttp(`${addr}/v1/sys/health`, 200, proc);
+      registerSecret('dev server unseal key', /^Unseal Key: (\S+)$/m.exec(await proc.log())?.[1]);
       const unsealKey = async () => {
         const key = /^Unseal Key: (\S+)$/m.exec(await proc.log())?.[1];
         if (key === undefined) throw new Error('the dev server printed no unseal key');

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+import { recordOutput, registerSecret } from './leak-scan.js';
 
 export const bootstrapScript = join(repoRoot, 'scripts/bootstrap.sh');
 
@@ -26,7 +28,11 @@ export function runBootstrap(
   return new Promise((resolve) => {
     execFile('sh', [bootstrapScript, appEnv, credentialsDir], { env, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
+      recordOutput('bootstrap.sh output', `${stdout}\n${stderr}`);
+      // The credentials it hands the agent: a role id and a wrapping token.
+      void Promise.all(['role-id', 'secret-id'].map((name) => readFile(join(credentialsDir, name), 'utf8')
+        .then((value) => { registerSecret(`bootstrap ${name}`, value); }, () => undefined)))
+        .then(() => { resolve({ code, stdout, stderr }); });
     });
   });
 }

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { once } from 'node:events';
 
 /**
  * Child processes the tests start (servers, agents, the service). Every one is tracked so
@@ -62,8 +61,10 @@ export function spawnManaged(command: string, args: readonly string[], options: 
       return exited;
     },
     async log() {
-      // Flush what the stream holds so the caller reads the whole story so far.
-      if (log.writableLength > 0 && !log.writableEnded) await once(log, 'drain');
+      // Flush what the stream holds so the caller reads the whole story so far. An empty write's
+      // callback runs once everything before it is written ('drain' fires only after a write
+      // that returned false, so waiting for it could wait forever).
+      if (log.writableLength > 0 && !log.writableEnded) await new Promise<void>((resolve) => { log.write('', () => { resolve(); }); });
       return readFile(options.logFile, 'utf8');
     },
   };

@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/log/logger.js';
+import { recordOutput, registerSecret } from './leak-scan.js';
 
 export function randomKey(): string {
-  return randomBytes(32).toString('hex');
+  const key = randomBytes(32).toString('hex');
+  registerSecret('randomKey()', key);
+  return key;
 }
 
 /** Secrets as Vault would hold them, fresh random values each call. */
@@ -43,6 +46,7 @@ export function capturingLogger(): { logger: Logger; lines: Record<string, unkno
     },
   });
   const logger = createLogger('debug', stream);
+  recordOutput('capturingLogger', () => raw.join(''));
   return {
     logger,
     get lines() {

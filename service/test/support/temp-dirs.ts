@@ -11,6 +11,11 @@ export async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
+/** The folders tempDir created and the root hook has not removed yet. */
+export function tempDirsCreated(): readonly string[] {
+  return [...created];
+}
+
 export async function removeTempDirs(): Promise<void> {
   await Promise.all(created.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 }

@@ -1,0 +1,34 @@
+import { expect } from 'chai';
+import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { TokenLifecycle } from '../../src/vault/token-lifecycle.js';
+import { capturingLogger } from '../support/rendered-secrets.js';
+
+const timers = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
+
+describe('reliability: stopping the token lifecycle while a check is in flight', function () {
+  it('leaves no timer behind (a check that succeeds after stop() must not re-arm the expiry alarm)', async function () {
+    const { logger } = capturingLogger();
+    let delayMs = 0;
+    const api = {
+      lookupSelf: async () => {
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        return { ttlSeconds: 300, renewable: true, policies: [] };
+      },
+      renewSelf: () => Promise.reject(new Error('not used in agent mode')),
+    };
+    await new Promise((r) => setImmediate(r)); // mocha arms this test's own timeout timer first
+    const before = timers();
+    const lifecycle = new TokenLifecycle({
+      api, source: { mode: 'agent', file: '/nowhere/token', readToken: () => Promise.resolve('a-token') },
+      gate: new TrafficGate(logger), logger, maxCheckIntervalMs: 500,
+    });
+    await lifecycle.start();
+    delayMs = 100;
+    const inFlight = lifecycle.checkNow();
+    await new Promise((r) => setTimeout(r, 10));
+    await lifecycle.stop();
+    await inFlight;
+    // Before the fix, a 300 s expiry alarm stayed armed here and kept the process alive.
+    expect(timers()).to.equal(before);
+  });
+});

@@ -1,0 +1,236 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
+import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { forgetSecret, recordOutput, registerSecret, scanForLeaks } from '../support/leak-scan.js';
+import { freePort } from '../support/ports.js';
+import type { ManagedProcess } from '../support/processes.js';
+import { startService, type ServiceProcess } from '../support/service.js';
+import { tempDir, tempDirsCreated } from '../support/temp-dirs.js';
+import { vaultData, vaultRequest } from '../support/vault-http.js';
+import { foreignLines, initialEnvironment, parseLog } from './harness.js';
+import { hasHelmetHeaders } from './load.js';
+
+interface KvRead<T> {
+  data: T;
+  metadata: { version: number };
+}
+
+/** What a stack trace, a source path or a parser's own message looks like in a response. */
+const internals = /\bat \S+ \(|\bat (async )?[\w.]+ \(|node_modules|\/work\/|\.ts:\d+|\.js:\d+|SyntaxError|TypeError|Unexpected token|stack/i;
+
+describe('security (issue 9): process environment, file modes, the app token\'s reach, hostile input, the secret scan', function () {
+  this.timeout(60_000);
+  let server: BaoDevServer;
+  let agentDir: AgentDir;
+  let agent: ManagedProcess;
+  let service: ServiceProcess;
+  let agentToken = '';
+  /** Every secret value of the environment, as Vault holds it. */
+  const values: string[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  before(async function () {
+    server = await startBaoDevServer();
+    cleanups.push(() => server.stop());
+    agentDir = await prepareAgentDir(server, 'dev');
+    agent = startAgent(server, agentDir);
+    cleanups.push(() => agent.stop());
+    await waitForFile(agentDir.renderedFile, agent);
+    await waitForFile(agentDir.tokenFile, agent);
+    agentToken = (await readFile(agentDir.tokenFile, 'utf8')).trim();
+    registerSecret('agent token (dev)', agentToken);
+    for (const group of ['database', 'api-keys', 'app']) {
+      const read = await vaultData<KvRead<Record<string, unknown>>>(server.addr, server.rootToken, 'GET', `secret/data/saas-project/dev/${group}`);
+      values.push(...Object.entries(read.data).filter(([key]) => key !== 'username').flatMap(([, v]) => v).map(String));
+    }
+    service = await startService({
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
+      VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(await freePort()), TOKEN_CHECK_MAX_INTERVAL_MS: '1000',
+    });
+    cleanups.push(() => service.process.stop());
+  });
+
+  after(async function () {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('holds no secret value and no token in the agent-mode process\'s initial environment', async function () {
+    const environment = await initialEnvironment(service.process.child.pid ?? 0);
+    expect(environment).to.contain(`SECRETS_FILE=${agentDir.renderedFile}`);
+    expect(values).to.have.length(3);
+    for (const value of [...values, agentToken, server.rootToken]) expect(environment).to.not.contain(value);
+    expect(environment).to.not.match(/^(VAULT_TOKEN|VAULT_SECRET_ID|VAULT_ROLE_ID|BAO_TOKEN)=/m);
+  });
+
+  for (const variant of ['VAULT_SECRET_ID_FILE', 'VAULT_WRAPPED_SECRET_ID_FILE'] as const) {
+    it(`holds no credential in the SDK-mode process's initial environment (VAULT_ROLE_ID_FILE, ${variant})`, async function () {
+      const dir = await tempDir('sdk-credentials');
+      const roleId = (await readFile(join(agentDir.credentialsDir, 'role-id'), 'utf8')).trim();
+      registerSecret('role id', roleId);
+      let secretId: string;
+      if (variant === 'VAULT_SECRET_ID_FILE') {
+        secretId = (await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role/secret-id')).secret_id;
+      } else {
+        const minted = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+          method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
+        });
+        secretId = ((await minted.json()) as { wrap_info: { token: string } }).wrap_info.token;
+      }
+      registerSecret('secret id', secretId);
+      await writeFile(join(dir, 'role-id'), roleId, { mode: 0o400 });
+      await writeFile(join(dir, 'secret-id'), secretId, { mode: 0o400 });
+      const sdk = await startService({
+        SECRETS_MODE: 'sdk', APP_ENV: 'dev', VAULT_ADDR: server.addr, VAULT_ROLE_ID_FILE: join(dir, 'role-id'),
+        [variant]: join(dir, 'secret-id'), DATABASE_PORT: String(await freePort()),
+      });
+      try {
+        const environment = await initialEnvironment(sdk.process.child.pid ?? 0);
+        expect(environment).to.contain(`${variant}=${join(dir, 'secret-id')}`);
+        for (const value of [roleId, secretId, ...values, server.rootToken]) expect(environment).to.not.contain(value);
+        const status = await (await fetch(`${sdk.url}/status`)).json() as { mode: string; gate: { state: string } };
+        expect(status).to.nested.include({ mode: 'sdk', 'gate.state': 'open' });
+      } finally {
+        expect(await sdk.process.stop()).to.equal(0);
+      }
+      expect(foreignLines(await sdk.process.log())).to.deep.equal([]);
+    });
+  }
+
+  it('writes the rendered file and the token sink with the modes agent.hcl sets, and removes the secret id file after reading it', async function () {
+    const config = await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8');
+    const sinkMode = Number.parseInt(/sink "file"[\s\S]*?mode\s*=\s*(0[0-7]+)/.exec(config)?.[1] ?? '', 8);
+    const templatePerms = Number.parseInt(/template \{[\s\S]*?perms\s*=\s*"(0[0-7]+)"/.exec(config)?.[1] ?? '', 8);
+    expect([sinkMode, templatePerms]).to.deep.equal([0o440, 0o440]);
+    expect((await stat(agentDir.tokenFile)).mode & 0o777).to.equal(sinkMode);
+    expect((await stat(agentDir.renderedFile)).mode & 0o777).to.equal(templatePerms);
+    expect((await stat(join(agentDir.credentialsDir, 'role-id'))).mode & 0o777).to.equal(0o400);
+    const secretIdFile = await stat(join(agentDir.credentialsDir, 'secret-id')).then(() => 'present', (error: unknown) => (error as NodeJS.ErrnoException).code);
+    expect(secretIdFile).to.equal('ENOENT');
+  });
+
+  it('refuses the app\'s token (403) to write, delete, list environments, read sys/, create tokens or read another environment', async function () {
+    // Another environment's secrets exist, so a 403 there is the policy, not a missing path.
+    await vaultData(server.addr, server.rootToken, 'POST', 'secret/data/saas-project/prod/app', { data: { session_keys: [randomBytes(32).toString('hex')] } });
+    const attempts: [string, string, string, unknown?][] = [
+      ['write its own secret', 'POST', 'secret/data/saas-project/dev/app', { data: { session_keys: ['x'.repeat(40)] } }],
+      ['write a new path', 'POST', 'secret/data/saas-project/dev/new-group', { data: { a: 'b' } }],
+      ['delete its own secret', 'DELETE', 'secret/data/saas-project/dev/app'],
+      ['destroy versions', 'POST', 'secret/destroy/saas-project/dev/app', { versions: [1] }],
+      ['delete metadata', 'DELETE', 'secret/metadata/saas-project/dev/app'],
+      ['list the environments', 'GET', 'secret/metadata/saas-project?list=true'],
+      ['list another environment', 'GET', 'secret/metadata/saas-project/prod?list=true'],
+      ['list its own environment', 'GET', 'secret/metadata/saas-project/dev?list=true'],
+      ['read sys/mounts', 'GET', 'sys/mounts'],
+      ['read sys/policies', 'GET', 'sys/policies/acl?list=true'],
+      ['read sys/auth', 'GET', 'sys/auth'],
+      ['create a token', 'POST', 'auth/token/create', {}],
+      ['create an orphan token', 'POST', 'auth/token/create-orphan', {}],
+      ['mint a secret id', 'POST', 'auth/approle/role/saas-app-role/secret-id', {}],
+      ['read another environment', 'GET', 'secret/data/saas-project/prod/app'],
+      ['read staging', 'GET', 'secret/data/saas-project/staging/database'],
+    ];
+    const statuses: Record<string, number> = {};
+    for (const [what, method, path, body] of attempts) statuses[what] = (await vaultRequest(server.addr, agentToken, method, path, body)).status;
+    expect(statuses).to.deep.equal(Object.fromEntries(attempts.map(([what]) => [what, 403])));
+    // What it may do: read its own environment.
+    expect((await vaultRequest(server.addr, agentToken, 'GET', 'secret/data/saas-project/dev/app')).status).to.equal(200);
+  });
+
+  describe('hostile input', function () {
+    let session = '';
+    before(async function () {
+      const response = await fetch(`${service.url}/api/session`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+      });
+      session = response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    });
+
+    const json = { 'Content-Type': 'application/json' };
+    const cases: [string, () => [string, RequestInit], number][] = [
+      ['bad JSON', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant": "acme",' }], 400],
+      ['bad JSON quoting a secret', () => ['/api/session', { method: 'POST', headers: json, body: `{"tenant": "${values[0] ?? ''}" oops` }], 400],
+      ['a body over 16 KB', () => ['/api/projects', { method: 'POST', headers: { ...json, Cookie: session }, body: JSON.stringify({ name: 'x', description: 'y'.repeat(20_000) }) }], 413],
+      ['a 64 KB body', () => ['/api/session', { method: 'POST', headers: json, body: `{"tenant":"${'a'.repeat(65_536)}"}` }], 413],
+      ['a wrong type', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant": 42}' }], 400],
+      ['an array body', () => ['/api/session', { method: 'POST', headers: json, body: '["acme"]' }], 400],
+      ['a JSON null body', () => ['/api/session', { method: 'POST', headers: json, body: 'null' }], 400],
+      ['an unknown field', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant":"acme","admin":true}' }], 400],
+      ['a __proto__ key', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant":"acme","__proto__":{"admin":true}}' }], 400],
+      ['5000-deep nested JSON', () => ['/api/session', { method: 'POST', headers: json, body: `${'['.repeat(5000)}${']'.repeat(5000)}` }], 400],
+      ['invalid UTF-8', () => ['/api/session', { method: 'POST', headers: json, body: Buffer.from([0x7b, 0x22, 0x74, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]) }], 400],
+      ['a text/plain body', () => ['/api/session', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{"tenant":"acme"}' }], 400],
+      ['a wrong type in a project', () => ['/api/projects', { method: 'POST', headers: { ...json, Cookie: session }, body: '{"name": {"$gt": ""}}' }], 400],
+      ['an unknown route', () => ['/nope', {}], 404],
+      ['an unknown API route', () => ['/api/nope', { headers: { Cookie: session } }], 404],
+      ['a path traversal', () => ['/api/projects/..%2F..%2Fetc%2Fpasswd', { headers: { Cookie: session } }], 404],
+      ['an SQL-looking id', () => ['/api/projects/1%27%20OR%20%271%27%3D%271', { headers: { Cookie: session } }], 404],
+      ['an 8 KB URL', () => [`/${'a'.repeat(8000)}`, {}], 404],
+      ['a wrong method', () => ['/api/projects', { method: 'PUT', headers: { Cookie: session } }], 405],
+      ['no session', () => ['/api/projects', {}], 401],
+      ['a forged session', () => ['/api/session', { headers: { Cookie: session.replace(/saas_session=[\w-]+/, `saas_session=${Buffer.from('{"tenant":"evil"}').toString('base64url')}`) } }], 401],
+      ['a garbage cookie', () => ['/api/session', { headers: { Cookie: 'saas_session=%%%; saas_session.sig=AAAA' } }], 401],
+    ];
+    for (const [what, make, expected] of cases) {
+      it(`answers ${what} with ${expected}, a JSON error, no internals, and the security headers`, async function () {
+        const [path, init] = make();
+        const response = await fetch(`${service.url}${path}`, init);
+        const text = await response.text();
+        expect(response.status, text).to.equal(expected);
+        expect(response.headers.get('content-type')).to.match(/^application\/json/);
+        const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+        expect(body.error?.code).to.be.a('string');
+        expect(body.error?.message).to.be.a('string');
+        expect(Object.keys(body)).to.deep.equal(['error']);
+        expect(text).to.not.match(internals);
+        for (const value of values) expect(text).to.not.contain(value);
+        expect(hasHelmetHeaders(Object.fromEntries(response.headers.entries())), [...response.headers.keys()].join(', ')).to.be.true;
+      });
+    }
+
+    it('puts the security headers on successful answers too (200, 204)', async function () {
+      for (const [path, init] of [['/healthz', {}], ['/readyz', {}], ['/status', {}], ['/api/session', { headers: { Cookie: session } }],
+        ['/api/session', { method: 'DELETE' }]] as [string, RequestInit][]) {
+        const response = await fetch(`${service.url}${path}`, init);
+        await response.body?.cancel();
+        expect(response.status, path).to.be.oneOf([200, 204]);
+        expect(hasHelmetHeaders(Object.fromEntries(response.headers.entries())), path).to.be.true;
+      }
+    });
+
+    it('logged no internal error for any of it, and the process is still running', async function () {
+      const log = parseLog(await service.process.log());
+      expect(log.filter((e) => e.level === 'error' || e.level === 'fatal')).to.deep.equal([]);
+      expect(service.process.child.exitCode).to.equal(null);
+    });
+  });
+
+  describe('the secret scan (support/leak-scan.ts; the root hook runs it again over the whole run)', function () {
+    it('finds a planted secret in a recorded output and in a log file (the scan\'s self-test)', async function () {
+      const canary = `canary-${randomBytes(16).toString('hex')}`;
+      registerSecret('canary', canary);
+      try {
+        recordOutput('self-test output', `first line\nthe canary ${canary} here\n`);
+        const logFile = join(await tempDir('scan-self-test'), 'planted.log');
+        await writeFile(logFile, `{"msg":"ok"}\n{"msg":"leak","value":"${canary}"}\n`);
+        const { hits } = await scanForLeaks(tempDirsCreated());
+        const canaryHits = hits.filter((h) => h.what === 'canary');
+        expect(canaryHits.map((h) => `${h.source.endsWith('planted.log') ? 'planted.log' : h.source}:${h.line}`))
+          .to.have.members(['self-test output:2', 'planted.log:2']);
+        await writeFile(logFile, '');
+      } finally {
+        forgetSecret(canary);
+      }
+    });
+
+    it('finds no secret value or token in any log line, script output or response of the run so far', async function () {
+      await service.process.log();
+      const summary = await scanForLeaks(tempDirsCreated());
+      expect(summary.secrets).to.be.greaterThan(5);
+      expect(summary.outputs).to.be.greaterThan(20);
+      expect(summary.hits.map((h) => `${h.what} in ${h.source}:${h.line}`)).to.deep.equal([]);
+    });
+  });
+});

@@ -1,0 +1,143 @@
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
+import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
+import { registerFromVaultJson, registerSecret } from '../support/leak-scan.js';
+import { freePort } from '../support/ports.js';
+import type { ManagedProcess } from '../support/processes.js';
+import { startService, type ServiceProcess } from '../support/service.js';
+import { tempDir } from '../support/temp-dirs.js';
+import { foreignLines, haltIntervals, parseLog, printFigures, sleep, until, violations, type Figure } from './harness.js';
+import { countByStatus, SteadyLoad, type RequestSpec } from './load.js';
+
+const appEnv = 'staging';
+const ratePerSecond = 40;
+
+describe('reliability: the Vault server stopped and started again (non-dev: Raft storage, TLS, sealed at restart), under steady load', function () {
+  this.timeout(90_000);
+  let tls: Tls;
+  let node: BaoServerNode;
+  let unsealKeys: string[] = [];
+  let agentDir: AgentDir;
+  let agent: ManagedProcess;
+  let service: ServiceProcess;
+  let cookie = '';
+  const figures: Figure[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  const health = async () => (await httpsGet(`${node.addr}/v1/sys/health`, tls).catch(() => ({ status: 0 }))).status;
+  async function unseal(): Promise<void> {
+    const run = await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), `${unsealKeys.join('\n')}\n`);
+    expect(run.code, run.stderr).to.equal(0);
+    // Unsealed, then the Raft node elects itself leader: active answers 200.
+    await until('the node is active', async () => await health() === 200, 15_000);
+  }
+  const requestFor = (i: number): RequestSpec => {
+    switch (i % 4) {
+      case 0: return { kind: 'readyz', path: '/readyz' };
+      case 1: return { kind: 'sign-in', path: '/api/session', method: 'POST', body: JSON.stringify({ tenant: `t${i % 97}x` }) };
+      case 2: return { kind: 'status', path: '/status' };
+      default: return { kind: 'session', path: '/api/session', headers: { Cookie: cookie } };
+    }
+  };
+
+  before(async function () {
+    tls = await generateTls();
+    node = await startBaoServerNode(tls);
+    cleanups.push(() => node.stop());
+    const initFile = join(await tempDir('init'), 'init.json');
+    const init = await runScript('scripts/prod/operator-init.sh', [initFile, '1', '1'], node.cliEnv());
+    expect(init.code, init.stderr).to.equal(0);
+    const initText = await readFile(initFile, 'utf8');
+    registerFromVaultJson('operator init', initText, 'response');
+    const { root_token: rootToken, unseal_keys_b64: keys } = JSON.parse(initText) as { root_token: string; unseal_keys_b64: string[] };
+    unsealKeys = keys;
+    await unseal();
+
+    agentDir = await prepareAgentDir({ addr: node.addr, rootToken, dir: node.dir }, appEnv,
+      { VAULT_CACERT: tls.ca, ROLE_TOKEN_TTL: '60s', ROLE_TOKEN_MAX_TTL: '1h' });
+    for (const group of ['database', 'api-keys', 'app']) {
+      const read = await httpsGet(`${node.addr}/v1/secret/data/saas-project/${appEnv}/${group}`, tls, rootToken);
+      registerFromVaultJson(`staging ${group}`, JSON.stringify(read.body), 'response');
+    }
+    // The repository's agent configuration for staging, unchanged, over TLS.
+    agent = startAgent(node, agentDir, appEnv, appEnv, { VAULT_CACERT: tls.ca });
+    cleanups.push(() => agent.stop());
+    await waitForFile(agentDir.renderedFile, agent);
+    await waitForFile(agentDir.tokenFile, agent);
+    registerSecret('agent token (staging)', await readFile(agentDir.tokenFile, 'utf8'));
+    service = await startService({
+      SECRETS_MODE: 'agent', APP_ENV: appEnv, VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
+      SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(await freePort()),
+      TOKEN_CHECK_MAX_INTERVAL_MS: '500', VAULT_REQUEST_TIMEOUT_MS: '1000',
+    });
+    cleanups.push(() => service.process.stop());
+    const signIn = await fetch(`${service.url}/api/session`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+    });
+    cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  });
+
+  after(async function () {
+    printFigures(`Vault stopped and started under ${ratePerSecond} requests/s (agent mode over TLS, Raft storage)`, figures);
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('keeps serving from the last good configuration while Vault is down and sealed, then verifies its token again', async function () {
+    const tokenBefore = await readFile(agentDir.tokenFile, 'utf8');
+    const load = new SteadyLoad(service.url, ratePerSecond, requestFor);
+    const started = Date.now();
+    load.start('Vault stopped, started, unsealed');
+    let notes: string;
+    try {
+      await sleep(2000);
+      const stopping = Date.now();
+      await node.stop();
+      const stopped = Date.now();
+      await sleep(2000);
+      await node.restart();
+      expect(await health(), 'sealed after a restart').to.equal(503);
+      await unseal();
+      const unsealed = Date.now();
+      // The service's next successful check of the agent's token, on its retry schedule.
+      let verifiedAt = NaN;
+      await until('the service verifies its token again', async () => {
+        const status = await (await fetch(`${service.url}/status`)).json() as { token: { lastCheckAt: string | null; lastCheckOk: boolean | null } };
+        verifiedAt = Date.parse(status.token.lastCheckAt ?? '');
+        return status.token.lastCheckOk === true && verifiedAt >= unsealed;
+      }, 15_000);
+      await sleep(1000);
+      notes = `Vault stopping ${stopped - stopping} ms, down ${((unsealed - stopped) / 1000).toFixed(1)} s until unsealed; ` +
+        `token verified again ${verifiedAt - unsealed} ms after the unseal`;
+    } finally {
+      await load.stop();
+    }
+    const samples = load.samples;
+    const log = parseLog(await service.process.log());
+    const warnings = log.filter((e) => e.msg.startsWith('could not verify the Vault token') && e.t >= started).length;
+    figures.push({ fault: 'Vault server stopped and started (sealed, then unsealed)', seconds: (Date.now() - started) / 1000,
+      requests: samples.length, counts: countByStatus(samples), notes: `${notes}; ${warnings} warnings logged, no halt` });
+
+    const problems = violations(samples, haltIntervals(log));
+    expect(problems.slice(0, 10), `${problems.length} broken promises in ${samples.length} answers`).to.deep.equal([]);
+    expect(samples.filter((s) => s.status === 503), 'a Vault outage shorter than the TTL is invisible').to.deep.equal([]);
+    expect(load.skipped).to.equal(0);
+    expect(warnings).to.be.greaterThan(0);
+    // State survived the restart: the same token is still valid, the agent is still running.
+    expect(agent.child.exitCode).to.equal(null);
+    const token = (await readFile(agentDir.tokenFile, 'utf8')).trim();
+    registerSecret('agent token (staging)', token);
+    const lookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, token);
+    expect(lookup.status).to.equal(200);
+    expect(token === tokenBefore.trim() ? 'same token' : 'agent logged in again').to.be.a('string');
+  });
+
+  it('never crashed and exits 0 on SIGTERM', async function () {
+    expect(service.process.child.exitCode).to.equal(null);
+    expect(await service.process.stop('SIGTERM')).to.equal(0);
+    const text = await service.process.log();
+    expect(foreignLines(text)).to.deep.equal([]);
+    expect(parseLog(text).filter((e) => e.msg === 'request failed')).to.deep.equal([]);
+  });
+});
