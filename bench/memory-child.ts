@@ -1,0 +1,68 @@
+/**
+ * One process for bench/memory.ts: the service's app listening, with or without the rendered
+ * file watcher (AgentFileSource + the token sink watch) and the token lifecycle (agent mode,
+ * 1 s checks against a real bao dev server). Prints one JSON line with its memory after the
+ * warm-up and a full GC. Run with node --expose-gc.
+ *
+ *   node --expose-gc --import tsx bench/memory-child.ts <base|watch-loop> <warm-up ms>
+ * Environment: BENCH_SECRETS_FILE, BENCH_TOKEN_FILE, BENCH_VAULT_ADDR.
+ */
+import { readFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { parseRenderedFile } from '../service/src/secrets/rendered-file.js';
+import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
+import { PoolHolder } from '../service/src/db/pool-holder.js';
+import { ProjectStore } from '../service/src/db/projects.js';
+import { createApp } from '../service/src/http/app.js';
+import { TrafficGate } from '../service/src/http/traffic-gate.js';
+import { WebhookSender } from '../service/src/http/webhooks.js';
+import { createLogger } from '../service/src/log/logger.js';
+import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
+import { watchFileDebounced } from '../service/src/secrets/file-watch.js';
+import { watchFolder } from '../service/src/secrets/folder-watch.js';
+import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
+import { nodeVaultApi } from '../service/src/vault/vault-api.js';
+
+const [variant = '', warmText = '15000'] = process.argv.slice(2);
+const secretsFile = process.env.BENCH_SECRETS_FILE ?? '';
+const tokenFile = process.env.BENCH_TOKEN_FILE ?? '';
+const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }));
+const holder = new SnapshotHolder();
+const gate = new TrafficGate(logger);
+const stops: (() => Promise<void>)[] = [];
+
+if (variant === 'watch-loop') {
+  const source = new AgentFileSource({ file: secretsFile, appEnv: 'dev', holder, logger, watchFolder });
+  source.start();
+  await source.firstSnapshot(10_000);
+  stops.push(() => source.stop());
+  const lifecycle = new TokenLifecycle({
+    api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), gate, logger, maxCheckIntervalMs: 1000,
+    source: { mode: 'agent', file: tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim() },
+  });
+  stops.push(watchFileDebounced(tokenFile, watchFolder, () => { void lifecycle.checkNow(); }, () => undefined, 25));
+  await lifecycle.start();
+  stops.push(() => lifecycle.stop());
+} else {
+  holder.swap(parseRenderedFile(secretsFile, await readFile(secretsFile), 'dev', Date.now()));
+  gate.open();
+}
+const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
+const app = createApp({
+  holder, gate, logger, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger),
+  status: () => ({}), retryAfterSeconds: () => 5,
+});
+const server = app.listen(0, '127.0.0.1');
+
+await new Promise((r) => setTimeout(r, Number(warmText)));
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with --expose-gc');
+for (let i = 0; i < 3; i++) {
+  gc();
+  await new Promise((r) => setTimeout(r, 100));
+}
+const usage = process.memoryUsage();
+process.stdout.write(`${JSON.stringify({ result: { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external }, reloads: holder.current?.revision, open: gate.isOpen })}\n`);
+for (const stop of stops.reverse()) await stop();
+server.close();
+process.exit(0);

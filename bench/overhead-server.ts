@@ -1,0 +1,97 @@
+/**
+ * One HTTP server for bench/overhead.ts, in its own process so the load generator does not
+ * share its event loop. Usage: node --import tsx bench/overhead-server.ts <variant> <port>
+ *
+ *   plain           Koa + @koa/router answering GET /readyz with the same JSON as the service
+ *   plain-log       plain + the service's requestLog middleware (one pino line per request)
+ *   plain-log-helmet  plain-log + koa-helmet, as the service mounts it
+ *   service-silent  the service's app with the logger at level 'silent' (attribution only)
+ *   service         the service's createApp: error handler, request log (pino), helmet, traffic
+ *                   gate, snapshot lookup and session keys, body parser, router
+ *   service-b       a second, identical service process: the A/A control for process-to-process noise
+ *   service-loop    service + a TokenLifecycle (agent mode) checking a real token against a
+ *                   real bao dev server every second (maxCheckIntervalMs 1000)
+ *
+ * Logs go through the service's createLogger to a synchronous pino destination on /dev/null
+ * (the production logger writes synchronously to stdout; /dev/null keeps the disk out).
+ */
+import { readFile } from 'node:fs/promises';
+import Router from '@koa/router';
+import Koa from 'koa';
+import helmet from 'koa-helmet';
+import { pino } from 'pino';
+import { buildSnapshot } from '../service/src/config/snapshot.js';
+import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
+import { PoolHolder } from '../service/src/db/pool-holder.js';
+import { ProjectStore } from '../service/src/db/projects.js';
+import { createApp } from '../service/src/http/app.js';
+import { requestLog } from '../service/src/http/errors.js';
+import { TrafficGate } from '../service/src/http/traffic-gate.js';
+import { WebhookSender } from '../service/src/http/webhooks.js';
+import { createLogger } from '../service/src/log/logger.js';
+import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
+import { nodeVaultApi } from '../service/src/vault/vault-api.js';
+import { renderedDocument } from '../service/test/support/rendered-secrets.js';
+
+const [variant = '', portText = ''] = process.argv.slice(2);
+const port = Number(portText);
+const logger = createLogger(variant === 'service-silent' ? 'silent' : 'info', pino.destination({ dest: '/dev/null', sync: true }));
+
+function plainApp(logged: boolean, withHelmet: boolean): Koa {
+  const app = new Koa();
+  const router = new Router();
+  router.get('/readyz', (ctx) => {
+    ctx.body = { status: 'ready' };
+  });
+  if (logged) app.use(requestLog(logger));
+  if (withHelmet) app.use(helmet());
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: TokenLifecycle }> {
+  const holder = new SnapshotHolder();
+  holder.swap(buildSnapshot('dev', renderedDocument('dev', 1), 'bench-revision', Date.now()));
+  const gate = new TrafficGate(logger);
+  let lifecycle: TokenLifecycle | undefined;
+  if (withLoop) {
+    const addr = process.env.BENCH_VAULT_ADDR ?? '';
+    const file = process.env.BENCH_TOKEN_FILE ?? '';
+    lifecycle = new TokenLifecycle({
+      api: nodeVaultApi(addr), gate, logger, maxCheckIntervalMs: 1000,
+      source: { mode: 'agent', file, readToken: async () => (await readFile(file, 'utf8')).trim() },
+    });
+    await lifecycle.start();
+    if (!gate.isOpen) throw new Error(`the lifecycle did not open the gate: ${JSON.stringify(gate.current)}`);
+  } else {
+    gate.open();
+  }
+  // Points nowhere: the pool connects lazily and /readyz never uses it.
+  const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
+  const app = createApp({
+    holder, gate, logger, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger),
+    status: () => ({ gate: gate.current, token: lifecycle?.status() ?? null }),
+    retryAfterSeconds: () => 5,
+  });
+  return lifecycle === undefined ? { app } : { app, lifecycle };
+}
+
+let app: Koa;
+let lifecycle: TokenLifecycle | undefined;
+switch (variant) {
+  case 'plain': app = plainApp(false, false); break;
+  case 'plain-log': app = plainApp(true, false); break;
+  case 'plain-log-helmet': app = plainApp(true, true); break;
+  case 'service':
+  case 'service-b':
+  case 'service-silent': ({ app } = await serviceApp(false)); break;
+  case 'service-loop': ({ app, lifecycle } = await serviceApp(true)); break;
+  default: throw new Error(`unknown variant "${variant}"`);
+}
+const server = app.listen(port, '127.0.0.1');
+process.once('SIGTERM', () => {
+  server.close();
+  server.closeAllConnections();
+  (lifecycle?.stop() ?? Promise.resolve()).then(() => process.exit(0), () => process.exit(1));
+});

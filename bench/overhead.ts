@@ -1,0 +1,126 @@
+/**
+ * 1. Request overhead: GET /readyz on a plain Koa app vs. the service's app (gate, snapshot
+ * lookup, logging), and the service with its token lifecycle checking every second.
+ *
+ *   node --import tsx bench/overhead.ts [--rounds=6] [--seconds=5] [--connections=10]
+ *
+ * Each variant runs in its own child process (bench/overhead-server.ts); autocannon runs in
+ * this one. Rounds alternate the variants (A B C D, then D C B A, ...) so that the noise of a
+ * shared machine falls on all of them alike; ratios are ratios of the per-variant medians.
+ */
+import { join } from 'node:path';
+import { startBaoDevServer, waitForHttp } from '../service/test/support/bao.js';
+import { freePort } from '../service/test/support/ports.js';
+import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
+import { tempDir } from '../service/test/support/temp-dirs.js';
+import { writeFile } from 'node:fs/promises';
+import {
+  benchDir, flag, fmt, load, machine, machineLine, mdTable, median, runBenchmark, verdict, writeResult, type LoadRound,
+} from './lib/common.js';
+
+const variants = ['plain', 'plain-log', 'plain-log-helmet', 'service-silent', 'service', 'service-b', 'service-loop'] as const;
+type Variant = (typeof variants)[number];
+
+runBenchmark(async () => {
+  const rounds = flag('rounds', 6);
+  const seconds = flag('seconds', 4);
+  const connections = flag('connections', 10);
+  const m = await machine();
+
+  const server = await startBaoDevServer();
+  const dir = await tempDir('overhead');
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, await createToken(server.addr, server.rootToken));
+
+  const servers = new Map<Variant, { url: string; proc: ManagedProcess }>();
+  for (const variant of variants) {
+    const port = await freePort();
+    const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port)], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile },
+      logFile: join(dir, `${variant}.log`),
+    });
+    const url = `http://127.0.0.1:${port}/readyz`;
+    await waitForHttp(url, 200, proc);
+    servers.set(variant, { url, proc });
+  }
+
+  // Warm-up: JIT and connection set-up, not counted.
+  for (const variant of variants) await load(servers.get(variant)?.url ?? '', 2, connections);
+
+  const results = new Map<Variant, LoadRound[]>(variants.map((v) => [v, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse();
+    for (const variant of order) {
+      const r = await load(servers.get(variant)?.url ?? '', seconds, connections);
+      results.get(variant)?.push(r);
+      process.stderr.write(`round ${round + 1} ${variant}: ${fmt(r.rps, 0)} req/s, p99 ${fmt(r.p99, 3)} ms\n`);
+    }
+  }
+
+  const stat = (v: Variant) => {
+    const rs = results.get(v) ?? [];
+    return {
+      rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)),
+      errors: rs.reduce((a, r) => a + r.errors + r.non2xx, 0),
+    };
+  };
+  const s = Object.fromEntries(variants.map((v) => [v, stat(v)])) as Record<Variant, ReturnType<typeof stat>>;
+  /** Per-round ratios, to show how much the noise alone moves a ratio. */
+  const roundRatios = (a: Variant, b: Variant, key: 'rps' | 'p99') => {
+    const ra = results.get(a) ?? [];
+    const rb = results.get(b) ?? [];
+    return ra.map((r, i) => r[key] / (rb[i]?.[key] ?? NaN));
+  };
+  const range = (values: number[]) => `${fmt(Math.min(...values), 3)}–${fmt(Math.max(...values), 3)}`;
+
+  const thr = s.service.rps / s.plain.rps;
+  const p99 = s.service.p99 / s.plain.p99;
+  const loopThr = s['service-loop'].rps / s.service.rps;
+  const loopP99 = s['service-loop'].p99 / s.service.p99;
+  const md = [
+    '### 1. Request overhead',
+    '',
+    `Machine: ${machineLine(m)}`,
+    '',
+    `Command: \`node --import tsx bench/overhead.ts --rounds=${rounds} --seconds=${seconds} --connections=${connections}\``,
+    '',
+    `GET /readyz (passes the gate and the snapshot middleware), autocannon ${connections} connections, no pipelining, ${rounds} rounds of ${seconds} s per variant, ` +
+    'variants alternating (forward, then reverse order); each server in its own process, logs to /dev/null (sync pino).',
+    '',
+    mdTable(['variant', 'req/s (median)', 'p50 ms', 'p99 ms', 'errors + non-2xx'], variants.map((v) => [
+      v, fmt(s[v].rps, 0), fmt(s[v].p50, 3), fmt(s[v].p99, 3), s[v].errors,
+    ])),
+    '',
+    mdTable(['comparison', 'measured', 'per-round range', 'target', 'result'], [
+      ['service / plain throughput', fmt(thr, 3), range(roundRatios('service', 'plain', 'rps')), '≥ 0.98', verdict(thr >= 0.98)],
+      ['service / plain p99', fmt(p99, 3), range(roundRatios('service', 'plain', 'p99')), '≤ 1.05', verdict(p99 <= 1.05)],
+      ...(['plain-log', 'plain-log-helmet', 'service-silent'] as const).map((v) => [
+        `${v} / plain throughput (attribution)`, fmt(s[v].rps / s.plain.rps, 3), range(roundRatios(v, 'plain', 'rps')), '—', '—']),
+      ['service / service-silent throughput (cost of the request log)', fmt(s.service.rps / s['service-silent'].rps, 3),
+        range(roundRatios('service', 'service-silent', 'rps')), '—', '—'],
+      ['service-b / service throughput (A/A control: noise floor)', fmt(s['service-b'].rps / s.service.rps, 3),
+        range(roundRatios('service-b', 'service', 'rps')), '≈ 1', '—'],
+      ['service-b / service p99 (A/A control: noise floor)', fmt(s['service-b'].p99 / s.service.p99, 3),
+        range(roundRatios('service-b', 'service', 'p99')), '≈ 1', '—'],
+      ['loop 1 s / service throughput', fmt(loopThr, 3), range(roundRatios('service-loop', 'service', 'rps')),
+        'no measurable change', verdict(Math.abs(loopThr - 1) <= 0.02)],
+      ['loop 1 s / service p99', fmt(loopP99, 3), range(roundRatios('service-loop', 'service', 'p99')),
+        'no measurable change', verdict(Math.abs(loopP99 - 1) <= 0.05)],
+    ]),
+  ].join('\n');
+  await writeResult('overhead', md, { machine: m, rounds, seconds, connections, results: Object.fromEntries(results), summary: s });
+  for (const { proc } of servers.values()) await proc.stop();
+  await server.stop();
+});
+
+/** A 1-hour token with the default policy (lookup-self works), created with the root token. */
+async function createToken(addr: string, rootToken: string): Promise<string> {
+  const response = await fetch(`${addr}/v1/auth/token/create`, {
+    method: 'POST', headers: { 'X-Vault-Token': rootToken, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ttl: '1h', policies: ['default'], no_parent: true }),
+  });
+  const body = (await response.json()) as { auth?: { client_token?: string } };
+  const token = body.auth?.client_token;
+  if (token === undefined) throw new Error(`token creation answered ${response.status}`);
+  return token;
+}
