@@ -2,13 +2,13 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
   ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, superuserEnv, waitForPostgres,
   type PostgresLayout,
 } from './postgres.js';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -34,15 +34,6 @@ interface Started {
   pid: number;
   /** When the process started, checked again before stopping: a reused pid is never signalled. */
   startedAt: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  await new Promise((r) => server.close(r));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** A process's start time, which with its pid names it uniquely; undefined once it is gone. */
