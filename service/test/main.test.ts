@@ -84,10 +84,12 @@ describe('service/src/main.ts in agent mode', function () {
     });
   }
 
-  it('exits 1 naming the setting when the environment is invalid', async function () {
+  it('exits 1 naming the environment variable when the environment is invalid', async function () {
     const service = await spawnService({ APP_ENV: 'qa' });
     expect(await service.process.exited).to.equal(1);
-    expect(await service.process.log()).to.contain('appEnv: must be one of the possible values');
+    const lines = (await service.process.log()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include({ level: 'fatal', msg: 'not starting: invalid settings', reason: 'APP_ENV must be one of dev, staging, prod' });
   });
 });
 

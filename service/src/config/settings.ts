@@ -1,5 +1,25 @@
 import convict from 'convict';
 
+/** Timeouts and waits: 0 would make every call or wait fail at once. */
+const positiveInteger = /^[1-9][0-9]*$/;
+convict.addFormat({
+  name: 'positive-int',
+  validate: (value: unknown) => {
+    if (!Number.isSafeInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
+  },
+  coerce: (value: string) => (positiveInteger.test(value) ? Number(value) : Number.NaN),
+});
+convict.addFormat({
+  name: 'http-url-or-empty',
+  validate: (value: unknown) => {
+    if (typeof value !== 'string' || (value !== '' && !isHttpUrl(value))) throw new Error('must be an http(s) URL');
+  },
+});
+
+function isHttpUrl(value: string): boolean {
+  return URL.canParse(value) && ['http:', 'https:'].includes(new URL(value).protocol);
+}
+
 /** The service's non-secret settings, all from its environment, read once at start. */
 export const settingsSchema = {
   appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
@@ -9,7 +29,7 @@ export const settingsSchema = {
     format: ['agent', 'sdk', 'auto'], default: 'agent', env: 'SECRETS_MODE',
   },
   secretsFile: { doc: 'the file Vault Agent renders', format: String, default: '/vault/secrets/app.json', env: 'SECRETS_FILE' },
-  vaultAddr: { doc: 'Vault address (SDK mode, token checks)', format: String, default: '', env: 'VAULT_ADDR' },
+  vaultAddr: { doc: 'Vault address (SDK mode, token checks)', format: 'http-url-or-empty', default: '', env: 'VAULT_ADDR' },
   vaultCaCert: {
     doc: 'CA certificate (PEM file) that Vault\'s TLS certificate chains to; empty: the system CAs', format: String,
     default: '', env: 'VAULT_CACERT',
@@ -18,11 +38,11 @@ export const settingsSchema = {
     doc: 'the agent\'s token sink', format: String, default: '/vault/secrets/token', env: 'VAULT_TOKEN_FILE',
   },
   vaultConnectTimeoutMs: {
-    doc: 'how long start-up retries an unreachable or sealed Vault (ms)', format: 'nat', default: 30_000,
+    doc: 'how long start-up retries an unreachable or sealed Vault (ms)', format: 'positive-int', default: 30_000,
     env: 'VAULT_CONNECT_TIMEOUT_MS',
   },
   vaultRequestTimeoutMs: {
-    doc: 'timeout of one call to Vault (ms)', format: 'nat', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
+    doc: 'timeout of one call to Vault (ms)', format: 'positive-int', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
   },
   tokenCheckMaxIntervalMs: {
     doc: 'longest time between two token checks (ms); 0: two thirds of the remaining TTL decides', format: 'nat',
@@ -36,7 +56,7 @@ export const settingsSchema = {
     env: 'WEBHOOK_URL',
   },
   secretsWaitMs: {
-    doc: 'how long start-up waits for the first valid render (ms)', format: 'nat', default: 30_000, env: 'SECRETS_WAIT_MS',
+    doc: 'how long start-up waits for the first valid render (ms)', format: 'positive-int', default: 30_000, env: 'SECRETS_WAIT_MS',
   },
   logLevel: {
     doc: 'pino log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL',
@@ -62,8 +82,39 @@ export interface Settings {
   readonly logLevel: string;
 }
 
-/** Throws with the variable's key and what is wrong when the environment is invalid. */
+// Convict's own messages name the schema key (appEnv) and echo the value; people set APP_ENV.
+const requirements: Partial<Record<string, string>> = {
+  port: 'must be a port number from 0 to 65535',
+  nat: 'must be an integer, 0 or more',
+  'positive-int': 'must be a positive integer',
+  'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
+};
+
+function requirement(format: unknown): string {
+  if (Array.isArray(format)) return `must be one of ${format.join(', ')}`;
+  return (typeof format === 'string' ? requirements[format] : undefined) ?? 'is invalid';
+}
+
+type Entry = (typeof settingsSchema)[keyof typeof settingsSchema];
+
+/** One sentence per invalid variable, naming it and what it must be, never its value. */
+export function settingProblems(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(settingsSchema).flatMap(([key, entry]: [string, Entry]) => {
+    // Convict stays the validator; checking each setting alone tells which ones failed.
+    const single = convict({ [key]: entry }, { env, args: [] });
+    try {
+      single.validate({ allowed: 'strict' });
+      return [];
+    } catch {
+      return [`${entry.env} ${requirement(entry.format)}`];
+    }
+  });
+}
+
+/** Throws naming every invalid environment variable and what it must be. */
 export function readSettings(env: NodeJS.ProcessEnv): Settings {
+  const problems = settingProblems(env);
+  if (problems.length > 0) throw new Error(problems.join('; '));
   const config = convict(settingsSchema, { env, args: [] });
   config.validate({ allowed: 'strict' });
   return Object.freeze(config.getProperties()) as Settings;

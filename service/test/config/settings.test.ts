@@ -6,12 +6,14 @@ describe('readSettings', function () {
     const settings = readSettings({
       APP_ENV: 'prod', PORT: '8080', SECRETS_MODE: 'sdk', SECRETS_FILE: '/run/s.json', SECRETS_WAIT_MS: '500',
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
+      VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
+      DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
     });
     expect(settings).to.deep.equal({
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
-      vaultRequestTimeoutMs: 5000, tokenCheckMaxIntervalMs: 0,
-      databaseHost: '127.0.0.1', databasePort: 5432, databaseName: 'saas', webhookUrl: '', vaultCaCert: '',
+      vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
+      databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
     });
   });
 
@@ -19,10 +21,42 @@ describe('readSettings', function () {
     expect(readSettings({})).to.include({ appEnv: 'dev', secretsMode: 'agent', secretsFile: '/vault/secrets/app.json' });
   });
 
-  it('names the setting that is wrong', function () {
-    expect(() => readSettings({ APP_ENV: 'qa' })).to.throw(/appEnv: must be one of the possible values: \["dev","staging","prod"\]/);
-    expect(() => readSettings({ PORT: 'eighty' })).to.throw(/port: ports must be within range/);
-    expect(() => readSettings({ SECRETS_MODE: 'env' })).to.throw(/secretsMode/);
+  it('names the environment variable that is wrong and what it must be, without its value', function () {
+    const cases: [NodeJS.ProcessEnv, string][] = [
+      [{ APP_ENV: 'qa' }, 'APP_ENV must be one of dev, staging, prod'],
+      [{ PORT: 'eighty' }, 'PORT must be a port number from 0 to 65535'],
+      [{ SECRETS_MODE: 'env' }, 'SECRETS_MODE must be one of agent, sdk, auto'],
+      [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal'],
+      [{ DATABASE_PORT: '-1' }, 'DATABASE_PORT must be a port number from 0 to 65535'],
+    ];
+    for (const [env, message] of cases) {
+      expect(() => readSettings(env), JSON.stringify(env)).to.throw(Error, new RegExp(`^${message}$`));
+    }
+  });
+
+  it('reports every invalid variable at once', function () {
+    expect(() => readSettings({ APP_ENV: 'qa', SECRETS_MODE: 'env' })).to.throw(
+      /^APP_ENV must be one of dev, staging, prod; SECRETS_MODE must be one of agent, sdk, auto$/);
+  });
+
+  it('accepts an http or https VAULT_ADDR, or none, and refuses anything else', function () {
+    expect(readSettings({ VAULT_ADDR: 'http://127.0.0.1:8200' }).vaultAddr).to.equal('http://127.0.0.1:8200');
+    expect(readSettings({ VAULT_ADDR: 'https://vault.internal' }).vaultAddr).to.equal('https://vault.internal');
+    expect(readSettings({ VAULT_ADDR: '' }).vaultAddr, 'empty: start-up names it when a mode needs it').to.equal('');
+    for (const wrong of ['vault:8200', '127.0.0.1:8200', 'ftp://vault:8200', 'http//vault']) {
+      expect(() => readSettings({ VAULT_ADDR: wrong }), wrong).to.throw(
+        /^VAULT_ADDR must be an http:\/\/ or https:\/\/ URL, or empty$/);
+    }
+  });
+
+  it('refuses 0 and anything but a positive integer for timeouts and waits', function () {
+    for (const variable of ['VAULT_CONNECT_TIMEOUT_MS', 'VAULT_REQUEST_TIMEOUT_MS', 'SECRETS_WAIT_MS']) {
+      for (const wrong of ['0', '-5', '1.5', '12abc', '']) {
+        expect(() => readSettings({ [variable]: wrong }), `${variable}=${wrong}`).to.throw(
+          new RegExp(`^${variable} must be a positive integer$`));
+      }
+      expect(() => readSettings({ [variable]: '1' }), `${variable}=1`).to.not.throw();
+    }
   });
 
   it('ignores variables that are not settings, whatever they hold', function () {
