@@ -13,6 +13,18 @@ export const credentialVariables = [
   'VAULT_WRAPPED_SECRET_ID', 'VAULT_WRAPPED_SECRET_ID_FILE',
 ] as const;
 
+/**
+ * Deletes every AppRole credential variable from `env`, in every mode: an agent or auto
+ * deployment that was also handed credentials must not keep them where child processes and
+ * crash dumps can see them.
+ */
+export function removeCredentialVariables(env: NodeJS.ProcessEnv): void {
+  for (const name of credentialVariables) {
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- removing them is the point
+    delete env[name];
+  }
+}
+
 type SecretIdSource =
   | { kind: 'value'; value: string }
   | { kind: 'file'; variable: string; path: string }
@@ -59,12 +71,8 @@ export class AppRoleCredentials {
   }
 
   static async take(env: NodeJS.ProcessEnv): Promise<AppRoleCredentials> {
-    const values: Record<string, string | undefined> = {};
-    for (const name of credentialVariables) {
-      values[name] = env[name];
-      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- removing them is the point
-      delete env[name];
-    }
+    const values = Object.fromEntries(credentialVariables.map((name) => [name, env[name]]));
+    removeCredentialVariables(env);
     const roleVariable = only(values, ['VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE'], 'role id');
     const roleId = roleVariable === 'VAULT_ROLE_ID'
       ? String(values.VAULT_ROLE_ID)

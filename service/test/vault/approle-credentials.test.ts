@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppRoleCredentials } from '../../src/vault/approle-credentials.js';
+import { AppRoleCredentials, removeCredentialVariables } from '../../src/vault/approle-credentials.js';
 import { nodeVaultApi } from '../../src/vault/vault-api.js';
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { tempDir } from '../support/temp-dirs.js';
@@ -13,6 +13,17 @@ const noVault = nodeVaultApi('http://127.0.0.1:1');
 async function takeError(env: NodeJS.ProcessEnv): Promise<Error> {
   return AppRoleCredentials.take(env).then(() => expect.fail('expected take() to refuse'), (error: unknown) => error as Error);
 }
+
+describe('removeCredentialVariables', function () {
+  it('deletes every credential variable, set or empty, and nothing else', function () {
+    const env: NodeJS.ProcessEnv = {
+      VAULT_ROLE_ID: 'r', VAULT_ROLE_ID_FILE: '/run/role-id', VAULT_SECRET_ID: 's', VAULT_SECRET_ID_FILE: '',
+      VAULT_WRAPPED_SECRET_ID: 'w', VAULT_WRAPPED_SECRET_ID_FILE: '/run/wrapped', VAULT_ADDR: 'http://vault:8200', HOME: '/home/app',
+    };
+    removeCredentialVariables(env);
+    expect(env).to.deep.equal({ VAULT_ADDR: 'http://vault:8200', HOME: '/home/app' });
+  });
+});
 
 describe('AppRoleCredentials', function () {
   let dir: string;
