@@ -18,8 +18,7 @@ import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
-import { watchFileDebounced } from '../service/src/secrets/file-watch.js';
-import { watchFolder } from '../service/src/secrets/folder-watch.js';
+import { watchFile } from '../service/src/secrets/file-watch.js';
 import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 
@@ -32,7 +31,7 @@ const gate = new TrafficGate(logger);
 const stops: (() => Promise<void>)[] = [];
 
 if (variant === 'watch-loop') {
-  const source = new AgentFileSource({ file: secretsFile, appEnv: 'dev', holder, logger, watchFolder });
+  const source = new AgentFileSource({ file: secretsFile, appEnv: 'dev', holder, logger, watchFile });
   source.start();
   await source.firstSnapshot(10_000);
   stops.push(() => source.stop());
@@ -40,7 +39,8 @@ if (variant === 'watch-loop') {
     api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), gate, logger, maxCheckIntervalMs: 1000,
     source: { mode: 'agent', file: tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim() },
   });
-  stops.push(watchFileDebounced(tokenFile, watchFolder, () => { void lifecycle.checkNow(); }, () => undefined, 25));
+  const tokenWatch = watchFile(tokenFile, { onChange: () => { void lifecycle.checkNow(); }, onError: () => undefined, debounceMs: 25 });
+  stops.push(() => tokenWatch.close());
   await lifecycle.start();
   stops.push(() => lifecycle.stop());
 } else {

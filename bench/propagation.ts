@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
-import { watchFolder } from '../service/src/secrets/folder-watch.js';
+import { watchFile } from '../service/src/secrets/file-watch.js';
 import { prepareAgentDir, startAgent, waitForFile } from '../service/test/support/agent.js';
 import { startBaoDevServer, waitForHttp } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
@@ -108,10 +108,10 @@ runBenchmark(async () => {
   await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
   const holder = new SnapshotHolder();
   const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }));
-  const source = new AgentFileSource({ file, appEnv: 'dev', holder, logger, watchFolder });
+  const source = new AgentFileSource({ file, appEnv: 'dev', holder, logger, watchFile });
   source.start();
   await source.firstSnapshot(5000);
-  await sleep(500); // chokidar's initial scan
+  await source.watching();
   const swapDelays: number[] = [];
   let missed = 0;
   for (let version = 2; version < renames + 2; version++) {

@@ -3,8 +3,7 @@ import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { coalesce } from './coalesce.js';
-import { watchFileDebounced } from './file-watch.js';
-import type { FolderWatch } from './folder-watch.js';
+import type { FileWatch, WatchFile } from './file-watch.js';
 import { contentRevision, maxRenderedFileBytes, parseRenderedFile, SecretsFileError } from './rendered-file.js';
 
 export interface AgentFileSourceOptions {
@@ -13,7 +12,7 @@ export interface AgentFileSourceOptions {
   appEnv: string;
   holder: SnapshotHolder;
   logger: Logger;
-  watchFolder: FolderWatch;
+  watchFile: WatchFile;
   /** Quiet time after the last event before the file is read: one render, one reload. */
   debounceMs?: number;
   /** Interval of the stat check that catches a change whose event was lost. */
@@ -42,7 +41,7 @@ export class AgentFileSource {
   #stats: AgentFileStats = { reloads: 0, rejected: 0, lastError: undefined };
   #backstop: NodeJS.Timeout | undefined;
   #initial: NodeJS.Timeout | undefined;
-  #unwatch: (() => Promise<void>) | undefined;
+  #watch: FileWatch | undefined;
   /** What the last read found: a content revision, or `missing`. Equal means nothing to do. */
   #lastSeen: string | undefined;
   /** inode, size and mtime of what was last read, for the backstop. */
@@ -54,15 +53,13 @@ export class AgentFileSource {
   }
 
   start(): void {
-    if (this.#unwatch !== undefined) return;
-    const { file, logger, watchFolder, debounceMs, backstopMs } = this.#options;
-    this.#unwatch = watchFileDebounced(
-      file,
-      watchFolder,
-      () => { void this.check(); },
-      (error) => { logger.warn({ file, err: error.message }, 'watching the secrets folder failed; the periodic check goes on'); },
+    if (this.#watch !== undefined) return;
+    const { file, logger, watchFile, debounceMs, backstopMs } = this.#options;
+    this.#watch = watchFile(file, {
+      onChange: () => { void this.check(); },
+      onError: (error) => { logger.warn({ file, err: error.message }, 'watching the secrets folder failed; the periodic check goes on'); },
       debounceMs,
-    );
+    });
     this.#backstop = setInterval(() => { void this.#backstopCheck(); }, backstopMs);
     this.#backstop.unref();
     this.#initial = setTimeout(() => { void this.check(); }, debounceMs);
@@ -71,10 +68,18 @@ export class AgentFileSource {
   async stop(): Promise<void> {
     clearTimeout(this.#initial);
     clearInterval(this.#backstop);
-    const unwatch = this.#unwatch;
-    this.#unwatch = undefined;
-    await unwatch?.();
+    const watch = this.#watch;
+    this.#watch = undefined;
+    await watch?.close();
     await this.#reader.idle();
+  }
+
+  /**
+   * Settles once the watch on the file is in place: a change made after it is seen at once,
+   * not at the next periodic check. Settles at once when not started.
+   */
+  watching(): Promise<void> {
+    return this.#watch?.ready ?? Promise.resolve();
   }
 
   stats(): Readonly<AgentFileStats> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
-import { watchFolder } from '../../src/secrets/folder-watch.js';
+import { watchFile } from '../../src/secrets/file-watch.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
@@ -83,10 +83,12 @@ describe('agent-config/ run by a real bao agent against a real bao dev server', 
       holder = new SnapshotHolder();
       log = capturingLogger();
       source = new AgentFileSource({
-        file: agentDir.renderedFile, appEnv: 'dev', holder, logger: log.logger, watchFolder,
+        file: agentDir.renderedFile, appEnv: 'dev', holder, logger: log.logger, watchFile,
       });
       source.start();
       await source.firstSnapshot(5000);
+      // Renders timed below must be seen by the watch, not by a late periodic check.
+      await source.watching();
     });
     after(async function () {
       await source.stop();

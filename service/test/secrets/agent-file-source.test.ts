@@ -5,7 +5,7 @@ import sinon from 'sinon';
 import type { ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
-import type { FolderWatch } from '../../src/secrets/folder-watch.js';
+import type { FileWatchOptions, WatchFile } from '../../src/secrets/file-watch.js';
 import { capturingLogger, randomKey, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 
@@ -14,22 +14,25 @@ const realSetTimeout = setTimeout;
 const settleRealIo = () => new Promise((resolve) => realSetTimeout(resolve, 50));
 
 /**
- * Unit tests with fake timers and real temp files. The folder watch is a hand-driven stand-in
- * (chokidar's own timers would freeze under fake time); the real watch is tested against a
- * real agent in agent-mode.test.ts.
+ * Unit tests with fake timers and real temp files. The file watch is a hand-driven stand-in
+ * (chokidar's own timers would freeze under fake time): `emit()` is one debounced change. The
+ * real watch, its debounce and its filtering are tested in file-watch.test.ts.
  */
-describe('AgentFileSource (fake timers, temp files, hand-driven folder events)', function () {
+describe('AgentFileSource (fake timers, temp files, hand-driven file watch)', function () {
   let clock: sinon.SinonFakeTimers;
   let file: string;
   let holder: SnapshotHolder;
   let log: ReturnType<typeof capturingLogger>;
-  let emit: (name: string) => void;
+  let emit: () => void;
+  let watched: { file: string; options: FileWatchOptions; closed: boolean } | undefined;
   let source: AgentFileSource;
   let swaps: ConfigSnapshot[];
 
-  const fakeWatch: FolderWatch = (_dir, onEvent) => {
-    emit = onEvent;
-    return () => Promise.resolve();
+  const fakeWatch: WatchFile = (watchedFile, options) => {
+    emit = options.onChange;
+    const entry = { file: watchedFile, options, closed: false };
+    watched = entry;
+    return { ready: Promise.resolve(), close: () => { entry.closed = true; return Promise.resolve(); } };
   };
 
   function nextSwap(): Promise<ConfigSnapshot> {
@@ -56,40 +59,34 @@ describe('AgentFileSource (fake timers, temp files, hand-driven folder events)',
     holder = new SnapshotHolder();
     log = capturingLogger();
     swaps = [];
+    watched = undefined;
     holder.onSwap((snapshot) => swaps.push(snapshot));
-    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFolder: fakeWatch });
+    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFile: fakeWatch });
   });
   afterEach(async function () {
     clock.restore();
     await source.stop();
   });
 
-  it('reads once after a burst of events has been quiet for the debounce time', async function () {
-    await startWithVersion(1);
-    for (let version = 2; version <= 6; version++) {
-      await render(version);
-      emit('app.json');
-      await clock.tickAsync(10);
-    }
-    await clock.tickAsync(14);
-    await settleRealIo();
-    expect(swaps.map((s) => s.sources[0]?.version), '24 ms after the last event').to.deep.equal([1]);
-    const swapped = nextSwap();
-    await clock.tickAsync(1);
-    expect((await swapped).sources[0]?.version).to.equal(6);
-    await settleRealIo();
-    expect(swaps.map((s) => s.sources[0]?.version)).to.deep.equal([1, 6]);
-    expect(source.stats()).to.include({ reloads: 2, rejected: 0 });
+  it('watches its file with its debounce time, and stops the watch when stopped', async function () {
+    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFile: fakeWatch, debounceMs: 40 });
+    source.start();
+    expect(watched).to.include({ file, closed: false });
+    expect(watched?.options.debounceMs).to.equal(40);
+    await source.stop();
+    expect(watched?.closed).to.equal(true);
   });
 
-  it('ignores events for other files in the folder, such as the agent\'s temporary files', async function () {
+  it('reads the file at each change the watch reports, before any periodic check', async function () {
     await startWithVersion(1);
-    await render(2);
-    emit('app.json.1234.tmp');
-    emit('token');
-    await clock.tickAsync(100);
-    await settleRealIo();
-    expect(swaps).to.have.length(1);
+    for (const version of [2, 3]) {
+      await render(version);
+      const swapped = nextSwap();
+      emit();
+      // No fake time passes: the read follows the change, not a timer.
+      expect((await swapped).sources[0]?.version).to.equal(version);
+    }
+    expect(source.stats()).to.include({ reloads: 3, rejected: 0 });
   });
 
   it('does not swap when the agent rewrites identical content', async function () {
@@ -100,7 +97,7 @@ describe('AgentFileSource (fake timers, temp files, hand-driven folder events)',
     await clock.tickAsync(25);
     await first;
     await render(1, secrets);
-    emit('app.json');
+    emit();
     await clock.tickAsync(25);
     await source.check();
     expect(swaps).to.have.length(1);
@@ -138,11 +135,11 @@ describe('AgentFileSource (fake timers, temp files, hand-driven folder events)',
       await startWithVersion(1);
       const good = holder.current;
       await spoil();
-      emit('app.json');
+      emit();
       await clock.tickAsync(25);
       await source.check();
       // The same bad file seen again (an event, the periodic check) is not a new problem.
-      emit('app.json');
+      emit();
       await clock.tickAsync(2000);
       await source.check();
 
@@ -159,7 +156,7 @@ describe('AgentFileSource (fake timers, temp files, hand-driven folder events)',
 
       const recovered = nextSwap();
       await render(2);
-      emit('app.json');
+      emit();
       await clock.tickAsync(25);
       expect((await recovered).sources[0]?.version).to.equal(2);
     });
@@ -170,7 +167,7 @@ describe('AgentFileSource (fake timers, temp files, hand-driven folder events)',
     const first = source.firstSnapshot(30_000);
     await clock.tickAsync(1000);
     await render(4);
-    emit('app.json');
+    emit();
     await clock.tickAsync(25);
     expect((await first).sources[0]?.version).to.equal(4);
   });
