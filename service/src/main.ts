@@ -1,9 +1,10 @@
 import { readSettings, type Settings } from './config/settings.js';
 import { createLogger } from './log/logger.js';
+import { exitGracefullyOnSignals } from './process/graceful-shutdown.js';
 import { startService } from './start.js';
 import { StartupError } from './startup-error.js';
 
-/** The process: settings from the environment, start, and one fatal line and exit 1 when it cannot. */
+/** The process: settings from the environment, start (one fatal line and exit 1 when it cannot), stop on a signal. */
 let settings: Settings;
 try {
   settings = readSettings(process.env);
@@ -14,18 +15,9 @@ try {
 const logger = createLogger(settings.logLevel);
 try {
   const service = await startService(settings, process.env, logger);
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, 'shutting down: finishing requests in flight');
-    service.close().then(() => {
-      logger.info('stopped');
-      process.exit(0);
-    }, (error: unknown) => {
-      logger.error({ err: (error as Error).message }, 'shutdown failed');
-      process.exit(1);
-    });
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  exitGracefullyOnSignals({
+    signals: process, exit: (code) => process.exit(code), logger, close: () => service.close(),
+  });
 } catch (error) {
   if (!(error instanceof StartupError)) throw error;
   logger.fatal({ reason: error.message }, 'not starting');

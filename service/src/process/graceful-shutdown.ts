@@ -1,0 +1,92 @@
+import { constants } from 'node:os';
+import type { Logger } from '../log/logger.js';
+
+type ShutdownSignal = 'SIGTERM' | 'SIGINT';
+
+export interface ShutdownOptions {
+  /** Where the signals arrive: `process`, or an EventEmitter in tests. */
+  readonly signals: { on(signal: ShutdownSignal, listener: (signal: ShutdownSignal) => void): unknown };
+  readonly exit: (code: number) => void;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Everything the process must finish or release before it exits. */
+  readonly close: () => Promise<void>;
+  /**
+   * Exit 1 if `close` has not settled by then. Below Kubernetes' default grace period (30 s),
+   * so the process says why it stopped instead of being killed silently.
+   */
+  readonly timeoutMs?: number;
+}
+
+export const defaultShutdownTimeoutMs = 25_000;
+
+/**
+ * One shutdown per process, whatever signals arrive. The first SIGTERM or SIGINT starts
+ * `close`; then 'stopped' and exit 0, or 'shutdown failed' and exit 1 (also past
+ * `timeoutMs`). A second signal while `close` runs means the operator will not wait: one
+ * warning, and exit at once with 128 + the signal's number (143 for SIGTERM, 130 for
+ * SIGINT), as a shell reports a process killed by that signal.
+ */
+export function exitGracefullyOnSignals(options: ShutdownOptions): void {
+  const { signals, exit, logger, close, timeoutMs = defaultShutdownTimeoutMs } = options;
+  let state: 'running' | 'stopping' | 'exited' = 'running';
+  const exitOnce = (code: number) => {
+    if (state === 'exited') return;
+    state = 'exited';
+    exit(code);
+  };
+
+  const onSignal = (signal: ShutdownSignal) => {
+    if (state === 'stopping') {
+      logger.warn({ signal }, 'second signal during shutdown: exiting now, requests in flight are dropped');
+      exitOnce(128 + constants.signals[signal]);
+      return;
+    }
+    if (state === 'exited') return;
+    state = 'stopping';
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    const deadline = setTimeout(() => {
+      if (state !== 'stopping') return;
+      logger.error({ timeoutMs }, 'shutdown failed: still not stopped at the deadline');
+      exitOnce(1);
+    }, timeoutMs);
+    void close().then(() => {
+      if (state !== 'stopping') return;
+      logger.info('stopped');
+      exitOnce(0);
+    }, (error: unknown) => {
+      if (state !== 'stopping') return;
+      logger.error({ err: messageOf(error) }, 'shutdown failed');
+      exitOnce(1);
+    }).finally(() => { clearTimeout(deadline); });
+  };
+  signals.on('SIGTERM', onSignal);
+  signals.on('SIGINT', onSignal);
+}
+
+export interface StopStep {
+  readonly name: string;
+  readonly stop: () => Promise<void> | void;
+}
+
+/**
+ * Runs every step in order, even after one fails: a watcher that throws must not leave the
+ * database pools open. Each failure is logged with its step's name; then the whole rejects.
+ */
+export async function stopInOrder(steps: readonly StopStep[], logger: Pick<Logger, 'error'>): Promise<void> {
+  const failed: { name: string; error: unknown }[] = [];
+  for (const { name, stop } of steps) {
+    try {
+      await stop();
+    } catch (error) {
+      logger.error({ step: name, err: messageOf(error) }, 'a shutdown step failed; going on with the next');
+      failed.push({ name, error });
+    }
+  }
+  if (failed.length > 0) {
+    throw new AggregateError(failed.map((f) => f.error), `shutdown steps failed: ${failed.map((f) => f.name).join(', ')}`);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
