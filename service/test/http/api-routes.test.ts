@@ -42,6 +42,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
   let server: Server;
   let url: string;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let webhooks: WebhookSender;
   let log: ReturnType<typeof capturingLogger>;
   let version = 1;
 
@@ -60,10 +61,11 @@ describe('the SaaS API on a real PostgreSQL', function () {
     holder.swap(snapshotWith(secrets));
     const gate = new TrafficGate(log.logger);
     gate.open();
+    webhooks = new WebhookSender(receiver.url, log.logger);
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, status: () => ({}), retryAfterSeconds: () => 1,
-      pools, projects: new ProjectStore(), webhooks: new WebhookSender(receiver.url, log.logger),
+      pools, projects: new ProjectStore(), webhooks,
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -119,14 +121,23 @@ describe('the SaaS API on a real PostgreSQL', function () {
   it('sends a webhook per created project, HMAC-signed with the api-keys signing key', async function () {
     const acme = await signIn('acme');
     const before = receiver.received.length;
-    await api('/projects', acme, { method: 'POST', body: JSON.stringify({ name: 'Hooked' }) });
-    const deadline = Date.now() + 5000;
-    while (receiver.received.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const hook = receiver.received.at(-1) as Received;
-    expect(JSON.parse(hook.body)).to.deep.include({ type: 'project.created', tenant: 'acme' });
-    const now = Math.floor(Date.now() / 1000);
-    expect(verifyWebhook(hook.body, hook.signature, secrets['api-keys'].webhook_signing_key, now)).to.be.true;
-    expect(verifyWebhook(hook.body, hook.signature, randomKey(), now)).to.be.false;
+    const sentFrom = Math.floor(Date.now() / 1000);
+    const created = await api('/projects', acme, { method: 'POST', body: JSON.stringify({ name: 'Hooked' }) });
+    expect(created.status).to.equal(201);
+    const project = await created.json() as { id: string };
+    // Every delivery under way has reached the receiver once this resolves.
+    await webhooks.drain();
+    const sentTo = Math.floor(Date.now() / 1000);
+    const deliveries = receiver.received.slice(before);
+    expect(deliveries, 'new deliveries for one created project').to.have.length(1);
+    const hook = deliveries[0] as Received;
+    const event = JSON.parse(hook.body) as { type: string; tenant: string; data: { id: string; name: string } };
+    expect(event).to.deep.include({ type: 'project.created', tenant: 'acme' });
+    expect(event.data).to.include({ id: project.id, name: 'Hooked' });
+    const signedAt = Number(/^t=(\d+),/.exec(hook.signature)?.[1]);
+    expect(signedAt, 'signed while this request was served').to.be.within(sentFrom, sentTo);
+    expect(verifyWebhook(hook.body, hook.signature, secrets['api-keys'].webhook_signing_key, sentTo)).to.be.true;
+    expect(verifyWebhook(hook.body, hook.signature, randomKey(), sentTo)).to.be.false;
   });
 
   const badRequests: [string, () => Promise<Response>, number, string][] = [
@@ -166,12 +177,13 @@ describe('the SaaS API on a real PostgreSQL', function () {
     const requests = (async () => {
       while (load.running) statuses.push((await api('/projects', acme)).status);
     })();
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // load on the old password first
     const rotated = { ...secrets, database: { ...secrets.database, password: randomKey() } };
     await postgres.provision(rotated.database.username, rotated.database.password); // ALTER ROLE ... PASSWORD
+    // Load in the gap between PostgreSQL's change and Vault's: pooled connections carry it.
     await new Promise((r) => setTimeout(r, 200));
     holder.swap(snapshotWith(rotated)); // what the agent's next render brings
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 300)); // load on the new pool
     load.running = false;
     await requests;
     expect(statuses.length).to.be.greaterThan(20);

@@ -91,11 +91,11 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     load.start('Vault stopped, started, unsealed');
     let notes: string;
     try {
-      await sleep(2000);
+      await sleep(2000); // steady load before the fault, for comparison
       const stopping = Date.now();
       await node.stop();
       const stopped = Date.now();
-      await sleep(2000);
+      await sleep(2000); // Vault stays down this long, under load
       await node.restart();
       expect(await health(), 'sealed after a restart').to.equal(503);
       await unseal();
@@ -107,7 +107,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
         verifiedAt = Date.parse(status.token.lastCheckAt ?? '');
         return status.token.lastCheckOk === true && verifiedAt >= unsealed;
       }, 15_000);
-      await sleep(1000);
+      await sleep(1000); // load goes on after the recovery: no late failures
       notes = `Vault stopping ${stopped - stopping} ms, down ${((unsealed - stopped) / 1000).toFixed(1)} s until unsealed; ` +
         `token verified again ${verifiedAt - unsealed} ms after the unseal`;
     } finally {
@@ -116,21 +116,27 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     const samples = load.samples;
     const log = parseLog(await service.process.log());
     const warnings = log.filter((e) => e.msg.startsWith('could not verify the Vault token') && e.t >= started).length;
+    const token = (await readFile(agentDir.tokenFile, 'utf8')).trim();
+    registerSecret('agent token (staging)', token);
+    // Whether the agent logged in again depends on whether one of its renewals fell in the
+    // outage: reported, not asserted.
+    const relogin = token === tokenBefore.trim() ? 'same agent token throughout' : 'the agent logged in again';
     figures.push({ fault: 'Vault server stopped and started (sealed, then unsealed)', seconds: (Date.now() - started) / 1000,
-      requests: samples.length, counts: countByStatus(samples), notes: `${notes}; ${warnings} warnings logged, no halt` });
+      requests: samples.length, counts: countByStatus(samples), notes: `${notes}; ${warnings} warnings logged, no halt; ${relogin}` });
 
     const problems = violations(samples, haltIntervals(log));
     expect(problems.slice(0, 10), `${problems.length} broken promises in ${samples.length} answers`).to.deep.equal([]);
     expect(samples.filter((s) => s.status === 503), 'a Vault outage shorter than the TTL is invisible').to.deep.equal([]);
     expect(load.skipped).to.equal(0);
     expect(warnings).to.be.greaterThan(0);
-    // State survived the restart: the same token is still valid, the agent is still running.
+    // State survived the restart: the agent is still running, and the token it held before
+    // the outage is still valid (Raft kept it through the restart and the unseal), as is the
+    // one in its sink now.
     expect(agent.child.exitCode).to.equal(null);
-    const token = (await readFile(agentDir.tokenFile, 'utf8')).trim();
-    registerSecret('agent token (staging)', token);
-    const lookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, token);
-    expect(lookup.status).to.equal(200);
-    expect(token === tokenBefore.trim() ? 'same token' : 'agent logged in again').to.be.a('string');
+    const lookupBefore = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, tokenBefore.trim());
+    expect(lookupBefore.status, 'the token issued before the outage').to.equal(200);
+    const lookupNow = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, token);
+    expect(lookupNow.status, 'the token in the sink now').to.equal(200);
   });
 
   it('never crashed and exits 0 on SIGTERM', async function () {
