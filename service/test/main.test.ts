@@ -1,13 +1,111 @@
 import { expect } from 'chai';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { startBaoDevServer, waitForHttp, type BaoDevServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
 import { freePort } from './support/ports.js';
-import { renderedDocument, renderLikeAgent } from './support/rendered-secrets.js';
-import { spawnService, startService } from './support/service.js';
+import { startTestPostgres, type TestPostgres } from './support/postgres.js';
+import { renderedDocument, renderLikeAgent, sampleSecrets } from './support/rendered-secrets.js';
+import { spawnService, startService, type ServiceProcess } from './support/service.js';
 import { tempDir } from './support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from './support/vault-http.js';
+
+type LogLine = Record<string, unknown> & { msg: string };
+
+function logLines(output: string): LogLine[] {
+  return output.trim().split('\n').map((l) => JSON.parse(l) as LogLine);
+}
+
+/** Resolves once the child prints a log line with `msg`; rejects if it ends first. */
+function untilLogged(child: ChildProcess, msg: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let partial = '';
+    const onData = (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      if (lines.some((l) => l.includes(`"msg":${JSON.stringify(msg)}`))) {
+        stopListening();
+        resolve();
+      }
+    };
+    const onClose = () => {
+      stopListening();
+      reject(new Error(`the service ended before logging "${msg}"`));
+    };
+    const stopListening = () => {
+      child.stdout?.off('data', onData);
+      child.off('close', onClose);
+    };
+    child.stdout?.on('data', onData);
+    child.once('close', onClose);
+  });
+}
+
+async function signIn(url: string, tenant: string): Promise<string> {
+  const response = await fetch(`${url}/api/session`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant }),
+  });
+  expect(response.status).to.equal(204);
+  return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+}
+
+function listProjects(url: string, cookie: string): Promise<Response> {
+  return fetch(`${url}/api/projects`, { headers: { Cookie: cookie } });
+}
+
+interface HoldingProxy {
+  readonly port: number;
+  /** From now on, keeps what the service sends to PostgreSQL; resolves once something is kept. */
+  hold(): Promise<void>;
+  /** Sends what was kept, in order, and lets everything through again. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy to PostgreSQL: holding it keeps a query, so its request stays in flight as long as a test needs. */
+async function startHoldingProxy(targetPort: number): Promise<HoldingProxy> {
+  const sockets = new Set<Socket>();
+  let kept: (() => void)[] | undefined;
+  let onKept: () => void = () => undefined;
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.once('close', () => { sockets.delete(socket); client.destroy(); upstream.destroy(); });
+      socket.on('error', () => { client.destroy(); upstream.destroy(); });
+    }
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      if (kept === undefined) {
+        upstream.write(chunk);
+        return;
+      }
+      kept.push(() => upstream.write(chunk));
+      onKept();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    hold() {
+      kept = [];
+      return new Promise((resolve) => { onKept = resolve; });
+    },
+    release() {
+      const queue = kept ?? [];
+      kept = undefined;
+      for (const send of queue) send();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 describe('service/src/main.ts in agent mode', function () {
   this.timeout(30_000);
@@ -38,17 +136,85 @@ describe('service/src/main.ts in agent mode', function () {
     await service.process.stop();
   });
 
-  it('shuts down gracefully on SIGTERM: stops listening, finishes, exits 0', async function () {
-    const file = join(await tempDir('secrets'), 'app.json');
-    await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
-    const service = await startService(agentEnv(file));
-    // A keep-alive connection left open must not hold the shutdown up.
-    expect((await fetch(`${service.url}/healthz`, { keepalive: true })).status).to.equal(200);
-    service.process.child.kill('SIGTERM');
-    expect(await service.process.exited).to.equal(0);
-    const messages = (await service.process.log()).trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
-    expect(messages.slice(-2)).to.deep.equal(['shutting down: finishing requests in flight', 'stopped']);
-    expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).to.equal('refused');
+  describe('shutdown with a request in flight, on a real PostgreSQL behind a proxy the test holds', function () {
+    let postgres: TestPostgres;
+    let secrets: ReturnType<typeof sampleSecrets>;
+    let proxy: HoldingProxy;
+
+    before(async function () {
+      postgres = await startTestPostgres();
+      secrets = sampleSecrets();
+      await postgres.provision(secrets.database.username, secrets.database.password);
+    });
+    beforeEach(async function () {
+      proxy = await startHoldingProxy(postgres.layout.port);
+    });
+    afterEach(async function () {
+      await proxy.close();
+    });
+    after(async function () {
+      await postgres.stop();
+    });
+
+    /** A service whose GET /api/projects waits on its PostgreSQL query until the test releases the proxy. */
+    async function serviceWithRequestInFlight() {
+      const file = join(await tempDir('secrets'), 'app.json');
+      await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1, secrets)));
+      const service = await startService(agentEnv(file, { DATABASE_PORT: String(proxy.port) }));
+      const cookie = await signIn(service.url, 'acme');
+      // Opens the pool's connection and creates the table: the held request then waits on its query only.
+      expect((await listProjects(service.url, cookie)).status).to.equal(200);
+      const reached = proxy.hold();
+      const inFlight = listProjects(service.url, cookie).then(
+        async (response) => ({ status: response.status, body: await response.json() }),
+        (error: unknown) => error as Error);
+      await reached;
+      return { service, inFlight };
+    }
+
+    async function terminateAndWaitForDrain(service: ServiceProcess): Promise<void> {
+      const shuttingDown = untilLogged(service.process.child, 'shutting down: finishing requests in flight');
+      service.process.child.kill('SIGTERM');
+      await shuttingDown;
+    }
+
+    it('shuts down gracefully on SIGTERM: stops listening, finishes the request in flight with 200, exits 0', async function () {
+      const { service, inFlight } = await serviceWithRequestInFlight();
+      // A keep-alive connection left open must not hold the shutdown up.
+      expect((await fetch(`${service.url}/healthz`, { keepalive: true })).status).to.equal(200);
+      await terminateAndWaitForDrain(service);
+      expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).to.equal('refused');
+      expect(service.process.child.exitCode, 'still draining').to.equal(null);
+
+      proxy.release();
+      expect(await inFlight).to.deep.equal({ status: 200, body: { projects: [] } });
+      expect(await service.process.exited).to.equal(0);
+      const lines = logLines(await service.process.log());
+      const signal = lines.findIndex((l) => l.msg === 'shutting down: finishing requests in flight');
+      expect(signal).to.be.greaterThan(-1);
+      expect(lines.slice(signal + 1).map(({ msg, path, status }) => ({ msg, path, status })),
+        'the held request finished after the signal, then the service stopped').to.deep.equal([
+        { msg: 'request', path: '/api/projects', status: 200 },
+        { msg: 'stopped', path: undefined, status: undefined },
+      ]);
+    });
+
+    it('exits at once with 130 and one line saying so on SIGINT during the drain, never exit 0 mid-drain', async function () {
+      const { service, inFlight } = await serviceWithRequestInFlight();
+      await terminateAndWaitForDrain(service);
+      const signalled = Date.now();
+      service.process.child.kill('SIGINT');
+      expect(await service.process.exited).to.equal(130);
+      // The drain alone would last until the proxy lets go, which it never does here.
+      expect(Date.now() - signalled).to.be.below(5000);
+      expect(await inFlight).to.be.instanceOf(Error);
+      const messages = logLines(await service.process.log()).map((l) => l.msg);
+      expect(messages.slice(-2)).to.deep.equal([
+        'shutting down: finishing requests in flight',
+        'second signal during shutdown: exiting now, requests in flight are dropped',
+      ]);
+      expect(messages).to.not.include('stopped');
+    });
   });
 
   it('waits for the first render when the agent is slower than the service', async function () {
