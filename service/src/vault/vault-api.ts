@@ -1,5 +1,6 @@
 import vault from 'node-vault';
 import type { SecretRead } from '../config/snapshot.js';
+import { vaultTransport } from './vault-transport.js';
 
 export interface LoginResult {
   readonly token: string;
@@ -42,15 +43,25 @@ function loginResult(body: AuthBody): LoginResult {
   };
 }
 
-/** `ca`: PEM of the CA Vault's certificate chains to, when it is not one the system trusts. */
-export function nodeVaultApi(addr: string, timeoutMs = 5000, ca?: string): VaultApi {
+export interface VaultApiOptions {
+  readonly timeoutMs: number;
+  /** PEM of the CA Vault's certificate chains to, when it is not one the system trusts. */
+  readonly ca?: string | undefined;
+  readonly skipVerify?: boolean;
+}
+
+/** node-vault's debug output prints request bodies (role_id, secret_id) whatever DEBUG says: it is silenced. */
+const silent = (): void => undefined;
+
+export function nodeVaultApi(addr: string, options: VaultApiOptions = { timeoutMs: 5000 }): VaultApi {
   const client = vault({
-    endpoint: addr, apiVersion: 'v1', requestOptions: { timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) },
+    endpoint: addr, apiVersion: 'v1', debug: silent,
+    'request-promise': vaultTransport({ timeoutMs: options.timeoutMs, ca: options.ca, skipVerify: options.skipVerify ?? false }),
   });
   // node-vault falls back to VAULT_TOKEN from the environment; this client only ever uses
   // the token each call names.
   client.token = '';
-  const as = (token: string) => ({ headers: { 'X-Vault-Token': token }, timeout: timeoutMs, ...(ca === undefined ? {} : { ca }) });
+  const as = (token: string) => ({ headers: { 'X-Vault-Token': token } });
 
   return {
     addr,
@@ -76,13 +87,15 @@ export function nodeVaultApi(addr: string, timeoutMs = 5000, ca?: string): Vault
       return body.data.secret_id;
     },
     async lookupSelf(token) {
-      const body = (await client.tokenLookupSelf({ requestOptions: as(token) })) as {
+      const body = (await client.request({ path: '/auth/token/lookup-self', method: 'GET', ...as(token) })) as {
         data: { ttl: number; renewable: boolean; policies: string[] };
       };
       return { ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies };
     },
     async renewSelf(token) {
-      return loginResult((await client.tokenRenewSelf({ requestOptions: as(token) })) as AuthBody);
+      // Through request(), not tokenRenewSelf(): that one keeps the renewed token as the
+      // client's default, which every later call without a token of its own would send.
+      return loginResult((await client.request({ path: '/auth/token/renew-self', method: 'POST', json: {}, ...as(token) })) as AuthBody);
     },
   };
 }

@@ -1,3 +1,5 @@
+import { retryAfterKey } from './vault-transport.js';
+
 /**
  * What went wrong with a call to Vault, in words safe to log: a status and Vault's own
  * error text, or the network error's code. Never the request (it carries the token) nor
@@ -8,22 +10,47 @@ export interface VaultFailure {
   readonly unreachable: boolean;
   readonly status: number | undefined;
   readonly detail: string;
+  /** How long Vault asked the client to wait (Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
 }
 
 export function describeVaultError(error: unknown): VaultFailure {
-  const candidate = error as { response?: { statusCode?: unknown }; code?: unknown; message?: unknown };
+  const candidate = error as { response?: { statusCode?: unknown; body?: unknown }; code?: unknown; message?: unknown };
   if (typeof candidate.response?.statusCode === 'number') {
     const message = typeof candidate.message === 'string' ? candidate.message : '';
-    return { unreachable: false, status: candidate.response.statusCode, detail: message.split('\n')[0] ?? '' };
+    const body = candidate.response.body;
+    const retryAfter = typeof body === 'object' && body !== null ? (body as Record<symbol, unknown>)[retryAfterKey] : undefined;
+    return {
+      unreachable: false, status: candidate.response.statusCode, detail: message.split('\n')[0] ?? '',
+      retryAfterMs: typeof retryAfter === 'number' ? retryAfter : undefined,
+    };
   }
   if (typeof candidate.code === 'string') {
-    return { unreachable: true, status: undefined, detail: candidate.code };
+    return { unreachable: true, status: undefined, detail: candidate.code, retryAfterMs: undefined };
   }
-  return { unreachable: false, status: undefined, detail: error instanceof Error ? error.name : 'unknown error' };
+  return { unreachable: false, status: undefined, detail: error instanceof Error ? error.name : 'unknown error', retryAfterMs: undefined };
 }
 
-/** Worth another try: no answer, or a server that answered it cannot serve now (sealed, standby, 5xx). */
+/**
+ * Worth another try: no answer; a server that cannot serve now (sealed, standby, 5xx); a
+ * rate-limit quota (429); a performance standby not caught up yet (412). None of these says
+ * anything about the token or the credentials.
+ */
 export function isTransient(error: unknown): boolean {
-  const failure = describeVaultError(error);
-  return failure.unreachable || (failure.status !== undefined && failure.status >= 500);
+  const { unreachable, status } = describeVaultError(error);
+  return unreachable || (status !== undefined && (status >= 500 || status === 429 || status === 412));
+}
+
+/**
+ * Vault saying the token itself is bad: lookup-self and renew-self answer 403 for a revoked,
+ * expired or unknown token. Only this halts traffic; any other answer is retried.
+ */
+export function isTokenRefused(error: unknown): boolean {
+  return describeVaultError(error).status === 403;
+}
+
+/** "403 permission denied", "429 rate limit quota exceeded", "ECONNREFUSED": for logs and the operator view. */
+export function failureText(error: unknown): string {
+  const { status, detail } = describeVaultError(error);
+  return status === undefined ? detail : `${status} ${detail}`.trim();
 }
