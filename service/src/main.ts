@@ -2,7 +2,7 @@ import { readSettings, type Settings } from './config/settings.js';
 import { createLogger } from './log/logger.js';
 import { exitGracefullyOnSignals } from './process/graceful-shutdown.js';
 import { startService } from './start.js';
-import { StartupError } from './startup-error.js';
+import { StartupError } from './config/startup-error.js';
 
 /** The process: settings from the environment, start (one fatal line and exit 1 when it cannot), stop on a signal. */
 let settings: Settings;

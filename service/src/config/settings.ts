@@ -16,6 +16,16 @@ convict.addFormat({
   },
 });
 
+// "true" or "false" and nothing else: node-vault took any non-empty VAULT_SKIP_VERIFY, "false"
+// included, as "skip", and a setting that turns TLS verification off must not be guessed at.
+convict.addFormat({
+  name: 'true-or-false',
+  validate: (value: unknown) => {
+    if (typeof value !== 'boolean') throw new Error('must be true or false');
+  },
+  coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
+});
+
 function isHttpUrl(value: string): boolean {
   return URL.canParse(value) && ['http:', 'https:'].includes(new URL(value).protocol);
 }
@@ -34,6 +44,10 @@ export const settingsSchema = {
     doc: 'CA certificate (PEM file) that Vault\'s TLS certificate chains to; empty: the system CAs', format: String,
     default: '', env: 'VAULT_CACERT',
   },
+  vaultSkipVerify: {
+    doc: 'true turns off the verification of Vault\'s TLS certificate (never in production); a warning is logged at start',
+    format: 'true-or-false', default: false, env: 'VAULT_SKIP_VERIFY',
+  },
   vaultTokenFile: {
     doc: 'the agent\'s token sink', format: String, default: '/vault/secrets/token', env: 'VAULT_TOKEN_FILE',
   },
@@ -45,8 +59,9 @@ export const settingsSchema = {
     doc: 'timeout of one call to Vault (ms)', format: 'positive-int', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
   },
   tokenCheckMaxIntervalMs: {
-    doc: 'longest time between two token checks (ms); 0: two thirds of the remaining TTL decides', format: 'nat',
-    default: 0, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
+    doc: 'longest time between two token checks (ms): a revoked token halts traffic within it (the kill switch); ' +
+      '0: two thirds of the remaining TTL decides', format: 'nat',
+    default: 10_000, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
   },
   databaseHost: { doc: 'PostgreSQL host', format: String, default: '127.0.0.1', env: 'DATABASE_HOST' },
   databasePort: { doc: 'PostgreSQL port', format: 'port', default: 5432, env: 'DATABASE_PORT' },
@@ -70,6 +85,7 @@ export interface Settings {
   readonly secretsFile: string;
   readonly vaultAddr: string;
   readonly vaultCaCert: string;
+  readonly vaultSkipVerify: boolean;
   readonly vaultTokenFile: string;
   readonly vaultConnectTimeoutMs: number;
   readonly vaultRequestTimeoutMs: number;
@@ -88,6 +104,7 @@ const requirements: Partial<Record<string, string>> = {
   nat: 'must be an integer, 0 or more',
   'positive-int': 'must be a positive integer',
   'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
+  'true-or-false': 'must be true or false',
 };
 
 function requirement(format: unknown): string {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { secretGroups, secretPath } from '../config/secret-schema.js';
 import { buildSnapshot, ConfigError, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
-import { StartupError } from '../startup-error.js';
+import { StartupError } from '../config/startup-error.js';
 import type { AppRoleCredentials } from '../vault/approle-credentials.js';
 import { retryUntil, type BackoffPolicy } from '../vault/backoff.js';
 import type { LoginResult, VaultApi } from '../vault/vault-api.js';

@@ -1,5 +1,5 @@
 import type { Settings } from '../config/settings.js';
-import { StartupError } from '../startup-error.js';
+import { StartupError } from '../config/startup-error.js';
 
 export type SecretsMode = 'agent' | 'sdk';
 

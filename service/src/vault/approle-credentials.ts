@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { StartupError } from '../startup-error.js';
+import { StartupError } from '../config/startup-error.js';
 import type { VaultApi } from './vault-api.js';
 import { isTransient } from './vault-error.js';
 

@@ -7,18 +7,32 @@ describe('readSettings', function () {
       APP_ENV: 'prod', PORT: '8080', SECRETS_MODE: 'sdk', SECRETS_FILE: '/run/s.json', SECRETS_WAIT_MS: '500',
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
-      DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
+      VAULT_SKIP_VERIFY: 'true', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
     });
     expect(settings).to.deep.equal({
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
-      databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
+      vaultSkipVerify: true, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
     });
   });
 
   it('defaults to agent mode in dev, reading the file the agent renders', function () {
     expect(readSettings({})).to.include({ appEnv: 'dev', secretsMode: 'agent', secretsFile: '/vault/secrets/app.json' });
+  });
+
+  it('checks the token at least every 10 s by default: the kill switch', function () {
+    expect(readSettings({}).tokenCheckMaxIntervalMs).to.equal(10_000);
+    expect(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0' }).tokenCheckMaxIntervalMs, '0: the TTL alone decides').to.equal(0);
+  });
+
+  it('verifies Vault\'s TLS certificate unless VAULT_SKIP_VERIFY is exactly "true"', function () {
+    expect(readSettings({}).vaultSkipVerify).to.equal(false);
+    expect(readSettings({ VAULT_SKIP_VERIFY: 'false' }).vaultSkipVerify, 'node-vault took "false" as skip').to.equal(false);
+    expect(readSettings({ VAULT_SKIP_VERIFY: 'true' }).vaultSkipVerify).to.equal(true);
+    for (const wrong of ['1', 'yes', 'TRUE', '']) {
+      expect(() => readSettings({ VAULT_SKIP_VERIFY: wrong }), wrong).to.throw(/^VAULT_SKIP_VERIFY must be true or false$/);
+    }
   });
 
   it('names the environment variable that is wrong and what it must be, without its value', function () {
