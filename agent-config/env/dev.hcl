@@ -1,6 +1,10 @@
 # dev: secrets change while people work, so KV is re-read every few seconds. Failures are
-# retried briefly (about 8 s in all) and then the agent exits non-zero: a denied path or a
-# missing key shows at once. A dev server keeps nothing across restarts anyway.
+# retried for about five minutes, then the agent exits non-zero. Five minutes, not seconds:
+# when an operator revokes the agent's token (a rotation), every render fails with 403 until
+# the agent notices at its next renewal (at most 5/6 of the 5-minute token TTL) and logs in
+# again with its secret id; an agent that gave up sooner would turn a rotation into an outage.
+# Each failed render is logged by the agent at once, so a denied path or a missing key still
+# shows immediately.
 template_config {
   static_secret_render_interval = "5s"
   exit_on_retry_failure         = true
@@ -8,6 +12,7 @@ template_config {
 
 vault {
   retry {
-    num_retries = 5
+    # 12 retries back off from 250 ms to 1 m: about five minutes.
+    num_retries = 12
   }
 }

@@ -5,7 +5,7 @@ import type { ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
 import { watchFile } from '../../src/secrets/file-watch.js';
-import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
+import { fastExitConfig, prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { capturingLogger, randomKey } from '../support/rendered-secrets.js';
@@ -37,7 +37,8 @@ describe('agent-config/ run by a real bao agent against a real bao dev server', 
   before(async function () {
     server = await startBaoDevServer();
     agentDir = await prepareAgentDir(server);
-    agent = startAgent(server, agentDir);
+    // Its last test makes the agent give up: in seconds, with the tests' retry override.
+    agent = startAgent(server, agentDir, 'dev', 'dev', {}, [fastExitConfig]);
     await waitForFile(agentDir.renderedFile, agent);
   });
   after(async function () {
@@ -150,7 +151,7 @@ describe('agent-config/ rendering a path the policy denies', function () {
   it('fails loudly: the agent exits 1, names the denied path, and renders nothing', async function () {
     const agentDir = await prepareAgentDir(server, 'dev');
     // Credentials for dev, template for prod: every read is outside the policy.
-    const agent = startAgent(server, agentDir, 'dev', 'prod');
+    const agent = startAgent(server, agentDir, 'dev', 'prod', {}, [fastExitConfig]);
     expect(await agent.exited).to.equal(1);
     const log = await agent.log();
     expect(log).to.contain('secret/data/saas-project/prod/database');

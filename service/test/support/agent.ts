@@ -32,9 +32,13 @@ export async function prepareAgentDir(
   return { dir, credentialsDir, secretsDir, renderedFile: join(secretsDir, 'app.json'), tokenFile: join(secretsDir, 'token') };
 }
 
+/** Added after the shipped configuration: retries in seconds, for the tests of the agent's loud failures. */
+export const fastExitConfig = join(repoRoot, 'service/test/support/agent-config/fast-exit.hcl');
+
 /**
  * `bao agent` with the repository's agent-config, unchanged, for `appEnv`'s env file.
- * `extraEnv` adds to its environment (VAULT_CACERT for a TLS server).
+ * `extraEnv` adds to its environment (VAULT_CACERT for a TLS server); `extraConfigs` are
+ * further configuration files, read last.
  */
 export function startAgent(
   server: Pick<BaoDevServer, 'addr'>,
@@ -42,10 +46,11 @@ export function startAgent(
   appEnv = 'dev',
   templateEnv = appEnv,
   extraEnv: NodeJS.ProcessEnv = {},
+  extraConfigs: readonly string[] = [],
 ): ManagedProcess {
   return spawnManaged(
     baoBin,
-    ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`],
+    ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`, ...extraConfigs.map((file) => `-config=${file}`)],
     {
       cwd: agentDir.dir,
       env: baoEnv(agentDir.dir, { VAULT_ADDR: server.addr, APP_ENV: templateEnv, ...extraEnv }),
