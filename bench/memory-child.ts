@@ -19,7 +19,8 @@ import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
 import { watchFile } from '../service/src/secrets/file-watch.js';
-import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
+import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
+import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 
 const [variant = '', warmText = '15000'] = process.argv.slice(2);
@@ -35,9 +36,9 @@ if (variant === 'watch-loop') {
   source.start();
   await source.firstSnapshot(10_000);
   stops.push(() => source.stop());
-  const lifecycle = new TokenLifecycle({
-    api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), gate, logger, maxCheckIntervalMs: 1000,
-    source: { mode: 'agent', file: tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim() },
+  const lifecycle = new AgentTokenWatcher({
+    api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), report: gate, logger, rules: serviceScheduleRules(1000),
+    tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim(),
   });
   const tokenWatch = watchFile(tokenFile, { onChange: () => { void lifecycle.checkNow(); }, onError: () => undefined, debounceMs: 25 });
   stops.push(() => tokenWatch.close());

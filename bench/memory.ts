@@ -6,7 +6,7 @@
  * Two kinds of process (bench/memory-child.ts, node --expose-gc), both the service's app
  * listening with a loaded snapshot and every module imported: "base" without the watcher and
  * the loop, "watch-loop" with AgentFileSource (chokidar folder watch, 2 s stat backstop), the
- * token sink watch, and a TokenLifecycle checking a real token against a real bao dev server
+ * token sink watch, and an AgentTokenWatcher checking a real token against a real bao dev server
  * every second. While they warm up, this process renames a new rendered file over the watched
  * one every second (as the agent would). After the warm-up, three full GCs, then RSS.
  * Rounds alternate the two kinds; the figure is the difference of the medians.

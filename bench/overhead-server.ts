@@ -9,7 +9,7 @@
  *   service         the service's createApp: error handler, request log (pino), helmet, traffic
  *                   gate, snapshot lookup and session keys, body parser, router
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
- *   service-loop    service + a TokenLifecycle (agent mode) checking a real token against a
+ *   service-loop    service + an AgentTokenWatcher checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *
  * Logs go through the service's createLogger to a synchronous pino destination on /dev/null
@@ -29,7 +29,8 @@ import { requestLog } from '../service/src/http/errors.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
-import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
+import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
+import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 import { renderedDocument } from '../service/test/support/rendered-secrets.js';
 
@@ -50,17 +51,17 @@ function plainApp(logged: boolean, withHelmet: boolean): Koa {
   return app;
 }
 
-async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: TokenLifecycle }> {
+async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: AgentTokenWatcher }> {
   const holder = new SnapshotHolder();
   holder.swap(buildSnapshot('dev', renderedDocument('dev', 1), 'bench-revision', Date.now()));
   const gate = new TrafficGate(logger);
-  let lifecycle: TokenLifecycle | undefined;
+  let lifecycle: AgentTokenWatcher | undefined;
   if (withLoop) {
     const addr = process.env.BENCH_VAULT_ADDR ?? '';
     const file = process.env.BENCH_TOKEN_FILE ?? '';
-    lifecycle = new TokenLifecycle({
-      api: nodeVaultApi(addr), gate, logger, maxCheckIntervalMs: 1000,
-      source: { mode: 'agent', file, readToken: async () => (await readFile(file, 'utf8')).trim() },
+    lifecycle = new AgentTokenWatcher({
+      api: nodeVaultApi(addr), report: gate, logger, rules: serviceScheduleRules(1000),
+      tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim(),
     });
     await lifecycle.start();
     if (!gate.isOpen) throw new Error(`the lifecycle did not open the gate: ${JSON.stringify(gate.current)}`);
@@ -78,7 +79,7 @@ async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: To
 }
 
 let app: Koa;
-let lifecycle: TokenLifecycle | undefined;
+let lifecycle: AgentTokenWatcher | undefined;
 switch (variant) {
   case 'plain': app = plainApp(false, false); break;
   case 'plain-log': app = plainApp(true, false); break;

@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/scale.ts [--instances=20] [--ttl=20] [--seconds=120]
  *
- * Every instance is the service's own TokenLifecycle with its own nodeVaultApi client, gate
+ * Every instance is the service's own SdkTokenRenewer with its own nodeVaultApi client, gate
  * and secret id, all in this process (the loop is timers and HTTP calls; one event loop holds
  * 20 of them easily). All instances log in within the same second (a fleet restarted at once,
  * the worst case for a herd). Each renewal's time is recorded by wrapping the API the loop
@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { createLogger } from '../service/src/log/logger.js';
-import { TokenLifecycle } from '../service/src/vault/token-lifecycle.js';
+import { SdkTokenRenewer } from '../service/src/vault/sdk-token-renewer.js';
+import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi, type VaultApi } from '../service/src/vault/vault-api.js';
 import { startBaoDevServer } from '../service/test/support/bao.js';
 import { runBootstrap } from '../service/test/support/bootstrap.js';
@@ -45,7 +46,7 @@ runBenchmark(async () => {
 
   const logger = createLogger('warn', pino.destination({ dest: '/dev/null', sync: true }));
   const events: { at: number; kind: 'renew' | 'lookup' | 'login'; instance: number }[] = [];
-  const loops: TokenLifecycle[] = [];
+  const loops: SdkTokenRenewer[] = [];
   const gates: TrafficGate[] = [];
   const t0 = Date.now();
   const cpuStart = await cpuSeconds(pid);
@@ -57,7 +58,7 @@ runBenchmark(async () => {
     };
     const login = () => { events.push({ at: Date.now(), kind: 'login', instance }); return real.loginAppRole(role, secretId); };
     const gate = new TrafficGate(logger);
-    const loop = new TokenLifecycle({ api, gate, logger, source: { mode: 'sdk', initial: await login(), login } });
+    const loop = new SdkTokenRenewer({ api, report: gate, logger, rules: serviceScheduleRules(0), initial: await login(), login });
     await loop.start();
     loops.push(loop);
     gates.push(gate);
@@ -102,7 +103,7 @@ runBenchmark(async () => {
     '',
     `Command: \`node --import tsx bench/scale.ts --instances=${instances} --ttl=${ttl} --seconds=${seconds}\``,
     '',
-    `${instances} TokenLifecycle instances (SDK mode, the service's own code and nodeVaultApi), all logging in at once ` +
+    `${instances} SdkTokenRenewer instances (SDK mode, the service's own code and nodeVaultApi), all logging in at once ` +
     `(logins spread over ${loginSpreadMs} ms), token TTL ${ttl} s, run ${fmt(elapsed, 0)} s. ` +
     `Renewals ${count('renew')}, lookup-self calls ${count('lookup')}, re-logins ${count('login')}; gates halted at the end: ${halted}.`,
     '',

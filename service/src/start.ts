@@ -7,24 +7,28 @@ import { PoolHolder } from './db/pool-holder.js';
 import { ProjectStore } from './db/projects.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
 import { createApp } from './http/app.js';
+import { statusView } from './http/status-view.js';
 import { TrafficGate } from './http/traffic-gate.js';
 import { WebhookSender } from './http/webhooks.js';
 import type { Logger } from './log/logger.js';
+import { stopInOrder, type StopStep } from './process/graceful-shutdown.js';
 import { AgentFileSource } from './secrets/agent-file-source.js';
-import { watchFileDebounced } from './secrets/file-watch.js';
-import { watchFolder } from './secrets/folder-watch.js';
+import { watchFile } from './secrets/file-watch.js';
 import { loginAndLoad } from './secrets/sdk-source.js';
 import { selectMode, type SecretsMode } from './secrets/select-mode.js';
-import { StartupError } from './startup-error.js';
-import { AppRoleCredentials } from './vault/approle-credentials.js';
-import { TokenLifecycle, type TokenSource } from './vault/token-lifecycle.js';
-import { nodeVaultApi } from './vault/vault-api.js';
+import { StartupError } from './config/startup-error.js';
+import { AppRoleCredentials, removeCredentialVariables } from './vault/approle-credentials.js';
+import { AgentTokenWatcher } from './vault/agent-token-watcher.js';
+import { SdkTokenRenewer } from './vault/sdk-token-renewer.js';
+import type { TokenKeeper } from './vault/token-report.js';
+import { serviceScheduleRules } from './vault/token-schedule.js';
+import { nodeVaultApi, type LoginResult } from './vault/vault-api.js';
 
 export interface RunningService {
   readonly mode: SecretsMode;
   readonly holder: SnapshotHolder;
   readonly gate: TrafficGate;
-  readonly lifecycle: TokenLifecycle;
+  readonly lifecycle: TokenKeeper;
   readonly server: Server;
   readonly port: number;
   close(): Promise<void>;
@@ -47,12 +51,14 @@ async function readTokenFile(file: string): Promise<string | undefined> {
 export async function startService(settings: Settings, env: NodeJS.ProcessEnv, logger: Logger): Promise<RunningService> {
   const mode = selectMode(settings, env, existsSync);
   const holder = new SnapshotHolder();
-  const stops: (() => Promise<void>)[] = [];
-  const stopAll = async () => {
-    for (const stop of stops.splice(0).reverse()) await stop();
-  };
+  // Last started, first stopped; every step is attempted even when one fails.
+  const stops: StopStep[] = [];
+  // After a failed start its own error is the one to report: stopInOrder has logged each failed step.
+  const stopAll = () => stopInOrder(stops.splice(0).reverse(), logger).catch(() => undefined);
   let stats = (): unknown => null;
-  let tokenSource: TokenSource;
+  let tokenSource:
+    | { mode: 'agent'; file: string }
+    | { mode: 'sdk'; initial: LoginResult; login: () => Promise<LoginResult> };
   let ca: string | undefined;
   if (settings.vaultCaCert !== '') {
     try {
@@ -61,17 +67,25 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       throw new StartupError(`VAULT_CACERT names ${settings.vaultCaCert}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
-  const api = nodeVaultApi(settings.vaultAddr, settings.vaultRequestTimeoutMs, ca);
+  if (settings.vaultSkipVerify) {
+    logger.warn({ vaultAddr: settings.vaultAddr }, 'VAULT_SKIP_VERIFY=true: Vault\'s TLS certificate is not verified; ' +
+      'anyone on the network path can read the secrets and the token');
+  }
+  const api = nodeVaultApi(settings.vaultAddr, {
+    timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify,
+  });
 
   try {
     if (mode === 'agent') {
+      // The agent holds the credentials: any left in this environment are only a risk.
+      removeCredentialVariables(env);
       if (settings.vaultAddr === '') {
         throw new StartupError('VAULT_ADDR is not set: the service checks the agent\'s token with Vault');
       }
       const source = new AgentFileSource({
-        file: settings.secretsFile, appEnv: settings.appEnv, holder, logger, watchFolder,
+        file: settings.secretsFile, appEnv: settings.appEnv, holder, logger, watchFile,
       });
-      stops.push(() => source.stop());
+      stops.push({ name: 'rendered file watch', stop: () => source.stop() });
       stats = () => source.stats();
       source.start();
       try {
@@ -79,8 +93,9 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       } catch (error) {
         throw new StartupError((error as Error).message);
       }
+      await source.watching();
       const file = settings.vaultTokenFile;
-      tokenSource = { mode: 'agent', file, readToken: () => readTokenFile(file) };
+      tokenSource = { mode: 'agent', file };
     } else {
       // Step 1: the credentials leave the environment before anything else happens.
       const credentials = await AppRoleCredentials.take(env);
@@ -102,37 +117,33 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   }
 
   const gate = new TrafficGate(logger);
-  const lifecycle = new TokenLifecycle({
-    api, source: tokenSource, gate, logger, maxCheckIntervalMs: settings.tokenCheckMaxIntervalMs,
-  });
-  stops.push(() => lifecycle.stop());
+  const rules = serviceScheduleRules(settings.tokenCheckMaxIntervalMs);
+  const lifecycle: TokenKeeper = tokenSource.mode === 'agent'
+    ? new AgentTokenWatcher({
+      api, tokenFile: tokenSource.file, readToken: () => readTokenFile(tokenSource.file), report: gate, logger, rules,
+    })
+    : new SdkTokenRenewer({ api, initial: tokenSource.initial, login: tokenSource.login, report: gate, logger, rules });
+  stops.push({ name: 'token checks', stop: () => lifecycle.stop() });
   if (tokenSource.mode === 'agent') {
     // The agent writes a new token after each login: check it at once.
-    stops.push(watchFileDebounced(tokenSource.file, watchFolder, () => { void lifecycle.checkNow(); },
-      (error) => { logger.warn({ err: error.message }, 'watching the token sink failed; scheduled checks go on'); }, 25));
+    const tokenWatch = watchFile(tokenSource.file, {
+      onChange: () => { void lifecycle.checkNow(); },
+      onError: (error) => { logger.warn({ err: error.message }, 'watching the token sink failed; scheduled checks go on'); },
+      debounceMs: 25,
+    });
+    stops.push({ name: 'token sink watch', stop: () => tokenWatch.close() });
+    await tokenWatch.ready;
   }
   await lifecycle.start();
 
-  const status = () => {
-    const snapshot = holder.current;
-    const gateState = gate.current;
-    return {
-      mode,
-      appEnv: settings.appEnv,
-      gate: { ...gateState, since: new Date(gateState.since).toISOString() },
-      token: lifecycle.status(),
-      secrets: {
-        loadedAt: snapshot === undefined ? null : new Date(snapshot.loadedAt).toISOString(),
-        paths: snapshot?.sources.map(({ path, version }) => ({ path, version })) ?? [],
-        file: mode === 'agent' ? stats() : null,
-      },
-    };
-  };
+  const status = statusView({
+    mode, appEnv: settings.appEnv, gate, holder, token: () => lifecycle.status(), file: () => stats(),
+  });
   const pools = new PoolHolder(
     { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName }, holder, logger);
-  stops.unshift(() => pools.close());
   const webhooks = new WebhookSender(settings.webhookUrl, logger);
-  stops.unshift(() => webhooks.drain());
+  // First in the list, so stopped last: deliveries drain first, then the pools close.
+  stops.unshift({ name: 'database pools', stop: () => pools.close() }, { name: 'webhook deliveries', stop: () => webhooks.drain() });
   const app = createApp({
     holder, gate, logger, status, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,
     pools, projects: new ProjectStore(), webhooks,
@@ -154,6 +165,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     /**
      * Graceful: stop accepting, let requests in flight finish (10 s at most), then stop the
      * loop and the watchers, wait for webhook deliveries, and close the database pools.
+     * Every step is attempted; rejects naming the steps that failed.
      */
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
@@ -161,7 +173,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       const force = setTimeout(() => { server.closeAllConnections(); }, 10_000);
       await closed;
       clearTimeout(force);
-      await stopAll();
+      await stopInOrder(stops.splice(0).reverse(), logger);
     },
   };
 }

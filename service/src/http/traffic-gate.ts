@@ -1,23 +1,32 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
+import type { TokenProblem, TokenReport } from '../vault/token-report.js';
 
 /** Stable codes clients and alerts can match on. */
-export type HaltCode =
-  | 'vault_token_unverified'
-  | 'vault_token_invalid'
-  | 'vault_token_expired'
-  | 'vault_token_missing'
-  | 'vault_login_failed';
+export type HaltCode = 'vault_token_unverified' | TokenProblem;
+
+/**
+ * What a client is told for each code. The reason behind a halt names files, Vault's answers
+ * and error texts: it goes to the log and the operator's view, never to a public answer.
+ */
+export const publicHaltMessages: Readonly<Record<HaltCode, string>> = {
+  vault_token_unverified: 'the service is starting: its Vault token is not verified yet',
+  vault_token_invalid: 'the service\'s Vault token was refused',
+  vault_token_expired: 'the service could not verify its Vault token before it expired',
+  vault_token_missing: 'the service has no Vault token',
+  vault_login_failed: 'the service cannot log in to Vault',
+};
 
 export type GateState =
   | { readonly state: 'open'; readonly since: number }
   | { readonly state: 'halted'; readonly code: HaltCode; readonly reason: string; readonly since: number };
 
 /**
- * Open while the service can vouch for its Vault token, halted when it cannot. Each change
- * of state is logged once: fatal when traffic stops, info when it resumes.
+ * Open while the service can vouch for its Vault token, halted when it cannot: what the token
+ * watchers report, turned into traffic. Each change of state is logged once: fatal when
+ * traffic stops, info when it resumes.
  */
-export class TrafficGate {
+export class TrafficGate implements TokenReport {
   #state: GateState;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -45,6 +54,14 @@ export class TrafficGate {
     if (wasVerified) this.#logger.info('traffic open again: the Vault token is valid');
   }
 
+  valid(): void {
+    this.open();
+  }
+
+  invalid(code: TokenProblem, reason: string): void {
+    this.halt(code, reason);
+  }
+
   /** Logs fatal when traffic stops, or when a halt turns into one for another cause. */
   halt(code: HaltCode, reason: string): void {
     const previous = this.#state;
@@ -66,6 +83,6 @@ export function gateMiddleware(gate: TrafficGate, retryAfterSeconds: () => numbe
     }
     ctx.status = 503;
     ctx.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterSeconds()))));
-    ctx.body = { error: { code: state.code, message: `service halted: ${state.reason}` } };
+    ctx.body = { error: { code: state.code, message: `service halted: ${publicHaltMessages[state.code]}` } };
   };
 }

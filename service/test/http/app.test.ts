@@ -6,7 +6,7 @@ import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
-import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 
@@ -43,7 +43,7 @@ describe('createApp with the traffic gate', function () {
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).to.equal(503);
     expect(await ready.json()).to.deep.equal({
-      error: { code: 'vault_token_unverified', message: 'service halted: the Vault token has not been verified yet' },
+      error: { code: 'vault_token_unverified', message: 'service halted: the service is starting: its Vault token is not verified yet' },
     });
     expect(log.lines.filter((l) => l.level === 'fatal'), 'not verified yet is not an alarm').to.have.length(0);
     expect(log.lines.filter((l) => l.msg === 'request').map((l) => [l.path, l.status]))
@@ -56,19 +56,34 @@ describe('createApp with the traffic gate', function () {
     expect(await (await fetch(`${url}/status`)).json()).to.deep.equal({ gate: 'open' });
   });
 
-  it('answers 503 with a stable code, the reason and Retry-After on every route but /healthz when halted', async function () {
+  it('answers 503 with a stable code, a fixed message and Retry-After on every route but /healthz when halted; ' +
+    'the reason goes to the log only', async function () {
     gate.open();
-    gate.halt('vault_token_invalid', 'Vault refused the agent\'s token');
+    const reason = 'Vault refused the agent\'s token from /vault/secrets/token (403 permission denied)';
+    gate.halt('vault_token_invalid', reason);
     for (const path of ['/readyz', '/status', '/anything', '/api/projects']) {
       const response = await fetch(`${url}${path}`, { method: path === '/api/projects' ? 'POST' : 'GET' });
       expect(response.status, path).to.equal(503);
       expect(response.headers.get('retry-after')).to.equal('3');
-      expect(await response.json()).to.deep.equal({
-        error: { code: 'vault_token_invalid', message: 'service halted: Vault refused the agent\'s token' },
+      const text = await response.text();
+      expect(JSON.parse(text)).to.deep.equal({
+        error: { code: 'vault_token_invalid', message: 'service halted: the service\'s Vault token was refused' },
       });
+      for (const detail of ['/vault/secrets/token', '403', 'permission denied']) expect(text, path).to.not.contain(detail);
     }
     expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+    expect(log.lines.filter((l) => l.level === 'fatal')[0]).to.include({ reason });
   });
+
+  for (const code of Object.keys(publicHaltMessages) as HaltCode[]) {
+    it(`answers ${code} with its own fixed message, whatever the reason`, async function () {
+      gate.open();
+      if (code !== 'vault_token_unverified') gate.halt(code, `secret detail ${code} /some/internal/path`);
+      else gate.halt(code, 'internal detail');
+      const body = await (await fetch(`${url}/readyz`)).json() as { error: { code: string; message: string } };
+      expect(body.error).to.deep.equal({ code, message: `service halted: ${publicHaltMessages[code]}` });
+    });
+  }
 
   it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
     gate.open();

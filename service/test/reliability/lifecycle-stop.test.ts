@@ -1,11 +1,12 @@
 import { expect } from 'chai';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { TokenLifecycle } from '../../src/vault/token-lifecycle.js';
+import { AgentTokenWatcher } from '../../src/vault/agent-token-watcher.js';
+import { serviceScheduleRules } from '../../src/vault/token-schedule.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
 const timers = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
 
-describe('reliability: stopping the token lifecycle while a check is in flight', function () {
+describe('reliability: stopping the agent token watcher while a check is in flight', function () {
   it('leaves no timer behind (a check that succeeds after stop() must not re-arm the expiry alarm)', async function () {
     const { logger } = capturingLogger();
     let delayMs = 0;
@@ -14,13 +15,12 @@ describe('reliability: stopping the token lifecycle while a check is in flight',
         if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
         return { ttlSeconds: 300, renewable: true, policies: [] };
       },
-      renewSelf: () => Promise.reject(new Error('not used in agent mode')),
     };
     await new Promise((r) => setImmediate(r)); // mocha arms this test's own timeout timer first
     const before = timers();
-    const lifecycle = new TokenLifecycle({
-      api, source: { mode: 'agent', file: '/nowhere/token', readToken: () => Promise.resolve('a-token') },
-      gate: new TrafficGate(logger), logger, maxCheckIntervalMs: 500,
+    const lifecycle = new AgentTokenWatcher({
+      api, tokenFile: '/nowhere/token', readToken: () => Promise.resolve('a-token'),
+      report: new TrafficGate(logger), logger, rules: serviceScheduleRules(500),
     });
     await lifecycle.start();
     delayMs = 100;

@@ -3,100 +3,20 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
-import { checkFraction, checkSpread } from '../../src/vault/check-schedule.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
-import { runBootstrap } from '../support/bootstrap.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
-import { tempDir } from '../support/temp-dirs.js';
-import { vaultRequest } from '../support/vault-http.js';
+import { destroySecretIds, revokeAppRoleTokens, wrappedSecretId } from '../support/approle-admin.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Revokes every token AppRole has issued, as an operator responding to a leak would. */
-async function revokeAppRoleTokens(server: BaoDevServer): Promise<void> {
-  const response = await vaultRequest(server.addr, server.rootToken, 'PUT', 'sys/leases/revoke-prefix/auth/approle/login');
-  expect(response.status).to.equal(204);
-}
-
-describe('token lifecycle in SDK mode, against a real bao dev server (4 s TTL)', function () {
-  this.timeout(60_000);
-  let server: BaoDevServer;
-  let service: RunningService | undefined;
-  let log: ReturnType<typeof capturingLogger>;
-
-  beforeEach(async function () {
-    server = await startBaoDevServer();
-    log = capturingLogger();
-  });
-  afterEach(async function () {
-    await service?.close();
-    service = undefined;
-    await server.stop();
-  });
-
-  async function start(roleEnv: NodeJS.ProcessEnv): Promise<{ url: string; secretIdFile: string }> {
-    const credentials = await tempDir('credentials');
-    const run = await runBootstrap(server, 'dev', credentials, roleEnv);
-    expect(run.code, run.stderr).to.equal(0);
-    const settings = readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: server.addr });
-    const secretIdFile = join(credentials, 'secret-id');
-    service = await startService(settings,
-      { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: secretIdFile }, log.logger);
-    return { url: `http://127.0.0.1:${service.port}`, secretIdFile };
-  }
-
-  it('serves 200 without a gap for longer than the 12 s max TTL: renewals, then a new login', async function () {
-    const { url } = await start({ ROLE_TOKEN_TTL: '4s', ROLE_TOKEN_MAX_TTL: '12s', ROLE_SECRET_ID_NUM_USES: '0' });
-    const statuses = await poll(`${url}/readyz`, 16_000);
-    expect(statuses.filter((s) => s !== 200), `${statuses.length} requests`).to.deep.equal([]);
-    const messages = log.lines.map((l) => l.msg);
-    expect(messages).to.include('logged in to Vault again');
-    expect(log.lines.filter((l) => l.level === 'fatal')).to.deep.equal([]);
-
-    const status = await (await fetch(`${url}/status`)).json() as Record<string, Record<string, unknown>>;
-    expect(status.token).to.include({ mode: 'sdk', renewable: true, lastCheckOk: true });
-    expect(status.token?.ttlSeconds).to.be.within(0, 12);
-    expect(status.gate).to.include({ state: 'open' });
-    expect(status.secrets?.paths).to.deep.equal(['database', 'api-keys', 'app'].map((g) => (
-      { path: `secret/data/saas-project/dev/${g}`, version: 1 })));
-  });
-
-  it('halts every route within one check interval + 1 s of a revocation, stays halted without a secret id, ' +
-    'and recovers when a fresh one is dropped', async function () {
-    const { url, secretIdFile } = await start({ ROLE_TOKEN_TTL: '4s', ROLE_TOKEN_MAX_TTL: '60s', ROLE_SECRET_ID_NUM_USES: '1' });
-    expect(await statusOf(`${url}/readyz`)).to.equal(200);
-    await revokeAppRoleTokens(server);
-    // The check interval is two thirds of the 4 s TTL, plus its random part at most.
-    const interval = 4000 * (checkFraction + checkSpread / 2);
-    const halted = await timeUntil(`${url}/readyz`, 503, interval + 1000);
-    expect(halted).to.be.at.most(interval + 1000);
-    for (const path of ['/readyz', '/status', '/anything']) expect(await statusOf(`${url}${path}`), path).to.equal(503);
-    const fatal = log.lines.filter((l) => l.level === 'fatal');
-    expect(fatal).to.have.length(1);
-    expect(fatal[0]).to.include({ code: 'vault_login_failed' });
-
-    // The only secret id was used at start-up: nothing to log in with.
-    expect((await poll(`${url}/readyz`, 3000)).every((s) => s === 503)).to.be.true;
-    // What a trusted orchestrator does: drop a fresh response-wrapped secret id.
-    const fresh = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
-      method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
-    });
-    const wrappingToken = ((await fresh.json()) as { wrap_info: { token: string } }).wrap_info.token;
-    await writeFile(secretIdFile, wrappingToken);
-    await timeUntil(`${url}/readyz`, 200, 12_000);
-    expect(log.lines.filter((l) => l.level === 'fatal'), 'still one fatal line').to.have.length(1);
-    expect(log.text()).to.not.contain(wrappingToken);
-  });
-});
-
 /**
  * A real agent and the service in process: `ttl` is the role's token TTL. The agent renews
- * at about two thirds of it; the service checks at least every 500 ms.
+ * at about two thirds of it; the service checks at least every `checkMs` (null: the default 10 s).
  */
-function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void): void {
+function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void, checkMs: string | null = '500'): void {
   const ctx = {} as AgentContext;
   before(async function () {
     ctx.server = await startBaoDevServer();
@@ -107,7 +27,8 @@ function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void): void {
     ctx.log = capturingLogger();
     const settings = readSettings({
       SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: ctx.server.addr, SECRETS_FILE: ctx.agentDir.renderedFile,
-      VAULT_TOKEN_FILE: ctx.agentDir.tokenFile, TOKEN_CHECK_MAX_INTERVAL_MS: '500', VAULT_REQUEST_TIMEOUT_MS: '1000',
+      VAULT_TOKEN_FILE: ctx.agentDir.tokenFile, VAULT_REQUEST_TIMEOUT_MS: '1000',
+      ...(checkMs === null ? {} : { TOKEN_CHECK_MAX_INTERVAL_MS: checkMs }),
     });
     ctx.service = await startService(settings, {}, ctx.log.logger);
     ctx.url = `http://127.0.0.1:${ctx.service.port}`;
@@ -132,7 +53,7 @@ interface AgentContext {
 
 const fatalLines = (ctx: AgentContext) => ctx.log.lines.filter((l) => l.level === 'fatal');
 
-describe('token lifecycle in agent mode: revocation, with a real bao agent and server (6 s TTL)', function () {
+describe('AgentTokenWatcher: revocation, with a real bao agent and server (6 s TTL)', function () {
   this.timeout(60_000);
   agentModeSuite('6s', (ctx) => {
     it('halts when the agent\'s token is revoked, and reopens when the agent logs in again', async function () {
@@ -164,7 +85,7 @@ describe('token lifecycle in agent mode: revocation, with a real bao agent and s
   });
 });
 
-describe('token lifecycle in agent mode: Vault outages, with a real bao agent and server (12 s TTL)', function () {
+describe('AgentTokenWatcher: Vault outages, with a real bao agent and server (12 s TTL)', function () {
   this.timeout(60_000);
   agentModeSuite('12s', (ctx) => {
     it('keeps serving through a Vault outage shorter than the token\'s TTL', async function () {
@@ -195,4 +116,46 @@ describe('token lifecycle in agent mode: Vault outages, with a real bao agent an
       expect(fatalLines(ctx)[0]).to.include({ code: 'vault_token_expired' });
     });
   });
+});
+
+describe('AgentTokenWatcher: the kill switch, with the default 10 s check and the dev agent (30 s TTL)', function () {
+  this.timeout(120_000);
+  agentModeSuite('30s', (ctx) => {
+    const fatalSince = (count: number) => fatalLines(ctx).slice(count);
+
+    it('rotate: revoking the token halts within 10 s + 1 s; the dev agent logs in again and traffic resumes by itself',
+      async function () {
+        const { agent, server, url } = ctx;
+        expect(await statusOf(`${url}/readyz`)).to.equal(200);
+        const before = fatalLines(ctx).length;
+        await revokeAppRoleTokens(server);
+        const halted = await timeUntil(`${url}/readyz`, 503, 11_000);
+        expect(fatalSince(before)).to.have.length(1);
+        expect(fatalSince(before)[0]).to.include({ code: 'vault_token_invalid' });
+        // The agent sees the revocation at its next renewal (at most 5/6 of the 30 s TTL).
+        const reopened = await timeUntil(`${url}/readyz`, 200, 35_000);
+        expect(agent.child.exitCode, 'the dev agent did not give up on the refused renewal').to.equal(null);
+        console.log(`      rotate: halted ${halted} ms after the revocation, reopened ${halted + reopened} ms after it`);
+      });
+
+    it('kill: revoking the token and the secret id halts within 10 s + 1 s and stays halted; ' +
+      'a fresh secret id delivered to the agent brings traffic back', async function () {
+      const { agentDir, server, url } = ctx;
+      expect(await statusOf(`${url}/readyz`)).to.equal(200);
+      const before = fatalLines(ctx).length;
+      expect(await destroySecretIds(server)).to.be.at.least(1);
+      await revokeAppRoleTokens(server);
+      const halted = await timeUntil(`${url}/readyz`, 503, 11_000);
+      // Long enough for the agent to have tried, and failed, to log in again.
+      expect((await poll(`${url}/readyz`, 30_000, 1000)).every((s) => s === 503), 'stays halted').to.be.true;
+      expect(fatalSince(before), 'one fatal line for the whole halt').to.have.length(1);
+      expect(String(fatalSince(before)[0]?.reason)).to.contain('fresh secret id');
+      expect(await ctx.agent.log()).to.match(/invalid role or secret ID|invalid secret id/i);
+
+      // The operator's recovery: a fresh wrapped secret id where the agent reads it when it logs in.
+      await writeFile(join(agentDir.credentialsDir, 'secret-id'), await wrappedSecretId(server));
+      const recovered = await timeUntil(`${url}/readyz`, 200, 60_000);
+      console.log(`      kill: halted ${halted} ms after the revocation; back ${recovered} ms after a fresh secret id`);
+    });
+  }, null);
 });

@@ -1,0 +1,35 @@
+import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { TokenStatus } from '../vault/token-report.js';
+import type { TrafficGate } from './traffic-gate.js';
+
+export interface StatusSources {
+  mode: 'agent' | 'sdk';
+  appEnv: string;
+  gate: TrafficGate;
+  holder: SnapshotHolder;
+  token: () => TokenStatus;
+  /** The rendered file's reload counts in agent mode; null in SDK mode. */
+  file: () => unknown;
+}
+
+/**
+ * The operator's view of the service: gate, token and which secret versions are loaded. It
+ * names paths and versions, never a token or a secret value.
+ */
+export function statusView(sources: StatusSources): () => unknown {
+  return () => {
+    const snapshot = sources.holder.current;
+    const gate = sources.gate.current;
+    return {
+      mode: sources.mode,
+      appEnv: sources.appEnv,
+      gate: { ...gate, since: new Date(gate.since).toISOString() },
+      token: sources.token(),
+      secrets: {
+        loadedAt: snapshot === undefined ? null : new Date(snapshot.loadedAt).toISOString(),
+        paths: snapshot?.sources.map(({ path, version }) => ({ path, version })) ?? [],
+        file: sources.file(),
+      },
+    };
+  };
+}

@@ -1,0 +1,42 @@
+import { setLongTimeout } from './long-timeout.js';
+
+/**
+ * The token's known expiry, measured on a monotonic clock from the moment it was verified
+ * (never from server timestamps), and an alarm that fires once when it passes unverified.
+ */
+export class TokenExpiry {
+  readonly #onExpired: () => void;
+  readonly #now: () => number;
+  #expiresAt: number | undefined;
+  #cancel: (() => void) | undefined;
+
+  constructor(onExpired: () => void, now: () => number) {
+    this.#onExpired = onExpired;
+    this.#now = now;
+  }
+
+  /** Verified just now with `ttlSeconds` left; 0 is a token that never expires (a root token). */
+  set(ttlSeconds: number): void {
+    this.clear();
+    if (ttlSeconds <= 0) return;
+    const now = this.#now();
+    const at = now + ttlSeconds * 1000;
+    this.#expiresAt = at;
+    this.#cancel = setLongTimeout(() => {
+      if (this.#expiresAt !== at) return;
+      this.#expiresAt = undefined;
+      this.#onExpired();
+    }, at - now);
+  }
+
+  clear(): void {
+    this.#cancel?.();
+    this.#cancel = undefined;
+    this.#expiresAt = undefined;
+  }
+
+  /** Time left before the known expiry; undefined when none is known (never verified, refused, expired). */
+  remainingMs(): number | undefined {
+    return this.#expiresAt === undefined ? undefined : Math.max(0, this.#expiresAt - this.#now());
+  }
+}

@@ -1,0 +1,29 @@
+import { expect } from 'chai';
+import type { BaoDevServer } from './bao.js';
+import { vaultData, vaultRequest } from './vault-http.js';
+
+/** An operator's moves against the service's AppRole, with the dev server's root token. */
+
+/** Revokes every token AppRole has issued: what an operator does first when a service leaks. */
+export async function revokeAppRoleTokens(server: Pick<BaoDevServer, 'addr' | 'rootToken'>): Promise<void> {
+  const response = await vaultRequest(server.addr, server.rootToken, 'PUT', 'sys/leases/revoke-prefix/auth/approle/login');
+  expect(response.status).to.equal(204);
+}
+
+/** Destroys every secret id of the role, by accessor: nothing can log in with them any more. */
+export async function destroySecretIds(server: Pick<BaoDevServer, 'addr' | 'rootToken'>): Promise<number> {
+  const listed = await vaultData<{ keys: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-role/secret-id?list=true');
+  for (const accessor of listed.keys) {
+    await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role/secret-id-accessor/destroy',
+      { secret_id_accessor: accessor });
+  }
+  return listed.keys.length;
+}
+
+/** A fresh response-wrapped secret id, as a trusted orchestrator delivers it. */
+export async function wrappedSecretId(server: Pick<BaoDevServer, 'addr' | 'rootToken'>): Promise<string> {
+  const fresh = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+    method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '120s' },
+  });
+  return ((await fresh.json()) as { wrap_info: { token: string } }).wrap_info.token;
+}

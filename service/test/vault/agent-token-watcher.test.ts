@@ -1,0 +1,148 @@
+import { expect } from 'chai';
+import sinon from 'sinon';
+import { TrafficGate } from '../../src/http/traffic-gate.js';
+import { AgentTokenWatcher } from '../../src/vault/agent-token-watcher.js';
+import { checkFraction, serviceScheduleRules } from '../../src/vault/token-schedule.js';
+import type { VaultApi } from '../../src/vault/vault-api.js';
+import { answered, gaps, refused, timed, tokenInfo as info, unreachable } from '../support/fake-vault.js';
+import { capturingLogger } from '../support/rendered-secrets.js';
+
+describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', function () {
+  let clock: sinon.SinonFakeTimers;
+  let log: ReturnType<typeof capturingLogger>;
+  let gate: TrafficGate;
+  let watchers: AgentTokenWatcher[];
+
+  beforeEach(function () {
+    clock = sinon.useFakeTimers();
+    log = capturingLogger();
+    gate = new TrafficGate(log.logger);
+    watchers = [];
+  });
+  afterEach(async function () {
+    await Promise.all(watchers.map((w) => w.stop()));
+    clock.restore();
+  });
+
+  function watcher(lookupSelf: VaultApi['lookupSelf'], readToken: () => Promise<string | undefined> = () => Promise.resolve('agent-token'),
+    maxCheckIntervalMs = 10_000, random: () => number = Math.random): AgentTokenWatcher {
+    const created = new AgentTokenWatcher({
+      api: { lookupSelf }, tokenFile: '/vault/secrets/token', readToken, report: gate, logger: log.logger,
+      rules: serviceScheduleRules(maxCheckIntervalMs, random),
+    });
+    watchers.push(created);
+    return created;
+  }
+  const fatal = () => log.lines.filter((l) => l.level === 'fatal');
+
+  it('checks the token every 10 s by default, whatever its TTL', async function () {
+    const lookup = timed(() => Promise.resolve(info(3600)));
+    await watcher(lookup.stub).start();
+    await clock.tickAsync(60_000);
+    expect(lookup.times).to.deep.equal([0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
+  });
+
+  it('without a maximum interval, checks two thirds into the remaining TTL', async function () {
+    const lookup = timed(() => Promise.resolve(info(300)));
+    await watcher(lookup.stub, undefined, 0, () => 0.5).start();
+    await clock.tickAsync(300_000);
+    expect(lookup.times[1]).to.equal(300_000 * checkFraction);
+  });
+
+  it('halts exactly when the known expiry passes during an outage, not a millisecond before', async function () {
+    const lookupSelf = sinon.stub().resolves(info(30));
+    await watcher(lookupSelf).start();
+    expect(gate.isOpen).to.be.true;
+    lookupSelf.rejects(unreachable());
+    await clock.tickAsync(30_000 - 1);
+    expect(gate.isOpen).to.be.true;
+    expect(lookupSelf.callCount, 'checks went on during the outage').to.be.greaterThan(2);
+    await clock.tickAsync(1);
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_expired' });
+    expect(fatal()).to.have.length(1);
+  });
+
+  it('halts at once when Vault refuses the token, and reopens when the agent writes a valid one', async function () {
+    let token = 'first';
+    const lookupSelf = sinon.stub().callsFake((t: string) => (t === 'first' ? Promise.reject(refused()) : Promise.resolve(info(30))));
+    const loop = watcher(lookupSelf, () => Promise.resolve(token));
+    await loop.start();
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_invalid' });
+    await clock.tickAsync(5000);
+    expect(gate.isOpen).to.be.false;
+    expect(fatal(), 'one fatal line, not one per check').to.have.length(1);
+    expect(fatal()[0]?.reason).to.contain('/vault/secrets/token').and.contain('fresh secret id');
+    token = 'second';
+    await loop.checkNow();
+    expect(gate.isOpen).to.be.true;
+    expect(log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
+  });
+
+  it('kill switch: a token revoked between checks halts within 10 s', async function () {
+    const lookupSelf = sinon.stub().resolves(info(300));
+    await watcher(lookupSelf).start();
+    await clock.tickAsync(3000);
+    lookupSelf.rejects(refused());
+    await clock.tickAsync(7000);
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_invalid' });
+  });
+
+  it('reports a missing token and retries no less often than the maximum interval', async function () {
+    const read = timed(() => Promise.resolve(undefined));
+    await watcher(sinon.stub(), read.stub, 1000).start();
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_missing' });
+    await clock.tickAsync(30_000);
+    expect(Math.max(...gaps(read.times))).to.be.at.most(1000);
+  });
+
+  for (const [name, failure] of [
+    ['429 from a rate-limit quota', () => answered(429, 'rate limit quota exceeded')],
+    ['412 from a standby not caught up', () => answered(412, 'required index state not present')],
+    ['502 from a proxy', () => answered(502, 'Status 502')],
+    ['404 (any other 4xx)', () => answered(404, 'not found')],
+  ] as const) {
+    it(`${name}: no halt before the known expiry`, async function () {
+      const lookupSelf = sinon.stub().resolves(info(60));
+      await watcher(lookupSelf).start();
+      lookupSelf.rejects(failure());
+      await clock.tickAsync(59_999);
+      expect(gate.isOpen).to.be.true;
+      expect(fatal()).to.deep.equal([]);
+      expect(log.lines.filter((l) => l.level === 'warn').length).to.be.greaterThan(3);
+    });
+  }
+
+  it('a 768 h token: the gate stays open and the check interval holds (no tight loop)', async function () {
+    const lookup = timed(() => Promise.resolve(info(768 * 3600)));
+    await watcher(lookup.stub).start();
+    await clock.tickAsync(60_000);
+    expect(gate.isOpen).to.be.true;
+    expect(lookup.times).to.have.length(7);
+  });
+
+  it('a 768 h token without a maximum interval: checked about two thirds in, gate open all along', async function () {
+    const lookup = timed(() => Promise.resolve(info(768 * 3600)));
+    await watcher(lookup.stub, undefined, 0, () => 0.5).start();
+    await clock.tickAsync(3_600_000);
+    expect(gate.isOpen).to.be.true;
+    expect(lookup.times, 'one check at start, none in the first hour').to.have.length(1);
+  });
+
+  it('a check asked for while one is under way runs right after it', async function () {
+    let release: (() => void) | undefined;
+    const lookupSelf = sinon.stub().resolves(info(300));
+    let token = 'old';
+    const loop = watcher(lookupSelf, () => Promise.resolve(token));
+    await loop.start();
+    lookupSelf.callsFake(() => new Promise((resolve) => { release = () => { resolve(info(300)); }; }));
+    const first = loop.checkNow();
+    await clock.tickAsync(0);
+    token = 'new';
+    const second = loop.checkNow();
+    release?.();
+    await clock.tickAsync(0);
+    release?.();
+    await Promise.all([first, second]);
+    expect(lookupSelf.lastCall.args[0]).to.equal('new');
+  });
+});

@@ -1,0 +1,132 @@
+import { expect } from 'chai';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readSettings } from '../../src/config/settings.js';
+import { startService, type RunningService } from '../../src/start.js';
+import { checkFraction, checkSpread } from '../../src/vault/token-schedule.js';
+import { destroySecretIds, revokeAppRoleTokens, wrappedSecretId } from '../support/approle-admin.js';
+import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { runBootstrap } from '../support/bootstrap.js';
+import { poll, statusOf, timeUntil } from '../support/http-poll.js';
+import { capturingLogger } from '../support/rendered-secrets.js';
+import { tempDir } from '../support/temp-dirs.js';
+import { vaultData } from '../support/vault-http.js';
+
+describe('SdkTokenRenewer against a real bao dev server', function () {
+  this.timeout(60_000);
+  let server: BaoDevServer;
+  let service: RunningService | undefined;
+  let log: ReturnType<typeof capturingLogger>;
+
+  beforeEach(async function () {
+    server = await startBaoDevServer();
+    log = capturingLogger();
+  });
+  afterEach(async function () {
+    await service?.close();
+    service = undefined;
+    await server.stop();
+  });
+
+  async function start(roleEnv: NodeJS.ProcessEnv, settingsEnv: NodeJS.ProcessEnv = {}): Promise<{ url: string; secretIdFile: string }> {
+    const credentials = await tempDir('credentials');
+    const run = await runBootstrap(server, 'dev', credentials, roleEnv);
+    expect(run.code, run.stderr).to.equal(0);
+    const settings = readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: server.addr, ...settingsEnv });
+    const secretIdFile = join(credentials, 'secret-id');
+    service = await startService(settings,
+      { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: secretIdFile }, log.logger);
+    return { url: `http://127.0.0.1:${service.port}`, secretIdFile };
+  }
+  const fatal = () => log.lines.filter((l) => l.level === 'fatal');
+
+  it('serves 200 without a gap for longer than the 12 s max TTL: renewals, then a new login', async function () {
+    const { url } = await start({ ROLE_TOKEN_TTL: '4s', ROLE_TOKEN_MAX_TTL: '12s', ROLE_SECRET_ID_NUM_USES: '0' });
+    const statuses = await poll(`${url}/readyz`, 16_000);
+    expect(statuses.filter((s) => s !== 200), `${statuses.length} requests`).to.deep.equal([]);
+    expect(log.lines.map((l) => l.msg)).to.include('logged in to Vault again');
+    expect(fatal()).to.deep.equal([]);
+    const status = service?.lifecycle.status();
+    expect(status).to.include({ mode: 'sdk', renewable: true, lastCheckOk: true });
+    expect(status?.ttlSeconds).to.be.within(0, 12);
+  });
+
+  it('halts every route within one check interval + 1 s of a revocation, stays halted without a secret id, ' +
+    'and recovers when a fresh one is dropped', async function () {
+    const { url, secretIdFile } = await start({ ROLE_TOKEN_TTL: '4s', ROLE_TOKEN_MAX_TTL: '60s', ROLE_SECRET_ID_NUM_USES: '1' },
+      { TOKEN_CHECK_MAX_INTERVAL_MS: '0' });
+    expect(await statusOf(`${url}/readyz`)).to.equal(200);
+    await revokeAppRoleTokens(server);
+    // The check interval is two thirds of the 4 s TTL, plus its random part at most.
+    const interval = 4000 * (checkFraction + checkSpread / 2);
+    const halted = await timeUntil(`${url}/readyz`, 503, interval + 1000);
+    expect(halted).to.be.at.most(interval + 1000);
+    for (const path of ['/readyz', '/anything']) expect(await statusOf(`${url}${path}`), path).to.equal(503);
+    expect(fatal()).to.have.length(1);
+    expect(fatal()[0]).to.include({ code: 'vault_login_failed' });
+
+    // The only secret id was used at start-up: nothing to log in with.
+    expect((await poll(`${url}/readyz`, 3000)).every((s) => s === 503)).to.be.true;
+    const wrappingToken = await wrappedSecretId(server);
+    await writeFile(secretIdFile, wrappingToken);
+    await timeUntil(`${url}/readyz`, 200, 12_000);
+    expect(fatal(), 'still one fatal line').to.have.length(1);
+    expect(log.text()).to.not.contain(wrappingToken);
+  });
+
+  describe('the kill switch, with the default 10 s check interval and a 5 min token', function () {
+    it('rotate: revoking the token alone is followed by a new login within 10 s + 1 s, without a halt', async function () {
+      const { url } = await start({ ROLE_SECRET_ID_NUM_USES: '0' });
+      await revokeAppRoleTokens(server);
+      const revokedAt = Date.now();
+      const statuses: number[] = [];
+      while (!log.lines.some((l) => l.msg === 'logged in to Vault again') && Date.now() - revokedAt < 11_000) {
+        statuses.push(await statusOf(`${url}/readyz`));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const tookMs = Date.now() - revokedAt;
+      expect(tookMs, 'the new login came within 10 s + 1 s').to.be.below(11_000);
+      expect(statuses.filter((s) => s !== 200)).to.deep.equal([]);
+      expect(await statusOf(`${url}/readyz`)).to.equal(200);
+      expect(fatal()).to.deep.equal([]);
+      console.log(`      rotate: new login ${tookMs} ms after the revocation`);
+    });
+
+    it('kill: revoking the token and its secret id halts every route within 10 s + 1 s, for good, in one fatal line',
+      async function () {
+        const { url } = await start({ ROLE_SECRET_ID_NUM_USES: '0' });
+        expect(await destroySecretIds(server)).to.equal(1);
+        await revokeAppRoleTokens(server);
+        const halted = await timeUntil(`${url}/readyz`, 503, 11_000);
+        console.log(`      kill: halted ${halted} ms after the revocation`);
+        expect((await poll(`${url}/readyz`, 12_000, 500)).every((s) => s === 503), 'stays halted').to.be.true;
+        expect(fatal()).to.have.length(1);
+        expect(fatal()[0]).to.include({ code: 'vault_login_failed' });
+        expect(String(fatal()[0]?.reason)).to.contain('until an operator delivers a fresh secret id');
+        const body = await (await fetch(`${url}/readyz`)).json() as { error: { message: string } };
+        expect(body.error.message, 'the public answer names no cause').to.equal('service halted: the service cannot log in to Vault');
+      });
+  });
+
+  it('a 768 h token (Vault\'s default TTL) keeps the service open: no halt 1 ms after the start', async function () {
+    const { url } = await start({ ROLE_TOKEN_TTL: '768h', ROLE_TOKEN_MAX_TTL: '768h' });
+    expect((await poll(`${url}/readyz`, 1500)).every((s) => s === 200)).to.be.true;
+    expect(service?.lifecycle.status().ttlSeconds).to.be.greaterThan(768 * 3600 - 10);
+    expect(fatal()).to.deep.equal([]);
+  });
+
+  it('a 429 from a real rate-limit quota does not halt, and its Retry-After is honoured', async function () {
+    const { url } = await start({ ROLE_SECRET_ID_NUM_USES: '0' }, { TOKEN_CHECK_MAX_INTERVAL_MS: '300' });
+    await vaultData(server.addr, server.rootToken, 'POST', 'sys/quotas/config', { enable_rate_limit_response_headers: true });
+    await vaultData(server.addr, server.rootToken, 'POST', 'sys/quotas/rate-limit/lookup-self',
+      { path: 'auth/token/lookup-self', rate: 1, interval: '5s' });
+    const statuses = await poll(`${url}/readyz`, 4000);
+    expect(statuses.every((s) => s === 200), statuses.join(',')).to.be.true;
+    expect(fatal()).to.deep.equal([]);
+    const retries = log.lines.filter((l) => String(l.problem).startsWith('429'));
+    expect(retries.length, 'the quota answered 429').to.be.at.least(1);
+    // The check interval is 300 ms; Vault asked for seconds, and got them.
+    for (const line of retries) expect(line.retryInMs).to.be.at.least(1000);
+    expect(retries.length, 'not one retry per 300 ms').to.be.at.most(2);
+  });
+});
