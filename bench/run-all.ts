@@ -14,7 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchDir, machine, machineLine, resultsDir } from './lib/common.js';
 
-const all = ['overhead', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory'];
+const all = ['overhead', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory', 'kill-switch'];
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const names = only === undefined ? all : all.filter((n) => only.includes(n));
 

@@ -1,7 +1,7 @@
 # dev: secrets change while people work, so KV is re-read every few seconds. Failures are
 # retried for about five minutes, then the agent exits non-zero. Five minutes, not seconds:
 # when an operator revokes the agent's token (a rotation), every render fails with 403 until
-# the agent notices at its next renewal (at most 5/6 of the 5-minute token TTL) and logs in
+# the agent notices at its next renewal (about two thirds into the 5-minute token TTL) and logs in
 # again with its secret id; an agent that gave up sooner would turn a rotation into an outage.
 # Each failed render is logged by the agent at once, so a denied path or a missing key still
 # shows immediately.

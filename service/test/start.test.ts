@@ -5,7 +5,7 @@ import { readSettings } from '../src/config/settings.js';
 import { startService, type RunningService } from '../src/start.js';
 import { startBaoDevServer, type BaoDevServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
-import { capturingLogger } from './support/rendered-secrets.js';
+import { capturingLogger, renderedDocument, renderLikeAgent } from './support/rendered-secrets.js';
 import { tempDir } from './support/temp-dirs.js';
 import { unwrapSecretId, vaultData } from './support/vault-http.js';
 
@@ -82,5 +82,34 @@ describe('startService in SDK mode, against a real bao dev server', function () 
       capturingLogger().logger).catch((error: unknown) => error as Error);
     expect(replay).to.be.instanceOf(Error);
     expect((replay as Error).message).to.contain('possible interception');
+  });
+});
+
+describe('startService in agent mode', function () {
+  it('removes AppRole credential variables from the environment too: the agent holds the credentials', async function () {
+    const server = await startBaoDevServer();
+    let running: RunningService | undefined;
+    try {
+      const response = await fetch(`${server.addr}/v1/auth/token/create`, {
+        method: 'POST', headers: { 'X-Vault-Token': server.rootToken }, body: JSON.stringify({ ttl: '1h' }),
+      });
+      const token = ((await response.json()) as { auth: { client_token: string } }).auth.client_token;
+      const dir = await tempDir('agent-files');
+      await writeFile(join(dir, 'token'), token);
+      await renderLikeAgent(join(dir, 'app.json'), JSON.stringify(renderedDocument('dev', 1)));
+      const env: NodeJS.ProcessEnv = {
+        APP_ENV: 'dev', VAULT_ROLE_ID: 'left-over-role-id', VAULT_SECRET_ID_FILE: '/run/secrets/secret-id',
+        VAULT_WRAPPED_SECRET_ID: 'left-over-wrapping-token',
+      };
+      running = await startService(readSettings({
+        SECRETS_MODE: 'auto', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: server.addr,
+        SECRETS_FILE: join(dir, 'app.json'), VAULT_TOKEN_FILE: join(dir, 'token'),
+      }), env, capturingLogger().logger);
+      expect(running.mode).to.equal('agent');
+      expect(env).to.deep.equal({ APP_ENV: 'dev' });
+    } finally {
+      await running?.close();
+      await server.stop();
+    }
   });
 });

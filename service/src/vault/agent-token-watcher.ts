@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.js';
 import { CheckLoop } from './check-loop.js';
-import { TokenExpiry } from './token-expiry.js';
+import { TokenState } from './token-state.js';
 import type { TokenKeeper, TokenReport, TokenStatus } from './token-report.js';
 import { renewalDelayMs, retryDelayMs, wakeDelayMs, type ScheduleRules } from './token-schedule.js';
 import type { VaultApi } from './vault-api.js';
@@ -29,19 +29,16 @@ export interface AgentTokenWatcherOptions {
 export class AgentTokenWatcher implements TokenKeeper {
   readonly #o: Required<AgentTokenWatcherOptions>;
   readonly #loop: CheckLoop;
-  readonly #expiry: TokenExpiry;
+  readonly #state: TokenState;
   #token: string | undefined;
-  #renewable: boolean | null = null;
-  #lastCheck: { at: number; ok: boolean } | undefined;
-  #failures = 0;
 
   constructor(options: AgentTokenWatcherOptions) {
     this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
     this.#loop = new CheckLoop(() => this.#check(), this.#o.now);
-    this.#expiry = new TokenExpiry(() => {
+    this.#state = new TokenState(() => {
       this.#o.report.invalid('vault_token_expired', `the known expiry of the agent's token from ${this.#o.tokenFile} ` +
         'passed without a successful check: Vault could not be reached to verify it');
-    }, this.#o.now);
+    }, this.#o.now, this.#o.wallClock);
   }
 
   /** Runs the first check and resolves once it is done; the loop then goes on by itself. */
@@ -51,7 +48,7 @@ export class AgentTokenWatcher implements TokenKeeper {
 
   async stop(): Promise<void> {
     await this.#loop.stop();
-    this.#expiry.clear();
+    this.#state.expiry.clear();
   }
 
   checkNow(): Promise<void> {
@@ -59,21 +56,13 @@ export class AgentTokenWatcher implements TokenKeeper {
   }
 
   status(): TokenStatus {
-    const remaining = this.#expiry.remainingMs();
-    const next = this.#loop.nextInMs();
-    return {
-      mode: 'agent',
-      ttlSeconds: remaining === undefined ? null : Math.floor(remaining / 1000),
-      renewable: this.#renewable,
-      lastCheckAt: this.#lastCheck === undefined ? null : new Date(this.#lastCheck.at).toISOString(),
-      lastCheckOk: this.#lastCheck?.ok ?? null,
-      nextCheckInSeconds: next === null ? null : next / 1000,
-    };
+    return this.#state.status('agent', this.#loop.nextInMs());
   }
 
   /** One check; returns the delay until the next. */
   async #check(): Promise<number> {
     const { api, tokenFile, readToken, report, logger, rules } = this.#o;
+    const state = this.#state;
     const token = await readToken();
     if (token !== undefined && token !== this.#token) {
       if (this.#token !== undefined) logger.info({ file: tokenFile }, 'the agent wrote a new token');
@@ -82,29 +71,25 @@ export class AgentTokenWatcher implements TokenKeeper {
     }
     if (this.#token === undefined) {
       report.invalid('vault_token_missing', `no token in ${tokenFile} (VAULT_TOKEN_FILE): is Vault Agent running?`);
-      return retryDelayMs(this.#failures++, rules);
+      return retryDelayMs(state.failures++, rules);
     }
     try {
       const info = await api.lookupSelf(this.#token);
-      this.#failures = 0;
-      this.#renewable = info.renewable;
-      this.#lastCheck = { at: this.#o.wallClock(), ok: true };
-      this.#expiry.set(info.ttlSeconds);
+      state.verified(info.ttlSeconds, info.renewable);
       report.valid(info.ttlSeconds);
-      const remaining = this.#expiry.remainingMs();
+      const remaining = state.expiry.remainingMs();
       // A token without expiry (a root token) can still be revoked: it is checked every minute.
       return wakeDelayMs(renewalDelayMs(remaining ?? 90_000, rules), rules);
     } catch (error) {
       if (isTokenRefused(error)) {
-        this.#lastCheck = { at: this.#o.wallClock(), ok: false };
-        this.#expiry.clear();
+        state.refused();
         report.invalid('vault_token_invalid', `Vault refused the agent's token from ${tokenFile} (${failureText(error)}). ` +
           'If only the token was revoked, the agent logs in again with its secret id and traffic resumes by itself; ' +
           'if the secret id was revoked too, traffic stays halted until an operator delivers a fresh secret id to the agent');
-        return retryDelayMs(this.#failures++, rules);
+        return retryDelayMs(state.failures++, rules);
       }
-      const delay = retryDelayMs(this.#failures++, rules, describeVaultError(error).retryAfterMs);
-      logger.warn({ problem: failureText(error), retryInMs: delay, expiresInMs: this.#expiry.remainingMs() ?? null },
+      const delay = retryDelayMs(state.failures++, rules, describeVaultError(error).retryAfterMs);
+      logger.warn({ problem: failureText(error), retryInMs: delay, expiresInMs: state.expiry.remainingMs() ?? null },
         'could not verify the Vault token; serving from the last good configuration until its known expiry');
       return delay;
     }

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.js';
 import { CheckLoop } from './check-loop.js';
-import { TokenExpiry } from './token-expiry.js';
+import { TokenState } from './token-state.js';
 import type { TokenKeeper, TokenReport, TokenStatus } from './token-report.js';
 import { renewalCapped, renewalDelayMs, retryDelayMs, sdkAction, wakeDelayMs, type ScheduleRules } from './token-schedule.js';
 import type { LoginResult, VaultApi } from './vault-api.js';
@@ -35,29 +35,26 @@ const freshSecretId = 'traffic stays halted until an operator delivers a fresh s
 export class SdkTokenRenewer implements TokenKeeper {
   readonly #o: Required<SdkTokenRenewerOptions>;
   readonly #loop: CheckLoop;
-  readonly #expiry: TokenExpiry;
+  readonly #state: TokenState;
   #token = '';
   #loginTtlSeconds = 0;
   #renewAt = 0;
-  #renewable: boolean | null = null;
   /** Why only a new login helps now; undefined while renewal works. */
   #loginWhy: string | undefined;
   /** Why the last login failed, while it keeps failing: the cause reported at expiry. */
   #loginProblem: string | undefined;
-  #lastCheck: { at: number; ok: boolean } | undefined;
-  #failures = 0;
 
   constructor(options: SdkTokenRenewerOptions) {
     this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
     this.#loop = new CheckLoop(() => this.#step(), this.#o.now);
-    this.#expiry = new TokenExpiry(() => {
+    this.#state = new TokenState(() => {
       if (this.#loginProblem !== undefined) {
         this.#o.report.invalid('vault_login_failed', `the token expired: ${this.#loginProblem}; ${freshSecretId}`);
       } else {
         this.#o.report.invalid('vault_token_expired', 'the token\'s known expiry passed without a successful renewal: ' +
           'Vault could not be reached');
       }
-    }, this.#o.now);
+    }, this.#o.now, this.#o.wallClock);
   }
 
   /** The start-up login verified the token: it is adopted, and the first wake is scheduled, not run now. */
@@ -68,7 +65,7 @@ export class SdkTokenRenewer implements TokenKeeper {
 
   async stop(): Promise<void> {
     await this.#loop.stop();
-    this.#expiry.clear();
+    this.#state.expiry.clear();
   }
 
   checkNow(): Promise<void> {
@@ -76,16 +73,7 @@ export class SdkTokenRenewer implements TokenKeeper {
   }
 
   status(): TokenStatus {
-    const remaining = this.#expiry.remainingMs();
-    const next = this.#loop.nextInMs();
-    return {
-      mode: 'sdk',
-      ttlSeconds: remaining === undefined ? null : Math.floor(remaining / 1000),
-      renewable: this.#renewable,
-      lastCheckAt: this.#lastCheck === undefined ? null : new Date(this.#lastCheck.at).toISOString(),
-      lastCheckOk: this.#lastCheck?.ok ?? null,
-      nextCheckInSeconds: next === null ? null : next / 1000,
-    };
+    return this.#state.status('sdk', this.#loop.nextInMs());
   }
 
   async #step(): Promise<number> {
@@ -97,8 +85,8 @@ export class SdkTokenRenewer implements TokenKeeper {
     } catch (error) {
       // Refusals are handled where they happen: any other failure says nothing about the
       // token (an outage, a rate limit, a standby) and is retried.
-      const delay = retryDelayMs(this.#failures++, this.#o.rules, describeVaultError(error).retryAfterMs);
-      this.#o.logger.warn({ action, problem: failureText(error), retryInMs: delay, expiresInMs: this.#expiry.remainingMs() ?? null },
+      const delay = retryDelayMs(this.#state.failures++, this.#o.rules, describeVaultError(error).retryAfterMs);
+      this.#o.logger.warn({ action, problem: failureText(error), retryInMs: delay, expiresInMs: this.#state.expiry.remainingMs() ?? null },
         'could not reach Vault to keep the token; serving from the last good configuration until its known expiry');
       return delay;
     }
@@ -111,7 +99,7 @@ export class SdkTokenRenewer implements TokenKeeper {
       return this.#nextWake();
     } catch (error) {
       if (!isTokenRefused(error)) throw error;
-      this.#refused();
+      this.#state.refused();
       return await this.#loginAgain(`Vault refused the service's token (${failureText(error)})`, false);
     }
   }
@@ -122,7 +110,7 @@ export class SdkTokenRenewer implements TokenKeeper {
       renewed = await this.#o.api.renewSelf(this.#token);
     } catch (error) {
       if (!isTokenRefused(error)) throw error;
-      this.#refused();
+      this.#state.refused();
       return await this.#loginAgain(`renewal refused (${failureText(error)})`, false);
     }
     this.#verified(renewed.ttlSeconds, renewed.renewable);
@@ -148,13 +136,13 @@ export class SdkTokenRenewer implements TokenKeeper {
       this.#loginProblem = `${why}, and AppRole login failed: ${error instanceof Error && status === undefined ? error.message : failureText(error)}`;
       // Due again at once: the next wake tries the login again.
       this.#renewAt = this.#o.now();
-      if (tokenStillValid && this.#expiry.remainingMs() !== undefined) {
+      if (tokenStillValid && this.#state.expiry.remainingMs() !== undefined) {
         this.#o.logger.error({ problem: this.#loginProblem }, 'cannot log in again; traffic halts when the current token expires');
       } else {
-        this.#expiry.clear();
+        this.#state.expiry.clear();
         this.#o.report.invalid('vault_login_failed', `${this.#loginProblem}; ${freshSecretId}`);
       }
-      return retryDelayMs(this.#failures++, this.#o.rules);
+      return retryDelayMs(this.#state.failures++, this.#o.rules);
     }
     this.#adopt(login);
     this.#o.logger.info({ ttlSeconds: login.ttlSeconds }, 'logged in to Vault again');
@@ -172,16 +160,8 @@ export class SdkTokenRenewer implements TokenKeeper {
   }
 
   #verified(ttlSeconds: number, renewable: boolean): void {
-    this.#failures = 0;
-    this.#renewable = renewable;
-    this.#lastCheck = { at: this.#o.wallClock(), ok: true };
-    this.#expiry.set(ttlSeconds);
+    this.#state.verified(ttlSeconds, renewable);
     this.#o.report.valid(ttlSeconds);
-  }
-
-  #refused(): void {
-    this.#lastCheck = { at: this.#o.wallClock(), ok: false };
-    this.#expiry.clear();
   }
 
   #nextWake(): number {

@@ -27,3 +27,15 @@ export async function wrappedSecretId(server: Pick<BaoDevServer, 'addr' | 'rootT
   });
   return ((await fresh.json()) as { wrap_info: { token: string } }).wrap_info.token;
 }
+
+/**
+ * Lifts Vault's user lockout from the role id: after 5 failed logins in a row (the dead
+ * secret id, retried) Vault refuses every login for that role id for 15 minutes, a fresh
+ * secret id included, with 403.
+ */
+export async function unlockRoleId(server: Pick<BaoDevServer, 'addr' | 'rootToken'>, roleId: string): Promise<void> {
+  const mounts = await vaultData<Record<string, { accessor: string }>>(server.addr, server.rootToken, 'GET', 'sys/auth');
+  const accessor = mounts['approle/']?.accessor;
+  if (accessor === undefined) throw new Error('no approle/ mount');
+  await vaultData(server.addr, server.rootToken, 'POST', `sys/locked-users/${accessor}/unlock/${roleId.trim()}`);
+}

@@ -8,7 +8,7 @@ import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
-import { destroySecretIds, revokeAppRoleTokens, wrappedSecretId } from '../support/approle-admin.js';
+import { destroySecretIds, revokeAppRoleTokens, unlockRoleId, wrappedSecretId } from '../support/approle-admin.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -152,9 +152,13 @@ describe('AgentTokenWatcher: the kill switch, with the default 10 s check and th
       expect(String(fatalSince(before)[0]?.reason)).to.contain('fresh secret id');
       expect(await ctx.agent.log()).to.match(/invalid role or secret ID|invalid secret id/i);
 
-      // The operator's recovery: a fresh wrapped secret id where the agent reads it when it logs in.
+      // The operator's recovery: a fresh wrapped secret id where the agent reads it when it logs
+      // in, and the role id unlocked (the agent's retries with the dead secret id locked it).
       await writeFile(join(agentDir.credentialsDir, 'secret-id'), await wrappedSecretId(server));
-      const recovered = await timeUntil(`${url}/readyz`, 200, 60_000);
+      await unlockRoleId(server, await readFile(join(agentDir.credentialsDir, 'role-id'), 'utf8'));
+      const recovered = await timeUntil(`${url}/readyz`, 200, 60_000).catch(async (error: unknown) => {
+        throw new Error(`${(error as Error).message}; the agent's log:\n${(await ctx.agent.log()).slice(-6000)}`);
+      });
       console.log(`      kill: halted ${halted} ms after the revocation; back ${recovered} ms after a fresh secret id`);
     });
   }, null);

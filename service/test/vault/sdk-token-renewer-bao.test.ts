@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { checkFraction, checkSpread } from '../../src/vault/token-schedule.js';
-import { destroySecretIds, revokeAppRoleTokens, wrappedSecretId } from '../support/approle-admin.js';
+import { destroySecretIds, revokeAppRoleTokens, unlockRoleId, wrappedSecretId } from '../support/approle-admin.js';
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
@@ -69,6 +69,8 @@ describe('SdkTokenRenewer against a real bao dev server', function () {
     expect((await poll(`${url}/readyz`, 3000)).every((s) => s === 503)).to.be.true;
     const wrappingToken = await wrappedSecretId(server);
     await writeFile(secretIdFile, wrappingToken);
+    // The service's retries with the used-up secret id may have locked the role id (5 failures).
+    await unlockRoleId(server, await readFile(join(dirname(secretIdFile), 'role-id'), 'utf8'));
     await timeUntil(`${url}/readyz`, 200, 12_000);
     expect(fatal(), 'still one fatal line').to.have.length(1);
     expect(log.text()).to.not.contain(wrappingToken);
