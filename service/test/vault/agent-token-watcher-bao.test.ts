@@ -146,11 +146,18 @@ describe('AgentTokenWatcher: the kill switch, with the default 10 s check and th
       expect(await destroySecretIds(server)).to.be.at.least(1);
       await revokeAppRoleTokens(server);
       const halted = await timeUntil(`${url}/readyz`, 503, 11_000);
-      // Long enough for the agent to have tried, and failed, to log in again.
-      expect((await poll(`${url}/readyz`, 30_000, 1000)).every((s) => s === 503), 'stays halted').to.be.true;
+      // Until the agent has tried, and failed, to log in again with its dead secret id.
+      const failedLogin = async () => /invalid role or secret ID/i.test(await ctx.agent.log());
+      const statuses: number[] = [];
+      for (const end = Date.now() + 40_000; !(await failedLogin()) && Date.now() < end;) {
+        statuses.push(await statusOf(`${url}/readyz`));
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      statuses.push(...await poll(`${url}/readyz`, 3000, 500));
+      expect(statuses.every((s) => s === 503), `stays halted: ${statuses.join(',')}`).to.be.true;
       expect(fatalSince(before), 'one fatal line for the whole halt').to.have.length(1);
       expect(String(fatalSince(before)[0]?.reason)).to.contain('fresh secret id');
-      expect(await ctx.agent.log()).to.match(/invalid role or secret ID|invalid secret id/i);
+      expect(await failedLogin(), 'the agent tried its dead secret id').to.be.true;
 
       // The operator's recovery: a fresh wrapped secret id where the agent reads it when it logs
       // in, and the role id unlocked (the agent's retries with the dead secret id locked it).
