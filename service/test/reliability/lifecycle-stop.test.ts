@@ -6,7 +6,7 @@ import { capturingLogger } from '../support/rendered-secrets.js';
 
 const timers = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
 
-describe('reliability: stopping the agent token watcher while a check is in flight', function () {
+describe('reliability: stopping the agent token watcher while a check is in flight (hand-written fake Vault)', function () {
   it('leaves no timer behind (a check that succeeds after stop() must not re-arm the expiry alarm)', async function () {
     const { logger } = capturingLogger();
     let delayMs = 0;
