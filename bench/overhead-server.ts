@@ -6,20 +6,20 @@
  *   plain-log       plain + the service's requestLog middleware (one pino line per request)
  *   plain-log-helmet  plain-log + koa-helmet, as the service mounts it
  *   service-silent  the service's app with the logger at level 'silent' (attribution only)
- *   service         the service's createApp: error handler, request log (pino), helmet, traffic
+ *   service         the service's createApp: request id, error handler, request log (pino), helmet, drain, traffic
  *                   gate, snapshot lookup and session keys, body parser, router
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
  *   service-loop    service + an AgentTokenWatcher checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *
- * Logs go through the service's createLogger to a synchronous pino destination on /dev/null
- * (the production logger writes synchronously to stdout; /dev/null keeps the disk out).
+ * Logs go through the service's createLogger and logOutput, the production configuration (pino's
+ * asynchronous destination), pointed at /dev/null instead of stdout to keep the disk and the
+ * parent's pipe out.
  */
 import { readFile } from 'node:fs/promises';
 import Router from '@koa/router';
 import Koa from 'koa';
 import helmet from 'koa-helmet';
-import { pino } from 'pino';
 import { buildSnapshot } from '../service/src/config/snapshot.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../service/src/db/pool-holder.js';
@@ -28,7 +28,7 @@ import { createApp } from '../service/src/http/app.js';
 import { requestLog } from '../service/src/http/errors.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
-import { createLogger } from '../service/src/log/logger.js';
+import { createLogger, logOutput } from '../service/src/log/logger.js';
 import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
@@ -36,7 +36,7 @@ import { renderedDocument } from '../service/test/support/rendered-secrets.js';
 
 const [variant = '', portText = ''] = process.argv.slice(2);
 const port = Number(portText);
-const logger = createLogger(variant === 'service-silent' ? 'silent' : 'info', pino.destination({ dest: '/dev/null', sync: true }));
+const logger = createLogger(variant === 'service-silent' ? 'silent' : 'info', logOutput('/dev/null').stream);
 
 function plainApp(logged: boolean, withHelmet: boolean): Koa {
   const app = new Koa();
@@ -72,7 +72,6 @@ async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: Ag
   const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
   const app = createApp({
     holder, gate, logger, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger),
-    status: () => ({ gate: gate.current, token: lifecycle?.status() ?? null }),
     retryAfterSeconds: () => 5,
   });
   return lifecycle === undefined ? { app } : { app, lifecycle };

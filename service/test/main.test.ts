@@ -157,25 +157,26 @@ describe('service/src/main.ts in agent mode', function () {
     });
 
     /** A service whose GET /api/projects waits on its PostgreSQL query until the test releases the proxy. */
-    async function serviceWithRequestInFlight() {
+    async function serviceWithRequestInFlight(drainDelayMs = 0) {
       const file = join(await tempDir('secrets'), 'app.json');
       await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1, secrets)));
-      const service = await startService(agentEnv(file, { DATABASE_PORT: String(proxy.port) }));
+      const service = await startService(agentEnv(file, { DATABASE_PORT: String(proxy.port), DRAIN_DELAY_MS: String(drainDelayMs) }));
       const cookie = await signIn(service.url, 'acme');
       // Opens the pool's connection and creates the table: the held request then waits on its query only.
       expect((await listProjects(service.url, cookie)).status).to.equal(200);
       const reached = proxy.hold();
       const inFlight = listProjects(service.url, cookie).then(
-        async (response) => ({ status: response.status, body: await response.json() }),
+        async (response) => ({ status: response.status, body: await response.json(), connection: response.headers.get('connection') }),
         (error: unknown) => error as Error);
       await reached;
       return { service, inFlight };
     }
 
-    async function terminateAndWaitForDrain(service: ServiceProcess): Promise<void> {
-      const shuttingDown = untilLogged(service.process.child, 'shutting down: finishing requests in flight');
-      service.process.child.kill('SIGTERM');
-      await shuttingDown;
+    /** SIGTERM (or SIGINT), then once the drain delay is over and the server no longer accepts. */
+    async function terminateAndWaitForDrain(service: ServiceProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+      const closing = untilLogged(service.process.child, 'not accepting connections: finishing requests in flight');
+      service.process.child.kill(signal);
+      await closing;
     }
 
     it('shuts down gracefully on SIGTERM: stops listening, finishes the request in flight with 200, exits 0', async function () {
@@ -187,19 +188,58 @@ describe('service/src/main.ts in agent mode', function () {
       expect(service.process.child.exitCode, 'still draining').to.equal(null);
 
       proxy.release();
-      expect(await inFlight).to.deep.equal({ status: 200, body: { projects: [] } });
+      expect(await inFlight).to.deep.include({ status: 200, body: { projects: [] } });
       expect(await service.process.exited).to.equal(0);
       const lines = logLines(await service.process.log());
-      const signal = lines.findIndex((l) => l.msg === 'shutting down: finishing requests in flight');
+      const signal = lines.findIndex((l) => l.msg === 'shutting down');
       expect(signal).to.be.greaterThan(-1);
       expect(lines.slice(signal + 1).map(({ msg, path, status }) => ({ msg, path, status })),
         'the held request finished after the signal, then the service stopped').to.deep.equal([
+        { msg: 'draining: /readyz answers 503, still serving until the load balancers let go', path: undefined, status: undefined },
+        { msg: 'not accepting connections: finishing requests in flight', path: undefined, status: undefined },
         { msg: 'request', path: '/api/projects', status: 200 },
         { msg: 'stopped', path: undefined, status: undefined },
       ]);
     });
 
-    it('exits at once with 130 and one line saying so on SIGINT during the drain, never exit 0 mid-drain', async function () {
+    it('on SIGTERM answers /readyz 503 at once, serves on for DRAIN_DELAY_MS with Connection: close, then finishes ' +
+      'the request in flight and exits 0 without waiting for keep-alive connections; "stopped" is the last line', async function () {
+      const { service, inFlight } = await serviceWithRequestInFlight(3000);
+      const draining = untilLogged(service.process.child, 'draining: /readyz answers 503, still serving until the load balancers let go');
+      const closing = untilLogged(service.process.child, 'not accepting connections: finishing requests in flight');
+      service.process.child.kill('SIGTERM');
+      await draining;
+      const ready = await fetch(`${service.url}/readyz`);
+      expect(ready.status).to.equal(503);
+      expect(await ready.json()).to.deep.include({ error: { code: 'draining', message: 'the service is shutting down' } });
+      const served = await fetch(`${service.url}/healthz`);
+      expect(served.status, 'still serving during the delay').to.equal(200);
+      expect(served.headers.get('connection')).to.equal('close');
+      await closing;
+      expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).to.equal('refused');
+
+      const released = Date.now();
+      proxy.release();
+      const finished = await inFlight;
+      expect(finished).to.deep.equal({ status: 200, body: { projects: [] }, connection: 'close' });
+      expect(await service.process.exited).to.equal(0);
+      // Node would keep the in-flight request's connection open 5 s (its keep-alive timeout) without Connection: close.
+      expect(Date.now() - released).to.be.below(4000);
+      const lines = logLines(await service.process.log());
+      expect(lines.at(-1)?.msg).to.equal('stopped');
+      expect(lines.find((l) => l.msg === 'request' && l.path === '/readyz' && l.status === 503)).to.have.property('reqId');
+    });
+
+    it('drains the same way on SIGINT, exits 0, and "stopped" is the last line', async function () {
+      const { service, inFlight } = await serviceWithRequestInFlight();
+      await terminateAndWaitForDrain(service, 'SIGINT');
+      proxy.release();
+      expect(await inFlight).to.deep.include({ status: 200 });
+      expect(await service.process.exited).to.equal(0);
+      expect(logLines(await service.process.log()).at(-1)).to.include({ msg: 'stopped', level: 'info' });
+    });
+
+    it('exits at once with 130 and one line saying so, the last, on SIGINT during the drain, never exit 0 mid-drain', async function () {
       const { service, inFlight } = await serviceWithRequestInFlight();
       await terminateAndWaitForDrain(service);
       const signalled = Date.now();
@@ -209,8 +249,9 @@ describe('service/src/main.ts in agent mode', function () {
       expect(Date.now() - signalled).to.be.below(5000);
       expect(await inFlight).to.be.instanceOf(Error);
       const messages = logLines(await service.process.log()).map((l) => l.msg);
-      expect(messages.slice(-2)).to.deep.equal([
-        'shutting down: finishing requests in flight',
+      expect(messages.slice(-3)).to.deep.equal([
+        'draining: /readyz answers 503, still serving until the load balancers let go',
+        'not accepting connections: finishing requests in flight',
         'second signal during shutdown: exiting now, requests in flight are dropped',
       ]);
       expect(messages).to.not.include('stopped');
@@ -243,6 +284,7 @@ describe('service/src/main.ts in agent mode', function () {
       const lines = (await service.process.log()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const fatal = lines.find((l) => l.level === 'fatal');
       expect(fatal?.msg).to.equal('not starting');
+      expect(lines.at(-1), 'the fatal line is the last').to.equal(fatal);
       expect(fatal?.reason).to.contain(`no valid secrets in ${file} within 500 ms (SECRETS_WAIT_MS)`);
       expect(fatal?.reason).to.match(problem);
       const refused = await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused');

@@ -10,14 +10,24 @@ export interface ShutdownOptions {
   readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Everything the process must finish or release before it exits. */
   readonly close: () => Promise<void>;
-  /**
-   * Exit 1 if `close` has not settled by then. Below Kubernetes' default grace period (30 s),
-   * so the process says why it stopped instead of being killed silently.
-   */
+  /** Exit 1 if `close` has not settled by then: `shutdownTimeoutFor(DRAIN_DELAY_MS)`. */
   readonly timeoutMs?: number;
 }
 
-export const defaultShutdownTimeoutMs = 25_000;
+/** What a shutdown may take once the drain delay is over: requests in flight, then the ordered stops. */
+const afterDrainMs = 20_000;
+
+/**
+ * The shutdown's deadline grows with the drain delay, so a long delay cannot eat the time the
+ * requests in flight and the stops need. With the default 5 s delay: 25 s, below Kubernetes'
+ * default grace period (30 s), so the process says why it stopped instead of being killed
+ * silently; a longer delay needs a longer terminationGracePeriodSeconds.
+ */
+export function shutdownTimeoutFor(drainDelayMs: number): number {
+  return drainDelayMs + afterDrainMs;
+}
+
+export const defaultShutdownTimeoutMs = shutdownTimeoutFor(5000);
 
 /**
  * One shutdown per process, whatever signals arrive. The first SIGTERM or SIGINT starts
@@ -43,7 +53,7 @@ export function exitGracefullyOnSignals(options: ShutdownOptions): void {
     }
     if (state === 'exited') return;
     state = 'stopping';
-    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    logger.info({ signal }, 'shutting down');
     const deadline = setTimeout(() => {
       if (state !== 'stopping') return;
       logger.error({ timeoutMs }, 'shutdown failed: still not stopped at the deadline');

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { EventEmitter } from 'node:events';
 import sinon from 'sinon';
-import { exitGracefullyOnSignals, stopInOrder } from '../../src/process/graceful-shutdown.js';
+import { exitGracefullyOnSignals, shutdownTimeoutFor, stopInOrder } from '../../src/process/graceful-shutdown.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
 /** A promise the test settles by hand: a close() that takes as long as the test decides. */
@@ -43,7 +43,7 @@ describe('exitGracefullyOnSignals, with a fake process, a fake exit and sinon fa
     closing.resolve();
     await clock.tickAsync(0);
     expect(exit.args).to.deep.equal([[0]]);
-    expect(messages()).to.deep.equal(['shutting down: finishing requests in flight', 'stopped']);
+    expect(messages()).to.deep.equal(['shutting down', 'stopped']);
     expect(log.lines[0]).to.include({ signal: 'SIGTERM' });
   });
 
@@ -61,7 +61,7 @@ describe('exitGracefullyOnSignals, with a fake process, a fake exit and sinon fa
     signals.emit('SIGINT', 'SIGINT');
     expect(exit.args).to.deep.equal([[130]]);
     expect(messages()).to.deep.equal([
-      'shutting down: finishing requests in flight',
+      'shutting down',
       'second signal during shutdown: exiting now, requests in flight are dropped',
     ]);
     closing.resolve();
@@ -104,6 +104,14 @@ describe('exitGracefullyOnSignals, with a fake process, a fake exit and sinon fa
     closing.resolve();
     await clock.tickAsync(0);
     expect(clock.countTimers()).to.equal(0);
+  });
+});
+
+describe('shutdownTimeoutFor', function () {
+  it('gives the requests in flight and the stops 20 s past the drain delay: 25 s with the default 5 s delay', function () {
+    expect(shutdownTimeoutFor(5000)).to.equal(25_000);
+    expect(shutdownTimeoutFor(0)).to.equal(20_000);
+    expect(shutdownTimeoutFor(30_000)).to.equal(50_000);
   });
 });
 
