@@ -52,7 +52,8 @@ runBenchmark(async () => {
   const m = await machine();
   const service = await buildService();
   const server = await startAuditedDevServer();
-  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn' };
+  // ADMIN_PORT 0: each instance its own operator's port, unused here.
+  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn', ADMIN_PORT: '0' };
   const bootstrapEnv = { ROLE_TOKEN_TTL: `${ttl}s`, ROLE_TOKEN_MAX_TTL: '24h' };
   const checkMs = { '10s': undefined, ttl: '0' } as const;
   const agentAccessors = new Map<string, string>();

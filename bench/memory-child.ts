@@ -4,7 +4,10 @@
  * 1 s checks against a real bao dev server). Prints one JSON line with its memory after the
  * warm-up and a full GC. Run with node --expose-gc.
  *
- *   node --expose-gc --import tsx bench/memory-child.ts <base|watch-loop> <warm-up ms>
+ * "admin" is "base" plus the operator's port: the admin listener and the Prometheus metrics,
+ * scraped by the parent every second.
+ *
+ *   node --expose-gc --import tsx bench/memory-child.ts <base|watch-loop|admin> <warm-up ms>
  * Environment: BENCH_SECRETS_FILE, BENCH_TOKEN_FILE, BENCH_VAULT_ADDR.
  */
 import { readFile } from 'node:fs/promises';
@@ -13,7 +16,9 @@ import { parseRenderedFile } from '../service/src/secrets/rendered-file.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../service/src/db/pool-holder.js';
 import { ProjectStore } from '../service/src/db/projects.js';
+import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp } from '../service/src/http/app.js';
+import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
@@ -51,9 +56,21 @@ if (variant === 'watch-loop') {
 const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
 const app = createApp({
   holder, gate, logger, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger),
-  status: () => ({}), retryAfterSeconds: () => 5,
+  retryAfterSeconds: () => 5,
 });
 const server = app.listen(0, '127.0.0.1');
+if (variant === 'admin') {
+  const metrics = new ServiceMetrics();
+  metrics.observe({
+    gate, holder, reloads: () => ({ loaded: 1, refused: 0 }),
+    token: () => ({ mode: 'agent', ttlSeconds: 300, renewable: true, lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 }),
+  });
+  const admin = createAdminApp({ status: () => ({ gate: gate.current }), metrics, token: undefined }).listen(0, '127.0.0.1');
+  await new Promise((r) => admin.once('listening', r));
+  const { port } = admin.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ admin: `http://127.0.0.1:${port}` })}\n`);
+  stops.push(() => new Promise<void>((resolve) => { admin.close(() => { resolve(); }); admin.closeAllConnections(); }));
+}
 
 await new Promise((r) => setTimeout(r, Number(warmText)));
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -1,5 +1,6 @@
 /**
- * 5c. Memory added by the rendered-file watcher and the token lifecycle loop.
+ * 5c. Memory added by the rendered-file watcher and the token lifecycle loop, and by the
+ * operator's port.
  *
  *   node --import tsx bench/memory.ts [--rounds=4] [--warmup=10000]
  *
@@ -9,7 +10,9 @@
  * token sink watch, and an AgentTokenWatcher checking a real token against a real bao dev server
  * every second. While they warm up, this process renames a new rendered file over the watched
  * one every second (as the agent would). After the warm-up, three full GCs, then RSS.
- * Rounds alternate the two kinds; the figure is the difference of the medians.
+ * A third kind, "admin", is "base" plus the operator's port (admin listener and Prometheus
+ * metrics), which this process scrapes every second.
+ * Rounds alternate the kinds; the figures are differences of the medians.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -39,9 +42,10 @@ runBenchmark(async () => {
   let version = 1;
   await renderLikeAgent(secretsFile, JSON.stringify(renderedDocument('dev', version)));
 
-  const results: Record<'base' | 'watch-loop', Measured[]> = { base: [], 'watch-loop': [] };
+  const variants = ['base', 'watch-loop', 'admin'] as const;
+  const results: Record<(typeof variants)[number], Measured[]> = { base: [], 'watch-loop': [], admin: [] };
   for (let round = 0; round < rounds; round++) {
-    for (const variant of round % 2 === 0 ? ['base', 'watch-loop'] as const : ['watch-loop', 'base'] as const) {
+    for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
       const proc = spawnManaged(process.execPath, ['--expose-gc', '--import', 'tsx', join(benchDir, 'memory-child.ts'), variant, String(warmup)], {
         env: { PATH: process.env.PATH, NODE_ENV: 'production', BENCH_SECRETS_FILE: secretsFile, BENCH_TOKEN_FILE: tokenFile, BENCH_VAULT_ADDR: server.addr },
         logFile: join(dir, `${variant}-${round}.log`),
@@ -51,7 +55,11 @@ runBenchmark(async () => {
       while (measured === undefined && Date.now() < deadline) {
         await sleep(1000);
         await renderLikeAgent(secretsFile, JSON.stringify(renderedDocument('dev', ++version)));
-        const line = (await proc.log()).split('\n').find((l) => l.startsWith('{"result"'));
+        const output = (await proc.log()).split('\n');
+        // Prometheus' part: one scrape a second.
+        const admin = output.find((l) => l.startsWith('{"admin"'));
+        if (admin !== undefined) await fetch(`${(JSON.parse(admin) as { admin: string }).admin}/metrics`).then((r) => r.text(), () => '');
+        const line = output.find((l) => l.startsWith('{"result"'));
         if (line !== undefined) measured = (JSON.parse(line) as { result: Measured }).result;
         if (proc.child.exitCode !== null && measured === undefined) throw new Error(`child failed:\n${await proc.log()}`);
       }
@@ -63,8 +71,9 @@ runBenchmark(async () => {
   }
   await server.stop();
 
-  const mib = (v: 'base' | 'watch-loop', k: keyof Measured) => median(results[v].map((r) => r[k])) / 2 ** 20;
+  const mib = (v: (typeof variants)[number], k: keyof Measured) => median(results[v].map((r) => r[k])) / 2 ** 20;
   const added = mib('watch-loop', 'rss') - mib('base', 'rss');
+  const adminAdded = mib('admin', 'rss') - mib('base', 'rss');
   const md = [
     '### 5c. Memory of the watcher and the loop',
     '',
@@ -75,11 +84,14 @@ runBenchmark(async () => {
     `Each process warmed up ${warmup / 1000} s (a new render renamed in every second), then 3 full GCs; medians of ` +
     `${rounds} alternating rounds; MiB. Both run under tsx, which adds the same loader overhead to both.`,
     '',
-    mdTable(['process', 'RSS', 'heap used', 'external'], (['base', 'watch-loop'] as const).map((v) => [
+    mdTable(['process', 'RSS', 'heap used', 'external'], variants.map((v) => [
       v, fmt(mib(v, 'rss'), 1), fmt(mib(v, 'heapUsed'), 1), fmt(mib(v, 'external'), 1),
     ])),
     '',
-    mdTable(['target', 'measured', 'result'], [['RSS added by the watcher and the loop ≤ 10 MB', `${fmt(added, 1)} MiB`, verdict(added * 1.048576 <= 10)]]),
+    mdTable(['target', 'measured', 'result'], [
+      ['RSS added by the watcher and the loop ≤ 10 MB', `${fmt(added, 1)} MiB`, verdict(added * 1.048576 <= 10)],
+      ['RSS added by the admin listener and the metrics, scraped every second (no target)', `${fmt(adminAdded, 1)} MiB`, '—'],
+    ]),
   ].join('\n');
   await writeResult('memory', md, { machine: m, rounds, warmup, results });
 });

@@ -53,10 +53,12 @@ runBenchmark(async () => {
   await waitForFile(agentDir.renderedFile, agent);
   await waitForFile(agentDir.tokenFile, agent);
   const port = await freePort();
+  const adminPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawnManaged(service.command, service.args, {
     env: {
       PATH: process.env.PATH, NODE_ENV: 'production', SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: String(port),
+      ADMIN_PORT: String(adminPort),
       VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile,
     },
     logFile: join(agentDir.dir, 'service.log'),
@@ -69,7 +71,7 @@ runBenchmark(async () => {
   });
 
   const status = async (): Promise<Status> => {
-    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`http://127.0.0.1:${adminPort}/status`, { signal: AbortSignal.timeout(2000) });
     return (await response.json()) as Status;
   };
   const apiKeysPath = 'secret/data/saas-project/dev/api-keys';

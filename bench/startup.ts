@@ -74,7 +74,8 @@ runBenchmark(async () => {
   const role = await roleId(server);
   await writeFile(join(dir, 'role-id'), role);
 
-  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn' };
+  // ADMIN_PORT 0: each instance its own operator's port, unused here.
+  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn', ADMIN_PORT: '0' };
   const times = { agent: [] as number[], sdk: [] as number[], node: [] as number[], render: [] as number[] };
   for (let round = 0; round < rounds; round++) {
     let port = await freePort();

@@ -58,7 +58,8 @@ runBenchmark(async () => {
   const dir = await tempDir('vault-load');
   const bootstrapEnv = { ROLE_TOKEN_TTL: `${ttl}s`, ROLE_TOKEN_MAX_TTL: '24h' };
 
-  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn' };
+  // ADMIN_PORT 0: each instance its own operator's port, unused here.
+  const base = { PATH: process.env.PATH, NODE_ENV: 'production', APP_ENV: 'dev', VAULT_ADDR: server.addr, LOG_LEVEL: 'warn', ADMIN_PORT: '0' };
   const urls = new Map<string, string>();
   const accessors = new Map<string, string>();
 

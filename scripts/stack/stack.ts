@@ -135,10 +135,13 @@ export class Stack {
     // The app's environment, as in docker-compose.yml: addresses, paths, mode; no secret.
     const appPort = await freePort();
     const appUrl = `http://127.0.0.1:${appPort}`;
+    const adminPort = await freePort();
+    const adminUrl = `http://127.0.0.1:${adminPort}`;
     const app = await this.#spawn('app', process.execPath, [dist], {
       cwd: repoRoot,
       env: {
         PATH: process.env.PATH, NODE_ENV: 'production', SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: String(appPort),
+        ADMIN_PORT: String(adminPort),
         VAULT_ADDR: vaultAddr, SECRETS_FILE: rendered, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
         DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(layout.port), DATABASE_NAME: 'saas',
       },
@@ -148,10 +151,11 @@ export class Stack {
     const pgEnv = superuserEnv(layout);
     await writeFile(this.paths.env, [
       '# Written by the local stack. For the operator only: VAULT_TOKEN is the dev root token.',
-      `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, 'APP_ENV=dev',
+      `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, `ADMIN_URL=${adminUrl}`, 'APP_ENV=dev',
       `PGHOST=${String(pgEnv.PGHOST)}`, `PGPORT=${String(pgEnv.PGPORT)}`, 'PGUSER=postgres', '',
     ].join('\n'), { mode: 0o600 });
     log(`app          ${appUrl}`);
+    log(`admin        ${adminUrl}  (GET /status, GET /metrics)`);
     return { appUrl, vaultAddr };
   }
 

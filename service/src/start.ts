@@ -7,10 +7,14 @@ import { PoolHolder } from './db/pool-holder.js';
 import { ProjectStore } from './db/projects.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
 import { createApp } from './http/app.js';
+import { DrainState, drainServer } from './http/drain.js';
+import { createAdminApp } from './http/admin-app.js';
 import { statusView } from './http/status-view.js';
 import { TrafficGate } from './http/traffic-gate.js';
 import { WebhookSender } from './http/webhooks.js';
 import type { Logger } from './log/logger.js';
+import { instrumentVaultApi } from './metrics/instrumented-vault-api.js';
+import { ServiceMetrics } from './metrics/service-metrics.js';
 import { stopInOrder, type StopStep } from './process/graceful-shutdown.js';
 import { AgentFileSource } from './secrets/agent-file-source.js';
 import { watchFile } from './secrets/file-watch.js';
@@ -31,7 +35,28 @@ export interface RunningService {
   readonly lifecycle: TokenKeeper;
   readonly server: Server;
   readonly port: number;
+  /** The operator's port: /status and /metrics. */
+  readonly adminPort: number;
   close(): Promise<void>;
+}
+
+function listening(server: Server): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+}
+
+/** The admin port's bearer token: a file that cannot be read, or is empty, stops the start. */
+async function readAdminToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    throw new StartupError(`ADMIN_TOKEN_FILE names ${file}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (token === '') throw new StartupError(`ADMIN_TOKEN_FILE names ${file}, which is empty`);
+  return token;
 }
 
 async function readTokenFile(file: string): Promise<string | undefined> {
@@ -55,7 +80,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   const stops: StopStep[] = [];
   // After a failed start its own error is the one to report: stopInOrder has logged each failed step.
   const stopAll = () => stopInOrder(stops.splice(0).reverse(), logger).catch(() => undefined);
-  let stats = (): unknown => null;
+  let fileSource: AgentFileSource | undefined;
   let tokenSource:
     | { mode: 'agent'; file: string }
     | { mode: 'sdk'; initial: LoginResult; login: () => Promise<LoginResult> };
@@ -71,9 +96,11 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     logger.warn({ vaultAddr: settings.vaultAddr }, 'VAULT_SKIP_VERIFY=true: Vault\'s TLS certificate is not verified; ' +
       'anyone on the network path can read the secrets and the token');
   }
-  const api = nodeVaultApi(settings.vaultAddr, {
+  const adminToken = settings.adminTokenFile === '' ? undefined : await readAdminToken(settings.adminTokenFile);
+  const metrics = new ServiceMetrics();
+  const api = instrumentVaultApi(nodeVaultApi(settings.vaultAddr, {
     timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify,
-  });
+  }), metrics);
 
   try {
     if (mode === 'agent') {
@@ -86,7 +113,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
         file: settings.secretsFile, appEnv: settings.appEnv, holder, logger, watchFile,
       });
       stops.push({ name: 'rendered file watch', stop: () => source.stop() });
-      stats = () => source.stats();
+      fileSource = source;
       source.start();
       try {
         await source.firstSnapshot(settings.secretsWaitMs);
@@ -137,42 +164,59 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   await lifecycle.start();
 
   const status = statusView({
-    mode, appEnv: settings.appEnv, gate, holder, token: () => lifecycle.status(), file: () => stats(),
+    mode, appEnv: settings.appEnv, gate, holder, token: () => lifecycle.status(), file: () => fileSource?.stats() ?? null,
+  });
+  metrics.observe({
+    gate, holder, token: () => lifecycle.status(),
+    reloads: () => {
+      const counts = fileSource?.stats();
+      return { loaded: counts?.reloads ?? 0, refused: counts?.rejected ?? 0 };
+    },
   });
   const pools = new PoolHolder(
     { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName }, holder, logger);
   const webhooks = new WebhookSender(settings.webhookUrl, logger);
   // First in the list, so stopped last: deliveries drain first, then the pools close.
   stops.unshift({ name: 'database pools', stop: () => pools.close() }, { name: 'webhook deliveries', stop: () => webhooks.drain() });
+  const drain = new DrainState();
   const app = createApp({
-    holder, gate, logger, status, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,
+    holder, gate, logger, drain, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,
     pools, projects: new ProjectStore(), webhooks,
   });
+  const admin = createAdminApp({ status, metrics, token: adminToken }).listen(settings.adminPort, settings.adminHost);
+  try {
+    await listening(admin);
+  } catch (error) {
+    await stopAll();
+    throw new StartupError(`cannot listen on ${settings.adminHost}:${settings.adminPort} (ADMIN_HOST, ADMIN_PORT): ` +
+      (error as Error).message);
+  }
+  // Stopped last: operators watch the shutdown on it.
+  stops.unshift({
+    name: 'admin listener',
+    stop: () => new Promise<void>((resolve) => { admin.close(() => { resolve(); }); admin.closeAllConnections(); }),
+  });
+  const adminPort = (admin.address() as AddressInfo).port;
+
   const server = app.listen(settings.port);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    await listening(server);
   } catch (error) {
     await stopAll();
     throw new StartupError(`cannot listen on port ${settings.port} (PORT): ${(error as Error).message}`);
   }
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');
+  logger.info({ port, adminPort, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');
   return {
-    mode, holder, gate, lifecycle, server, port,
+    mode, holder, gate, lifecycle, server, port, adminPort,
     /**
-     * Graceful: stop accepting, let requests in flight finish (10 s at most), then stop the
-     * loop and the watchers, wait for webhook deliveries, and close the database pools.
+     * Graceful: /readyz answers 503 at once and the service serves on for DRAIN_DELAY_MS,
+     * then stops accepting, lets requests in flight finish (10 s at most), then stops the
+     * loop and the watchers, waits for webhook deliveries, and closes the database pools.
      * Every step is attempted; rejects naming the steps that failed.
      */
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
-      server.closeIdleConnections();
-      const force = setTimeout(() => { server.closeAllConnections(); }, 10_000);
-      await closed;
-      clearTimeout(force);
+      await drainServer({ server, state: drain, delayMs: settings.drainDelayMs, inFlightLimitMs: 10_000, logger });
       await stopInOrder(stops.splice(0).reverse(), logger);
     },
   };

@@ -34,6 +34,18 @@ function isHttpUrl(value: string): boolean {
 export const settingsSchema = {
   appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
   port: { doc: 'HTTP port', format: 'port', default: 3000, env: 'PORT' },
+  adminPort: {
+    doc: 'the operator\'s port: GET /status and GET /metrics, outside the traffic gate', format: 'port', default: 3001,
+    env: 'ADMIN_PORT',
+  },
+  adminHost: {
+    doc: 'the address the operator\'s port listens on; loopback unless a scraper must reach it', format: String,
+    default: '127.0.0.1', env: 'ADMIN_HOST',
+  },
+  adminTokenFile: {
+    doc: 'a file holding the bearer token the operator\'s port asks for; empty: none asked', format: String, default: '',
+    env: 'ADMIN_TOKEN_FILE',
+  },
   secretsMode: {
     doc: 'how secrets arrive: agent (rendered file), sdk (AppRole login), auto',
     format: ['agent', 'sdk', 'auto'], default: 'agent', env: 'SECRETS_MODE',
@@ -76,11 +88,18 @@ export const settingsSchema = {
   logLevel: {
     doc: 'pino log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL',
   },
+  drainDelayMs: {
+    doc: 'after SIGTERM, how long the service keeps serving while /readyz answers 503, so load balancers take it ' +
+      'out before it stops accepting (ms; 0: stop accepting at once)', format: 'nat', default: 5000, env: 'DRAIN_DELAY_MS',
+  },
 };
 
 export interface Settings {
   readonly appEnv: 'dev' | 'staging' | 'prod';
   readonly port: number;
+  readonly adminPort: number;
+  readonly adminHost: string;
+  readonly adminTokenFile: string;
   readonly secretsMode: 'agent' | 'sdk' | 'auto';
   readonly secretsFile: string;
   readonly vaultAddr: string;
@@ -96,6 +115,7 @@ export interface Settings {
   readonly webhookUrl: string;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
+  readonly drainDelayMs: number;
 }
 
 // Convict's own messages name the schema key (appEnv) and echo the value; people set APP_ENV.

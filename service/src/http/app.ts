@@ -5,7 +5,9 @@ import helmet from 'koa-helmet';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
+import { DrainState, drainMiddleware } from './drain.js';
 import { errorHandler, requestLog } from './errors.js';
+import { requestId } from './request-id.js';
 import { useSessionKeys } from './session.js';
 import { gateMiddleware, type TrafficGate } from './traffic-gate.js';
 
@@ -13,17 +15,18 @@ export interface AppDependencies extends ApiDependencies {
   holder: SnapshotHolder;
   gate: TrafficGate;
   logger: Logger;
-  /** The operator view; must never hold a token or a secret value. */
-  status: () => unknown;
   retryAfterSeconds: () => number;
+  /** Set when the shutdown starts (start.ts); absent: an app that never drains (tests, benchmarks). */
+  drain?: DrainState;
 }
 
 /**
- * The Koa application: errors as JSON, a log line per request, helmet, the traffic gate,
+ * The Koa application: a request id, errors as JSON, a log line per request, helmet, the
+ * drain (/readyz 503 once the shutdown starts), the traffic gate,
  * then one snapshot per request (taken once, so a rotation mid-request cannot mix configs).
  */
 export function createApp(deps: AppDependencies): Koa {
-  const { holder, gate, logger, status, retryAfterSeconds } = deps;
+  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState() } = deps;
   const app = new Koa();
   const router = new Router();
 
@@ -34,14 +37,14 @@ export function createApp(deps: AppDependencies): Koa {
   router.get('/readyz', (ctx) => {
     ctx.body = { status: 'ready' };
   });
-  router.get('/status', (ctx) => {
-    ctx.body = status();
-  });
   const api = apiRoutes(deps);
 
+  // First: every log line of the request, the error handler's included, carries its id.
+  app.use(requestId());
   app.use(errorHandler(logger));
   app.use(requestLog(logger));
   app.use(helmet());
+  app.use(drainMiddleware(drain));
   app.use(gateMiddleware(gate, retryAfterSeconds));
   app.use(async (ctx, next) => {
     const config = holder.current;

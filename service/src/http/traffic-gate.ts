@@ -28,6 +28,7 @@ export type GateState =
  */
 export class TrafficGate implements TokenReport {
   #state: GateState;
+  readonly #haltListeners = new Set<(code: HaltCode) => void>();
   readonly #logger: Logger;
   readonly #now: () => number;
 
@@ -69,7 +70,14 @@ export class TrafficGate implements TokenReport {
     this.#state = { state: 'halted', code, reason, since: previous.state === 'halted' ? previous.since : this.#now() };
     if (previous.state === 'open' || previous.code !== code) {
       this.#logger.fatal({ code, reason }, 'traffic halted: every route but /healthz answers 503');
+      for (const listener of this.#haltListeners) listener(code);
     }
+  }
+
+  /** Called at each halt the fatal line marks (traffic stopped, or a halt changed cause); returns the unsubscribe. */
+  onHalt(listener: (code: HaltCode) => void): () => void {
+    this.#haltListeners.add(listener);
+    return () => { this.#haltListeners.delete(listener); };
   }
 }
 

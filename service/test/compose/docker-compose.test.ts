@@ -28,7 +28,7 @@ const sharedSchemaFile = resolve(repoRoot, '../shared/schemas/compose-spec.json'
 const serviceNames = ['vault', 'vault-init', 'vault-agent', 'app', 'postgres'];
 /** The app's whole environment: names and addresses, never a secret. */
 const appEnvironmentKeys = [
-  'SECRETS_MODE', 'APP_ENV', 'PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
+  'SECRETS_MODE', 'APP_ENV', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
   'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME',
 ];
 /** Values that look like a credential, wherever they appear in the file. */
@@ -373,6 +373,8 @@ describe('docker-compose.yml', function () {
         SECRETS_MODE: 'agent',
         APP_ENV: 'dev',
         PORT: '3000',
+        ADMIN_HOST: '0.0.0.0',
+        ADMIN_PORT: '3001',
         VAULT_ADDR: 'http://vault:8200',
         SECRETS_FILE: '/vault/secrets/app.json',
         VAULT_TOKEN_FILE: '/vault/secrets/token',

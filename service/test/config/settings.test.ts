@@ -7,18 +7,24 @@ describe('readSettings', function () {
       APP_ENV: 'prod', PORT: '8080', SECRETS_MODE: 'sdk', SECRETS_FILE: '/run/s.json', SECRETS_WAIT_MS: '500',
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
-      VAULT_SKIP_VERIFY: 'true', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
+      VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
+      DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
     });
     expect(settings).to.deep.equal({
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
-      vaultSkipVerify: true, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
+      vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
+      drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
     });
   });
 
   it('defaults to agent mode in dev, reading the file the agent renders', function () {
     expect(readSettings({})).to.include({ appEnv: 'dev', secretsMode: 'agent', secretsFile: '/vault/secrets/app.json' });
+  });
+
+  it('puts the operator\'s port on loopback by default, without a token', function () {
+    expect(readSettings({})).to.include({ adminPort: 3001, adminHost: '127.0.0.1', adminTokenFile: '' });
   });
 
   it('checks the token at least every 10 s by default: the kill switch', function () {

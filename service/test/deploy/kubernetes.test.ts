@@ -11,7 +11,10 @@ interface Deployment {
       metadata: { annotations: Record<string, string> };
       spec: {
         serviceAccountName: string;
-        containers: { name: string; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } } }[];
+        containers: {
+          name: string; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } };
+          ports: { name: string; containerPort: number }[];
+        }[];
       };
     };
   };
@@ -20,10 +23,12 @@ interface Deployment {
 describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the compose agent', function () {
   let deployment: Deployment;
   let annotations: Record<string, string>;
+  let documents: { kind: string }[];
 
   before(async function () {
     const docs = parseAllDocuments(await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8'));
     for (const doc of docs) expect(doc.errors).to.deep.equal([]);
+    documents = docs.map((doc) => doc.toJS() as { kind: string });
     const found = docs.map((doc) => doc.toJS() as Deployment).find((doc) => doc.kind === 'Deployment');
     if (found === undefined) throw new Error('no Deployment');
     deployment = found;
@@ -52,5 +57,16 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     });
     for (const name of Object.keys(env)) expect(name).to.not.match(/PASSWORD|SECRET_ID|ROLE_ID|^VAULT_TOKEN$/);
     expect(app?.readinessProbe.httpGet.path).to.equal('/readyz');
+  });
+
+  it('exposes the operator\'s port to the cluster with the scrape annotations, and no Service for it', function () {
+    const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
+    const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
+    expect(env).to.include({ ADMIN_HOST: '0.0.0.0', ADMIN_PORT: '3001' });
+    expect(app?.ports).to.deep.include({ name: 'admin', containerPort: 3001 });
+    expect(annotations).to.include({
+      'prometheus.io/scrape': 'true', 'prometheus.io/port': '3001', 'prometheus.io/path': '/metrics',
+    });
+    expect(documents.filter((d) => d.kind === 'Service'), 'nothing routes outside traffic to the admin port').to.deep.equal([]);
   });
 });

@@ -64,7 +64,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
     webhooks = new WebhookSender(receiver.url, log.logger);
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
-      holder, gate, logger: log.logger, status: () => ({}), retryAfterSeconds: () => 1,
+      holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
       pools, projects: new ProjectStore(), webhooks,
     });
     server = app.listen(0, '127.0.0.1');

@@ -82,7 +82,7 @@ describe('reliability under faults (issue 9): the service as a process under ste
     switch (i % 4) {
       case 0: return { kind: 'readyz', path: '/readyz' };
       case 1: return { kind: 'create', path: '/api/projects', method: 'POST', body: JSON.stringify({ name: `p${i}` }), headers: { Cookie: cookie } };
-      case 2: return { kind: 'status', path: '/status' };
+      case 2: return { kind: 'healthz', path: '/healthz' };
       default: return { kind: 'project', path: `/api/projects/${projectId}`, headers: { Cookie: cookie } };
     }
   };
@@ -203,11 +203,13 @@ describe('reliability under faults (issue 9): the service as a process under ste
     const before = activeResources();
     const log = capturingLogger();
     const running = await startInProcess(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: appEnv, PORT: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
+      SECRETS_MODE: 'agent', APP_ENV: appEnv, PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
       VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(postgres.layout.port), TOKEN_CHECK_MAX_INTERVAL_MS: '500',
     }), {}, log.logger);
     const during = activeResources();
-    for (const path of ['/readyz', '/status', '/healthz', '/nope']) await getOnce(`http://127.0.0.1:${running.port}${path}`);
+    for (const path of ['/readyz', '/healthz', '/nope']) await getOnce(`http://127.0.0.1:${running.port}${path}`);
+    // The admin listener too: it must close with the rest.
+    for (const path of ['/status', '/metrics']) await getOnce(`http://127.0.0.1:${running.adminPort}${path}`);
     await sleep(1200); // a few token checks and backstop ticks
     await running.close();
     // node-vault uses Node's shared HTTP agent, which keeps an idle connection to Vault for a

@@ -90,7 +90,7 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
         const environment = await initialEnvironment(sdk.process.child.pid ?? 0);
         expect(environment).to.contain(`${variant}=${join(dir, 'secret-id')}`);
         for (const value of [roleId, secretId, ...values, server.rootToken]) expect(environment).to.not.contain(value);
-        const status = await (await fetch(`${sdk.url}/status`)).json() as { mode: string; gate: { state: string } };
+        const status = await (await fetch(`${sdk.adminUrl}/status`)).json() as { mode: string; gate: { state: string } };
         expect(status).to.nested.include({ mode: 'sdk', 'gate.state': 'open' });
       } finally {
         expect(await sdk.process.stop()).to.equal(0);
@@ -191,7 +191,7 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
     }
 
     it('puts the security headers on successful answers too (200, 204)', async function () {
-      for (const [path, init] of [['/healthz', {}], ['/readyz', {}], ['/status', {}], ['/api/session', { headers: { Cookie: session } }],
+      for (const [path, init] of [['/healthz', {}], ['/readyz', {}], ['/api/session', { headers: { Cookie: session } }],
         ['/api/session', { method: 'DELETE' }]] as [string, RequestInit][]) {
         const response = await fetch(`${service.url}${path}`, init);
         await response.body?.cancel();

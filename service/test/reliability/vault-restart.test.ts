@@ -37,7 +37,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     switch (i % 4) {
       case 0: return { kind: 'readyz', path: '/readyz' };
       case 1: return { kind: 'sign-in', path: '/api/session', method: 'POST', body: JSON.stringify({ tenant: `t${i % 97}x` }) };
-      case 2: return { kind: 'status', path: '/status' };
+      case 2: return { kind: 'healthz', path: '/healthz' };
       default: return { kind: 'session', path: '/api/session', headers: { Cookie: cookie } };
     }
   };
@@ -103,7 +103,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
       // The service's next successful check of the agent's token, on its retry schedule.
       let verifiedAt = NaN;
       await until('the service verifies its token again', async () => {
-        const status = await (await fetch(`${service.url}/status`)).json() as { token: { lastCheckAt: string | null; lastCheckOk: boolean | null } };
+        const status = await (await fetch(`${service.adminUrl}/status`)).json() as { token: { lastCheckAt: string | null; lastCheckOk: boolean | null } };
         verifiedAt = Date.parse(status.token.lastCheckAt ?? '');
         return status.token.lastCheckOk === true && verifiedAt >= unsealed;
       }, 15_000);

@@ -66,7 +66,7 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
   }
 
   async function loadedVersion(group: string): Promise<number | undefined> {
-    const status = JSON.parse((await call('/status')).text) as { secrets: { paths: { path: string; version: number }[] } };
+    const status = await (await fetch(`${env.ADMIN_URL ?? ''}/status`)).json() as { secrets: { paths: { path: string; version: number }[] } };
     return status.secrets.paths.find((p) => p.path.endsWith(`/${group}`))?.version;
   }
 
@@ -79,8 +79,19 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
   }
 
   it('writes stack.env with the Vault address, the dev root token and the app URL', function () {
-    expect(env).to.include.keys('VAULT_ADDR', 'VAULT_TOKEN', 'APP_URL', 'APP_ENV');
+    expect(env).to.include.keys('VAULT_ADDR', 'VAULT_TOKEN', 'APP_URL', 'ADMIN_URL', 'APP_ENV');
     expect(env.APP_ENV).to.equal('dev');
+  });
+
+  it('serves the operator\'s view and metrics on ADMIN_URL (loopback), not on the public port', async function () {
+    expect(env.ADMIN_URL).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const status = await (await fetch(`${env.ADMIN_URL ?? ''}/status`)).json() as { mode: string; gate: { state: string } };
+    expect(status).to.nested.include({ mode: 'agent', 'gate.state': 'open' });
+    const metrics = await (await fetch(`${env.ADMIN_URL ?? ''}/metrics`)).text();
+    expect(metrics).to.match(/^saas_traffic_gate_open 1$/m);
+    expect(metrics).to.match(/^saas_vault_requests_total\{operation="lookup-self",outcome="ok"\} [1-9]/m);
+    expect((await call('/status')).status).to.equal(404);
+    expect((await call('/metrics')).status).to.equal(404);
   });
 
   it('round-trips a tenant resource', async function () {

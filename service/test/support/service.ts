@@ -6,6 +6,8 @@ import { tempDir } from './temp-dirs.js';
 
 export interface ServiceProcess {
   readonly url: string;
+  /** The operator's port: /status and /metrics. */
+  readonly adminUrl: string;
   readonly process: ManagedProcess;
 }
 
@@ -15,13 +17,15 @@ export interface ServiceProcess {
  */
 export async function spawnService(env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
   const port = await freePort();
+  const adminPort = await freePort();
   const dir = await tempDir('service');
   const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(repoRoot, 'service/src/main.ts')], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH, PORT: String(port), ...env },
+    // No drain delay unless a test asks for one: stop() would otherwise wait DRAIN_DELAY_MS (5 s).
+    env: { PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: String(adminPort), DRAIN_DELAY_MS: '0', ...env },
     logFile: join(dir, 'service.log'),
   });
-  return { url: `http://127.0.0.1:${port}`, process: proc };
+  return { url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, process: proc };
 }
 
 export async function startService(env: NodeJS.ProcessEnv): Promise<ServiceProcess> {

@@ -26,7 +26,7 @@ function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void, checkMs
     await waitForFile(ctx.agentDir.renderedFile, ctx.agent);
     ctx.log = capturingLogger();
     const settings = readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', VAULT_ADDR: ctx.server.addr, SECRETS_FILE: ctx.agentDir.renderedFile,
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: ctx.server.addr, SECRETS_FILE: ctx.agentDir.renderedFile,
       VAULT_TOKEN_FILE: ctx.agentDir.tokenFile, VAULT_REQUEST_TIMEOUT_MS: '1000',
       ...(checkMs === null ? {} : { TOKEN_CHECK_MAX_INTERVAL_MS: checkMs }),
     });
@@ -74,7 +74,7 @@ describe('AgentTokenWatcher: revocation, with a real bao agent and server (6 s T
       expect(await readFile(agentDir.tokenFile, 'utf8')).to.not.equal(tokenBefore);
       expect(ctx.log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
 
-      const status = await (await fetch(`${url}/status`)).text();
+      const status = await (await fetch(`http://127.0.0.1:${ctx.service.adminPort}/status`)).text();
       const secrets = ctx.service.holder.current?.secrets;
       for (const value of [await readFile(agentDir.tokenFile, 'utf8'), tokenBefore, secrets?.database.password,
         secrets?.['api-keys'].webhook_signing_key, ...(secrets?.app.session_keys ?? [])]) {

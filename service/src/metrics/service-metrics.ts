@@ -1,0 +1,109 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { TrafficGate } from '../http/traffic-gate.js';
+import type { TokenStatus } from '../vault/token-report.js';
+
+/** Where the collected gauges read from; each is read at scrape time, never on a request's path. */
+export interface MetricSources {
+  gate: TrafficGate;
+  holder: SnapshotHolder;
+  token: () => TokenStatus;
+  /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
+  reloads: () => { loaded: number; refused: number };
+  wallClock?: () => number;
+}
+
+/** What a call to Vault came to, by the class of its answer: a label with a handful of values. */
+export type VaultOutcome = 'ok' | 'refused' | 'rate_limited' | 'unavailable' | 'unreachable' | 'rejected';
+
+/**
+ * The service's Prometheus metrics, in a registry of its own. The names are an interface:
+ * dashboards, alerts and the docs use them. Labels carry codes, operations and outcomes, never
+ * a token, a secret or a tenant's data.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly #vaultRequests: Counter<'operation' | 'outcome'>;
+  readonly #vaultDuration: Histogram<'operation'>;
+
+  /** The process's default metrics and the Vault call metrics, from the very first login. */
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.#vaultRequests = new Counter({
+      name: 'saas_vault_requests_total', registers, labelNames: ['operation', 'outcome'] as const,
+      help: 'Calls the service made to Vault, by operation and outcome',
+    });
+    this.#vaultDuration = new Histogram({
+      name: 'saas_vault_request_duration_seconds', registers, labelNames: ['operation'] as const,
+      help: 'Duration of the service\'s calls to Vault, answered or not',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    });
+  }
+
+  /** The gate, the token and the secrets, once start-up has made them. */
+  observe(sources: MetricSources): void {
+    const registers = [this.registry];
+    const wallClock = sources.wallClock ?? Date.now;
+    new Gauge({
+      name: 'saas_vault_token_ttl_seconds', registers,
+      help: 'Seconds left before the Vault token\'s known expiry; 0 when none is known (refused, expired, not verified)',
+      collect() { this.set(sources.token().ttlSeconds ?? 0); },
+    });
+    new Gauge({
+      name: 'saas_traffic_gate_open', registers, help: '1 while the service serves traffic, 0 while it answers 503',
+      collect() { this.set(sources.gate.isOpen ? 1 : 0); },
+    });
+    const halts = new Counter({
+      name: 'saas_traffic_halts_total', registers, labelNames: ['code'] as const,
+      help: 'Times traffic halted (or a halt changed cause), by halt code',
+    });
+    sources.gate.onHalt((code) => { halts.inc({ code }); });
+
+    // The file source counts; the counter catches up at each scrape.
+    const seen = { loaded: 0, refused: 0 };
+    const reloads = new Counter({
+      name: 'saas_secrets_reloads_total', registers, labelNames: ['outcome'] as const,
+      help: 'Reads of the rendered secrets file: loaded (a new snapshot swapped in) or refused (the last good one kept)',
+      collect() {
+        const now = sources.reloads();
+        for (const outcome of ['loaded', 'refused'] as const) {
+          if (now[outcome] > seen[outcome]) this.inc({ outcome }, now[outcome] - seen[outcome]);
+          seen[outcome] = now[outcome];
+        }
+      },
+    });
+    for (const outcome of ['loaded', 'refused'] as const) reloads.inc({ outcome }, 0);
+    new Gauge({
+      name: 'saas_secrets_snapshot_age_seconds', registers, help: 'Seconds since the secrets in use were loaded',
+      collect() {
+        const loadedAt = sources.holder.current?.loadedAt;
+        this.set(loadedAt === undefined ? 0 : Math.max(0, (wallClock() - loadedAt) / 1000));
+      },
+    });
+  }
+
+  /** Times and counts one call to Vault. */
+  async vaultCall<T>(operation: string, call: () => Promise<T>, outcomeOf: (error: unknown) => VaultOutcome): Promise<T> {
+    const end = this.#vaultDuration.startTimer({ operation });
+    try {
+      const result = await call();
+      this.#vaultRequests.inc({ operation, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      this.#vaultRequests.inc({ operation, outcome: outcomeOf(error) });
+      throw error;
+    } finally {
+      end();
+    }
+  }
+
+  /** The Prometheus text format. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
