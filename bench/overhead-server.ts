@@ -1,6 +1,6 @@
 /**
  * One HTTP server for bench/overhead.ts, in its own process so the load generator does not
- * share its event loop. Usage: node --import tsx bench/overhead-server.ts <variant> <port>
+ * share its event loop. Usage: node --import tsx bench/overhead-server.ts <variant> <port> [<admin port>]
  *
  *   plain           Koa + @koa/router answering GET /readyz with the same JSON as the service
  *   plain-log       plain + the service's requestLog middleware (one pino line per request)
@@ -11,6 +11,8 @@
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
  *   service-loop    service + an AgentTokenWatcher checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
+ *   service-scraped service + the operator's port (admin listener, Prometheus metrics) on
+ *                   <admin port>, which bench/overhead.ts scrapes every second
  *
  * Logs go through the service's createLogger and logOutput, the production configuration (pino's
  * asynchronous destination), pointed at /dev/null instead of stdout to keep the disk and the
@@ -24,7 +26,9 @@ import { buildSnapshot } from '../service/src/config/snapshot.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../service/src/db/pool-holder.js';
 import { ProjectStore } from '../service/src/db/projects.js';
+import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp } from '../service/src/http/app.js';
+import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { requestLog } from '../service/src/http/errors.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
@@ -34,7 +38,7 @@ import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 import { renderedDocument } from '../service/test/support/rendered-secrets.js';
 
-const [variant = '', portText = ''] = process.argv.slice(2);
+const [variant = '', portText = '', adminPortText = ''] = process.argv.slice(2);
 const port = Number(portText);
 const logger = createLogger(variant === 'service-silent' ? 'silent' : 'info', logOutput('/dev/null').stream);
 
@@ -87,6 +91,16 @@ switch (variant) {
   case 'service-b':
   case 'service-silent': ({ app } = await serviceApp(false)); break;
   case 'service-loop': ({ app, lifecycle } = await serviceApp(true)); break;
+  case 'service-scraped': {
+    ({ app } = await serviceApp(false));
+    const metrics = new ServiceMetrics();
+    metrics.observe({
+      gate: new TrafficGate(logger), holder: new SnapshotHolder(), reloads: () => ({ loaded: 1, refused: 0 }),
+      token: () => ({ mode: 'agent', ttlSeconds: 300, renewable: true, lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 }),
+    });
+    createAdminApp({ status: () => ({}), metrics, token: undefined }).listen(Number(adminPortText), '127.0.0.1');
+    break;
+  }
   default: throw new Error(`unknown variant "${variant}"`);
 }
 const server = app.listen(port, '127.0.0.1');

@@ -19,14 +19,13 @@ describe('the operator\'s port of a service in SDK mode, against a real bao dev 
   let service: RunningService | undefined;
   const adminToken = 'admin-bearer-token-for-tests';
 
-  before(async function () {
+  // A server each: the kill in the first test leaves the role id locked (Vault's user lockout).
+  beforeEach(async function () {
     server = await startBaoDevServer();
   });
   afterEach(async function () {
     await service?.close();
     service = undefined;
-  });
-  after(async function () {
     await server.stop();
   });
 
