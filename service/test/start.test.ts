@@ -34,7 +34,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
   });
 
   function settings(extra: NodeJS.ProcessEnv = {}) {
-    return readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, ...extra });
+    return readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, ...extra });
   }
 
   it('takes the credentials out of the environment, loads every path, and only then listens', async function () {
@@ -102,7 +102,7 @@ describe('startService in agent mode', function () {
         VAULT_WRAPPED_SECRET_ID: 'left-over-wrapping-token',
       };
       running = await startService(readSettings({
-        SECRETS_MODE: 'auto', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr,
+        SECRETS_MODE: 'auto', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr,
         SECRETS_FILE: join(dir, 'app.json'), VAULT_TOKEN_FILE: join(dir, 'token'),
       }), env, capturingLogger().logger);
       expect(running.mode).to.equal('agent');

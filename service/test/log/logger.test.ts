@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { withLogContext } from '../../src/log/log-context.js';
+import { createLogger, requestLineLogger } from '../../src/log/logger.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
 describe('createLogger and the log context', function () {
@@ -34,4 +35,22 @@ describe('createLogger and the log context', function () {
     withLogContext({ reqId: 'r-3' }, () => { log.logger.info({ password: 'p4ss-never-logged' }, 'oops'); });
     expect(log.lines[0]).to.include({ reqId: 'r-3', password: '[redacted]' });
   });
+
+  it('requestLineLogger writes the same format to the same stream at the same level, without redaction', function () {
+    const log = capturingLogger();
+    const lines = requestLineLogger(log.logger);
+    withLogContext({ reqId: 'r-4' }, () => {
+      log.logger.info({ path: '/a' }, 'general');
+      lines.info({ path: '/b' }, 'request');
+      lines.debug('below the level? no: capturingLogger is at debug');
+    });
+    const [general, request] = log.lines;
+    expect(Object.keys(request ?? {}).sort()).to.deep.equal(Object.keys(general ?? {}).sort());
+    expect(request).to.include({ level: 'info', service: 'saas-app', reqId: 'r-4', path: '/b', msg: 'request' });
+    expect(String(request?.time)).to.match(/^\d{4}-\d\d-\d\dT/);
+    expect(log.lines).to.have.length(3);
+    const silent = createLogger('silent', { write: () => { throw new Error('nothing may be written'); } });
+    requestLineLogger(silent).info('never');
+  });
 });
+

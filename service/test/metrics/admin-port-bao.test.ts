@@ -34,7 +34,7 @@ describe('the operator\'s port of a service in SDK mode, against a real bao dev 
     const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
     service = await startService(readSettings({
-      SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, TOKEN_CHECK_MAX_INTERVAL_MS: '500', ...extra,
+      SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, TOKEN_CHECK_MAX_INTERVAL_MS: '500', ...extra,
     }), { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: join(credentials, 'secret-id') },
     capturingLogger().logger);
     return { url: `http://127.0.0.1:${service.port}`, admin: `http://127.0.0.1:${service.adminPort}` };

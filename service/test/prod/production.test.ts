@@ -162,7 +162,7 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
     agent = await agentFor(node, tls, 'prod', credentials);
     log = capturingLogger();
     service = await startService(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'prod', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
+      SECRETS_MODE: 'agent', APP_ENV: 'prod', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
       SECRETS_FILE: agent.rendered, VAULT_TOKEN_FILE: agent.token, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
       VAULT_REQUEST_TIMEOUT_MS: '1000',
     }), {}, log.logger);
@@ -257,7 +257,7 @@ describe('a three-node Raft cluster of real bao servers', function () {
     const standby = nodes[1] as BaoServerNode;
     agent = await agentFor(standby, tls, 'dev', credentials);
     service = await startService(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
       SECRETS_FILE: agent.rendered, VAULT_TOKEN_FILE: agent.token, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
       VAULT_REQUEST_TIMEOUT_MS: '2000',
     }), {}, capturingLogger().logger);
@@ -323,7 +323,7 @@ describe('single-use secret ids over a run longer than the max TTL (real bao dev
     agentProcess = startAgent(server, agentDir);
     await waitForFile(agentDir.renderedFile, agentProcess);
     service = await startService(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
       VAULT_TOKEN_FILE: agentDir.tokenFile, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
     }), {}, capturingLogger().logger);
   });

@@ -203,7 +203,7 @@ describe('reliability under faults (issue 9): the service as a process under ste
     const before = activeResources();
     const log = capturingLogger();
     const running = await startInProcess(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: appEnv, PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
+      SECRETS_MODE: 'agent', APP_ENV: appEnv, PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
       VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(postgres.layout.port), TOKEN_CHECK_MAX_INTERVAL_MS: '500',
     }), {}, log.logger);
     const during = activeResources();

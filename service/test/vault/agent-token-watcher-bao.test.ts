@@ -26,7 +26,7 @@ function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void, checkMs
     await waitForFile(ctx.agentDir.renderedFile, ctx.agent);
     ctx.log = capturingLogger();
     const settings = readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: ctx.server.addr, SECRETS_FILE: ctx.agentDir.renderedFile,
+      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: ctx.server.addr, SECRETS_FILE: ctx.agentDir.renderedFile,
       VAULT_TOKEN_FILE: ctx.agentDir.tokenFile, VAULT_REQUEST_TIMEOUT_MS: '1000',
       ...(checkMs === null ? {} : { TOKEN_CHECK_MAX_INTERVAL_MS: checkMs }),
     });

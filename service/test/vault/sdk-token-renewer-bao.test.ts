@@ -32,7 +32,7 @@ describe('SdkTokenRenewer against a real bao dev server', function () {
     const credentials = await tempDir('credentials');
     const run = await runBootstrap(server, 'dev', credentials, roleEnv);
     expect(run.code, run.stderr).to.equal(0);
-    const settings = readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', VAULT_ADDR: server.addr, ...settingsEnv });
+    const settings = readSettings({ SECRETS_MODE: 'sdk', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, ...settingsEnv });
     const secretIdFile = join(credentials, 'secret-id');
     service = await startService(settings,
       { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: secretIdFile }, log.logger);
