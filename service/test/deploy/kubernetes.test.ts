@@ -1,8 +1,76 @@
 import { expect } from 'chai';
+import { Deployment as DeploymentModel } from 'kubernetes-models/apps/v1';
+import { ServiceAccount } from 'kubernetes-models/v1';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../support/bao.js';
+
+/** The models of the kinds the manifest holds: kubernetes-models' precompiled OpenAPI validators. */
+const models = { Deployment: DeploymentModel, ServiceAccount } as const;
+type Kind = keyof typeof models;
+const isKind = (kind: unknown): kind is Kind => typeof kind === 'string' && Object.hasOwn(models, kind);
+
+/**
+ * The validators accept fields the schema does not know (Kubernetes itself drops them, with at
+ * most a warning): a misspelled `readinesProbe` would pass. This walks a document along the
+ * model's TypeScript interface, which kubernetes-models generates from the same OpenAPI schema,
+ * and returns the path of every field the interface does not declare. Maps (`annotations`,
+ * `labels`: a string index signature) accept any key. Offline: only the installed .d.ts files.
+ */
+function unknownFields(kind: Kind, document: unknown): string[] {
+  const entry = join(repoRoot, 'service/test/deploy/kubernetes-kinds.virtual.ts');
+  const source = `import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+export interface Kinds { Deployment: IDeployment; ServiceAccount: IServiceAccount }\n`;
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  const readFileText = host.readFile.bind(host);
+  host.getSourceFile = (name, language, ...rest) => name === entry
+    ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, ...rest);
+  host.fileExists = (name) => name === entry || fileExists(name);
+  host.readFile = (name) => name === entry ? source : readFileText(name);
+  const program = ts.createProgram([entry], options, host);
+  const checker = program.getTypeChecker();
+  const file = program.getSourceFile(entry);
+  const kinds = file && checker.getSymbolAtLocation(file)?.exports?.get(ts.escapeLeadingUnderscores('Kinds'));
+  if (kinds === undefined) throw new Error('cannot load the kubernetes-models interfaces');
+  const kindsType = checker.getDeclaredTypeOfSymbol(kinds);
+  const root = kindsType.getProperty(kind);
+  if (root === undefined) throw new Error(`no interface for ${kind}`);
+
+  const found: string[] = [];
+  const walk = (value: unknown, type: ts.Type, path: string): void => {
+    if (value === null || typeof value !== 'object') return;
+    const objectTypes = (type.isUnion() ? type.types : [type])
+      .map((t) => checker.getNonNullableType(t)).filter((t) => (t.flags & ts.TypeFlags.Object) !== 0);
+    if (objectTypes.length === 0) return;
+    if (Array.isArray(value)) {
+      const arrays = objectTypes.filter((t) => checker.isArrayType(t));
+      const element = arrays[0] === undefined ? undefined : checker.getTypeArguments(arrays[0] as ts.TypeReference)[0];
+      if (element === undefined) { found.push(`${path} (not a list)`); return; }
+      value.forEach((item, index) => { walk(item, element, `${path}[${index}]`); });
+      return;
+    }
+    const objectType = objectTypes.find((t) => !checker.isArrayType(t));
+    if (objectType === undefined) { found.push(`${path} (a list expected)`); return; }
+    const mapValue = objectType.getStringIndexType();
+    for (const [key, child] of Object.entries(value)) {
+      const property = objectType.getProperty(key);
+      if (property !== undefined) walk(child, checker.getTypeOfSymbol(property), `${path}.${key}`);
+      else if (mapValue !== undefined) walk(child, mapValue, `${path}.${key}`);
+      else found.push(`${path}.${key}`);
+    }
+  };
+  walk(document, checker.getTypeOfSymbol(root), kind);
+  return found;
+}
 
 interface Deployment {
   kind: string;
@@ -33,6 +101,49 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     if (found === undefined) throw new Error('no Deployment');
     deployment = found;
     annotations = deployment.spec.template.metadata.annotations;
+  });
+
+  it('is valid against the Kubernetes OpenAPI schemas (kubernetes-models), offline', function () {
+    expect(documents.map((d) => d.kind)).to.deep.equal(['ServiceAccount', 'Deployment']);
+    for (const document of documents) {
+      const { kind } = document;
+      if (!isKind(kind)) throw new Error(`no model for kind ${kind}`);
+      // validate() throws with the schema's errors (types, required fields, enums).
+      expect(() => { new models[kind](document as never).validate(); }, kind).to.not.throw();
+    }
+  });
+
+  it('holds no field the schemas do not know (a misspelling would be dropped silently)', function () {
+    for (const document of documents) {
+      const { kind } = document;
+      if (!isKind(kind)) throw new Error(`no model for kind ${kind}`);
+      expect(unknownFields(kind, document), kind).to.deep.equal([]);
+    }
+    // The check sees what validate() lets through.
+    const misspelled = structuredClone(deployment) as unknown as { spec: { template: { spec: { containers: object[] } } } };
+    misspelled.spec.template.spec.containers[0] = { ...misspelled.spec.template.spec.containers[0], readinesProbe: {} };
+    expect(() => { new DeploymentModel(misspelled as never).validate(); }).to.not.throw();
+    expect(unknownFields('Deployment', misspelled)).to.deep.equal(['Deployment.spec.template.spec.containers[0].readinesProbe']);
+  });
+
+  it('states the vault-k8s version its annotations need: 1.4.0 (error-on-missing-key-*)', async function () {
+    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+    const keys = Object.keys(annotations).filter((k) => k.startsWith('vault.hashicorp.com/'));
+    // A template without agent-inject-secret-* needs 1.3.0; error-on-missing-key-* needs 1.4.0.
+    expect(keys.some((k) => k.startsWith('vault.hashicorp.com/agent-inject-secret-'))).to.be.false;
+    expect(keys).to.include('vault.hashicorp.com/error-on-missing-key-app.json');
+    expect(manifest).to.contain('Injector version: vault-k8s >= 1.4.0.');
+  });
+
+  it('gives the plan the Vault-side kubernetes auth commands and the injector version, as the manifest does', async function () {
+    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+    const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
+    const oneLine = (text: string) => text.replace(/\\\n\s*#?\s*/g, '').replace(/\s+/g, ' ');
+    const commands = oneLine(manifest.split('\n').filter((l) => l.startsWith('#')).join('\n'))
+      .match(/vault (?:auth enable|write) auth\/kubernetes\S*(?: \S+=\S+)*|vault auth enable kubernetes/g) ?? [];
+    expect(commands).to.have.length(3);
+    for (const command of commands) expect(oneLine(plan), command).to.contain(command);
+    expect(plan).to.contain('vault-k8s ≥ 1.4.0');
   });
 
   it('renders agent-config/secrets.json.ctmpl, for prod, 0440, failing on a missing key', async function () {

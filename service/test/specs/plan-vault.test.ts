@@ -1,12 +1,46 @@
 import { expect } from 'chai';
-import { access, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { settingsSchema } from '../../src/config/settings.js';
 import { secretGroups } from '../../src/config/secret-schema.js';
+import { publicHaltMessages } from '../../src/http/traffic-gate.js';
 import { appRoleName, credentialVariables } from '../../src/vault/approle-credentials.js';
 import { repoRoot } from '../support/bao.js';
 
 const exists = (path: string) => access(path).then(() => true, () => false);
+
+/** Run-time output, never in the repository (each is git-ignored): the local stack's and the production topology's. */
+const generatedPrefixes = ['.stack/', '.prod/'];
+
+/**
+ * What the plan names that is not a repository path although it looks like one: Vault API paths,
+ * the agent's working folder (`config/`, `credentials/`, `secrets/`, relative to the agent),
+ * annotation and label names (a domain first), a container image.
+ */
+const notRepositoryPaths = [
+  /^(?:secret|sys|auth|v1)\//, /^(?:config|credentials|secrets)\//, /^[\w-]+(?:\.[\w-]+)+\/(?!.*\.\w+$)/, /^[\w-]+\.(?:io|com)\//,
+  /^hashicorp\/vault$/,
+];
+
+/**
+ * Every repository path the plan cites, in inline code and in code blocks: a relative path whose
+ * first segment is a top-level entry of the repository, or which starts with a dot folder, or
+ * which ends with a file extension. Words with a placeholder (`<…>`), a variable or a URL are
+ * not paths; `-config=config/agent.hcl` yields `config/agent.hcl`.
+ */
+function citedPaths(markdown: string, topLevel: string[]): string[] {
+  const code = [...markdown.matchAll(/```[^\n]*\n([\s\S]*?)```|`([^`\n]+)`/g)].map((m) => m[1] ?? m[2] ?? '');
+  const words = code.flatMap((text) => text.split(/[\s=]+/))
+    .map((word) => word.replace(/^[@'"(]+|[)'",;:.]+$/g, ''))
+    .filter((word) => word !== '' && !/[<>$*"{}]|:\/\/|^\/|^-/.test(word));
+  const looksLikePath = (word: string) => {
+    const [first] = word.split('/');
+    return (word.includes('/') && (topLevel.includes(first ?? '') || word.startsWith('.')))
+      || /^[\w.-]+(?:\/[\w.-]+)*\.(?:md|ts|js|sh|hcl|ya?ml|json|ctmpl|pem|txt)$/.test(word);
+  };
+  const paths = words.filter((word) => looksLikePath(word) && !notRepositoryPaths.some((pattern) => pattern.test(word)));
+  return [...new Set(paths.map((path) => path.replace(/\/$/, '')))];
+}
 
 /** specs/vault/plan-vault.md must describe what the code does: names, paths and commands. */
 describe('specs/vault/plan-vault.md agrees with the code', function () {
@@ -33,6 +67,48 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     for (const top of ['docker-compose.yml', 'docker-compose.prod.yml', 'Dockerfile']) if (plan.includes(top)) named.add(top);
     expect(named.size).to.be.greaterThan(20);
     for (const path of named) expect(await exists(join(repoRoot, path)), path).to.be.true;
+  });
+
+  it('cites no path that is neither in the repository nor listed as generated', async function () {
+    const cited = citedPaths(plan, await readdir(repoRoot));
+    expect(cited.length).to.be.greaterThan(30);
+    const ignored = await readFile(join(repoRoot, '.gitignore'), 'utf8').then((text) => text.split('\n'));
+    for (const path of cited) {
+      const generated = generatedPrefixes.find((prefix) => path.startsWith(prefix));
+      if (generated !== undefined) expect(ignored, `${path}: ${generated} is generated, so git-ignored`).to.include(generated);
+      else expect(await exists(join(repoRoot, path)), path).to.be.true;
+    }
+    // The check catches a file the repository does not hold, wherever the plan cites it.
+    expect(citedPaths('les exigences (`shared/seed/requirements.md`) et\n```sh\nsh tools/missing.sh\n```', []))
+      .to.deep.equal(['shared/seed/requirements.md', 'tools/missing.sh']);
+  });
+
+  it('lists every halt code of the traffic gate in its table', function () {
+    const table = plan.slice(plan.indexOf('| situation | état |'), plan.indexOf('À l\'arrêt, toutes les routes'));
+    for (const code of Object.keys(publicHaltMessages)) expect(table, code).to.contain(`code \`${code}\``);
+  });
+
+  it('gives API equivalents that run: a {"policy": "…"} body, the KV writes, the role id read, no secret/ mount on dev', function () {
+    const block = plan.slice(plan.indexOf('Équivalents API'), plan.indexOf('### La politique (ACL)'));
+    expect(block).to.not.contain('policy.json');
+    expect(block).to.contain('jq -Rs \'{policy: .}\' policies/saas-app-dev.hcl');
+    for (const group of secretGroups) expect(block, group).to.match(new RegExp(`-X POST --data @- \\$VAULT_ADDR/v1/secret/data/saas-project/dev/${group}\\n`));
+    expect(block).to.contain('$VAULT_ADDR/v1/auth/approle/role/saas-app-role/role-id | jq -r .data.role_id');
+    expect(block).to.contain('serveur dev, `secret/` existe déjà');
+  });
+
+  it('tells the compose operator where the dev root token is, as docker-compose.yml makes it', async function () {
+    const compose = await readFile(join(repoRoot, 'docker-compose.yml'), 'utf8');
+    expect(compose).to.contain('HOME: /vault/home').and.to.contain('- vault-home:/vault/home\n').and.not.to.contain('VAULT_DEV_ROOT_TOKEN_ID:');
+    expect(plan).to.contain('VAULT_TOKEN="$(docker compose exec -T vault cat /vault/home/.vault-token)"');
+  });
+
+  it('unseals from the operator\'s host: the port and CA docker-compose.prod.yml publishes', async function () {
+    const compose = await readFile(join(repoRoot, 'docker-compose.prod.yml'), 'utf8');
+    expect(compose).to.contain('"127.0.0.1:8200:8200"').and.to.contain('./.prod/tls:/vault/tls:ro');
+    const runs = plan.split('\n').filter((l) => /^VAULT_ADDR=\S+ .*sh scripts\/prod\/unseal\.sh/.test(l));
+    expect(runs).to.have.length.greaterThan(0);
+    for (const run of runs) expect(run).to.contain('VAULT_ADDR=https://127.0.0.1:8200 VAULT_CACERT=.prod/tls/ca.pem ');
   });
 
   it('uses the secret paths the service reads: secret/data/saas-project/<env>/<group>', function () {
