@@ -19,6 +19,20 @@ listener "tcp" {
 api_addr     = "https://vault:8200"
 cluster_addr = "https://vault:8201"
 
+# A file audit device on the persistent volume (the runbook reads it). OpenBao 2.x takes it
+# only from here: it refuses `audit enable` over the API. HashiCorp Vault ignores this block
+# (it warns "unknown or unsupported field audit"); enable the device once instead, after
+# unsealing, with the root token, before scripts/prod/first-bootstrap.sh revokes it:
+#   vault audit enable file file_path=/vault/data/audit.log
+# Secrets, tokens and secret ids appear only as HMACs. Reopened on SIGHUP, for logrotate.
+# The file sits in the Raft folder itself, which exists and is the server's: the device would
+# create a missing parent folder with the file's mode (0600), which a non-root server cannot enter.
+audit "file" "file" {
+  options {
+    file_path = "/vault/data/audit.log"
+  }
+}
+
 # With integrated storage, HashiCorp recommends disabling mlock: Raft memory-maps its
 # database, and locking that memory can exhaust it. Use encrypted swap, or none, instead.
 disable_mlock = true

@@ -7,7 +7,10 @@ import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
-import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
+import {
+  generateTls, httpsGet, reserveClusterPorts, runScript, startBaoServerNode, type BaoServerNode, type Tls,
+} from '../support/bao-server.js';
+import { registerSecret } from '../support/leak-scan.js';
 import { spawnManaged, type ManagedProcess } from '../support/processes.js';
 import { statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
@@ -170,6 +173,42 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
     expect(await stat(join(credentials, 'secret-id')).then(() => true, () => false), 'wrapped secret id consumed').to.be.false;
   });
 
+  it('the file audit device (on the data volume, as configured) logs the service\'s reads, with no secret, token or secret id in clear', async function () {
+    if (service === undefined || agent === undefined) this.skip();
+    // A secret id in clear, for the assertion: minted wrapped by the orchestrator, unwrapped here.
+    const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
+    const wrappedFile = join(await tempDir('wrapped'), 'secret-id');
+    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [wrappedFile], node.cliEnv({ VAULT_TOKEN: orchestrator }));
+    expect(issued.code, issued.stderr).to.equal(0);
+    const wrappingToken = (await readFile(wrappedFile, 'utf8')).trim();
+    const unwrapped = await bao(node, wrappingToken, ['unwrap', '-field=secret_id']);
+    expect(unwrapped.code, unwrapped.stderr).to.equal(0);
+    const secretId = unwrapped.stdout.trim();
+    const agentToken = (await readFile(agent.token, 'utf8')).trim();
+    const roleId = (await readFile(join(credentials, 'role-id'), 'utf8')).trim();
+    const rendered = JSON.parse(await readFile(agent.rendered, 'utf8')) as Record<string, { data: Record<string, unknown> }>;
+    const values = Object.entries(rendered).flatMap(([group, { data }]) => Object.entries(data)
+      .filter(([key]) => key !== 'username').flatMap(([key, value]) => [value].flat().map((v) => [`${group}.${key}`, String(v)])));
+    const clear: [string, string][] = [['secret id', secretId], ['wrapping token', wrappingToken], ['agent token', agentToken],
+      ['orchestrator token', orchestrator], ['operator token', operatorToken], ['role id', roleId], ...values as [string, string][]];
+    // The suite's scan reads every *.log under the temp folders, the audit file included.
+    for (const [what, value] of clear) registerSecret(`audit test: ${what}`, value);
+
+    const text = await readFile(node.auditFile, 'utf8');
+    const entries = text.trim().split('\n').map((line) => JSON.parse(line) as
+      { type: string; auth?: { client_token?: string }; request: { path: string; operation: string } });
+    const reads = entries.filter((e) => e.type === 'response' && e.request.operation === 'read' &&
+      e.request.path.startsWith('secret/data/saas-project/prod/'));
+    expect(new Set(reads.map((e) => e.request.path))).to.have.keys(
+      'secret/data/saas-project/prod/database', 'secret/data/saas-project/prod/api-keys', 'secret/data/saas-project/prod/app');
+    for (const read of reads) expect(read.auth?.client_token).to.match(/^hmac-sha256:/);
+    expect(entries.some((e) => e.request.path === 'sys/wrapping/unwrap')).to.be.true;
+    for (const [what, value] of clear) {
+      expect(value.length, what).to.be.at.least(12);
+      expect(text.includes(value), `${what} in clear in the audit log`).to.be.false;
+    }
+  });
+
   it('halts once the sealed Vault lets the token\'s known expiry pass, and recovers after unseal', async function () {
     if (service === undefined || agent === undefined) this.skip();
     const url = `http://127.0.0.1:${service.port}/readyz`;
@@ -214,11 +253,14 @@ describe('a three-node Raft cluster of real bao servers', function () {
 
   before(async function () {
     tls = await generateTls();
-    const leader = await startBaoServerNode(tls, 'vault-1');
+    // deploy/ha/vault-{1,2,3}.hcl as operators run them (retry_join to the two other nodes),
+    // on loopback ports chosen up front.
+    const cluster = await reserveClusterPorts();
+    const leader = await startBaoServerNode(tls, 'vault-1', cluster);
     nodes.push(leader);
     init = await initAndUnseal(leader);
     for (const id of ['vault-2', 'vault-3']) {
-      const follower = await startBaoServerNode(tls, id, leader);
+      const follower = await startBaoServerNode(tls, id, cluster);
       nodes.push(follower);
       // retry_join first brings the node into the cluster (initialised, still sealed); then it
       // takes the cluster's unseal keys.

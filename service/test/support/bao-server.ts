@@ -23,12 +23,14 @@ export async function generateTls(): Promise<Tls> {
   return { dir, ca: join(dir, 'ca.pem') };
 }
 
-/** One non-dev `bao server` running deploy/vault-server.hcl, moved to loopback ports and a temp folder. */
+/** One non-dev `bao server` running deploy/vault-server.hcl (or deploy/ha/<node>.hcl), moved to loopback ports and a temp folder. */
 export interface BaoServerNode {
   readonly nodeId: string;
   readonly addr: string;
   readonly clusterAddr: string;
   readonly dir: string;
+  /** The file audit device's log, on the node's data folder as in production. */
+  readonly auditFile: string;
   process: ManagedProcess;
   /** Starts the process again on the same storage (after stop or a crash). */
   restart(): Promise<void>;
@@ -37,24 +39,50 @@ export interface BaoServerNode {
   cliEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
 }
 
-export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', retryJoin?: BaoServerNode): Promise<BaoServerNode> {
+/** Loopback ports for the nodes of deploy/ha/ (vault-1, vault-2, vault-3), chosen before any starts. */
+export type ClusterPorts = ReadonlyMap<string, { readonly port: number; readonly clusterPort: number }>;
+
+export async function reserveClusterPorts(nodeIds: readonly string[] = ['vault-1', 'vault-2', 'vault-3']): Promise<ClusterPorts> {
+  const ports = new Map<string, { port: number; clusterPort: number }>();
+  for (const id of nodeIds) ports.set(id, { port: await freePort(), clusterPort: await freePort() });
+  return ports;
+}
+
+/**
+ * Without `cluster`: deploy/vault-server.hcl. With it: deploy/ha/<nodeId>.hcl, the file an
+ * operator runs on that node, retry_join blocks included. Only host names, ports and folders
+ * are rewritten; a production path or host left over fails the start.
+ */
+export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', cluster?: ClusterPorts): Promise<BaoServerNode> {
   const dir = await tempDir(`bao-${nodeId}`);
   await mkdir(join(dir, 'data'), { recursive: true });
-  const port = await freePort();
-  const clusterPort = await freePort();
-  const addr = `https://127.0.0.1:${port}`;
-  const clusterAddr = `https://127.0.0.1:${clusterPort}`;
-  let config = (await readFile(join(repoRoot, 'deploy/vault-server.hcl'), 'utf8'))
-    .replace('"/vault/data"', JSON.stringify(join(dir, 'data')))
-    .replace('"vault-1"', JSON.stringify(nodeId))
-    .replace('"0.0.0.0:8200"', `"127.0.0.1:${port}"`)
-    .replace('"0.0.0.0:8201"', `"127.0.0.1:${clusterPort}"`)
-    .replaceAll('/vault/tls/', `${tls.dir}/`)
-    .replace('"https://vault:8200"', JSON.stringify(addr))
-    .replace('"https://vault:8201"', JSON.stringify(clusterAddr));
-  if (retryJoin !== undefined) {
-    config = config.replace('storage "raft" {', `storage "raft" {\n  retry_join {\n    leader_api_addr = "${retryJoin.addr}"\n    leader_ca_cert_file = "${tls.ca}"\n  }`);
+  const own = cluster?.get(nodeId) ?? { port: await freePort(), clusterPort: await freePort() };
+  const addr = `https://127.0.0.1:${own.port}`;
+  const clusterAddr = `https://127.0.0.1:${own.clusterPort}`;
+  const source = cluster === undefined ? 'deploy/vault-server.hcl' : `deploy/ha/${nodeId}.hcl`;
+  let config = (await readFile(join(repoRoot, source), 'utf8'))
+    .replace(/^#.*\n/gm, '')
+    // The audit device's options live in the cluster's replicated audit table: every node must
+    // declare the same file_path, as in production. A path relative to the node's working
+    // folder (dir) keeps it identical on all nodes and still on each node's own data folder.
+    .replaceAll('"/vault/data/audit.log"', '"data/audit.log"')
+    .replaceAll('"/vault/data', `"${join(dir, 'data')}`)
+    .replace('"0.0.0.0:8200"', `"127.0.0.1:${own.port}"`)
+    .replace('"0.0.0.0:8201"', `"127.0.0.1:${own.clusterPort}"`)
+    .replaceAll('"/vault/tls/', `"${tls.dir}/`);
+  if (cluster === undefined) {
+    config = config
+      .replace('"vault-1"', JSON.stringify(nodeId))
+      .replace('"https://vault:8200"', JSON.stringify(addr))
+      .replace('"https://vault:8201"', JSON.stringify(clusterAddr));
+  } else {
+    for (const [id, ports] of cluster) {
+      config = config
+        .replaceAll(`"https://${id}:8200"`, `"https://127.0.0.1:${ports.port}"`)
+        .replaceAll(`"https://${id}:8201"`, `"https://127.0.0.1:${ports.clusterPort}"`);
+    }
   }
+  if (/"\/vault\/|https:\/\/vault/.test(config)) throw new Error(`${source}: a production path or host was not rewritten:\n${config}`);
   const configFile = join(dir, 'vault-server.hcl');
   await writeFile(configFile, config);
   const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, { VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: baoBin, ...extra });
@@ -62,7 +90,7 @@ export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', retryJoin
     env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir,
   });
   const node: BaoServerNode = {
-    nodeId, addr, clusterAddr, dir, process: launch(), cliEnv,
+    nodeId, addr, clusterAddr, dir, auditFile: join(dir, 'data/audit.log'), process: launch(), cliEnv,
     async restart() {
       node.process = launch();
       await waitForTls(`${addr}/v1/sys/health`, tls, node.process);
