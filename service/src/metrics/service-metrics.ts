@@ -1,11 +1,16 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
-import type { TrafficGate } from '../http/traffic-gate.js';
 import type { TokenStatus } from '../vault/token-report.js';
+
+/** What the metrics need of the traffic gate (http/traffic-gate.ts), declared here so metrics/ does not import http/. */
+export interface ObservedGate {
+  readonly isOpen: boolean;
+  onHalt(listener: (code: string) => void): () => void;
+}
 
 /** Where the collected gauges read from; each is read at scrape time, never on a request's path. */
 export interface MetricSources {
-  gate: TrafficGate;
+  gate: ObservedGate;
   holder: SnapshotHolder;
   token: () => TokenStatus;
   /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
