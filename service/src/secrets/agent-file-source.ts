@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
-import { coalesce } from './coalesce.js';
+import { coalesce } from '../async/coalesce.js';
 import type { FileWatch, WatchFile } from './file-watch.js';
 import { contentRevision, maxRenderedFileBytes, parseRenderedFile, SecretsFileError } from './rendered-file.js';
 

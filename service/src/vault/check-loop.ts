@@ -1,17 +1,16 @@
+import { coalesce, type Coalesced } from '../async/coalesce.js';
 import { setLongTimeout } from './long-timeout.js';
 
 /**
  * Runs `step` now and again after the delay it returns, one run at a time. `wake()` runs it at
- * once; a wake during a run asks for one more run right after it, so a token the agent writes
- * while a check is under way is always checked. Steps handle their own failures: a step that
- * throws is a bug, and the rejection surfaces.
+ * once; a wake during a run asks for one more run right after it (coalesce), so a token the
+ * agent writes while a check is under way is always checked. Steps handle their own failures:
+ * a step that throws is a bug, and the rejection surfaces.
  */
 export class CheckLoop {
   readonly #step: () => Promise<number>;
   readonly #now: () => number;
-  #running: Promise<void> | undefined;
-  /** Counts wakes, so a run can tell whether one came while it was under way. */
-  #wakes = 0;
+  readonly #runner: Coalesced;
   #stopped = true;
   #cancelTimer: (() => void) | undefined;
   #nextAt: number | undefined;
@@ -19,6 +18,15 @@ export class CheckLoop {
   constructor(step: () => Promise<number>, now: () => number) {
     this.#step = step;
     this.#now = now;
+    this.#runner = coalesce(async () => {
+      // A run asked for before stop() is not made after it.
+      if (!this.#active()) return;
+      // A run the timer did not start makes the pending timer moot: the run arms the next one.
+      this.#cancelTimer?.();
+      const delay = await this.#step();
+      // stop() may have come during the step.
+      if (this.#active()) this.#arm(delay);
+    });
   }
 
   /** Runs the first step now, or after `firstDelayMs` when the caller has just verified the token itself. */
@@ -30,18 +38,14 @@ export class CheckLoop {
   }
 
   wake(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    this.#wakes++;
-    if (this.#running !== undefined) return this.#running;
-    this.#running = this.#drain();
-    return this.#running;
+    return this.#stopped ? Promise.resolve() : this.#runner.run();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#cancelTimer?.();
     this.#nextAt = undefined;
-    await this.#running;
+    await this.#runner.idle();
   }
 
   /** Milliseconds until the next scheduled run; null when none is scheduled. */
@@ -49,29 +53,13 @@ export class CheckLoop {
     return this.#nextAt === undefined ? null : Math.max(0, this.#nextAt - this.#now());
   }
 
+  #active(): boolean {
+    return !this.#stopped;
+  }
+
   #arm(delayMs: number): void {
     this.#cancelTimer?.();
     this.#nextAt = this.#now() + delayMs;
     this.#cancelTimer = setLongTimeout(() => { void this.wake(); }, delayMs);
-  }
-
-  async #drain(): Promise<void> {
-    for (;;) {
-      const wakes = this.#wakes;
-      this.#cancelTimer?.();
-      let delay: number;
-      try {
-        delay = await this.#step();
-      } catch (error) {
-        this.#running = undefined;
-        throw error;
-      }
-      if (this.#stopped) break;
-      if (this.#wakes !== wakes) continue;
-      this.#arm(delay);
-      break;
-    }
-    // In the same synchronous turn as the last look at #wakes: no wake can fall in between.
-    this.#running = undefined;
   }
 }

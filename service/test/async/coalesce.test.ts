@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { coalesce } from '../../src/secrets/coalesce.js';
+import { coalesce } from '../../src/async/coalesce.js';
 
 /** Resolves after `depth` turns of the microtask queue. */
 async function microtasks(depth: number): Promise<void> {
