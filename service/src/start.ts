@@ -20,6 +20,7 @@ import { AgentFileSource } from './secrets/agent-file-source.js';
 import { watchFile } from './secrets/file-watch.js';
 import { loginAndLoad } from './secrets/sdk-source.js';
 import { selectMode, type SecretsMode } from './secrets/select-mode.js';
+import { readNamedFile } from './config/named-file.js';
 import { StartupError } from './config/startup-error.js';
 import { AppRoleCredentials, removeCredentialVariables } from './vault/approle-credentials.js';
 import { AgentTokenWatcher } from './vault/agent-token-watcher.js';
@@ -45,18 +46,6 @@ function listening(server: Server): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-}
-
-/** The admin port's bearer token: a file that cannot be read, or is empty, stops the start. */
-async function readAdminToken(file: string): Promise<string> {
-  let token: string;
-  try {
-    token = (await readFile(file, 'utf8')).trim();
-  } catch (error) {
-    throw new StartupError(`ADMIN_TOKEN_FILE names ${file}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  if (token === '') throw new StartupError(`ADMIN_TOKEN_FILE names ${file}, which is empty`);
-  return token;
 }
 
 async function readTokenFile(file: string): Promise<string | undefined> {
@@ -96,7 +85,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     logger.warn({ vaultAddr: settings.vaultAddr }, 'VAULT_SKIP_VERIFY=true: Vault\'s TLS certificate is not verified; ' +
       'anyone on the network path can read the secrets and the token');
   }
-  const adminToken = settings.adminTokenFile === '' ? undefined : await readAdminToken(settings.adminTokenFile);
+  const adminToken = settings.adminTokenFile === '' ? undefined : await readNamedFile('ADMIN_TOKEN_FILE', settings.adminTokenFile);
   const metrics = new ServiceMetrics();
   const api = instrumentVaultApi(nodeVaultApi(settings.vaultAddr, {
     timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify,

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readNamedFile } from '../config/named-file.js';
 import { StartupError } from '../config/startup-error.js';
 import type { VaultApi } from './vault-api.js';
 import { isTransient } from './vault-error.js';
@@ -30,18 +30,6 @@ type SecretIdSource =
   | { kind: 'file'; variable: string; path: string }
   | { kind: 'wrapped'; variable: string; token: string }
   | { kind: 'wrapped-file'; variable: string; path: string };
-
-async function readCredentialFile(variable: string, path: string): Promise<string> {
-  let content: string;
-  try {
-    content = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new StartupError(`${variable} names ${path}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const value = content.trim();
-  if (value === '') throw new StartupError(`${variable} names ${path}, which is empty`);
-  return value;
-}
 
 function only(env: Record<string, string | undefined>, names: readonly string[], what: string): string {
   const set = names.filter((name) => env[name] !== undefined && env[name] !== '');
@@ -76,7 +64,7 @@ export class AppRoleCredentials {
     const roleVariable = only(values, ['VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE'], 'role id');
     const roleId = roleVariable === 'VAULT_ROLE_ID'
       ? String(values.VAULT_ROLE_ID)
-      : await readCredentialFile(roleVariable, String(values[roleVariable]));
+      : await readNamedFile(roleVariable, String(values[roleVariable]));
     const secretVariable = only(values, credentialVariables.slice(2), 'secret id');
     const given = String(values[secretVariable]);
     const source: SecretIdSource =
@@ -84,7 +72,7 @@ export class AppRoleCredentials {
       : secretVariable === 'VAULT_SECRET_ID_FILE' ? { kind: 'file', variable: secretVariable, path: given }
       : secretVariable === 'VAULT_WRAPPED_SECRET_ID' ? { kind: 'wrapped', variable: secretVariable, token: given }
       : { kind: 'wrapped-file', variable: secretVariable, path: given };
-    if (source.kind === 'file' || source.kind === 'wrapped-file') await readCredentialFile(source.variable, source.path);
+    if (source.kind === 'file' || source.kind === 'wrapped-file') await readNamedFile(source.variable, source.path);
     return new AppRoleCredentials(roleId, source);
   }
 
@@ -113,7 +101,7 @@ export class AppRoleCredentials {
   /** The file's content, or undefined once it is gone and a secret id is already held. */
   async #fresh(variable: string, path: string): Promise<string | undefined> {
     try {
-      return await readCredentialFile(variable, path);
+      return await readNamedFile(variable, path);
     } catch (error) {
       if (this.#secretId !== undefined) return undefined;
       throw error;
