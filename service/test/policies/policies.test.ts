@@ -53,8 +53,36 @@ describe('policies/saas-app-<env>.hcl, as a real bao server reads them', functio
         ];
         for (const path of paths) expect(await capabilities(env, path), path).to.deep.equal(['deny']);
       });
+
+      it(`grants exactly read on database/creds/saas-app-${env}, and update on sys/leases/renew`, async function () {
+        expect(await capabilities(env, `database/creds/saas-app-${env}`)).to.deep.equal(['read']);
+        // The token carries no default policy: renewal comes from this policy alone.
+        expect(await capabilities(env, 'sys/leases/renew')).to.deep.equal(['update']);
+      });
+
+      it('grants nothing on other environments\' credentials, the engine\'s configuration or revocation', async function () {
+        const others = environments.filter((e) => e !== env);
+        const paths = [
+          ...others.map((other) => `database/creds/saas-app-${other}`),
+          `database/creds/saas-app-${env}/extra`,
+          `database/config/saas-${env}`,
+          `database/roles/saas-app-${env}`,
+          `database/rotate-root/saas-${env}`,
+          `sys/leases/revoke-prefix/database/creds/saas-app-${env}`,
+          'sys/leases/revoke',
+          'sys/leases/lookup',
+        ];
+        for (const path of paths) expect(await capabilities(env, path), path).to.deep.equal(['deny']);
+      });
     });
   }
+
+  it('leaves renewal and lookup of leases to the built-in default policy as well (OpenBao grants both there)', async function () {
+    const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/default');
+    for (const path of ['sys/leases/renew', 'sys/leases/lookup']) {
+      expect(policy.policy, path).to.match(new RegExp(`path "${path}" \\{\\s*capabilities = \\["update"\\]`));
+    }
+  });
 });
 
 /** A token carrying only `policy` (not even `default`), so the policy is all that speaks. */
