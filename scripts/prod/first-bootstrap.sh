@@ -8,11 +8,20 @@
 #      (ROLE_SECRET_ID_NUM_USES=1, a fresh wrapped one is delivered before each login) and a
 #      short wrap TTL; role-id and a first wrapped secret-id land in <credentials-dir>;
 #   3. writes the policy saas-orchestrator and creates a periodic orchestrator token that can
-#      only mint wrapped secret ids for the role, into <orchestrator-token-file> (0400);
-#   4. revokes the root token, and checks it no longer works.
+#      only mint wrapped secret ids for the role, into <orchestrator-token-file> (0400), through
+#      the token role saas-orchestrator (so an admin can mint a new one later, and only that);
+#   4. writes the policy saas-admin, enables userpass and creates one admin user bound to it
+#      (without it nobody could run the runbook once root is gone), and mounts the database
+#      secrets engine at database/ (mounting is root's; configuring it is the admin's);
+#   5. revokes the root token, and checks it no longer works.
 #
 # Environment: VAULT_ADDR, VAULT_CACERT, VAULT_CLI (vault or bao); ROLE_* and
-# ROLE_SECRET_ID_BOUND_CIDRS pass through to bootstrap.sh.
+# ROLE_SECRET_ID_BOUND_CIDRS pass through to bootstrap.sh;
+#   ADMIN_PASSWORD_FILE          a file whose first line is the admin's password (required: the
+#                                password itself never goes through argv or the environment)
+#   ADMIN_USERNAME               the userpass user (default admin)
+#   ADMIN_TOKEN_TTL, ADMIN_TOKEN_MAX_TTL   the admin's token lifetime (default 1h, at most 8h)
+#   ORCHESTRATOR_TOKEN_PERIOD    the orchestrator token's period: renew it within that (24h)
 set -eu
 fail() {
   echo "first-bootstrap: $*" >&2
@@ -27,6 +36,22 @@ cli=${VAULT_CLI:-vault}
 [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
 [ ! -e "$orchestrator_file" ] || fail "$orchestrator_file already exists"
 unset BAO_ADDR BAO_TOKEN BAO_CACERT
+admin_user=${ADMIN_USERNAME:-admin}
+admin_ttl=${ADMIN_TOKEN_TTL:-1h}
+admin_max_ttl=${ADMIN_TOKEN_MAX_TTL:-8h}
+orchestrator_period=${ORCHESTRATOR_TOKEN_PERIOD:-24h}
+[ -n "${ADMIN_PASSWORD_FILE:-}" ] ||
+  fail "ADMIN_PASSWORD_FILE is not set: give a file holding the admin's password (once root is revoked, only that admin can run the runbook)"
+[ -r "$ADMIN_PASSWORD_FILE" ] || fail "ADMIN_PASSWORD_FILE ($ADMIN_PASSWORD_FILE) is not a readable file"
+# A shell variable, never exported: printf is a builtin, so the password reaches the CLI's
+# stdin without appearing in any process's argv or environment.
+admin_password=''
+IFS= read -r admin_password <"$ADMIN_PASSWORD_FILE" || [ -n "$admin_password" ] ||
+  fail "ADMIN_PASSWORD_FILE ($ADMIN_PASSWORD_FILE) is empty"
+[ "${#admin_password}" -ge 12 ] || fail "ADMIN_PASSWORD_FILE ($ADMIN_PASSWORD_FILE): the password must be at least 12 characters"
+case $admin_user in
+  '' | *[!a-zA-Z0-9._-]*) fail "ADMIN_USERNAME must be letters, digits, '.', '_' or '-' (got '$admin_user')" ;;
+esac
 
 IFS= read -r VAULT_TOKEN || true
 [ -n "$VAULT_TOKEN" ] || fail "no root token on standard input"
@@ -41,14 +66,46 @@ ROLE_SECRET_ID_NUM_USES=${ROLE_SECRET_ID_NUM_USES:-1} \
   SECRET_ID_WRAP_TTL=${SECRET_ID_WRAP_TTL:-5m} \
   sh "$here/../bootstrap.sh" "$app_env" "$credentials_dir" || fail "bootstrap.sh failed (see above)"
 
-"$cli" policy write saas-orchestrator "$here/../../policies/saas-orchestrator.hcl" >/dev/null ||
+policies=$here/../../policies
+"$cli" policy write saas-orchestrator "$policies/saas-orchestrator.hcl" >/dev/null ||
   fail "cannot write policy saas-orchestrator"
+"$cli" policy write saas-admin "$policies/saas-admin.hcl" >/dev/null || fail "cannot write policy saas-admin"
+echo "first-bootstrap: wrote the policies saas-orchestrator and saas-admin"
+
+# The admin's way in. userpass is the example; real deployments bind saas-admin to their OIDC
+# or LDAP group instead (specs/vault/plan-vault.md, section 5).
+if "$cli" auth list -format=json | grep -q '^  "userpass/": {'; then
+  echo "first-bootstrap: userpass already enabled at auth/userpass"
+else
+  "$cli" auth enable userpass >/dev/null || fail "cannot enable the userpass auth method"
+  echo "first-bootstrap: enabled userpass at auth/userpass"
+fi
+printf '%s' "$admin_password" | "$cli" write "auth/userpass/users/$admin_user" password=- token_policies=saas-admin \
+  token_ttl="$admin_ttl" token_max_ttl="$admin_max_ttl" >/dev/null ||
+  fail "cannot write the userpass user $admin_user (ADMIN_TOKEN_TTL $admin_ttl, ADMIN_TOKEN_MAX_TTL $admin_max_ttl)"
+admin_password=''
+echo "first-bootstrap: wrote the admin user $admin_user (policy saas-admin, token_ttl $admin_ttl, token_max_ttl $admin_max_ttl)"
+
+# Mounting an engine is a sys/mounts write, which saas-admin leaves out: done here, once.
+if "$cli" secrets list -format=json | grep -q '^  "database/": {'; then
+  echo "first-bootstrap: the database secrets engine is already mounted at database/"
+else
+  "$cli" secrets enable -path=database database >/dev/null || fail "cannot mount the database secrets engine at database/"
+  echo "first-bootstrap: mounted the database secrets engine at database/ (the admin configures it)"
+fi
+
+# A token role, so that a new orchestrator token later comes from an admin (saas-admin may use
+# only this role) and carries saas-orchestrator and nothing else. Orphan: it outlives the
+# admin token that created it.
+"$cli" write auth/token/roles/saas-orchestrator allowed_policies=saas-orchestrator orphan=true renewable=true \
+  token_period="$orchestrator_period" >/dev/null ||
+  fail "cannot write the token role saas-orchestrator (ORCHESTRATOR_TOKEN_PERIOD $orchestrator_period)"
 umask 077
-"$cli" token create -orphan -policy=saas-orchestrator -period=24h -field=token >"$orchestrator_file.partial" ||
+"$cli" token create -role=saas-orchestrator -field=token >"$orchestrator_file.partial" ||
   { rm -f "$orchestrator_file.partial"; fail "cannot create the orchestrator token"; }
 chmod 0400 "$orchestrator_file.partial"
 mv "$orchestrator_file.partial" "$orchestrator_file"
-echo "first-bootstrap: wrote the orchestrator token (policy saas-orchestrator, renewable every 24h) to $orchestrator_file"
+echo "first-bootstrap: wrote the orchestrator token (policy saas-orchestrator, period $orchestrator_period: renew it with scripts/prod/renew-orchestrator-token.sh) to $orchestrator_file"
 
 revoke_root
 trap - EXIT

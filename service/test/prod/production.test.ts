@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
@@ -135,8 +136,13 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
 
     credentials = join(await tempDir('credentials'), 'approle');
     orchestratorTokenFile = join(await tempDir('orchestrator'), 'token');
+    // The admin's password, as first-bootstrap.sh requires (admin-access.test.ts tests the admin).
+    const adminPasswordFile = join(await tempDir('admin'), 'password');
+    const adminPassword = randomBytes(24).toString('hex');
+    registerSecret('admin password', adminPassword);
+    await writeFile(adminPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
     const run = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, orchestratorTokenFile],
-      node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h' }), `${init.root_token}\n`);
+      node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ADMIN_PASSWORD_FILE: adminPasswordFile }), `${init.root_token}\n`);
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.contain('bootstrap: wrote role saas-app-role (policy saas-app-prod');
     expect(run.stdout).to.contain('secret_id_num_uses 1');

@@ -1,0 +1,158 @@
+# saas-admin: the people who run the service once the root token is revoked (the runbook of
+# specs/vault/plan-vault.md, section 6). Bound by scripts/prod/first-bootstrap.sh to one
+# userpass user; real deployments bind it to their OIDC or LDAP group instead.
+#
+# What it leaves out on purpose: sys/policies writes, sys/auth and sys/mounts writes, and any
+# auth/* configuration beyond the app's AppRole role. An admin can therefore neither grant
+# itself (or the app) more than this file says, nor mount or enable anything: that takes a
+# root token regenerated from a quorum of unseal keys (scripts/prod/generate-root.sh).
+
+# The project's secrets in every environment: rotate API keys, session keys and the app's
+# database password (vault kv put / patch / get, scripts/rotate-db-password.sh). `patch` is
+# what `vault kv patch` sends first.
+path "secret/data/saas-project/*" {
+  capabilities = ["create", "read", "update", "patch", "delete"]
+}
+# Versions and history: `kv metadata get`, `kv list`, and `kv put -cas` reads them.
+path "secret/metadata/saas-project/*" {
+  capabilities = ["read", "list", "update", "delete"]
+}
+path "secret/metadata/saas-project" {
+  capabilities = ["list"]
+}
+# Undo a bad write (undelete), or erase a leaked value for good (destroy).
+path "secret/delete/saas-project/*" {
+  capabilities = ["update"]
+}
+path "secret/undelete/saas-project/*" {
+  capabilities = ["update"]
+}
+path "secret/destroy/saas-project/*" {
+  capabilities = ["update"]
+}
+
+# PostgreSQL's superuser password (scripts/postgres-credentials.sh writes it): outside
+# saas-project/ so that no app policy reaches it, but the admin rotates it.
+path "secret/data/saas-infra/*" {
+  capabilities = ["create", "read", "update", "patch"]
+}
+path "secret/metadata/saas-infra/*" {
+  capabilities = ["read", "list"]
+}
+
+# The app's AppRole role: its TTLs and secret id limits are the admin's to tune, but the
+# policies its tokens carry are not. allowed_parameters denies every field not listed
+# (policies, token_period, token_type, bind_secret_id, token_no_default_policy...), and
+# token_policies only as one of the app's read-only policies: attaching saas-admin (or any
+# other policy) to the app's tokens is refused (403), and so is a JSON list, which Vault
+# compares whole against these strings.
+path "auth/approle/role/saas-app-role" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "token_policies"        = ["saas-app-dev", "saas-app-staging", "saas-app-prod"]
+    "token_ttl"             = []
+    "token_max_ttl"         = []
+    "token_num_uses"        = []
+    "token_bound_cidrs"     = []
+    "secret_id_ttl"         = []
+    "secret_id_num_uses"    = []
+    "secret_id_bound_cidrs" = []
+  }
+}
+# The role id, to hand to a new agent. Read only: a chosen role id is not needed.
+path "auth/approle/role/saas-app-role/role-id" {
+  capabilities = ["read"]
+}
+# Secret ids: list their accessors, look one up, destroy one (rotation, kill switch). `update`
+# on secret-id also lets an admin mint one in an emergency; the orchestrator does it daily.
+path "auth/approle/role/saas-app-role/secret-id" {
+  capabilities = ["update", "list"]
+}
+path "auth/approle/role/saas-app-role/secret-id/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-role/secret-id/destroy" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-role/secret-id-accessor/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-role/secret-id-accessor/destroy" {
+  capabilities = ["update"]
+}
+
+# A new orchestrator token when the old one expired or leaked: only through the token role
+# saas-orchestrator (first-bootstrap.sh creates it: policy saas-orchestrator only, orphan,
+# periodic), so the admin cannot mint a token with any other policy, and the new token does
+# not die with the admin's own short-lived token.
+path "auth/token/create/saas-orchestrator" {
+  capabilities = ["update"]
+}
+# Revoke one token by its accessor (a leaked orchestrator token, one app token) without
+# holding the token itself.
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+
+# The kill switch (scripts/prod/kill-switch.sh): revoke every token AppRole has issued (the
+# app's, and their children), and the app's dynamic database credentials. Vault requires
+# sudo on revoke-prefix.
+path "sys/leases/revoke-prefix/auth/approle/login" {
+  capabilities = ["update", "sudo"]
+}
+path "sys/leases/revoke-prefix/database/creds/saas-app-*" {
+  capabilities = ["update", "sudo"]
+}
+# See what the kill switch would revoke (listing leases needs sudo too).
+path "sys/leases/lookup/auth/approle/login" {
+  capabilities = ["list", "sudo"]
+}
+path "sys/leases/lookup/database/creds/*" {
+  capabilities = ["list", "sudo"]
+}
+
+# Recovery: an agent that kept logging in with a dead secret id locks the role id (5 failures,
+# 15 minutes). The unlock needs the AppRole mount's accessor, which `vault auth list` shows;
+# reading sys/auth changes nothing (enabling a method is a write on sys/auth/<path>).
+path "sys/auth" {
+  capabilities = ["read"]
+}
+path "sys/locked-users" {
+  capabilities = ["read"]
+}
+path "sys/locked-users/+/unlock/+" {
+  capabilities = ["update"]
+}
+
+# The emergency root token (scripts/prod/generate-root.sh). OpenBao 2.6 and later serve root
+# generation only to an authenticated token allowed here (the unauthenticated sys/generate-root
+# is off by default): a new root then takes an admin login AND a quorum of unseal keys.
+# HashiCorp Vault serves sys/generate-root without a token; this block is then unused.
+path "sys/generate-root-token/*" {
+  capabilities = ["read", "update", "delete"]
+}
+
+# Read (never write) the policies the project deployed, to check what a token can do.
+path "sys/policies/acl/saas-*" {
+  capabilities = ["read"]
+}
+
+# The database secrets engine (mounted at database/ by first-bootstrap.sh, configured by the
+# admin): one connection per environment (saas-<env>), one role per environment
+# (saas-app-<env>), and rotating the root credential Vault holds for each connection. No
+# database/creds: the admin does not need the app's database credentials.
+path "database/config/saas-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "database/config" {
+  capabilities = ["list"]
+}
+path "database/roles/saas-app-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "database/roles" {
+  capabilities = ["list"]
+}
+path "database/rotate-root/saas-*" {
+  capabilities = ["update"]
+}
