@@ -141,6 +141,12 @@ path "sys/policies/acl/saas-*" {
 # admin): one connection per environment (saas-<env>), one role per environment
 # (saas-app-<env>), and rotating the root credential Vault holds for each connection. No
 # database/creds: the admin does not need the app's database credentials.
+# scripts/database-engine.sh, run by the admin, lists the mounts to find database/ (mounted by
+# first-bootstrap.sh): reading the mount table changes nothing; mounting is a write on
+# sys/mounts/<path>, which stays root's.
+path "sys/mounts" {
+  capabilities = ["read"]
+}
 path "database/config/saas-*" {
   capabilities = ["create", "read", "update", "delete"]
 }

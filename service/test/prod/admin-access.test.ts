@@ -158,7 +158,11 @@ describe('admin access after the root token is revoked, token hygiene and the ki
     expect(infra.code, infra.stderr).to.equal(0);
     const roleId = await asAdmin(['read', '-field=role_id', 'auth/approle/role/saas-app-role/role-id']);
     expect(roleId.stdout.trim()).to.equal((await readFile(join(credentials, 'role-id'), 'utf8')).trim());
-    // The database engine first-bootstrap.sh mounted: the admin configures a connection without sys/ rights.
+    // The database engine first-bootstrap.sh mounted (scripts/database-engine.sh lists the mounts
+    // to find it): the admin configures a connection without sys/ write rights.
+    const mounts = await asAdmin(['secrets', 'list', '-format=json']);
+    expect(mounts.code, mounts.stderr).to.equal(0);
+    expect(JSON.parse(mounts.stdout)).to.have.nested.property('database/.type', 'database');
     const config = await asAdmin(['write', 'database/config/saas-prod', 'plugin_name=postgresql-database-plugin',
       'connection_url=postgresql://{{username}}:{{password}}@127.0.0.1:5432/saas', 'username=vault', 'allowed_roles=saas-app-prod',
       'verify_connection=false']);
