@@ -51,7 +51,7 @@ if (variant === 'watch-loop') {
   stops.push(() => lifecycle.stop());
 } else {
   holder.swap(parseRenderedFile(secretsFile, await readFile(secretsFile), 'dev', Date.now()));
-  gate.open();
+  gate.valid();
 }
 const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
 const app = createApp({

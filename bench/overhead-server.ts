@@ -70,7 +70,7 @@ async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: Ag
     await lifecycle.start();
     if (!gate.isOpen) throw new Error(`the lifecycle did not open the gate: ${JSON.stringify(gate.current)}`);
   } else {
-    gate.open();
+    gate.valid();
   }
   // Points nowhere: the pool connects lazily and /readyz never uses it.
   const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);

@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Settings } from './config/settings.js';
+import { rereadIntervalMs, type Settings } from './config/settings.js';
 import { PoolHolder } from './db/pool-holder.js';
 import { ProjectStore } from './db/projects.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
+import { sourceVersions } from './config/snapshot.js';
 import { createApp } from './http/app.js';
 import { DrainState, drainServer } from './http/drain.js';
 import { createAdminApp } from './http/admin-app.js';
@@ -18,12 +19,14 @@ import { ServiceMetrics } from './metrics/service-metrics.js';
 import { stopInOrder, type StopStep } from './process/graceful-shutdown.js';
 import { AgentFileSource } from './secrets/agent-file-source.js';
 import { watchFile } from './secrets/file-watch.js';
-import { loginAndLoad } from './secrets/sdk-source.js';
+import { SdkRefresher } from './secrets/sdk-refresher.js';
+import { loginAndLoad, type SecretReads } from './secrets/sdk-source.js';
 import { selectMode, type SecretsMode } from './secrets/select-mode.js';
 import { readNamedFile } from './config/named-file.js';
 import { StartupError } from './config/startup-error.js';
 import { AppRoleCredentials, removeCredentialVariables } from './vault/approle-credentials.js';
 import { AgentTokenWatcher } from './vault/agent-token-watcher.js';
+import { LeaseKeeper } from './vault/lease-keeper.js';
 import { SdkTokenRenewer } from './vault/sdk-token-renewer.js';
 import type { TokenKeeper } from './vault/token-report.js';
 import { serviceScheduleRules } from './vault/token-schedule.js';
@@ -72,7 +75,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   let fileSource: AgentFileSource | undefined;
   let tokenSource:
     | { mode: 'agent'; file: string }
-    | { mode: 'sdk'; initial: LoginResult; login: () => Promise<LoginResult> };
+    | { mode: 'sdk'; initial: LoginResult; reads: SecretReads; login: () => Promise<LoginResult> };
   let ca: string | undefined;
   if (settings.vaultCaCert !== '') {
     try {
@@ -99,7 +102,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
         throw new StartupError('VAULT_ADDR is not set: the service checks the agent\'s token with Vault');
       }
       const source = new AgentFileSource({
-        file: settings.secretsFile, appEnv: settings.appEnv, holder, logger, watchFile,
+        file: settings.secretsFile, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger, watchFile,
       });
       stops.push({ name: 'rendered file watch', stop: () => source.stop() });
       fileSource = source;
@@ -116,14 +119,14 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       // Step 1: the credentials leave the environment before anything else happens.
       const credentials = await AppRoleCredentials.take(env);
       if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: SDK mode needs the address of Vault');
-      const { snapshot, login } = await loginAndLoad({
-        api, credentials, appEnv: settings.appEnv, logger, connectTimeoutMs: settings.vaultConnectTimeoutMs,
+      const { snapshot, login, reads } = await loginAndLoad({
+        api, credentials, appEnv: settings.appEnv, databaseCredentials: settings.databaseCredentials, logger,
+        connectTimeoutMs: settings.vaultConnectTimeoutMs,
       });
       holder.swap(snapshot);
-      logger.info({ versions: Object.fromEntries(snapshot.sources.map((s) => [s.path, s.version])) },
-        'secrets loaded from Vault');
+      logger.info({ versions: sourceVersions(snapshot) }, 'secrets loaded from Vault');
       tokenSource = {
-        mode: 'sdk', initial: login,
+        mode: 'sdk', initial: login, reads,
         login: async () => api.loginAppRole(credentials.roleId, await credentials.secretId(api)),
       };
     }
@@ -134,12 +137,47 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
 
   const gate = new TrafficGate(logger);
   const rules = serviceScheduleRules(settings.tokenCheckMaxIntervalMs);
-  const lifecycle: TokenKeeper = tokenSource.mode === 'agent'
-    ? new AgentTokenWatcher({
-      api, tokenFile: tokenSource.file, readToken: () => readTokenFile(tokenSource.file), report: gate, logger, rules,
-    })
-    : new SdkTokenRenewer({ api, initial: tokenSource.initial, login: tokenSource.login, report: gate, logger, rules });
+  // Set below in dynamic mode; a new SDK login calls it, so it is reached through this variable.
+  let leases: LeaseKeeper | undefined;
+  let renewer: SdkTokenRenewer | undefined;
+  let lifecycle: TokenKeeper;
+  let token: () => Promise<string | undefined>;
+  if (tokenSource.mode === 'agent') {
+    const file = tokenSource.file;
+    lifecycle = new AgentTokenWatcher({ api, tokenFile: file, readToken: () => readTokenFile(file), report: gate, logger, rules });
+    token = () => readTokenFile(file);
+  } else {
+    const sdk = new SdkTokenRenewer({
+      api, initial: tokenSource.initial, login: tokenSource.login, report: gate, logger, rules,
+      onNewLogin: () => { void leases?.replaceSoon('a new Vault token: the lease the old token created ends with it'); },
+    });
+    lifecycle = renewer = sdk;
+    token = () => Promise.resolve(sdk.token);
+  }
   stops.push({ name: 'token checks', stop: () => lifecycle.stop() });
+  let refresher: SdkRefresher | undefined;
+  if (renewer !== undefined && tokenSource.mode === 'sdk') {
+    const sdk = renewer;
+    refresher = new SdkRefresher({
+      api, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger,
+      token: () => sdk.token, intervalMs: rereadIntervalMs(settings), initial: tokenSource.reads,
+    });
+    stops.push({ name: 'secret re-reads', stop: () => refresher?.stop() ?? Promise.resolve() });
+  }
+  if (settings.databaseCredentials === 'dynamic') {
+    const replacer = refresher;
+    const keeper = new LeaseKeeper({
+      api, current: () => holder.current?.lease ?? null, token, report: gate, logger, rules,
+      ...(replacer === undefined ? {} : { replace: () => replacer.replaceCredentials() }),
+    });
+    leases = keeper;
+    stops.push({ name: 'lease checks', stop: () => keeper.stop() });
+    // New credentials (a render, or the keeper's own replacement): look at their lease at once.
+    const unsubscribe = holder.onSwap((next, previous) => {
+      if (next.lease?.id !== previous?.lease?.id) void keeper.checkNow();
+    });
+    stops.push({ name: 'lease swap watch', stop: () => { unsubscribe(); return Promise.resolve(); } });
+  }
   if (tokenSource.mode === 'agent') {
     // The agent writes a new token after each login: check it at once.
     const tokenWatch = watchFile(tokenSource.file, {
@@ -151,12 +189,15 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     await tokenWatch.ready;
   }
   await lifecycle.start();
+  await leases?.start();
+  await refresher?.start();
 
   const status = statusView({
     mode, appEnv: settings.appEnv, gate, holder, token: () => lifecycle.status(), file: () => fileSource?.stats() ?? null,
+    lease: () => leases?.status() ?? null,
   });
   metrics.observe({
-    gate, holder, token: () => lifecycle.status(),
+    gate, holder, token: () => lifecycle.status(), lease: () => leases?.status() ?? null,
     reloads: () => {
       const counts = fileSource?.stats();
       return { loaded: counts?.reloads ?? 0, refused: counts?.rejected ?? 0 };
@@ -167,6 +208,11 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   const webhooks = new WebhookSender(settings.webhookUrl, logger);
   // First in the list, so stopped last: deliveries drain first, then the pools close.
   stops.unshift({ name: 'database pools', stop: () => pools.close() }, { name: 'webhook deliveries', stop: () => webhooks.drain() });
+  if (renewer !== undefined) {
+    const sdk = renewer;
+    // After the pools: revoking the token revokes the database user, whose sessions then end.
+    stops.unshift({ name: 'token revocation', stop: () => sdk.revoke(api) });
+  }
   const drain = new DrainState();
   const app = createApp({
     holder, gate, logger, drain, retryAfterSeconds: () => lifecycle.status().nextCheckInSeconds ?? 5,

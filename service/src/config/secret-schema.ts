@@ -19,6 +19,23 @@ export function secretPath(appEnv: string, group: SecretGroup): string {
   return `secret/data/saas-project/${appEnv}/${group}`;
 }
 
+/**
+ * How the service holds its PostgreSQL credentials: `kv`, a static username and password at
+ * secretPath(env, 'database') that scripts/rotate-db-password.sh rotates; or `dynamic`, a
+ * short-lived user Vault's database engine issues under a lease (databaseCredsPath).
+ */
+export type CredentialsMode = 'kv' | 'dynamic';
+
+/** Where the database secrets engine issues the app's users (scripts/database-engine.sh). */
+export function databaseCredsPath(appEnv: string): string {
+  return `database/creds/saas-app-${appEnv}`;
+}
+
+/** Where each group is read from in `mode`: only the database group differs. */
+export function groupPath(appEnv: string, group: SecretGroup, mode: CredentialsMode): string {
+  return group === 'database' && mode === 'dynamic' ? databaseCredsPath(appEnv) : secretPath(appEnv, group);
+}
+
 // Messages say what is wrong with a value and never show it: convict prefixes the key.
 convict.addFormats({
   'secret-string': {

@@ -75,6 +75,15 @@ export const settingsSchema = {
       '0: two thirds of the remaining TTL decides', format: 'nat',
     default: 10_000, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
   },
+  databaseCredentials: {
+    doc: 'how the PostgreSQL credentials are held: kv (a static user in secret/data/saas-project/<env>/database) or ' +
+      'dynamic (short-lived users from database/creds/saas-app-<env>, under a lease)',
+    format: ['kv', 'dynamic'], default: 'kv', env: 'DATABASE_CREDENTIALS',
+  },
+  secretsRereadIntervalMs: {
+    doc: 'SDK mode: how often the KV secrets are read again (ms); 0: the agent\'s render interval for APP_ENV ' +
+      '(dev 5 s, staging 1 min, prod 5 min)', format: 'nat', default: 0, env: 'SECRETS_REREAD_INTERVAL_MS',
+  },
   databaseHost: { doc: 'PostgreSQL host', format: String, default: '127.0.0.1', env: 'DATABASE_HOST' },
   databasePort: { doc: 'PostgreSQL port', format: 'port', default: 5432, env: 'DATABASE_PORT' },
   databaseName: { doc: 'PostgreSQL database', format: String, default: 'saas', env: 'DATABASE_NAME' },
@@ -109,6 +118,8 @@ export interface Settings {
   readonly vaultConnectTimeoutMs: number;
   readonly vaultRequestTimeoutMs: number;
   readonly tokenCheckMaxIntervalMs: number;
+  readonly databaseCredentials: 'kv' | 'dynamic';
+  readonly secretsRereadIntervalMs: number;
   readonly databaseHost: string;
   readonly databasePort: number;
   readonly databaseName: string;
@@ -116,6 +127,17 @@ export interface Settings {
   readonly secretsWaitMs: number;
   readonly logLevel: string;
   readonly drainDelayMs: number;
+}
+
+/**
+ * The agent's static_secret_render_interval in agent-config/env/<env>.hcl, which SDK mode
+ * follows by default so both modes see a rotation after the same time.
+ */
+export const renderIntervalMs: Readonly<Record<Settings['appEnv'], number>> = { dev: 5000, staging: 60_000, prod: 300_000 };
+
+/** SECRETS_REREAD_INTERVAL_MS, or the agent's render interval for APP_ENV when it is 0. */
+export function rereadIntervalMs(settings: Pick<Settings, 'appEnv' | 'secretsRereadIntervalMs'>): number {
+  return settings.secretsRereadIntervalMs > 0 ? settings.secretsRereadIntervalMs : renderIntervalMs[settings.appEnv];
 }
 
 // Convict's own messages name the schema key (appEnv) and echo the value; people set APP_ENV.

@@ -1,4 +1,5 @@
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { LeaseStatus } from '../vault/lease-report.js';
 import type { TokenStatus } from '../vault/token-report.js';
 import type { TrafficGate } from './traffic-gate.js';
 
@@ -10,11 +11,14 @@ export interface StatusSources {
   token: () => TokenStatus;
   /** The rendered file's reload counts in agent mode; null in SDK mode. */
   file: () => unknown;
+  /** The database credentials' lease (dynamic mode); null in kv mode. */
+  lease: () => LeaseStatus | null;
 }
 
 /**
- * The operator's view of the service: gate, token and which secret versions are loaded. It
- * names paths and versions, never a token or a secret value.
+ * The operator's view of the service: gate, token, the database lease and which secret
+ * versions are loaded. It names paths, versions and TTLs, never a token, a lease id or a
+ * secret value.
  */
 export function statusView(sources: StatusSources): () => unknown {
   return () => {
@@ -25,6 +29,7 @@ export function statusView(sources: StatusSources): () => unknown {
       appEnv: sources.appEnv,
       gate: { ...gate, since: new Date(gate.since).toISOString() },
       token: sources.token(),
+      lease: sources.lease(),
       secrets: {
         loadedAt: snapshot === undefined ? null : new Date(snapshot.loadedAt).toISOString(),
         paths: snapshot?.sources.map(({ path, version }) => ({ path, version })) ?? [],

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { LeaseStatus } from '../vault/lease-report.js';
 import type { TokenStatus } from '../vault/token-report.js';
 
 /** What the metrics need of the traffic gate (http/traffic-gate.ts), declared here so metrics/ does not import http/. */
@@ -13,6 +14,8 @@ export interface MetricSources {
   gate: ObservedGate;
   holder: SnapshotHolder;
   token: () => TokenStatus;
+  /** The database credentials' lease (dynamic mode); null in kv mode. */
+  lease?: () => LeaseStatus | null;
   /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
   reloads: () => { loaded: number; refused: number };
   wallClock?: () => number;
@@ -54,6 +57,17 @@ export class ServiceMetrics {
       name: 'saas_vault_token_ttl_seconds', registers,
       help: 'Seconds left before the Vault token\'s known expiry; 0 when none is known (refused, expired, not verified)',
       collect() { this.set(sources.token().ttlSeconds ?? 0); },
+    });
+    const lease = sources.lease ?? (() => null);
+    new Gauge({
+      name: 'saas_secret_lease_ttl_seconds', registers, labelNames: ['path'] as const,
+      help: 'Seconds left before the known expiry of the lease on each dynamic secret path; 0 when none is known ' +
+        '(revoked, expired); absent with kv credentials',
+      collect() {
+        this.reset();
+        const status = lease();
+        if (status !== null) this.set({ path: status.path }, status.ttlSeconds ?? 0);
+      },
     });
     new Gauge({
       name: 'saas_traffic_gate_open', registers, help: '1 while the service serves traffic, 0 while it answers 503',

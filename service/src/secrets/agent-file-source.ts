@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
-import type { ConfigSnapshot } from '../config/snapshot.js';
+import type { CredentialsMode } from '../config/secret-schema.js';
+import { sourceVersions, type ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { coalesce } from '../async/coalesce.js';
@@ -10,6 +11,8 @@ export interface AgentFileSourceOptions {
   /** The file Vault Agent renders (SECRETS_FILE). */
   file: string;
   appEnv: string;
+  /** What the database group must hold: a KV version, or a lease (DATABASE_CREDENTIALS). */
+  credentials?: CredentialsMode;
   holder: SnapshotHolder;
   logger: Logger;
   watchFile: WatchFile;
@@ -49,7 +52,7 @@ export class AgentFileSource {
   readonly #reader = coalesce(() => this.#readOnce());
 
   constructor(options: AgentFileSourceOptions) {
-    this.#options = { debounceMs: 25, backstopMs: 2000, now: Date.now, ...options };
+    this.#options = { debounceMs: 25, backstopMs: 2000, now: Date.now, credentials: 'kv', ...options };
   }
 
   start(): void {
@@ -129,7 +132,7 @@ export class AgentFileSource {
   }
 
   async #readOnce(): Promise<void> {
-    const { file, appEnv, holder, logger, now } = this.#options;
+    const { file, appEnv, holder, logger, now, credentials } = this.#options;
     let content: Buffer;
     try {
       // One open file: the stat and the content are of the same inode, even mid-rename.
@@ -162,7 +165,7 @@ export class AgentFileSource {
     }
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = parseRenderedFile(file, content, appEnv, now());
+      snapshot = parseRenderedFile(file, content, appEnv, now(), credentials);
     } catch (error) {
       if (!(error instanceof SecretsFileError)) throw error;
       this.#refuse(revision, error);
@@ -172,7 +175,7 @@ export class AgentFileSource {
     this.#stats.reloads++;
     holder.swap(snapshot);
     logger.info(
-      { file, versions: Object.fromEntries(snapshot.sources.map((s) => [s.path, s.version])) },
+      { file, versions: sourceVersions(snapshot) },
       'secrets loaded from the rendered file',
     );
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { secretGroups, secretPath } from '../config/secret-schema.js';
+import { groupPath, secretGroups, type CredentialsMode, type SecretGroup } from '../config/secret-schema.js';
 import { buildSnapshot, ConfigError, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../config/startup-error.js';
@@ -12,6 +12,8 @@ export interface SdkLoadOptions {
   api: VaultApi;
   credentials: AppRoleCredentials;
   appEnv: string;
+  /** How the database credentials are held (DATABASE_CREDENTIALS): a KV secret, or a lease. */
+  databaseCredentials?: CredentialsMode;
   logger: Logger;
   /** How long an unreachable (or sealed) Vault is retried before giving up. */
   connectTimeoutMs: number;
@@ -22,6 +24,25 @@ export interface SdkLoadOptions {
 export interface SdkLoadResult {
   readonly login: LoginResult;
   readonly snapshot: ConfigSnapshot;
+  /** What each group's read returned, for the refresher to start from. */
+  readonly reads: Readonly<Record<SecretGroup, SecretRead>>;
+}
+
+export type SecretReads = Readonly<Record<SecretGroup, SecretRead>>;
+
+/** One group's read: KV v2, or the database engine's credentials in dynamic mode. */
+export function readGroup(
+  api: Pick<VaultApi, 'readKv' | 'readDynamic'>, token: string, appEnv: string, group: SecretGroup, mode: CredentialsMode,
+): Promise<SecretRead> {
+  const path = groupPath(appEnv, group, mode);
+  return group === 'database' && mode === 'dynamic' ? api.readDynamic(path, token) : api.readKv(path, token);
+}
+
+/** The snapshot of a set of reads; its revision is a digest of all of them, so equal reads give equal revisions. */
+export function snapshotOf(appEnv: string, reads: SecretReads, mode: CredentialsMode, loadedAt: number): ConfigSnapshot {
+  const ordered = secretGroups.map((group) => [group, reads[group]]);
+  const revision = createHash('sha256').update(JSON.stringify(ordered)).digest('hex');
+  return buildSnapshot(appEnv, reads, revision, loadedAt, mode);
 }
 
 const defaultBackoff: BackoffPolicy = { baseMs: 250, capMs: 5000 };
@@ -33,6 +54,7 @@ const defaultBackoff: BackoffPolicy = { baseMs: 250, capMs: 5000 };
  */
 export async function loginAndLoad(options: SdkLoadOptions): Promise<SdkLoadResult> {
   const { api, credentials, appEnv, logger } = options;
+  const mode = options.databaseCredentials ?? 'kv';
   const now = options.now ?? Date.now;
   const deadlineMs = now() + options.connectTimeoutMs;
   const retry = <T>(attempt: () => Promise<T>) => retryUntil(attempt, {
@@ -55,25 +77,27 @@ export async function loginAndLoad(options: SdkLoadOptions): Promise<SdkLoadResu
   logger.info({ policies: login.policies, ttlSeconds: login.ttlSeconds, renewable: login.renewable },
     'logged in to Vault with AppRole');
 
-  const reads = await Promise.all(secretGroups.map(async (group) => {
-    const path = secretPath(appEnv, group);
+  const reads = Object.fromEntries(await Promise.all(secretGroups.map(async (group) => {
     try {
-      return [group, await retry(() => api.readKv(path, login.token))] as const;
+      return [group, await retry(() => readGroup(api, login.token, appEnv, group, mode))] as const;
     } catch (error) {
-      throw readError(error, path, appEnv, login, api.addr, options.connectTimeoutMs);
+      throw readError(error, groupPath(appEnv, group, mode), appEnv, login, api.addr, options.connectTimeoutMs);
     }
-  }));
-  const byGroup: Record<string, SecretRead> = Object.fromEntries(reads);
-  const revision = createHash('sha256').update(JSON.stringify(reads)).digest('hex');
+  }))) as SecretReads;
   try {
-    return { login, snapshot: buildSnapshot(appEnv, byGroup, revision, now()) };
+    return { login, reads, snapshot: snapshotOf(appEnv, reads, mode, now()) };
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    const group = error.key.split('.')[0] ?? '';
-    const where = (secretGroups as readonly string[]).includes(group)
-      ? secretPath(appEnv, group as (typeof secretGroups)[number]) : 'the secrets';
-    throw new StartupError(`${where}: ${error.key}: ${error.reason}`);
+    throw new StartupError(invalidSecretsText(error, appEnv, mode));
   }
+}
+
+/** Names the path and key a snapshot failed on: a ConfigError's key starts with the group. */
+export function invalidSecretsText(error: unknown, appEnv: string, mode: CredentialsMode): string {
+  if (!(error instanceof ConfigError)) throw error;
+  const group = error.key.split('.')[0] ?? '';
+  const where = (secretGroups as readonly string[]).includes(group)
+    ? groupPath(appEnv, group as SecretGroup, mode) : 'the secrets';
+  return `${where}: ${error.key}: ${error.reason}`;
 }
 
 function unreachable(addr: string, timeoutMs: number, detail: string, status: number | undefined): StartupError {
@@ -101,10 +125,16 @@ function loginError(error: unknown, addr: string, timeoutMs: number): Error {
 function readError(error: unknown, path: string, appEnv: string, login: LoginResult, addr: string, timeoutMs: number): Error {
   const failure = describeVaultError(error);
   if (isTransient(error)) return unreachable(addr, timeoutMs, failure.detail, failure.status);
-  if (failure.status === 404) return new StartupError(`${path} does not exist in Vault at ${addr} (404)`);
+  const dynamic = path.startsWith('database/');
+  if (failure.status === 404) {
+    return new StartupError(dynamic
+      ? `${path} does not exist in Vault at ${addr} (404): is the database engine configured (scripts/database-engine.sh ${appEnv})?`
+      : `${path} does not exist in Vault at ${addr} (404)`);
+  }
   if (failure.status === 403) {
     return new StartupError(`permission denied reading ${path} (403): the token's policies are ` +
-      `[${login.policies.join(', ')}]; policy saas-app-${appEnv} should grant read on secret/data/saas-project/${appEnv}/*`);
+      `[${login.policies.join(', ')}]; policy saas-app-${appEnv} should grant read on ` +
+      (dynamic ? path : `secret/data/saas-project/${appEnv}/*`));
   }
   return new StartupError(`reading ${path} failed: ${failure.status ?? ''} ${failure.detail}`.trim());
 }

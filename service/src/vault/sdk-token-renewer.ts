@@ -16,6 +16,11 @@ export interface SdkTokenRenewerOptions {
   report: TokenReport;
   logger: Logger;
   rules: ScheduleRules;
+  /**
+   * Called after each new login (not the start-up one): what the old token created (the
+   * database credentials' lease) ends with it, so it must be had again with the new one.
+   */
+  onNewLogin?: () => void;
   /** A monotonic clock: expiry is measured locally, never from server timestamps. */
   now?: () => number;
   wallClock?: () => number;
@@ -45,7 +50,7 @@ export class SdkTokenRenewer implements TokenKeeper {
   #loginProblem: string | undefined;
 
   constructor(options: SdkTokenRenewerOptions) {
-    this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
+    this.#o = { now: () => performance.now(), wallClock: Date.now, onNewLogin: () => undefined, ...options };
     this.#loop = new CheckLoop(() => this.#step(), this.#o.now);
     this.#state = new TokenState(() => {
       if (this.#loginProblem !== undefined) {
@@ -74,6 +79,25 @@ export class SdkTokenRenewer implements TokenKeeper {
 
   status(): TokenStatus {
     return this.#state.status('sdk', this.#loop.nextInMs());
+  }
+
+  /** The token the service's other calls use (secret reads, lease renewals). */
+  get token(): string {
+    return this.#token;
+  }
+
+  /** Revokes the token, and with it every lease it created (the database user): the last act of a shutdown. */
+  async revoke(api: Pick<VaultApi, 'revokeSelf'>): Promise<void> {
+    await this.stop();
+    try {
+      await api.revokeSelf(this.#token);
+    } catch (error) {
+      // Refused: it is revoked or expired already, and its leases went with it.
+      if (!isTokenRefused(error)) throw error;
+      this.#o.logger.info({ problem: failureText(error) }, 'the service\'s Vault token was already revoked or expired');
+      return;
+    }
+    this.#o.logger.info('revoked the service\'s Vault token and the leases it held');
   }
 
   async #step(): Promise<number> {
@@ -146,6 +170,7 @@ export class SdkTokenRenewer implements TokenKeeper {
     }
     this.#adopt(login);
     this.#o.logger.info({ ttlSeconds: login.ttlSeconds }, 'logged in to Vault again');
+    this.#o.onNewLogin();
     return this.#nextWake();
   }
 

@@ -9,6 +9,12 @@ export interface LoginResult {
   readonly policies: readonly string[];
 }
 
+/** A lease as Vault reports it after a lookup or a renewal. */
+export interface LeaseInfo {
+  readonly ttlSeconds: number;
+  readonly renewable: boolean;
+}
+
 export interface TokenInfo {
   readonly ttlSeconds: number;
   readonly renewable: boolean;
@@ -23,6 +29,13 @@ export interface VaultApi {
   readonly addr: string;
   loginAppRole(roleId: string, secretId: string): Promise<LoginResult>;
   readKv(path: string, token: string): Promise<SecretRead>;
+  /** A dynamic secret (database credentials): its data and the lease Vault put on it. */
+  readDynamic(path: string, token: string): Promise<SecretRead>;
+  lookupLease(leaseId: string, token: string): Promise<LeaseInfo>;
+  /** Asks for `incrementSeconds` more; Vault answers with what it granted (the max TTL caps it). */
+  renewLease(leaseId: string, token: string, incrementSeconds: number): Promise<LeaseInfo>;
+  /** Revokes the token and, with it, every lease it created. */
+  revokeSelf(token: string): Promise<void>;
   /** The path a wrapping token was created at; fails when it is unknown, used or expired. */
   wrappingCreationPath(wrappingToken: string): Promise<string>;
   unwrapSecretId(wrappingToken: string): Promise<string>;
@@ -73,6 +86,27 @@ export function nodeVaultApi(addr: string, options: VaultApiOptions = { timeoutM
         data: { data: Record<string, unknown>; metadata: { version: number } };
       };
       return { path, version: body.data.metadata.version, data: body.data.data };
+    },
+    async readDynamic(path, token) {
+      const body = (await client.read(path, as(token))) as {
+        lease_id: string; lease_duration: number; renewable: boolean; data: Record<string, unknown>;
+      };
+      return { path, lease: { id: body.lease_id, durationSeconds: body.lease_duration, renewable: body.renewable }, data: body.data };
+    },
+    async lookupLease(leaseId, token) {
+      const body = (await client.request({
+        path: '/sys/leases/lookup', method: 'PUT', json: { lease_id: leaseId }, ...as(token),
+      })) as { data: { ttl: number; renewable: boolean } };
+      return { ttlSeconds: body.data.ttl, renewable: body.data.renewable };
+    },
+    async renewLease(leaseId, token, incrementSeconds) {
+      const body = (await client.request({
+        path: '/sys/leases/renew', method: 'PUT', json: { lease_id: leaseId, increment: incrementSeconds }, ...as(token),
+      })) as { lease_duration: number; renewable: boolean };
+      return { ttlSeconds: body.lease_duration, renewable: body.renewable };
+    },
+    async revokeSelf(token) {
+      await client.request({ path: '/auth/token/revoke-self', method: 'POST', json: {}, ...as(token) });
     },
     async wrappingCreationPath(wrappingToken) {
       const body = (await client.write('sys/wrapping/lookup', { token: wrappingToken })) as {

@@ -54,3 +54,12 @@ export function failureText(error: unknown): string {
   const { status, detail } = describeVaultError(error);
   return status === undefined ? detail : `${status} ${detail}`.trim();
 }
+
+/**
+ * Vault saying the lease no longer exists: revoked by an operator, expired, or revoked with
+ * the token that created it. Lookup answers 400 "invalid lease", renewal 400 "lease not found".
+ */
+export function isLeaseGone(error: unknown): boolean {
+  const { status, detail } = describeVaultError(error);
+  return status === 400 && /lease/i.test(detail);
+}

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { readSettings } from '../../src/config/settings.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
+import { repoRoot } from '../support/bao.js';
 
 describe('readSettings', function () {
   it('reads every setting from the environment', function () {
@@ -9,6 +12,7 @@ describe('readSettings', function () {
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
       VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
       DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
+      DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500',
     });
     expect(settings).to.deep.equal({
       appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
@@ -16,7 +20,25 @@ describe('readSettings', function () {
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
       vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
       drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in',
+      databaseCredentials: 'dynamic', secretsRereadIntervalMs: 2500,
     });
+  });
+
+  it('holds database credentials in KV by default; SDK mode re-reads KV at the agent\'s render interval of APP_ENV', function () {
+    expect(readSettings({}).databaseCredentials).to.equal('kv');
+    expect(() => readSettings({ DATABASE_CREDENTIALS: 'vault' })).to.throw(/^DATABASE_CREDENTIALS must be one of kv, dynamic$/);
+    for (const [appEnv, ms] of [['dev', 5000], ['staging', 60_000], ['prod', 300_000]] as const) {
+      expect(rereadIntervalMs(readSettings({ APP_ENV: appEnv }))).to.equal(ms);
+    }
+    expect(rereadIntervalMs(readSettings({ APP_ENV: 'prod', SECRETS_REREAD_INTERVAL_MS: '1500' }))).to.equal(1500);
+  });
+
+  it('re-reads at the interval agent-config/env/<env>.hcl renders at', async function () {
+    for (const appEnv of ['dev', 'staging', 'prod'] as const) {
+      const hcl = await readFile(join(repoRoot, `agent-config/env/${appEnv}.hcl`), 'utf8');
+      const [, amount, unit] = /static_secret_render_interval\s*=\s*"(\d+)([sm])"/.exec(hcl) ?? [];
+      expect(Number(amount) * (unit === 'm' ? 60_000 : 1000), appEnv).to.equal(renderIntervalMs[appEnv]);
+    }
   });
 
   it('defaults to agent mode in dev, reading the file the agent renders', function () {

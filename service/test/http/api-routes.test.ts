@@ -60,7 +60,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
     holder = new SnapshotHolder();
     holder.swap(snapshotWith(secrets));
     const gate = new TrafficGate(log.logger);
-    gate.open();
+    gate.valid();
     webhooks = new WebhookSender(receiver.url, log.logger);
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({

@@ -51,7 +51,7 @@ describe('createApp with the traffic gate', function () {
   });
 
   it('serves every route while open', async function () {
-    gate.open();
+    gate.valid();
     for (const path of ['/healthz', '/readyz']) expect((await fetch(`${url}${path}`)).status, path).to.equal(200);
     // The operator view lives on the admin port (admin-app.ts), not here.
     expect((await fetch(`${url}/status`)).status).to.equal(404);
@@ -60,7 +60,7 @@ describe('createApp with the traffic gate', function () {
 
   it('answers 503 with a stable code, a fixed message and Retry-After on every route but /healthz when halted; ' +
     'the reason goes to the log only', async function () {
-    gate.open();
+    gate.valid();
     const reason = 'Vault refused the agent\'s token from /vault/secrets/token (403 permission denied)';
     gate.halt('vault_token_invalid', reason);
     for (const path of ['/readyz', '/status', '/anything', '/api/projects']) {
@@ -79,7 +79,7 @@ describe('createApp with the traffic gate', function () {
 
   for (const code of Object.keys(publicHaltMessages) as HaltCode[]) {
     it(`answers ${code} with its own fixed message, whatever the reason`, async function () {
-      gate.open();
+      gate.valid();
       if (code !== 'vault_token_unverified') gate.halt(code, `secret detail ${code} /some/internal/path`);
       else gate.halt(code, 'internal detail');
       const body = await (await fetch(`${url}/readyz`)).json() as { error: { code: string; message: string } };
@@ -88,12 +88,12 @@ describe('createApp with the traffic gate', function () {
   }
 
   it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
-    gate.open();
+    gate.valid();
     gate.halt('vault_token_expired', 'expired');
     for (let i = 0; i < 5; i++) await fetch(`${url}/readyz`);
     gate.halt('vault_token_expired', 'expired');
-    gate.open();
-    gate.open();
+    gate.valid();
+    gate.valid();
     const fatal = log.lines.filter((l) => l.level === 'fatal');
     expect(fatal).to.have.length(1);
     expect(fatal[0]).to.include({ code: 'vault_token_expired', reason: 'expired' });
@@ -102,7 +102,7 @@ describe('createApp with the traffic gate', function () {
 
   it('sends helmet\'s security headers on every response, 503s included', async function () {
     for (const open of [false, true]) {
-      if (open) gate.open();
+      if (open) gate.valid();
       const response = await fetch(`${url}/readyz`);
       expect(response.headers.get('x-content-type-options')).to.equal('nosniff');
       expect(response.headers.get('strict-transport-security')).to.match(/max-age=/);

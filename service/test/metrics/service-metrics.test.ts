@@ -46,7 +46,7 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
     expect(sample(text, 'saas_traffic_gate_open')).to.equal(0);
     expect(sample(text, 'saas_vault_token_ttl_seconds')).to.equal(240);
     expect(sample(text, 'saas_secrets_snapshot_age_seconds')).to.equal(0);
-    gate.open();
+    gate.valid();
     holder.swap(buildSnapshot('dev', renderedDocument('dev', 1), 'r1', 20_000));
     token = { ...token, ttlSeconds: null };
     text = await metrics.text();
@@ -56,11 +56,11 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
   });
 
   it('counts halts by code, once per halt as the fatal line does, not per refused check', async function () {
-    gate.open();
+    gate.valid();
     gate.halt('vault_token_invalid', 'refused');
     gate.halt('vault_token_invalid', 'refused again');
     gate.halt('vault_token_expired', 'expired');
-    gate.open();
+    gate.valid();
     gate.halt('vault_token_invalid', 'refused');
     const text = await metrics.text();
     expect(sample(text, 'saas_traffic_halts_total', '{code="vault_token_invalid"}')).to.equal(2);

@@ -1,0 +1,117 @@
+import { performance } from 'node:perf_hooks';
+import { groupPath, secretGroups, type CredentialsMode, type SecretGroup } from '../config/secret-schema.js';
+import { sourceVersions, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
+import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { Logger } from '../log/logger.js';
+import { CheckLoop } from '../vault/check-loop.js';
+import type { VaultApi } from '../vault/vault-api.js';
+import { failureText } from '../vault/vault-error.js';
+import { invalidSecretsText, readGroup, snapshotOf, type SecretReads } from './sdk-source.js';
+
+export interface SdkRefresherOptions {
+  api: Pick<VaultApi, 'readKv' | 'readDynamic'>;
+  appEnv: string;
+  credentials: CredentialsMode;
+  holder: SnapshotHolder;
+  logger: Logger;
+  /** The service's current token (it changes at each new login). */
+  token: () => string;
+  /** How often the KV paths are read again (SECRETS_REREAD_INTERVAL_MS). */
+  intervalMs: number;
+  /** What start-up read: the snapshot in the holder was made from these. */
+  initial: SecretReads;
+  now?: () => number;
+  wallClock?: () => number;
+}
+
+/**
+ * SDK mode's answer to the agent's re-renders: every KV path is read again at an interval,
+ * and the database credentials are replaced when the lease keeper asks. A change becomes a
+ * new snapshot swapped whole, exactly as a new render does in agent mode; a read that fails
+ * or a secret that does not validate is logged and leaves the last good snapshot in place.
+ */
+export class SdkRefresher {
+  readonly #o: Required<SdkRefresherOptions>;
+  readonly #loop: CheckLoop;
+  #reads: Record<SecretGroup, SecretRead>;
+  /** The last refused set, so a bad secret is logged once, not at every interval. */
+  #lastRefused: string | undefined;
+
+  constructor(options: SdkRefresherOptions) {
+    this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
+    this.#reads = { ...options.initial };
+    this.#loop = new CheckLoop(async () => {
+      await this.#rereadKv();
+      return this.#o.intervalMs;
+    }, this.#o.now);
+  }
+
+  /** The first re-read comes one interval after start-up's read. */
+  start(): Promise<void> {
+    return this.#loop.start(this.#o.intervalMs);
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** Reads every KV path now (tests, and an operator's nudge). */
+  rereadNow(): Promise<void> {
+    return this.#loop.wake();
+  }
+
+  /**
+   * Fetches new database credentials and swaps them in. Rejects, leaving the snapshot as it
+   * is, when Vault refuses or the answer does not validate: the lease keeper decides what that means.
+   */
+  async replaceCredentials(): Promise<void> {
+    const { api, appEnv, credentials, token } = this.#o;
+    const read = await readGroup(api, token(), appEnv, 'database', credentials);
+    const reads = { ...this.#reads, database: read };
+    let snapshot: ConfigSnapshot;
+    try {
+      snapshot = snapshotOf(appEnv, reads, credentials, this.#o.wallClock());
+    } catch (error) {
+      throw new Error(invalidSecretsText(error, appEnv, credentials), { cause: error });
+    }
+    this.#reads = reads;
+    this.#swap(snapshot, 'new database credentials loaded from Vault');
+  }
+
+  async #rereadKv(): Promise<void> {
+    const { api, appEnv, credentials, token, logger } = this.#o;
+    // Dynamic credentials are the lease keeper's: reading them here would issue a user per interval.
+    const groups = secretGroups.filter((group) => !(group === 'database' && credentials === 'dynamic'));
+    const results = await Promise.all(groups.map(async (group) => {
+      try {
+        return [group, await readGroup(api, token(), appEnv, group, credentials)] as const;
+      } catch (error) {
+        logger.warn({ path: groupPath(appEnv, group, credentials), problem: failureText(error) },
+          'could not read a secret again; keeping the last good configuration');
+        return undefined;
+      }
+    }));
+    const reads = { ...this.#reads };
+    for (const result of results) if (result !== undefined) reads[result[0]] = result[1];
+    let snapshot: ConfigSnapshot;
+    try {
+      snapshot = snapshotOf(appEnv, reads, credentials, this.#o.wallClock());
+    } catch (error) {
+      const problem = invalidSecretsText(error, appEnv, credentials);
+      if (problem !== this.#lastRefused) {
+        this.#lastRefused = problem;
+        logger.error({ problem, keptRevision: this.#o.holder.current?.revision },
+          'secrets read again from Vault refused; keeping the last good configuration');
+      }
+      return;
+    }
+    this.#lastRefused = undefined;
+    this.#reads = reads;
+    if (snapshot.revision !== this.#o.holder.current?.revision) this.#swap(snapshot, 'secrets reloaded from Vault');
+  }
+
+  #swap(snapshot: ConfigSnapshot, message: string): void {
+    this.#o.holder.swap(snapshot);
+    this.#o.logger.info({ versions: sourceVersions(snapshot) }, message);
+  }
+}
