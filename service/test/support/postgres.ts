@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
-  ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, waitForPostgres, type PostgresLayout,
+  ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, superuserEnv, waitForPostgres,
+  type PostgresLayout,
 } from '../../../scripts/stack/postgres.js';
 import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -12,8 +15,20 @@ export interface TestPostgres {
   readonly process: ManagedProcess;
   /** Creates (or re-passwords) the app's role and database with scripts/postgres-init.sh. */
   provision(username: string, password: string): Promise<void>;
+  /**
+   * Writes files into the folder scripts/postgres-init.sh reads (app-username, app-password,
+   * vault-admin-password), keeping those written before, then runs the script.
+   */
+  provisionFiles(files: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Runs `sql` with psql as the superuser over the local socket (-tAc: unaligned, no header),
+   * in database `database` (default postgres); resolves to its output without the last newline.
+   */
+  query(sql: string, database?: string): Promise<string>;
   stop(): Promise<void>;
 }
+
+const run = promisify(execFile);
 
 /** A real PostgreSQL on a free loopback port, set up the way the local stack sets up its own. */
 export async function startTestPostgres(): Promise<TestPostgres> {
@@ -30,13 +45,20 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   await waitForPostgres(layout);
   const credentials = join(dir, 'credentials');
   await mkdir(credentials, { recursive: true });
+  const provisionFiles = async (files: Readonly<Record<string, string>>): Promise<void> => {
+    for (const [name, value] of Object.entries(files)) await writeFile(join(credentials, name), value);
+    await provisionAppRole(layout, credentials);
+  };
   return {
     layout,
     process: proc,
-    async provision(username, password) {
-      await writeFile(join(credentials, 'app-username'), username);
-      await writeFile(join(credentials, 'app-password'), password);
-      await provisionAppRole(layout, credentials);
+    provision: (username, password) => provisionFiles({ 'app-username': username, 'app-password': password }),
+    provisionFiles,
+    async query(sql, database = 'postgres') {
+      const { stdout } = await run('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-tAc', sql], {
+        env: { PATH: process.env.PATH, ...superuserEnv(layout) }, maxBuffer: 1 << 22,
+      });
+      return stdout.replace(/\n$/, '');
     },
     stop: async () => { await proc.stop(); },
   };
