@@ -129,8 +129,14 @@ export class LeaseKeeper {
   }
 
   #verified(info: LeaseInfo): void {
-    this.#state.verified(info.ttlSeconds, info.renewable);
-    this.#o.report.leaseValid(info.ttlSeconds);
+    // Vault counts whole seconds down: 0 is "under a second left", not "no expiry" as for a root token.
+    const ttlSeconds = Math.max(1, info.ttlSeconds);
+    this.#state.verified(ttlSeconds, info.renewable);
+    this.#o.report.leaseValid(ttlSeconds);
+    // The known expiry is rounded down and the renewal time spread up to 5/6 of the TTL: with
+    // a short lease a lookup can bring the expiry before the renewal. The renewal comes first.
+    const latest = this.#o.now() + ttlSeconds * 1000 - this.#o.rules.minDelayMs;
+    if (this.#renewAt > latest) this.#renewAt = latest;
   }
 
   #nextWake(): number {
@@ -157,6 +163,7 @@ export class LeaseKeeper {
       if (!isLeaseGone(error)) throw error;
       return await this.#gone(lease, failureText(error));
     }
+    this.#renewAt = Number.POSITIVE_INFINITY;
     this.#verified(renewed);
     if (renewalCapped(renewed.ttlSeconds, lease.durationSeconds, renewed.renewable)) {
       this.#replaceWhy = renewed.renewable
@@ -164,7 +171,8 @@ export class LeaseKeeper {
       // New credentials now, while these still work: the old pool drains before they end.
       return await this.#replace(this.#replaceWhy, true);
     }
-    this.#renewAt = this.#o.now() + renewalDelayMs(renewed.ttlSeconds * 1000, this.#o.rules);
+    // No later than #verified allowed: before the known expiry.
+    this.#renewAt = Math.min(this.#renewAt, this.#o.now() + renewalDelayMs(renewed.ttlSeconds * 1000, this.#o.rules));
     return this.#nextWake();
   }
 

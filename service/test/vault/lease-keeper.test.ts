@@ -60,6 +60,28 @@ describe('LeaseKeeper timing (fake timers, hand-written fake Vault)', function (
       expect(gate.isOpen).to.be.true;
     });
 
+    it('renews a short lease before the expiry its lookups show, though Vault rounds the TTL down', async function () {
+      // Vault answers whole seconds, rounded down: a lookup a moment after a whole second
+      // shows up to a second less than is left, and a 4 s lease is renewed as late as 3.3 s.
+      let expiresAt = Date.now() + 4000;
+      const api = {
+        lookupLease: sinon.stub().callsFake(() => Promise.resolve(info(Math.floor((expiresAt - Date.now() - 1) / 1000)))),
+        renewLease: sinon.stub().callsFake(() => { expiresAt = Date.now() + 4000; return Promise.resolve(info(4)); }),
+      };
+      current = lease('lease-1', 4);
+      const created = new LeaseKeeper({
+        api, current: () => current, token: () => Promise.resolve('service-token'), report: gate, logger: log.logger,
+        rules: serviceScheduleRules(1000, () => 0.999), replace: sinon.stub().rejects(new Error('no replacement expected')),
+      });
+      keepers.push(created);
+      const halts: string[] = [];
+      gate.onHalt((code) => halts.push(code));
+      await created.start();
+      await clock.tickAsync(60_000);
+      expect(halts, 'traffic never halted').to.deep.equal([]);
+      expect(api.renewLease.callCount).to.be.at.least(15);
+    });
+
     it('fetches new credentials when renewal stops extending the lease, before its max TTL', async function () {
       const api = { lookupLease: sinon.stub().resolves(info(50)), renewLease: sinon.stub().resolves(info(12)) };
       const replace = sinon.stub().callsFake(() => { current = lease('lease-2', 60); return Promise.resolve(); });

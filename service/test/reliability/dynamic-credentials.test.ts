@@ -1,0 +1,251 @@
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { wrappedSecretId } from '../support/approle-admin.js';
+import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
+import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { runBootstrap } from '../support/bootstrap.js';
+import { enableDynamicCredentials } from '../support/database-engine.js';
+import { registerSecret } from '../support/leak-scan.js';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
+import type { ManagedProcess } from '../support/processes.js';
+import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.js';
+import { startService, type ServiceProcess } from '../support/service.js';
+import { tempDir } from '../support/temp-dirs.js';
+import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
+import { fastRenderConfig, sleep, until } from './harness.js';
+import { SteadyLoad, type RequestSpec, type Sample } from './load.js';
+
+const appEnv = 'dev';
+const credsPrefix = `database/creds/saas-app-${appEnv}`;
+/** Short leases so a test sees renewals and a max-TTL rollover in seconds: renewed at ~2.7 s, new credentials at ~11 s. */
+const leaseTtl = '4s';
+const leaseMaxTtl = '12s';
+const checkIntervalMs = 1000;
+
+interface Status {
+  gate: { state: string; code?: string };
+  lease: { path: string; renewedBy: string; ttlSeconds: number | null } | null;
+  secrets: { paths: { path: string; version: number | null }[] };
+}
+
+async function status(service: ServiceProcess): Promise<Status> {
+  return (await (await fetch(`${service.adminUrl}/status`)).json()) as Status;
+}
+
+/** A counter of /metrics, e.g. saas_vault_requests_total{operation="lease-renew",outcome="ok"}. */
+async function metric(service: ServiceProcess, sample: string): Promise<number> {
+  const text = await (await fetch(`${service.adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, the service as a process', function () {
+  this.timeout(90_000);
+  let server: BaoDevServer;
+  let pg: TestPostgres;
+  let proxy: RecordingProxy;
+  let roleId: string;
+
+  /** The app's users Vault issued that exist in PostgreSQL now. */
+  const issuedUsers = async (): Promise<string[]> =>
+    (await pg.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%' ORDER BY rolname")).split('\n').filter((l) => l !== '');
+  /** Users with a session open on the app's database. */
+  const connectedUsers = async (): Promise<string[]> =>
+    (await pg.query("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename LIKE 'v-%'"))
+      .split('\n').filter((l) => l !== '');
+  const revokeLeases = async () => {
+    expect((await vaultRequest(server.addr, server.rootToken, 'PUT', `sys/leases/revoke-prefix/${credsPrefix}`)).status).to.equal(204);
+  };
+
+  async function signedIn(service: ServiceProcess): Promise<(i: number) => RequestSpec> {
+    const signIn = await fetch(`${service.url}/api/session`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+    });
+    expect(signIn.ok, `sign-in answered ${signIn.status}`).to.be.true;
+    const cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    return (i) => (i % 3 === 0
+      ? { kind: 'create', path: '/api/projects', method: 'POST', body: JSON.stringify({ name: `p${i}` }), headers: { Cookie: cookie } }
+      : { kind: 'list', path: '/api/projects', headers: { Cookie: cookie } });
+  }
+
+  const failed = (samples: readonly Sample[]) => samples.filter((s) => s.status !== 200 && s.status !== 201)
+    .map((s) => `${s.kind} ${s.status} ${s.code ?? s.error ?? ''}`);
+
+  before(async function () {
+    [server, pg] = await Promise.all([startBaoDevServer(), startTestPostgres()]);
+    proxy = await startRecordingProxy(server.addr);
+    const credentials = await tempDir('credentials');
+    const run = await runBootstrap(server, appEnv, credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
+    expect(run.code, run.stderr).to.equal(0);
+    roleId = await readFile(join(credentials, 'role-id'), 'utf8');
+    await enableDynamicCredentials(server, pg, { appEnv, ttl: leaseTtl, maxTtl: leaseMaxTtl });
+  });
+  after(async function () {
+    await proxy.close();
+    await pg.stop();
+    await server.stop();
+  });
+
+  describe('SDK mode: the service holds the lease', function () {
+    let service: ServiceProcess;
+
+    before(async function () {
+      const secretId = await unwrapSecretId(server.addr, await wrappedSecretId(server));
+      service = await startService({
+        SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: 'dynamic', APP_ENV: appEnv, VAULT_ADDR: proxy.url,
+        VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, TOKEN_CHECK_MAX_INTERVAL_MS: String(checkIntervalMs),
+        SECRETS_REREAD_INTERVAL_MS: '1000', DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
+      });
+    });
+    after(async function () {
+      await service.process.stop();
+    });
+
+    it('renews the lease and rolls over to new credentials before the max TTL under steady load, failing no request', async function () {
+      const load = new SteadyLoad(service.url, 40, await signedIn(service));
+      const users = new Set<string>();
+      load.start('rollover');
+      const end = Date.now() + 15_000;
+      while (Date.now() < end) {
+        for (const user of await connectedUsers()) users.add(user);
+        await sleep(250);
+      }
+      const samples = await load.stop();
+      expect(failed(samples).slice(0, 10), `of ${samples.length}`).to.deep.equal([]);
+      expect(samples.length).to.be.greaterThan(400);
+      expect(load.skipped).to.equal(0);
+      expect(await metric(service, 'saas_vault_requests_total{operation="lease-renew",outcome="ok"}'), 'renewals').to.be.at.least(2);
+      expect(await metric(service, 'saas_vault_requests_total{operation="read-dynamic",outcome="ok"}'), 'credentials issued')
+        .to.be.at.least(2);
+      expect(users.size, `database users that served: ${[...users].length}`).to.be.at.least(2);
+      const { lease } = await status(service);
+      expect(lease).to.include({ path: credsPrefix, renewedBy: 'service' });
+      expect(lease?.ttlSeconds).to.be.a('number').within(0, 4);
+      expect(await metric(service, `saas_secret_lease_ttl_seconds{path="${credsPrefix}"}`)).to.be.within(0, 4);
+      const text = await (await fetch(`${service.adminUrl}/metrics`)).text();
+      expect(text).to.include(`saas_secret_lease_ttl_seconds{path="${credsPrefix}"} `);
+    });
+
+    it('takes a KV rotation within the re-read interval plus one second', async function () {
+      const written = await vaultData<{ version: number }>(server.addr, server.rootToken, 'POST', `secret/data/saas-project/${appEnv}/api-keys`,
+        { data: { webhook_signing_key: `rotated-${'k'.repeat(40)}` } });
+      const tookMs = await until('the new api-keys version is loaded', async () => (await status(service)).secrets.paths
+        .some((p) => p.path.endsWith('/api-keys') && p.version === written.version), 5000);
+      expect(tookMs).to.be.at.most(1000 + 1000);
+    });
+
+    it('replaces credentials an operator revoked within one check interval, without halting', async function () {
+      const before = await issuedUsers();
+      await revokeLeases();
+      const tookMs = await until('new credentials', async () => {
+        const now = await issuedUsers();
+        return now.length > 0 && now.every((u) => !before.includes(u));
+      }, 5000);
+      expect(tookMs).to.be.at.most(checkIntervalMs + 1000);
+      expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+      expect(await metric(service, 'saas_traffic_halts_total{code="database_lease_revoked"}')).to.equal(0);
+    });
+
+    it('halts with database_lease_revoked when no new credentials can be had, and reopens when they can', async function () {
+      const role = await vaultData<Record<string, unknown>>(server.addr, server.rootToken, 'GET', `database/roles/saas-app-${appEnv}`);
+      expect((await vaultRequest(server.addr, server.rootToken, 'DELETE', `database/roles/saas-app-${appEnv}`)).status).to.equal(204);
+      await revokeLeases();
+      const haltedMs = await until('halted', async () => (await status(service)).gate.code === 'database_lease_revoked', 5000);
+      expect(haltedMs).to.be.at.most(checkIntervalMs + 1000);
+      const answer = await fetch(`${service.url}/api/projects`);
+      expect(answer.status).to.equal(503);
+      expect(await answer.json()).to.deep.include({
+        error: { code: 'database_lease_revoked', message: 'service halted: the service\'s database credentials were revoked' },
+      });
+      await vaultData(server.addr, server.rootToken, 'POST', `database/roles/saas-app-${appEnv}`, role);
+      await until('open again', async () => (await status(service)).gate.state === 'open', 15_000);
+      expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+    });
+
+    it('revokes its token and its leases on SIGTERM: the database user is gone from pg_roles', async function () {
+      expect(await issuedUsers()).to.have.length.greaterThan(0);
+      const token = proxy.clientTokens.at(-1) ?? '';
+      expect((await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/lookup', { token })).status).to.equal(200);
+      service.process.child.kill('SIGTERM');
+      expect(await service.process.exited).to.equal(0);
+      // Its token (5 min TTL) is gone at once, not at its expiry; the users went with it.
+      expect((await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/lookup', { token })).status).to.equal(403);
+      await until('no issued user left', async () => (await issuedUsers()).length === 0, 5000);
+      const leases = await vaultRequest(server.addr, server.rootToken, 'LIST', `sys/leases/lookup/${credsPrefix}`);
+      expect(leases.status, 'no lease left under the prefix').to.equal(404);
+      const log = await service.process.log();
+      expect(log).to.include('revoked the service\'s Vault token and the leases it held');
+    });
+  });
+
+  describe('agent mode: Vault Agent holds the lease', function () {
+    let agentDir: AgentDir;
+    let agent: ManagedProcess;
+    let service: ServiceProcess;
+    const rendered = async () => JSON.parse(await readFile(agentDir.renderedFile, 'utf8')) as {
+      database: { path: string; lease: { id: string; duration: number }; data: { username: string; password: string } };
+    };
+    const registerRendered = async () => {
+      const file = await rendered();
+      registerSecret('rendered dynamic database password', file.database.data.password);
+    };
+
+    before(async function () {
+      agentDir = await prepareAgentDir(server, appEnv);
+      await fastRenderConfig(agentDir);
+      agent = startAgent(server, agentDir, appEnv, appEnv, { DATABASE_CREDENTIALS: 'dynamic' });
+      await waitForFile(agentDir.renderedFile, agent);
+      await waitForFile(agentDir.tokenFile, agent);
+      await registerRendered();
+      registerSecret('agent token', await readFile(agentDir.tokenFile, 'utf8'));
+      service = await startService({
+        SECRETS_MODE: 'agent', DATABASE_CREDENTIALS: 'dynamic', APP_ENV: appEnv, VAULT_ADDR: server.addr,
+        SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile, TOKEN_CHECK_MAX_INTERVAL_MS: String(checkIntervalMs),
+        DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
+      });
+    });
+    after(async function () {
+      await service.process.stop();
+      await agent.stop();
+    });
+
+    it('renders the lease; the agent renews it and renders new credentials before the max TTL, failing no request', async function () {
+      const first = await rendered();
+      expect(first.database.path).to.equal(credsPrefix);
+      expect(first.database.lease.duration).to.be.within(1, 4);
+      const renewals = new Set<string>();
+      const leaseIds = new Set<string>([first.database.lease.id]);
+      const load = new SteadyLoad(service.url, 40, await signedIn(service));
+      load.start('agent rollover');
+      const end = Date.now() + 15_000;
+      while (Date.now() < end) {
+        const file = await rendered().catch(() => undefined);
+        if (file !== undefined) {
+          leaseIds.add(file.database.lease.id);
+          registerSecret('rendered dynamic database password', file.database.data.password);
+          const looked = await vaultRequest(server.addr, server.rootToken, 'PUT', 'sys/leases/lookup', { lease_id: file.database.lease.id });
+          const lastRenewal = (looked.body as { data?: { last_renewal: string | null } }).data?.last_renewal;
+          if (typeof lastRenewal === 'string') renewals.add(`${file.database.lease.id} ${lastRenewal}`);
+        }
+        await sleep(250);
+      }
+      const samples = await load.stop();
+      expect(failed(samples).slice(0, 10), `of ${samples.length}`).to.deep.equal([]);
+      expect(load.skipped).to.equal(0);
+      expect(renewals.size, 'renewals the agent made, seen by lease lookups').to.be.at.least(2);
+      expect(leaseIds.size, 'credentials the agent rendered').to.be.at.least(2);
+      expect((await status(service)).lease).to.include({ path: credsPrefix, renewedBy: 'agent' });
+    });
+
+    it('halts with database_lease_revoked within one check interval of a revocation, and reopens on the agent\'s new render', async function () {
+      const before = (await rendered()).database.lease.id;
+      await revokeLeases();
+      const haltedMs = await until('halted', async () => (await status(service)).gate.code === 'database_lease_revoked', 5000);
+      expect(haltedMs).to.be.at.most(checkIntervalMs + 1000);
+      await until('a new render', async () => (await rendered()).database.lease.id !== before, 20_000);
+      await registerRendered();
+      await until('open again', async () => (await status(service)).gate.state === 'open', 5000);
+    });
+  });
+});
