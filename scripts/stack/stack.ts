@@ -64,6 +64,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, child: Child
   throw new Error(`${what} was not ready within ${timeoutMs / 1000} s: see ${logFile}`);
 }
 
+/** DATABASE_CREDENTIALS from the caller's environment: dynamic unless it says kv, as in docker-compose.yml. */
+export function databaseCredentials(env: NodeJS.ProcessEnv = process.env): 'dynamic' | 'kv' {
+  const value = env.DATABASE_CREDENTIALS ?? 'dynamic';
+  if (value !== 'dynamic' && value !== 'kv') throw new Error(`DATABASE_CREDENTIALS must be dynamic or kv (got '${value}')`);
+  return value;
+}
+
 async function httpStatus(url: string): Promise<number> {
   const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
   await response.body?.cancel();
@@ -82,6 +89,7 @@ export class Stack {
   /** Brings the whole stack up and resolves once the service answers /readyz 200. */
   async up(log: (line: string) => void): Promise<{ appUrl: string; vaultAddr: string }> {
     const { root, logs } = this.paths;
+    const credentials = databaseCredentials();
     if (await this.#anyAlive()) {
       throw new Error(`a stack is already running (${this.paths.pids}): run "npm run stack:down" first`);
     }
@@ -126,8 +134,21 @@ export class Stack {
     await provisionAppRole(layout, pgInit);
     log(`postgres     127.0.0.1:${layout.port}`);
 
+    // vault-db-init: the database engine issues the app's users (dynamic, the default), or the
+    // app keeps the KV user (DATABASE_CREDENTIALS=kv), as in docker-compose.yml.
+    if (credentials === 'dynamic') {
+      const adminPassword = join(pgInit, 'vault-admin-password');
+      const engine = await run('sh', [join(repoRoot, 'scripts/database-engine.sh'), 'dev'], {
+        env: { ...operatorEnv, DATABASE_ADDRESS: `127.0.0.1:${layout.port}`, DATABASE_ADMIN_PASSWORD_FILE: adminPassword },
+      });
+      await writeFile(this.#log('vault-db-init'), engine.stdout);
+      // Vault rotated it: the file now holds nothing anyone can use, and goes.
+      await rm(adminPassword, { force: true });
+      log('vault-db-init database engine ready (database/creds/saas-app-dev)');
+    }
+
     const agent = await this.#spawn('vault-agent', bao, ['agent', '-config=config/agent.hcl', '-config=config/env/dev.hcl'],
-      { cwd: agentDir, env: { PATH: process.env.PATH, HOME: home, VAULT_ADDR: vaultAddr, APP_ENV: 'dev' } });
+      { cwd: agentDir, env: { PATH: process.env.PATH, HOME: home, VAULT_ADDR: vaultAddr, APP_ENV: 'dev', DATABASE_CREDENTIALS: credentials } });
     const rendered = join(agentDir, 'secrets/app.json');
     await waitFor('vault-agent', () => Promise.resolve(existsSync(rendered)), agent, this.#log('vault-agent'));
     log('vault-agent  rendered secrets/app.json');
@@ -140,7 +161,8 @@ export class Stack {
     const app = await this.#spawn('app', process.execPath, [dist], {
       cwd: repoRoot,
       env: {
-        PATH: process.env.PATH, NODE_ENV: 'production', SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: String(appPort),
+        PATH: process.env.PATH, NODE_ENV: 'production', SECRETS_MODE: 'agent', APP_ENV: 'dev', DATABASE_CREDENTIALS: credentials,
+        PORT: String(appPort),
         ADMIN_PORT: String(adminPort),
         VAULT_ADDR: vaultAddr, SECRETS_FILE: rendered, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
         DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(layout.port), DATABASE_NAME: 'saas',
@@ -151,7 +173,7 @@ export class Stack {
     const pgEnv = superuserEnv(layout);
     await writeFile(this.paths.env, [
       '# Written by the local stack. For the operator only: VAULT_TOKEN is the dev root token.',
-      `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, `ADMIN_URL=${adminUrl}`, 'APP_ENV=dev',
+      `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, `ADMIN_URL=${adminUrl}`, 'APP_ENV=dev', `DATABASE_CREDENTIALS=${credentials}`,
       `PGHOST=${String(pgEnv.PGHOST)}`, `PGPORT=${String(pgEnv.PGPORT)}`, 'PGUSER=postgres', '',
     ].join('\n'), { mode: 0o600 });
     log(`app          ${appUrl}`);

@@ -25,11 +25,11 @@ const initScript = join(repoRoot, 'scripts/compose-vault-init.sh');
 /** The current spec, present in the project's workspace only (users' clones lack it). */
 const sharedSchemaFile = resolve(repoRoot, '../shared/schemas/compose-spec.json');
 
-const serviceNames = ['vault', 'vault-init', 'vault-agent', 'app', 'postgres'];
+const serviceNames = ['vault', 'vault-init', 'vault-db-init', 'vault-agent', 'app', 'postgres'];
 /** The app's whole environment: names and addresses, never a secret. */
 const appEnvironmentKeys = [
   'SECRETS_MODE', 'APP_ENV', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
-  'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME',
+  'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_CREDENTIALS',
 ];
 /** Values that look like a credential, wherever they appear in the file. */
 const secretLooking: readonly RegExp[] = [
@@ -295,20 +295,22 @@ describe('docker-compose.yml', function () {
   });
 
   describe('compose: topology', function () {
-    it('has exactly the services vault, vault-init, vault-agent, app and postgres', function () {
+    it('has exactly the services vault, vault-init, vault-db-init, vault-agent, app and postgres', function () {
       expect(Object.keys(compose.services)).to.have.members(serviceNames);
     });
 
     it('runs the official images, pinned: one hashicorp/vault version for the three Vault services, a postgres major', function () {
-      const vaultImages = ['vault', 'vault-init', 'vault-agent'].map((name) => service(compose, name).image);
+      const vaultImages = ['vault', 'vault-init', 'vault-db-init', 'vault-agent'].map((name) => service(compose, name).image);
       for (const image of vaultImages) expect(image).to.match(/^hashicorp\/vault:\d+\.\d+\.\d+$/);
       expect(new Set(vaultImages).size, 'the same Vault version everywhere').to.equal(1);
       expect(service(compose, 'postgres').image).to.match(/^postgres:\d+(\.\d+)?-alpine$/);
     });
 
-    it('starts in order: vault healthy, vault-init done, then vault-agent and postgres healthy, then app', function () {
+    it('starts in order: vault healthy, vault-init done, postgres healthy, vault-db-init done, vault-agent healthy, then app', function () {
       expect(dependsOn(service(compose, 'vault-init'))).to.deep.equal({ vault: 'service_healthy' });
       expect(dependsOn(service(compose, 'vault-agent'))).to.deep.include({ 'vault-init': 'service_completed_successfully' });
+      expect(dependsOn(service(compose, 'vault-db-init'))).to.deep.equal({ postgres: 'service_healthy' });
+      expect(dependsOn(service(compose, 'vault-agent'))).to.deep.include({ 'vault-db-init': 'service_completed_successfully' });
       expect(dependsOn(service(compose, 'postgres'))).to.deep.include({ 'vault-init': 'service_completed_successfully' });
       expect(dependsOn(service(compose, 'app'))).to.deep.include({
         'vault-agent': 'service_healthy',
@@ -317,7 +319,7 @@ describe('docker-compose.yml', function () {
     });
 
     it('gives every long-running service a healthcheck, and every service_healthy dependency has one', function () {
-      for (const name of serviceNames.filter((n) => n !== 'vault-init')) {
+      for (const name of serviceNames.filter((n) => n !== 'vault-init' && n !== 'vault-db-init')) {
         const check = service(compose, name).healthcheck;
         expect(check?.disable, `${name} healthcheck.disable`).not.to.equal(true);
         expect(words(check?.test).length, `${name} healthcheck.test`).to.be.greaterThan(1);
@@ -381,7 +383,12 @@ describe('docker-compose.yml', function () {
         DATABASE_HOST: 'postgres',
         DATABASE_PORT: '5432',
         DATABASE_NAME: 'saas',
+        // One setting for vault-db-init, the agent's template and the app: dynamic unless the user says kv.
+        DATABASE_CREDENTIALS: '${DATABASE_CREDENTIALS:-dynamic}',
       });
+      for (const name of ['vault-db-init', 'vault-agent']) {
+        expect(environmentOf(service(compose, name)).get('DATABASE_CREDENTIALS'), name).to.equal('${DATABASE_CREDENTIALS:-dynamic}');
+      }
     });
 
     it('gives postgres its superuser password as a file from pg-init, never as a value', function () {
@@ -408,8 +415,10 @@ describe('docker-compose.yml', function () {
 
     it('keeps the credentials and pg-init volumes to their writer and readers (vault only holds them mounted, read-only)', function () {
       expect(usersOfVolume(compose, 'credentials')).to.have.members(['vault', 'vault-init', 'vault-agent']);
-      expect(usersOfVolume(compose, 'pg-init')).to.have.members(['vault', 'vault-init', 'postgres']);
-      expect(usersOfVolume(compose, 'vault-home')).to.have.members(['vault', 'vault-init']);
+      expect(usersOfVolume(compose, 'pg-init')).to.have.members(['vault', 'vault-init', 'vault-db-init', 'postgres']);
+      expect(usersOfVolume(compose, 'vault-home')).to.have.members(['vault', 'vault-init', 'vault-db-init']);
+      expect(mountOf(service(compose, 'vault-db-init'), 'pg-init')?.readOnly).to.equal(true);
+      expect(mountOf(service(compose, 'vault-db-init'), 'vault-home')?.readOnly).to.equal(true);
       for (const volume of ['credentials', 'pg-init']) {
         expect(mountOf(service(compose, 'vault'), volume)?.readOnly, `vault mounts ${volume}`).to.equal(true);
       }
@@ -417,7 +426,7 @@ describe('docker-compose.yml', function () {
     });
 
     it('runs vault, vault-init and vault-agent as the Vault image\'s vault user, the app as node', function () {
-      for (const name of ['vault', 'vault-init', 'vault-agent']) {
+      for (const name of ['vault', 'vault-init', 'vault-db-init', 'vault-agent']) {
         expect(parseUser(service(compose, name).user), name).to.deep.equal(vaultImageUser);
       }
       expect(parseUser(service(compose, 'app').user)).to.deep.equal(nodeImageUser);

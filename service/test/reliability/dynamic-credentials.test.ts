@@ -1,12 +1,14 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { wrappedSecretId } from '../support/approle-admin.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { superuserEnv } from '../../../scripts/stack/postgres.js';
+import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { enableDynamicCredentials } from '../support/database-engine.js';
-import { registerSecret } from '../support/leak-scan.js';
+import { recordOutput, registerSecret } from '../support/leak-scan.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.js';
@@ -246,6 +248,57 @@ describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, 
       await until('a new render', async () => (await rendered()).database.lease.id !== before, 20_000);
       await registerRendered();
       await until('open again', async () => (await status(service)).gate.state === 'open', 5000);
+    });
+  });
+
+  describe('SDK mode with kv credentials: a rotation by scripts/rotate-db-password.sh', function () {
+    let service: ServiceProcess;
+    const databasePath = `secret/data/saas-project/${appEnv}/database`;
+    const loadedDatabaseVersion = async () => (await status(service)).secrets.paths.find((p) => p.path === databasePath)?.version;
+
+    before(async function () {
+      const database = await vaultData<{ data: { username: string; password: string } }>(server.addr, server.rootToken, 'GET', databasePath);
+      await pg.provision(database.data.username, database.data.password);
+      const secretId = await unwrapSecretId(server.addr, await wrappedSecretId(server));
+      service = await startService({
+        SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: 'kv', APP_ENV: appEnv, VAULT_ADDR: proxy.url,
+        VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, SECRETS_REREAD_INTERVAL_MS: '1000',
+        DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
+      });
+    });
+    after(async function () {
+      await service.process.stop();
+    });
+
+    it('reaches the service within the re-read interval plus one second; new connections use the new password, no request fails', async function () {
+      const load = new SteadyLoad(service.url, 40, await signedIn(service));
+      load.start('kv rotation');
+      await sleep(1000);
+      const before = await loadedDatabaseVersion();
+      const rotation = await new Promise<{ code: number; out: string }>((resolve) => {
+        execFile('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], {
+          env: baoEnv(server.dir, {
+            VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, APP_ENV: appEnv,
+            ...superuserEnv(pg.layout), PGUSER: 'postgres',
+          }),
+        }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : 1, out: `${stdout}${stderr}` }); });
+      });
+      recordOutput('rotate-db-password.sh output', rotation.out);
+      expect(rotation.code, rotation.out).to.equal(0);
+      const rotated = await vaultData<{ data: { password: string } }>(server.addr, server.rootToken, 'GET', databasePath);
+      registerSecret('rotated KV database password', rotated.data.password);
+      const tookMs = await until('the new database version is loaded', async () => (await loadedDatabaseVersion()) === (before ?? 0) + 1, 5000);
+      expect(tookMs).to.be.at.most(1000 + 1000);
+      // Every session the service had is ended: what it opens next must log in with the new password.
+      await sleep(300);
+      await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT LIKE 'v-%' AND pid <> pg_backend_pid()");
+      await sleep(2000);
+      const samples = await load.stop();
+      const after = samples.filter((s) => s.t0 > Date.now() - 1500);
+      expect(after.length, 'answers after the old sessions ended').to.be.greaterThan(30);
+      expect(after.filter((s) => s.status !== 200 && s.status !== 201).map((s) => `${s.status} ${s.body}`).slice(0, 5)).to.deep.equal([]);
+      const beforeTermination = samples.filter((s) => s.t1 < Date.now() - 2300);
+      expect(failed(beforeTermination).slice(0, 10), `of ${beforeTermination.length}`).to.deep.equal([]);
     });
   });
 });
