@@ -135,9 +135,10 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     const known = new Set<string>([
       ...Object.values(settingsSchema).map((s) => s.env), ...credentialVariables,
     ]);
-    const scripts = ['bootstrap.sh', 'prod/first-bootstrap.sh', 'prod/issue-wrapped-secret-id.sh', 'compose-vault-init.sh',
-      'postgres-credentials.sh', 'postgres-init.sh']
-      .map((name) => readFile(join(repoRoot, 'scripts', name), 'utf8'));
+    const shellScripts = async (dir: string) => (await readdir(join(repoRoot, dir))).filter((name) => name.endsWith('.sh'))
+      .map((name) => join(dir, name));
+    const scripts = [...await shellScripts('scripts'), ...await shellScripts('scripts/prod')]
+      .map((path) => readFile(join(repoRoot, path), 'utf8'));
     const scriptText = (await Promise.all(scripts)).join('\n') + await readFile(join(repoRoot, 'scripts/stack/stack.ts'), 'utf8')
       + await readFile(join(repoRoot, 'docker-compose.yml'), 'utf8');
     const variables = new Set(plan.match(/`([A-Z][A-Z0-9]*_[A-Z0-9_]+)`/g)?.map((v) => v.slice(1, -1)) ?? []);
