@@ -9,6 +9,7 @@ import { waitForFile } from '../support/agent.js';
 import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
 import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
+import { startTestPostgres } from '../support/postgres.js';
 import { spawnManaged, type ManagedProcess } from '../support/processes.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
@@ -39,13 +40,13 @@ function cli(env: NodeJS.ProcessEnv, args: string[], stdin = ''): Promise<Outcom
 }
 
 /** An agent from agent-config/, talking TLS to `node` (as production.test.ts starts one). */
-async function startProdAgent(node: BaoServerNode, tls: Tls, credentialsDir: string) {
+async function startProdAgent(node: BaoServerNode, tls: Tls, credentialsDir: string, extraEnv: NodeJS.ProcessEnv = {}) {
   const dir = await tempDir('agent');
   await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
   await symlink(credentialsDir, join(dir, 'credentials'));
   await mkdir(join(dir, 'secrets'), { mode: 0o750 });
   const proc: ManagedProcess = spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
-    cwd: dir, env: baoEnv(dir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: 'prod' }), logFile: join(dir, 'agent.log'),
+    cwd: dir, env: baoEnv(dir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: 'prod', ...extraEnv }), logFile: join(dir, 'agent.log'),
   });
   const rendered = join(dir, 'secrets/app.json');
   await waitForFile(rendered, proc, 30_000);
@@ -245,6 +246,68 @@ describe('admin access after the root token is revoked, token hygiene and the ki
       unsealKeys.join('\n') + '\n');
     expect(anonymous.code).to.equal(1);
     expect(anonymous.stderr).to.contain('Vault refused to start a root token generation');
+  });
+
+  it('the admin sets up production\'s dynamic database credentials (database-engine.sh): the app serves from a user Vault issued', async function () {
+    const pg = await startTestPostgres();
+    let prodAgent: Awaited<ReturnType<typeof startProdAgent>> | undefined;
+    let app: RunningService | undefined;
+    try {
+      // The DBA's part: scripts/postgres-init.sh with vault_admin's initial password in a file.
+      const initial = randomBytes(24).toString('hex');
+      registerSecret('vault_admin initial password (prod)', initial);
+      await pg.provisionFiles({ 'vault-admin-password': initial });
+      const handedOver = join(await tempDir('dba'), 'vault-admin-password');
+      await writeFile(handedOver, `${initial}\n`, { mode: 0o600 });
+      // The admin's part, logged in (the token from the CLI's token helper), as the plan says.
+      const adminToken = (await asAdmin(['print', 'token'])).stdout.trim();
+      const engine = await runScript('scripts/database-engine.sh', ['prod'], node.cliEnv({
+        HOME: adminHome, VAULT_TOKEN: adminToken, DATABASE_ADDRESS: `127.0.0.1:${pg.layout.port}`, DATABASE_ADMIN_PASSWORD_FILE: handedOver,
+      }));
+      expect(engine.code, engine.stderr).to.equal(0);
+      expect(engine.stdout).to.contain('rotated the password of vault_admin (database/rotate-root/saas-prod)');
+      expect(engine.stdout).to.contain('wrote role saas-app-prod');
+
+      // The app: its own wrapped secret id (the orchestrator), the agent rendering dynamic credentials.
+      const ownCredentials = join(await tempDir('credentials'), 'approle');
+      await mkdir(ownCredentials, { recursive: true });
+      await writeFile(join(ownCredentials, 'role-id'), await readFile(join(credentials, 'role-id')));
+      await issueSecretId(join(ownCredentials, 'secret-id'));
+      prodAgent = await startProdAgent(node, tls, ownCredentials, { DATABASE_CREDENTIALS: 'dynamic' });
+      registerSecret('agent token (dynamic)', await readFile(prodAgent.token, 'utf8'));
+      const rendered = JSON.parse(await readFile(prodAgent.rendered, 'utf8')) as {
+        database: { path: string; lease: { duration: number }; data: { username: string; password: string } };
+      };
+      registerSecret('dynamic prod database password', rendered.database.data.password);
+      expect(rendered.database.path).to.equal('database/creds/saas-app-prod');
+      expect(rendered.database.lease.duration).to.equal(3600);
+      app = await startService(readSettings({
+        SECRETS_MODE: 'agent', APP_ENV: 'prod', DATABASE_CREDENTIALS: 'dynamic', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0',
+        VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, SECRETS_FILE: prodAgent.rendered, VAULT_TOKEN_FILE: prodAgent.token,
+        DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
+      }), {}, capturingLogger().logger);
+      const base = `http://127.0.0.1:${app.port}`;
+      const signIn = await fetch(`${base}/api/session`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+      });
+      const cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const created = await fetch(`${base}/api/projects`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie }, body: JSON.stringify({ name: 'prod' }),
+      });
+      expect(created.status).to.equal(201);
+      expect(await pg.query("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename LIKE 'v-%'"))
+        .to.equal(rendered.database.data.username);
+      // The admin can rotate what Vault holds of PostgreSQL at any time; the users keep coming.
+      const rotated = await asAdmin(['write', '-f', 'database/rotate-root/saas-prod']);
+      expect(rotated.code, rotated.stderr).to.equal(0);
+      expect((await asAdmin(['read', 'database/creds/saas-app-prod'])).code, 'the admin cannot read app users').to.equal(2);
+    } finally {
+      await app?.close();
+      await prodAgent?.proc.stop();
+      // Its users go before PostgreSQL does: Vault revokes a lease by connecting to drop the user.
+      await asAdmin(['write', '-f', 'sys/leases/revoke-prefix/database/creds/saas-app-prod']);
+      await pg.stop();
+    }
   });
 
   it('the agent and the service run; a rotated secret id\'s predecessor is destroyed by accessor, the service keeps its token', async function () {
