@@ -50,10 +50,23 @@ async function unseal(node: BaoServerNode, init: InitOutput): Promise<void> {
   expect(result.code, result.stderr).to.equal(0);
 }
 
-/** An agent from agent-config/, talking TLS to `node`, in its own working directory. */
-async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentialsDir: string) {
+/**
+ * An agent from agent-config/, talking TLS to `node`, in its own working directory. With
+ * `renderInterval`, env/<appEnv>.hcl is copied with that static_secret_render_interval (a
+ * test that waits for a rotation cannot wait prod's 5 minutes); everything else is the file.
+ */
+async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentialsDir: string, renderInterval?: string) {
   const dir = await tempDir('agent');
-  await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
+  if (renderInterval === undefined) {
+    await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
+  } else {
+    await mkdir(join(dir, 'config/env'), { recursive: true });
+    for (const file of ['agent.hcl', 'secrets.json.ctmpl']) await symlink(join(repoRoot, 'agent-config', file), join(dir, 'config', file));
+    const shipped = await readFile(join(repoRoot, `agent-config/env/${appEnv}.hcl`), 'utf8');
+    const fast = shipped.replace(/static_secret_render_interval\s*=\s*"[^"]+"/, `static_secret_render_interval = "${renderInterval}"`);
+    if (fast === shipped) throw new Error(`agent-config/env/${appEnv}.hcl sets no static_secret_render_interval`);
+    await writeFile(join(dir, 'config/env', `${appEnv}.hcl`), fast);
+  }
   await symlink(credentialsDir, join(dir, 'credentials'));
   await mkdir(join(dir, 'secrets'), { mode: 0o750 });
   const proc = spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`], {
@@ -249,11 +262,12 @@ async function httpsPut(node: BaoServerNode, tls: Tls, path: string, token: stri
   });
 }
 
-describe('a three-node Raft cluster of real bao servers', function () {
+describe('a three-node Raft cluster of real bao servers, taken from nothing to a serving app by the plan\'s production commands', function () {
   this.timeout(150_000);
   let tls: Tls;
   const nodes: BaoServerNode[] = [];
   let init: InitOutput;
+  let adminPassword: string;
   let agent: Awaited<ReturnType<typeof agentFor>> | undefined;
   let service: RunningService | undefined;
 
@@ -297,15 +311,21 @@ describe('a three-node Raft cluster of real bao servers', function () {
       if (Date.now() > votersBy) throw new Error('the followers never became voters');
       await sleep(500);
     }
+    // The first bootstrap, once for the whole cluster: the root token is used, then revoked.
     const credentials = join(await tempDir('credentials'), 'approle');
-    const boot = await runScript('scripts/bootstrap.sh', ['dev', credentials],
-      leader.cliEnv({ VAULT_TOKEN: init.root_token, ROLE_TOKEN_TTL: '30s' }));
+    adminPassword = randomBytes(24).toString('hex');
+    registerSecret('admin password (HA)', adminPassword);
+    const adminPasswordFile = join(await tempDir('admin'), 'password');
+    await writeFile(adminPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
+    const boot = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, join(await tempDir('orchestrator'), 'token')],
+      leader.cliEnv({ ROLE_TOKEN_TTL: '30s', ADMIN_PASSWORD_FILE: adminPasswordFile }), `${init.root_token}\n`);
     expect(boot.code, boot.stderr).to.equal(0);
+    expect(boot.stdout).to.contain('the root token is revoked');
     // The agent and the service talk to a standby: it forwards to whichever node leads.
     const standby = nodes[1] as BaoServerNode;
-    agent = await agentFor(standby, tls, 'dev', credentials);
+    agent = await agentFor(standby, tls, 'prod', credentials, '1s');
     service = await startService(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
+      SECRETS_MODE: 'agent', APP_ENV: 'prod', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
       SECRETS_FILE: agent.rendered, VAULT_TOKEN_FILE: agent.token, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
       VAULT_REQUEST_TIMEOUT_MS: '2000',
     }), {}, capturingLogger().logger);
@@ -316,7 +336,7 @@ describe('a three-node Raft cluster of real bao servers', function () {
     for (const node of nodes) await node.stop();
   });
 
-  it('stays ready when the leader stops, follows the new leader, and secrets stay readable', async function () {
+  it('stays ready when the leader stops; the admin rotates a secret through the new leader and it reaches the service', async function () {
     if (service === undefined) this.skip();
     const url = `http://127.0.0.1:${service.port}`;
     expect(await statusOf(`${url}/readyz`)).to.equal(200);
@@ -338,10 +358,19 @@ describe('a three-node Raft cluster of real bao servers', function () {
       await sleep(200);
     }
 
-    // A rotation after the failover reaches the service: the agent reads through the new leader.
-    const write = await bao(nodes[1] as BaoServerNode, init.root_token,
-      ['kv', 'put', '-mount=secret', 'saas-project/dev/api-keys', `webhook_signing_key=${'f'.repeat(64)}`]);
+    // Root is gone: the admin logs in (userpass, password on stdin) and rotates a secret after
+    // the failover; it reaches the service through the new leader.
+    const survivor = nodes[1] as BaoServerNode;
+    const login = await bao(survivor, '', ['login', '-method=userpass', '-token-only', 'username=admin', 'password=-'], adminPassword);
+    expect(login.code, login.stderr).to.equal(0);
+    const adminToken = login.stdout.trim();
+    registerSecret('admin token (HA)', adminToken);
+    const key = randomBytes(32).toString('hex');
+    registerSecret('rotated key (HA)', key);
+    const write = await bao(survivor, adminToken,
+      ['kv', 'patch', '-mount=secret', 'saas-project/prod/api-keys', 'webhook_signing_key=-'], key);
     expect(write.code, write.stderr).to.equal(0);
+    expect((await bao(survivor, init.root_token, ['token', 'lookup'])).code, 'root stays revoked').to.not.equal(0);
     const deadline = Date.now() + 8000;
     let version: number | undefined;
     while (Date.now() < deadline) {
