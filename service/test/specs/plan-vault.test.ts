@@ -148,6 +148,18 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     }
   });
 
+  it('runs in a test every script its production section and runbook tell an operator to run', async function () {
+    const production = plan.slice(plan.indexOf('## 5. Transition vers la production'));
+    const scripts = new Set(production.match(/scripts\/(?:prod\/)?[\w-]+\.sh/g) ?? []);
+    expect(scripts.size).to.be.greaterThan(8);
+    const testFiles = async (dir: string): Promise<string[]> => (await readdir(dir, { withFileTypes: true }))
+      .flatMap((entry) => (entry.isDirectory() ? [] : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : []))
+      .concat(...await Promise.all((await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory())
+        .map((e) => testFiles(join(dir, e.name)))));
+    const tests = (await Promise.all((await testFiles(join(repoRoot, 'service/test'))).map((f) => readFile(f, 'utf8')))).join('\n');
+    for (const script of scripts) expect(tests.includes(script), `${script} is run by no test`).to.be.true;
+  });
+
   it('shows the bootstrap\'s own commands', async function () {
     const bootstrap = await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8');
     const block = plan.slice(plan.indexOf('### Ce que fait `scripts/bootstrap.sh`'), plan.indexOf('Équivalents API'));
