@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { buildSnapshot } from '../../src/config/snapshot.js';
+import type { LeaseStatus } from '../../src/vault/lease-report.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { instrumentVaultApi, vaultOutcome } from '../../src/metrics/instrumented-vault-api.js';
 import { ServiceMetrics } from '../../src/metrics/service-metrics.js';
@@ -53,6 +54,18 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
     expect(sample(text, 'saas_traffic_gate_open')).to.equal(1);
     expect(sample(text, 'saas_vault_token_ttl_seconds'), 'no known expiry').to.equal(0);
     expect(sample(text, 'saas_secrets_snapshot_age_seconds')).to.equal(30);
+  });
+
+  it('shows the lease\'s remaining TTL per path with dynamic credentials, and no sample with kv ones', async function () {
+    const other = new ServiceMetrics();
+    let lease: LeaseStatus | null = null;
+    other.observe({ gate, holder, token: () => token, lease: () => lease, reloads: () => reloads });
+    expect(await other.text()).to.not.match(/^saas_secret_lease_ttl_seconds/m);
+    lease = { path: 'database/creds/saas-app-dev', renewedBy: 'agent', ttlSeconds: 1234, renewable: true,
+      lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 };
+    expect(sample(await other.text(), 'saas_secret_lease_ttl_seconds', '{path="database/creds/saas-app-dev"}')).to.equal(1234);
+    lease = { ...lease, ttlSeconds: null };
+    expect(sample(await other.text(), 'saas_secret_lease_ttl_seconds', '{path="database/creds/saas-app-dev"}'), 'none known').to.equal(0);
   });
 
   it('counts halts by code, once per halt as the fatal line does, not per refused check', async function () {

@@ -33,6 +33,52 @@ describe('parseRenderedFile', function () {
     expect(snapshot.revision).to.match(/^[0-9a-f]{64}$/);
   });
 
+  describe('with dynamic database credentials (DATABASE_CREDENTIALS=dynamic)', function () {
+    const dynamicDocument = (lease: unknown = { id: 'database/creds/saas-app-dev/abc', duration: 3600, renewable: true }) => {
+      const document = renderedDocument('dev', 2) as Record<string, Record<string, unknown>>;
+      const database = document.database ?? {};
+      return { ...document, database: { path: 'database/creds/saas-app-dev', lease, data: database.data } };
+    };
+    const parseDynamic = (document: unknown) =>
+      parseRenderedFile(file, Buffer.from(JSON.stringify(document)), 'dev', 1000, 'dynamic');
+
+    it('takes the database group from database/creds with its lease, and no version', function () {
+      const snapshot = parseDynamic(dynamicDocument());
+      expect(snapshot.lease).to.deep.equal({
+        path: 'database/creds/saas-app-dev', id: 'database/creds/saas-app-dev/abc', durationSeconds: 3600, renewable: true,
+      });
+      expect(snapshot.sources[0]).to.deep.equal({ group: 'database', path: 'database/creds/saas-app-dev', version: null });
+      expect(parse(renderedDocument('dev', 1)).lease, 'kv: no lease').to.equal(null);
+    });
+
+    it('refuses a lease without an id or a positive duration, naming the key', function () {
+      for (const [lease, key] of [
+        [{ duration: 3600, renewable: true }, 'database.lease.id'],
+        [{ id: 'x', duration: 0, renewable: true }, 'database.lease.duration'],
+        [{ id: 'x', duration: 60 }, 'database.lease.renewable'],
+      ] as const) {
+        try {
+          parseDynamic(dynamicDocument(lease));
+          expect.fail(`accepted ${key}`);
+        } catch (error) {
+          expect((error as SecretsFileError).key).to.equal(key);
+        }
+      }
+    });
+
+    it('names DATABASE_CREDENTIALS when the agent and the service disagree', function () {
+      const error = refusal(dynamicDocument());
+      expect(error.key).to.equal('database.path');
+      expect(error.reason).to.include('DATABASE_CREDENTIALS is kv here');
+      try {
+        parseDynamic(renderedDocument('dev', 1));
+        expect.fail('accepted a KV database group in dynamic mode');
+      } catch (error) {
+        expect((error as SecretsFileError).reason).to.include('DATABASE_CREDENTIALS is dynamic here');
+      }
+    });
+  });
+
   it('gives equal content an equal revision and different content another', function () {
     const document = renderedDocument('dev', 1);
     expect(parse(document).revision).to.equal(parse(document).revision);
