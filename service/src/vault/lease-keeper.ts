@@ -160,8 +160,13 @@ export class LeaseKeeper {
     try {
       renewed = await this.#o.api.renewLease(lease.id, token, lease.durationSeconds);
     } catch (error) {
-      if (!isLeaseGone(error)) throw error;
-      return await this.#gone(lease, failureText(error));
+      if (isLeaseGone(error)) return await this.#gone(lease, failureText(error));
+      if (isTransient(error)) throw error;
+      // Vault refuses to renew a lease close to its max TTL ("past the max TTL, cannot renew")
+      // although the previous renewal granted the full TTL: the lease still works until its
+      // known expiry, and only new credentials help.
+      this.#replaceWhy = `renewal refused (${failureText(error)})`;
+      return await this.#replace(this.#replaceWhy, true);
     }
     this.#renewAt = Number.POSITIVE_INFINITY;
     this.#verified(renewed);

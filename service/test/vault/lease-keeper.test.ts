@@ -96,6 +96,23 @@ describe('LeaseKeeper timing (fake timers, hand-written fake Vault)', function (
       expect(gate.isOpen).to.be.true;
     });
 
+    it('fetches new credentials at once when Vault refuses a renewal past the max TTL, without halting', async function () {
+      // bao granted the full TTL on the renewal before, then refuses this one while the lease still works.
+      const api = {
+        lookupLease: sinon.stub().resolves(info(50)),
+        renewLease: sinon.stub().rejects(answered(400, 'past the max TTL, cannot renew')),
+      };
+      const replace = sinon.stub().callsFake(() => { current = lease('lease-2', 60); return Promise.resolve(); });
+      const halts: string[] = [];
+      gate.onHalt((code) => halts.push(code));
+      await keeper(api, { replace }).start();
+      await clock.tickAsync(40_100);
+      expect(api.renewLease.callCount).to.equal(1);
+      expect(replace.callCount, 'new credentials at the refused renewal').to.equal(1);
+      expect(String(replace.firstCall.args[0])).to.include('past the max TTL');
+      expect(halts).to.deep.equal([]);
+    });
+
     it('replaces a revoked lease within one check interval; traffic never halts when new credentials come', async function () {
       const api = { lookupLease: sinon.stub().resolves(info(50)), renewLease: sinon.stub().resolves(info(60)) };
       const replace = sinon.stub().callsFake(() => { current = lease('lease-2', 60); return Promise.resolve(); });
