@@ -149,7 +149,7 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
   it('renders agent-config/secrets.json.ctmpl, for prod, 0440, failing on a missing key', async function () {
     const template = await readFile(join(repoRoot, 'agent-config/secrets.json.ctmpl'), 'utf8');
     expect(annotations['vault.hashicorp.com/agent-inject-template-app.json']?.trimEnd())
-      .to.equal(template.replace('(env "APP_ENV")', '"prod"').trimEnd());
+      .to.equal(template.replace('(env "APP_ENV")', '"prod"').replace('(env "DATABASE_CREDENTIALS")', '"dynamic"').trimEnd());
     expect(annotations).to.include({
       'vault.hashicorp.com/agent-inject': 'true',
       'vault.hashicorp.com/agent-inject-perms-app.json': '0440',
@@ -165,6 +165,8 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
     expect(env).to.include({
       SECRETS_MODE: 'agent', APP_ENV: 'prod', SECRETS_FILE: '/vault/secrets/app.json', VAULT_TOKEN_FILE: '/vault/secrets/token',
+      // The template above takes the database user from database/creds/saas-app-prod.
+      DATABASE_CREDENTIALS: 'dynamic',
     });
     for (const name of Object.keys(env)) expect(name).to.not.match(/PASSWORD|SECRET_ID|ROLE_ID|^VAULT_TOKEN$/);
     expect(app?.readinessProbe.httpGet.path).to.equal('/readyz');
