@@ -16,13 +16,23 @@ interface Entry {
   retired: boolean;
 }
 
+/** Compared, never logged: a change of either means a new pool. */
+function credentialsOf(snapshot: ConfigSnapshot): string {
+  const { username, password } = snapshot.secrets.database;
+  return `${username}\u0000${password}`;
+}
+
 /**
  * One PostgreSQL pool for the current database credentials. When a snapshot brings new
  * credentials, a new pool takes every new request, and the old one is closed once the
- * requests that started on it have finished: rotation fails no request in flight.
+ * requests that hold it have finished: rotation fails no request in flight. A request holds
+ * the pool of its own snapshot (hold), so all it does, database included, comes from one
+ * snapshot even when the credentials change during it.
  */
 export class PoolHolder {
   #entry: Entry | undefined;
+  /** The current pool and the retired ones that requests still hold, by credentials. */
+  readonly #open = new Map<string, Entry>();
   readonly #target: DatabaseTarget;
   readonly #logger: Logger;
   readonly #unsubscribe: () => void;
@@ -35,17 +45,40 @@ export class PoolHolder {
     this.#unsubscribe = holder.onSwap((snapshot) => { this.#replace(snapshot); });
   }
 
-  /** Runs `work` with the current pool, which stays open until `work` settles. */
-  async use<T>(work: (pool: pg.Pool) => Promise<T>): Promise<T> {
-    const entry = this.#entry;
+  /**
+   * Keeps the pool of `snapshot`'s credentials open until the returned function is called:
+   * what a request does when it takes its snapshot. Calling it again does nothing.
+   */
+  hold(snapshot: ConfigSnapshot): () => void {
+    const entry = this.#open.get(credentialsOf(snapshot)) ?? this.#entry;
+    if (entry === undefined) return () => undefined;
+    entry.users++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#release(entry);
+    };
+  }
+
+  /**
+   * Runs `work` with the pool of `snapshot` when it is still open (a request holds it), else
+   * the current pool; that pool stays open until `work` settles.
+   */
+  async use<T>(work: (pool: pg.Pool) => Promise<T>, snapshot?: ConfigSnapshot): Promise<T> {
+    const entry = (snapshot === undefined ? undefined : this.#open.get(credentialsOf(snapshot))) ?? this.#entry;
     if (entry === undefined) throw new Error('no database credentials loaded');
     entry.users++;
     try {
       return await work(entry.pool);
     } finally {
-      entry.users--;
-      if (entry.retired && entry.users === 0) this.#close(entry);
+      this.#release(entry);
     }
+  }
+
+  #release(entry: Entry): void {
+    entry.users--;
+    if (entry.retired && entry.users === 0) this.#close(entry);
   }
 
   async close(): Promise<void> {
@@ -61,8 +94,7 @@ export class PoolHolder {
 
   #replace(snapshot: ConfigSnapshot): void {
     const { username, password } = snapshot.secrets.database;
-    // Compared, never logged: a change of either means a new pool.
-    const credentials = `${username}\u0000${password}`;
+    const credentials = credentialsOf(snapshot);
     if (this.#entry?.credentials === credentials) return;
     const pool = new pg.Pool({
       ...this.#target, user: username, password, max: 10,
@@ -76,6 +108,7 @@ export class PoolHolder {
     });
     const previous = this.#entry;
     this.#entry = { pool, credentials, users: 0, retired: false };
+    this.#open.set(credentials, this.#entry);
     if (previous !== undefined) {
       previous.retired = true;
       this.#logger.info('database credentials changed: new connections use the new pool');
@@ -84,6 +117,7 @@ export class PoolHolder {
   }
 
   #close(entry: Entry): void {
+    if (this.#open.get(entry.credentials) === entry) this.#open.delete(entry.credentials);
     const closing = entry.pool.end().catch((error: unknown) => {
       this.#logger.warn({ err: (error as Error).message }, 'closing a retired PostgreSQL pool failed');
     });

@@ -64,29 +64,29 @@ export function apiRoutes({ pools, projects, webhooks }: ApiDependencies): Route
   });
 
   router.get('/projects', requireSession, async (ctx) => {
-    const { tenant } = ctx.state as ApiState;
-    ctx.body = { projects: await pools.use((pool) => projects.list(pool, tenant)) };
+    const { tenant, config } = ctx.state as ApiState;
+    ctx.body = { projects: await pools.use((pool) => projects.list(pool, tenant), config) };
   });
   router.post('/projects', requireSession, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const input = parse(newProject, ctx.request.body);
-    const project = await pools.use((pool) => projects.create(pool, tenant, input));
+    const project = await pools.use((pool) => projects.create(pool, tenant, input), config);
     webhooks.send({ type: 'project.created', tenant, data: project }, config.secrets['api-keys'].webhook_signing_key);
     ctx.status = 201;
     ctx.set('Location', `/api/projects/${project.id}`);
     ctx.body = project;
   });
   router.get('/projects/:id', requireSession, async (ctx) => {
-    const { tenant } = ctx.state as ApiState;
+    const { tenant, config } = ctx.state as ApiState;
     const id = ctx.params.id ?? '';
-    const project = uuid.test(id) ? await pools.use((pool) => projects.get(pool, tenant, id)) : undefined;
+    const project = uuid.test(id) ? await pools.use((pool) => projects.get(pool, tenant, id), config) : undefined;
     if (project === undefined) throw new ClientError(404, 'not_found', `no project ${id}`);
     ctx.body = project;
   });
   router.delete('/projects/:id', requireSession, async (ctx) => {
-    const { tenant } = ctx.state as ApiState;
+    const { tenant, config } = ctx.state as ApiState;
     const id = ctx.params.id ?? '';
-    const deleted = uuid.test(id) && await pools.use((pool) => projects.delete(pool, tenant, id));
+    const deleted = uuid.test(id) && await pools.use((pool) => projects.delete(pool, tenant, id), config);
     if (!deleted) throw new ClientError(404, 'not_found', `no project ${id}`);
     ctx.status = 204;
   });

@@ -55,7 +55,13 @@ export function createApp(deps: AppDependencies): Koa {
     }
     (ctx.state as ApiState).config = config;
     useSessionKeys(ctx, config.secrets.app.session_keys);
-    await next();
+    // The database pool of this snapshot stays open for the whole request, rotation or not.
+    const release = deps.pools.hold(config);
+    try {
+      await next();
+    } finally {
+      release();
+    }
   });
   app.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', encoding: 'utf-8' }));
   app.use(router.routes());
