@@ -1,10 +1,12 @@
-# syntax=docker/dockerfile:1
 # The Koa service's image, in two stages: the build stage compiles TypeScript with every
 # dependency; the runtime stage holds only production dependencies and dist/, runs as the
 # image's non-root `node` user (uid 1000, gid 1000) and carries no secret: in compose, the
 # secrets arrive at run time through the Vault Agent's files on a shared tmpfs.
+# No `# syntax=` line: BuildKit would pull that frontend image, and offline engines have no
+# registry. NODE_IMAGE is the official image unless the project's engine names its stand-in.
+ARG NODE_IMAGE=node:22-alpine
 
-FROM node:22-alpine AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -13,7 +15,7 @@ COPY service/src ./service/src
 # tsc -p tsconfig.build.json: service/src -> dist/ (dist/main.js)
 RUN npm run build
 
-FROM node:22-alpine AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

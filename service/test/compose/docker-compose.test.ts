@@ -90,8 +90,12 @@ async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
+/**
+ * The file as a Docker user without the engine's variables gets it: every `${VAR:-default}`
+ * replaced by its default (the official images, the default ports), as compose interpolates.
+ */
 async function loadCompose(file = composeFile): Promise<{ text: string; doc: unknown; compose: ComposeFile }> {
-  const text = await readFile(file, 'utf8');
+  const text = (await readFile(file, 'utf8')).replace(/\$\{\w+:-([^}]*)\}/g, '$1');
   const doc: unknown = parse(text);
   return { text, doc, compose: doc as ComposeFile };
 }
@@ -349,8 +353,7 @@ describe('docker-compose.yml', function () {
       }
       // Not even in a comment, as an example to copy.
       expect(text).not.to.match(/VAULT_DEV_ROOT_TOKEN_ID\s*[:=]|dev-root-token-id=|VAULT_TOKEN\s*[:=]/);
-      expect(words(service(compose, 'vault').command)).to.deep.equal(['server', '-dev']);
-      expect(environmentOf(service(compose, 'vault')).get('VAULT_DEV_LISTEN_ADDRESS')).to.equal('0.0.0.0:8200');
+      expect(words(service(compose, 'vault').entrypoint)).to.deep.equal(['vault', 'server', '-dev', '-dev-listen-address=0.0.0.0:8200']);
     });
 
     it('has no value anywhere that looks like a token, an id or a password', function () {
@@ -384,11 +387,17 @@ describe('docker-compose.yml', function () {
         DATABASE_PORT: '5432',
         DATABASE_NAME: 'saas',
         // One setting for vault-db-init, the agent's template and the app: dynamic unless the user says kv.
-        DATABASE_CREDENTIALS: '${DATABASE_CREDENTIALS:-dynamic}',
+        DATABASE_CREDENTIALS: 'dynamic',
       });
       for (const name of ['vault-db-init', 'vault-agent']) {
-        expect(environmentOf(service(compose, name)).get('DATABASE_CREDENTIALS'), name).to.equal('${DATABASE_CREDENTIALS:-dynamic}');
+        expect(environmentOf(service(compose, name)).get('DATABASE_CREDENTIALS'), name).to.equal('dynamic');
       }
+    });
+
+    it('takes DATABASE_CREDENTIALS from the user, one anchor for the three services', async function () {
+      const raw = await readFile(composeFile, 'utf8');
+      expect(raw).to.include('x-database-credentials: &database-credentials ${DATABASE_CREDENTIALS:-dynamic}');
+      expect(raw.match(/DATABASE_CREDENTIALS: \*database-credentials/g)?.length).to.equal(3);
     });
 
     it('gives postgres its superuser password as a file from pg-init, never as a value', function () {
@@ -430,11 +439,12 @@ describe('docker-compose.yml', function () {
         expect(parseUser(service(compose, name).user), name).to.deep.equal(vaultImageUser);
       }
       expect(parseUser(service(compose, 'app').user)).to.deep.equal(nodeImageUser);
-      // Non-root without setcap or chown: the image's entrypoint must skip both.
-      for (const name of ['vault', 'vault-agent']) {
-        const env = environmentOf(service(compose, name));
-        expect(env.get('SKIP_SETCAP'), name).to.be.a('string').and.not.equal('');
-        expect(env.get('SKIP_CHOWN'), name).to.be.a('string').and.not.equal('');
+      // Each names its own command as the entrypoint: the image's entrypoint script (setcap,
+      // chown, user switch) never runs, with the official image or the stand-in.
+      for (const name of ['vault', 'vault-init', 'vault-db-init', 'vault-agent']) {
+        const svc = service(compose, name);
+        expect(words(svc.entrypoint)[0], `${name} entrypoint`).to.be.oneOf(['vault', '/bin/sh']);
+        expect(svc.command, `${name} command`).to.equal(undefined);
       }
     });
 
@@ -548,7 +558,7 @@ describe('docker-compose.yml', function () {
       const agent = service(compose, 'vault-agent');
       const dir = agent.working_dir ?? '';
       expect(dir).to.match(absolutePath);
-      expect(words(agent.command).slice(-3)).to.deep.equal(['agent', '-config=config/agent.hcl', '-config=config/env/dev.hcl']);
+      expect(words(agent.entrypoint).slice(-3)).to.deep.equal(['agent', '-config=config/agent.hcl', '-config=config/env/dev.hcl']);
       expect(mountsOf(agent).find((m) => m.source === './agent-config')).to.deep.include({ target: `${dir}/config`, readOnly: true });
       expect(mountOf(agent, 'credentials')?.target).to.equal(`${dir}/credentials`);
       expect(mountOf(agent, 'secrets')?.target).to.equal(`${dir}/secrets`);
@@ -593,7 +603,10 @@ describe('compose: Dockerfile and .dockerignore', function () {
   let stages: string[][];
 
   before(async function () {
-    const text = await readFile(dockerfile, 'utf8');
+    // The base image as a Docker user gets it: NODE_IMAGE's default (the engine sets its stand-in).
+    const raw = await readFile(dockerfile, 'utf8');
+    const nodeImage = /^ARG NODE_IMAGE=(\S+)$/m.exec(raw)?.[1] ?? 'no ARG NODE_IMAGE default';
+    const text = raw.replaceAll('${NODE_IMAGE}', nodeImage);
     lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
     stages = [];
     for (const line of lines) {
