@@ -3,6 +3,8 @@
 #
 #   compose-vault-init.sh              (vault-init, before PostgreSQL starts)
 #   compose-vault-init.sh database     (vault-db-init, once PostgreSQL is healthy)
+#   compose-vault-init.sh prepare      (docker-compose.prod.yml's vault-prepare, as root: no
+#                                      Vault, no token; see prepare below)
 #
 #   1. reads the dev server's generated root token from the file it stored (the server's
 #      ~/.vault-token, on a volume shared read-only with this container), waiting for it;
@@ -38,9 +40,71 @@ fail() {
 
 step=${1:-bootstrap}
 case $step in
-  bootstrap | database) ;;
-  *) fail "unknown step '$step': expected no argument (vault-init) or 'database' (vault-db-init)" ;;
+  bootstrap | database | prepare) ;;
+  *) fail "unknown step '$step': expected no argument (vault-init), 'database' (vault-db-init) or 'prepare' (vault-prepare)" ;;
 esac
+
+# prepare: the production compose file's one-shot. The operator's files (PREPARE_HOST_DIR,
+# default /host: tls/, credentials/, postgres/) belong to the host user, 0400/0600, unreadable
+# by the images' users; and the Vault image has no /vault/data, so a fresh volume there is
+# root's. As root (CHOWN, DAC_OVERRIDE, FOWNER only), give each reader its own copy, owned so:
+#   /vault/data               100:1000 0700 (Raft, as the vault user)
+#   /vault/tls                server.pem and ca.pem 0444, server-key.pem 0400 owned by vault
+#   /vault/agent/credentials  role-id and secret-id 0400 owned by vault; secret-id is moved
+#   /pg-init                  0:70 0750, its files 0440 group postgres
+# Each copy is written beside its destination and renamed over it: a reader never sees half a file.
+prepare() {
+  host=${PREPARE_HOST_DIR:-/host}
+  vault_owner=${VAULT_OWNER:-100:1000}
+  postgres_group=${POSTGRES_GID:-70}
+  data_dir=${VAULT_DATA_DIR:-/vault/data}
+  tls_dir=${VAULT_TLS_DIR:-/vault/tls}
+  copy() { # <source> <destination> <owner> <mode>
+    cp "$1" "$2.partial" && chown "$3" "$2.partial" && chmod "$4" "$2.partial" && mv -f "$2.partial" "$2" ||
+      fail "cannot copy $1 to $2"
+  }
+  chmod 0700 "$data_dir" && chown "$vault_owner" "$data_dir" || fail "cannot give $data_dir to $vault_owner"
+  echo "compose-vault-init: $data_dir belongs to $vault_owner (0700)"
+
+  for file in ca.pem server.pem server-key.pem; do
+    [ -s "$host/tls/$file" ] ||
+      fail "$host/tls/$file is missing (PROD_DIR/tls): run scripts/prod/generate-tls.sh, or put your PKI's files there"
+  done
+  chmod 0750 "$tls_dir" && chown "$vault_owner" "$tls_dir" || fail "cannot give $tls_dir to $vault_owner"
+  copy "$host/tls/ca.pem" "$tls_dir/ca.pem" "$vault_owner" 0444
+  copy "$host/tls/server.pem" "$tls_dir/server.pem" "$vault_owner" 0444
+  copy "$host/tls/server-key.pem" "$tls_dir/server-key.pem" "$vault_owner" 0400
+  echo "compose-vault-init: copied ca.pem, server.pem and server-key.pem (0400, the vault user's) to $tls_dir"
+
+  chmod 0700 "$credentials_dir" && chown "$vault_owner" "$credentials_dir" || fail "cannot give $credentials_dir to $vault_owner"
+  if [ -s "$host/credentials/role-id" ]; then
+    copy "$host/credentials/role-id" "$credentials_dir/role-id" "$vault_owner" 0400
+    echo "compose-vault-init: copied role-id to $credentials_dir"
+  elif [ ! -s "$credentials_dir/role-id" ]; then
+    echo "compose-vault-init: no role-id yet (first-bootstrap.sh writes it): the agent cannot log in until this runs again"
+  fi
+  if [ -s "$host/credentials/secret-id" ]; then
+    # Moved: a wrapped secret id is single-use, and only the agent's copy may remain.
+    copy "$host/credentials/secret-id" "$credentials_dir/secret-id" "$vault_owner" 0400
+    rm -f "$host/credentials/secret-id" || fail "cannot remove $host/credentials/secret-id after copying it"
+    echo "compose-vault-init: moved secret-id to $credentials_dir"
+  fi
+
+  chmod 0750 "$pg_init_dir" && chown "0:$postgres_group" "$pg_init_dir" || fail "cannot give $pg_init_dir to group $postgres_group"
+  copied=''
+  for file in superuser-password vault-admin-password app-username app-password; do
+    if [ -s "$host/postgres/$file" ]; then
+      copy "$host/postgres/$file" "$pg_init_dir/$file" "0:$postgres_group" 0440
+      copied="$copied $file"
+    fi
+  done
+  if [ -n "$copied" ]; then
+    echo "compose-vault-init: copied$copied to $pg_init_dir (0440, group $postgres_group)"
+  elif [ ! -s "$pg_init_dir/superuser-password" ]; then
+    echo "compose-vault-init: no $host/postgres/superuser-password (PROD_DIR/postgres): PostgreSQL cannot initialise an empty data folder without it"
+  fi
+  echo "compose-vault-init: done"
+}
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 token_file=${VAULT_TOKEN_FILE_PATH:-/vault/home/.vault-token}
 credentials_dir=${CREDENTIALS_DIR:-/vault/agent/credentials}
@@ -49,6 +113,11 @@ wait_seconds=${VAULT_TOKEN_WAIT_SECONDS:-30}
 case $wait_seconds in
   '' | *[!0-9]*) fail "VAULT_TOKEN_WAIT_SECONDS must be a whole number of seconds (got '$wait_seconds')" ;;
 esac
+
+if [ "$step" = prepare ]; then
+  prepare
+  exit 0
+fi
 
 VAULT_ADDR=${VAULT_ADDR:-http://vault:8200}
 VAULT_CLI=${VAULT_CLI:-vault}

@@ -767,11 +767,11 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
 
   it('runs a non-dev Vault from deploy/vault-server.hcl with persistent Raft storage and TLS', async function () {
     const vault = service(compose, 'vault');
-    expect(words(vault.command)).to.deep.equal(['server']);
+    expect(words(vault.entrypoint)).to.deep.equal(['vault', 'server', '-config=/vault/config/vault-server.hcl']);
     expect(JSON.stringify(compose.services), 'no dev server flag or variable').to.not.match(/"-dev|VAULT_DEV_/);
     const mounts = mountsOf(vault);
     expect(mounts.find((m) => m.target === '/vault/config/vault-server.hcl')?.source).to.equal('./deploy/vault-server.hcl');
-    expect(mounts.find((m) => m.target === '/vault/tls')?.readOnly).to.equal(true);
+    expect(mounts.find((m) => m.target === '/vault/tls')).to.deep.include({ source: 'vault-tls', readOnly: true });
     expect(mounts.find((m) => m.target === '/vault/data')?.source).to.equal('vault-data');
     expect(compose.volumes?.['vault-data']?.driver_opts, 'Raft data on a persistent volume, not tmpfs').to.equal(undefined);
     const hcl = await readFile(join(repoRoot, 'deploy/vault-server.hcl'), 'utf8');
@@ -781,7 +781,7 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
   });
 
   it('has no vault-init and no root token: initialising, unsealing and bootstrapping are operator acts', function () {
-    expect(Object.keys(compose.services).sort()).to.deep.equal(['app', 'postgres', 'vault', 'vault-agent']);
+    expect(Object.keys(compose.services).sort()).to.deep.equal(['app', 'postgres', 'vault', 'vault-agent', 'vault-prepare']);
     for (const svc of Object.values(compose.services)) {
       for (const key of environmentOf(svc).keys()) expect(key).to.not.match(/TOKEN$|ROOT/);
     }
@@ -793,12 +793,27 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
       expect(env.get('VAULT_ADDR'), name).to.equal('https://vault:8200');
       expect(env.get('VAULT_CACERT'), name).to.equal('/vault/tls/ca.pem');
     }
-    expect(words(service(compose, 'vault-agent').command)).to.include('-config=config/env/prod.hcl');
+    expect(words(service(compose, 'vault-agent').entrypoint)).to.include('-config=config/env/prod.hcl');
   });
 
   it('gives the app only the allowed environment, plus the CA path', function () {
     const keys = [...environmentOf(service(compose, 'app')).keys()].sort();
     expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT'].sort());
+  });
+
+  it('gives each image user its own copy of the operator\'s files: vault-prepare, root with three capabilities and no network', function () {
+    const prepare = service(compose, 'vault-prepare') as ComposeService & { cap_drop?: string[]; cap_add?: string[]; network_mode?: string };
+    expect(words(prepare.entrypoint)).to.deep.equal(['/bin/sh', '/bootstrap/scripts/compose-vault-init.sh', 'prepare']);
+    expect(prepare.cap_drop).to.deep.equal(['ALL']);
+    expect(prepare.cap_add).to.have.members(['CHOWN', 'DAC_OVERRIDE', 'FOWNER']);
+    expect(prepare.network_mode).to.equal('none');
+    const targets = Object.fromEntries(mountsOf(prepare).map((m) => [m.target, m.source]));
+    expect(targets).to.include({ '/vault/data': 'vault-data', '/vault/tls': 'vault-tls', '/vault/agent/credentials': 'credentials', '/pg-init': 'pg-init' });
+    for (const name of ['vault', 'postgres']) {
+      expect(dependsOn(service(compose, name)), name).to.deep.include({ 'vault-prepare': 'service_completed_successfully' });
+    }
+    expect(mountOf(service(compose, 'vault-agent'), 'credentials')?.target).to.equal('/vault/agent/credentials');
+    expect(mountOf(service(compose, 'postgres'), 'pg-init')).to.deep.include({ target: '/pg-init', readOnly: true });
   });
 
   it('references repository paths that exist; generated ones only under .prod/, which git ignores', async function () {

@@ -1,0 +1,190 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { run, type RunResult } from '../../../scripts/engine/engine.js';
+import { baoBin, repoRoot } from '../support/bao.js';
+import { ComposeProject, freePort, testEngine } from '../support/engine.js';
+import { registerSecret } from '../support/leak-scan.js';
+import { tempDir } from '../support/temp-dirs.js';
+
+/*
+ * docker-compose.prod.yml on the project's engine, the operator's way: every step below is a
+ * command of the file's header (and of the plan's sections 5 and 6), run from the host with
+ * the real scripts, bao as the CLI, and a PROD_DIR of the test's own instead of .prod/.
+ */
+
+const project = 'saasprod';
+
+function get(url: string): Promise<Response> {
+  return fetch(url, { signal: AbortSignal.timeout(3_000) });
+}
+
+async function poll<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+describe('compose on the engine: docker-compose.prod.yml, init to restart', function () {
+  this.timeout(180_000);
+  let compose: ComposeProject;
+  let created = false;
+  let prodDir: string;
+  let appUrl: string;
+  let adminUrl: string;
+  let vaultEnv: NodeJS.ProcessEnv;
+  let unsealKeys: string[] = [];
+  let adminToken = '';
+  const outputs: string[] = [];
+
+  /** A repository script, its output kept for the secret scan; throws with it on failure. */
+  async function script(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): Promise<RunResult> {
+    const result = await run('sh', args, { env: { ...vaultEnv, ...env }, ...(input === undefined ? {} : { input }) });
+    outputs.push(`$ sh ${args.join(' ')}\n${result.stdout}${result.stderr}`);
+    if (result.code !== 0) throw new Error(`sh ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+    return result;
+  }
+
+  async function bao(args: string[], token: string, input?: string): Promise<string> {
+    const result = await run(baoBin, args, { env: { ...vaultEnv, VAULT_TOKEN: token }, ...(input === undefined ? {} : { input }) });
+    if (result.code !== 0) throw new Error(`bao ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  async function sealed(): Promise<boolean | undefined> {
+    const status = await run(baoBin, ['status', '-format=json'], { env: vaultEnv });
+    if (status.code === 1 || status.stdout === '') return undefined;
+    return (JSON.parse(status.stdout) as { sealed: boolean }).sealed;
+  }
+
+  async function unseal(): Promise<void> {
+    await poll('Vault answering', 60_000, async () => ((await sealed()) === undefined ? undefined : true));
+    await script([join(repoRoot, 'scripts/prod/unseal.sh')], {}, `${unsealKeys.join('\n')}\n`);
+  }
+
+  async function appReady(timeoutMs: number): Promise<void> {
+    await poll('the app ready on /readyz', timeoutMs, async () => ((await get(`${appUrl}/readyz`)).status === 200 ? true : undefined));
+  }
+
+  async function kvSnapshot(): Promise<string> {
+    const groups = await Promise.all(['database', 'api-keys', 'app'].map((g) => bao(['kv', 'get', '-format=json', '-mount=secret', `saas-project/prod/${g}`], adminToken)
+      .then((json) => JSON.stringify((JSON.parse(json) as { data: { data: unknown } }).data.data), () => '')));
+    return groups.join('\n');
+  }
+
+  before(async function () {
+    this.timeout(900_000);
+    const engine = await testEngine(this);
+    prodDir = await tempDir('compose-prod');
+    const [app, admin, vault] = [await freePort(), await freePort(), await freePort()];
+    compose = new ComposeProject(engine, join(repoRoot, 'docker-compose.prod.yml'), project, {
+      PROD_DIR: prodDir, APP_HOST_PORT: String(app), ADMIN_HOST_PORT: String(admin), VAULT_HOST_PORT: String(vault),
+    });
+    appUrl = `http://127.0.0.1:${app}`;
+    adminUrl = `http://127.0.0.1:${admin}`;
+    vaultEnv = {
+      PATH: process.env.PATH, VAULT_ADDR: `https://127.0.0.1:${vault}`, VAULT_CACERT: join(prodDir, 'tls/ca.pem'), VAULT_CLI: baoBin,
+    };
+    created = true;
+    await compose.down();
+    await compose.must(['build', 'app']);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    if (!created) return;
+    const logs = await compose.saveLogs('compose-prod');
+    await writeFile(join(logs, 'operator-scripts.log'), outputs.join('\n'));
+    await compose.down();
+  });
+
+  it('initialises, unseals and bootstraps a Vault whose Raft data, TLS key and credentials its uid 100 owns', async function () {
+    await script([join(repoRoot, 'scripts/prod/generate-tls.sh'), join(prodDir, 'tls'), 'localhost', '127.0.0.1', 'vault']);
+    await mkdir(join(prodDir, 'postgres'), { recursive: true });
+    await mkdir(join(prodDir, 'credentials'), { recursive: true });
+    for (const file of ['superuser-password', 'vault-admin-password', 'admin-password']) {
+      const value = randomBytes(24).toString('hex');
+      registerSecret(`prod ${file}`, value);
+      await writeFile(join(prodDir, file === 'admin-password' ? file : `postgres/${file}`), `${value}\n`, { mode: 0o600 });
+    }
+    await compose.must(['up', '-d', 'vault', 'postgres']);
+    expect(await poll('Vault answering, uninitialised', 60_000, async () => ((await sealed()) === true ? true : undefined))).to.equal(true);
+
+    await script([join(repoRoot, 'scripts/prod/operator-init.sh'), join(prodDir, 'init.json'), '3', '2']);
+    const init = JSON.parse(await readFile(join(prodDir, 'init.json'), 'utf8')) as { unseal_keys_b64: string[]; root_token: string };
+    registerSecret('prod unseal keys', ...init.unseal_keys_b64);
+    registerSecret('prod root token', init.root_token);
+    unsealKeys = init.unseal_keys_b64.slice(0, 2);
+    await unseal();
+    expect(await sealed()).to.equal(false);
+
+    await script([join(repoRoot, 'scripts/prod/first-bootstrap.sh'), 'prod', join(prodDir, 'credentials'), join(prodDir, 'orchestrator-token')],
+      { ADMIN_PASSWORD_FILE: join(prodDir, 'admin-password') }, `${init.root_token}\n`);
+    registerSecret('prod orchestrator token', await readFile(join(prodDir, 'orchestrator-token'), 'utf8'));
+    const password = (await readFile(join(prodDir, 'admin-password'), 'utf8')).trim();
+    adminToken = (await bao(['write', '-field=token', 'auth/userpass/login/admin', 'password=-'], '', password)).trim();
+    registerSecret('prod admin token', adminToken);
+
+    const data = await compose.must(['exec', '-T', 'vault', 'sh', '-c', 'stat -c "%u:%g %a" /vault/data /vault/tls/server-key.pem; id -u']);
+    expect(data.trim().split('\n')).to.deep.equal(['100:1000 700', '100:1000 400', '100']);
+  });
+
+  it('lets the admin set up the database engine against PostgreSQL, which took its passwords from the operator\'s files', async function () {
+    await poll('postgres healthy', 60_000, async () => {
+      const ps = await compose.compose(['ps', 'postgres']);
+      return /healthy/.test(ps.stdout) && !/unhealthy|starting/.test(ps.stdout) ? true : undefined;
+    });
+    const out = await script([join(repoRoot, 'scripts/database-engine.sh'), 'prod'], {
+      VAULT_TOKEN: adminToken, DATABASE_ADDRESS: 'postgres:5432', DATABASE_ADMIN_PASSWORD_FILE: join(prodDir, 'postgres/vault-admin-password'),
+    });
+    expect(out.stdout + out.stderr).to.match(/database-engine/);
+    const pgInit = await compose.must(['exec', '-T', 'postgres', 'sh', '-c', 'stat -c "%u:%g %a %n" /pg-init /pg-init/superuser-password']);
+    expect(pgInit.trim().split('\n')).to.deep.equal(['0:70 750 /pg-init', '0:70 440 /pg-init/superuser-password']);
+  });
+
+  it('brings the agent and the app up over TLS, with the secret id moved out of the operator\'s folder', async function () {
+    await compose.must(['up', '-d']);
+    await appReady(120_000);
+    expect(await readdir(join(prodDir, 'credentials')), 'the wrapped secret id left the host').to.deep.equal(['role-id']);
+    const status = await (await get(`${adminUrl}/status`)).json() as { appEnv: string; token: { lastCheckOk: boolean } };
+    expect(status.appEnv).to.equal('prod');
+    expect(status.token.lastCheckOk).to.equal(true);
+    const env = (await compose.must(['exec', '-T', 'app', 'sh', '-c', 'echo $VAULT_ADDR'])).trim();
+    expect(env).to.equal('https://vault:8200');
+  });
+
+  it('comes back sealed after `restart vault`: the app serves until its token\'s known expiry, unsealing brings Vault back', async function () {
+    await compose.must(['restart', 'vault']);
+    expect(await poll('Vault answering after restart', 60_000, async () => (await sealed()) ?? undefined)).to.equal(true);
+    const during = await get(`${appUrl}/readyz`);
+    expect(during.status, 'still within the token\'s known expiry').to.equal(200);
+    const unsealedAt = Date.now();
+    await unseal();
+    expect(await sealed()).to.equal(false);
+    await poll('a successful token check after unsealing', 60_000, async () => {
+      const status = await (await get(`${adminUrl}/status`)).json() as { token: { lastCheckAt: string; lastCheckOk: boolean } };
+      return Date.parse(status.token.lastCheckAt) > unsealedAt && status.token.lastCheckOk ? true : undefined;
+    });
+    await appReady(10_000);
+  });
+
+  it('keeps every secret across `down` and `up` without -v (persistent Raft storage)', async function () {
+    const before = await kvSnapshot();
+    expect(before).to.match(/webhook_signing_key/);
+    await compose.must(['down']);
+    await compose.must(['up', '-d', 'vault', 'postgres']);
+    await unseal();
+    // The agent's secret id was single-use: the orchestrator drops a fresh one, vault-prepare moves it in.
+    const orchestrator = (await readFile(join(prodDir, 'orchestrator-token'), 'utf8')).trim();
+    await script([join(repoRoot, 'scripts/prod/issue-wrapped-secret-id.sh'), join(prodDir, 'credentials/secret-id')], { VAULT_TOKEN: orchestrator });
+    await compose.must(['up', '-d']);
+    await appReady(120_000);
+    expect(await kvSnapshot()).to.equal(before);
+  });
+});
