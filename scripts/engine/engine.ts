@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,9 +43,10 @@ export interface EnginePaths {
   readonly dataRoot: string;
 }
 
+/** ENGINE_DIR moves .engine/ (a second, separate engine: the fault tests use one). */
 export function enginePaths(root = repoRoot): EnginePaths {
-  const dir = join(root, '.engine');
-  const key = createHash('sha256').update(root).digest('hex').slice(0, 12);
+  const dir = process.env.ENGINE_DIR ?? join(root, '.engine');
+  const key = createHash('sha256').update(dir).digest('hex').slice(0, 12);
   const home = userInfo().homedir;
   const defaultData = userInfo().uid === 0
     ? '/var/lib/saas-vault-secrets/engine'
@@ -186,6 +188,14 @@ export async function runningEngine(paths: EnginePaths): Promise<number | undefi
   return args.includes(`unix://${paths.socket}`) ? pid : undefined;
 }
 
+function accepts(socket: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const connection = connect(socket);
+    connection.once('connect', () => { connection.destroy(); resolvePromise(true); });
+    connection.once('error', () => { resolvePromise(false); });
+  });
+}
+
 const minFreeBytes = Number(process.env.ENGINE_MIN_FREE_MB ?? 4096) * 1024 * 1024;
 
 async function checkFreeSpace(path: string): Promise<void> {
@@ -228,9 +238,9 @@ export async function startEngine(say: (line: string) => void = () => undefined,
   const other = await dockerdUsing('-H', `unix://${paths.socket}`);
   if (other !== undefined) throw new EngineError(`socket taken: dockerd pid ${other} already listens on ${paths.socket}`);
   if (await exists(paths.socket)) {
-    // A socket nobody of ours owns: another program's, or a stale one from a killed dockerd.
-    const probe = await run('docker', ['version'], { env: dockerEnv(paths) });
-    if (probe.code === 0) throw new EngineError(`socket taken: another engine answers on ${paths.socket}`);
+    // A socket nobody of ours owns: another program's (it accepts a connection), or a stale
+    // one left by a killed dockerd (refused), which is removed.
+    if (await accepts(paths.socket)) throw new EngineError(`socket taken: another program listens on ${paths.socket}`);
     await rm(paths.socket, { force: true });
   }
   const holder = await dockerdUsing('--data-root', paths.dataRoot);
