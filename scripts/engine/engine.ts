@@ -302,6 +302,12 @@ async function stopDockerd(paths: EnginePaths, prefix: readonly string[]): Promi
   if (await cmdline(pid) !== undefined) await privileged(prefix, 'kill', ['-KILL', String(pid)]);
   await rm(paths.pidFile, { force: true });
   await rm(paths.socket, { force: true });
+  // dockerd leaves its exec root behind, with its default network namespace still mounted
+  // there (netns/default): unmount what is left under it, then remove it.
+  const mounts = (await readFile('/proc/mounts', 'utf8').catch(() => '')).split('\n')
+    .map((line) => line.split(' ')[1] ?? '').filter((point) => point.startsWith(`${paths.execRoot}/`));
+  for (const point of mounts.reverse()) await privileged(prefix, 'umount', ['-l', point]);
+  await privileged(prefix, 'rm', ['-rf', '--one-file-system', paths.execRoot]);
   return true;
 }
 
