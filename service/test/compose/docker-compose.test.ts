@@ -653,7 +653,7 @@ describe('compose: Dockerfile and .dockerignore', function () {
   it('copies only files that exist and that .dockerignore lets through; ignores local state', async function () {
     const ignore = (await readFile(join(repoRoot, '.dockerignore'), 'utf8'))
       .split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-    expect(ignore).to.include.members(['node_modules', '.tools', '.stack', 'dist', '.git']);
+    expect(ignore).to.include.members(['node_modules', '.tools', '.stack', 'dist', '.git', '.prod', '.tls', '.engine']);
     const sources = lines
       .filter((l) => /^COPY\s/i.test(l) && !/--from=/.test(l))
       .flatMap((l) => l.split(/\s+/).slice(1, -1).filter((w) => !w.startsWith('--')));

@@ -9,8 +9,8 @@ import { repoRoot } from '../support/bao.js';
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
-/** Run-time output, never in the repository (each is git-ignored): the local stack's and the production topology's. */
-const generatedPrefixes = ['.stack/', '.prod/'];
+/** Run-time output, never in the repository (each is git-ignored): the local stack's, the production topology's, the Docker engine's. */
+const generatedPrefixes = ['.stack/', '.prod/', '.engine/'];
 
 /**
  * What the plan names that is not a repository path although it looks like one: Vault API paths,
@@ -74,7 +74,7 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     expect(cited.length).to.be.greaterThan(30);
     const ignored = await readFile(join(repoRoot, '.gitignore'), 'utf8').then((text) => text.split('\n'));
     for (const path of cited) {
-      const generated = generatedPrefixes.find((prefix) => path.startsWith(prefix));
+      const generated = generatedPrefixes.find((prefix) => `${path}/`.startsWith(prefix));
       if (generated !== undefined) expect(ignored, `${path}: ${generated} is generated, so git-ignored`).to.include(generated);
       else expect(await exists(join(repoRoot, path)), path).to.be.true;
     }
@@ -105,7 +105,8 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
 
   it('unseals from the operator\'s host: the port and CA docker-compose.prod.yml publishes', async function () {
     const compose = await readFile(join(repoRoot, 'docker-compose.prod.yml'), 'utf8');
-    expect(compose).to.contain('"127.0.0.1:8200:8200"').and.to.contain('./.prod/tls:/vault/tls:ro');
+    // The default host port and the operator's TLS folder (vault-prepare copies it for uid 100).
+    expect(compose).to.contain('"127.0.0.1:${VAULT_HOST_PORT:-8200}:8200"').and.to.contain('${PROD_DIR:-./.prod}/tls:/host/tls:ro');
     const runs = plan.split('\n').filter((l) => /^VAULT_ADDR=\S+ .*sh scripts\/prod\/unseal\.sh/.test(l));
     expect(runs).to.have.length.greaterThan(0);
     for (const run of runs) expect(run).to.contain('VAULT_ADDR=https://127.0.0.1:8200 VAULT_CACERT=.prod/tls/ca.pem ');
