@@ -159,7 +159,9 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     expect(env).to.equal('https://vault:8200');
   });
 
-  it('comes back sealed after `restart vault`: the app serves until its token\'s known expiry, unsealing brings Vault back', async function () {
+  // That the app then halts once the token's known expiry passes unverified is shown on processes
+  // (prod/production.test.ts: "halts once the sealed Vault lets the token's known expiry pass").
+  it('comes back sealed after `restart vault`: the app keeps serving while sealed (its token\'s known expiry not passed), unsealing brings Vault back and a token check succeeds', async function () {
     await compose.must(['restart', 'vault']);
     expect(await poll('Vault answering after restart', 60_000, async () => (await sealed()) ?? undefined)).to.equal(true);
     const during = await get(`${appUrl}/readyz`);
