@@ -39,6 +39,8 @@ say() {
 app_env=$1
 credentials_dir=$2
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# reason, seconds, require_vault_and_token
+. "$here/lib/vault-cli.sh"
 policy_dir=${POLICY_DIR:-$here/../policies}
 
 case $app_env in
@@ -65,17 +67,6 @@ secret_id_num_uses=${ROLE_SECRET_ID_NUM_USES:-30}
 secret_id_bound_cidrs=${ROLE_SECRET_ID_BOUND_CIDRS:-}
 wrap_ttl=${SECRET_ID_WRAP_TTL:-10m}
 
-# Durations as Vault reports them (seconds), so the role can be compared before writing.
-seconds() {
-  case $2 in
-    '' | *[!0-9smhd]* | [smhd]*) fail "$1 must be a duration such as 90s, 5m, 1h or 2d (got '$2')" ;;
-    *s) echo "${2%s}" ;;
-    *m) echo "$((${2%m} * 60))" ;;
-    *h) echo "$((${2%h} * 3600))" ;;
-    *d) echo "$((${2%d} * 86400))" ;;
-    *) echo "$2" ;;
-  esac
-}
 token_ttl_s=$(seconds ROLE_TOKEN_TTL "$token_ttl")
 token_max_ttl_s=$(seconds ROLE_TOKEN_MAX_TTL "$token_max_ttl")
 secret_id_ttl_s=$(seconds ROLE_SECRET_ID_TTL "$secret_id_ttl")
@@ -89,22 +80,7 @@ esac
 [ "$token_ttl_s" -le "$token_max_ttl_s" ] ||
   fail "ROLE_TOKEN_TTL ($token_ttl) is longer than ROLE_TOKEN_MAX_TTL ($token_max_ttl)"
 
-# The server's own words for a failed call, without the CLI's banner.
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
-
-status=0
-"$cli" status >/dev/null 2>"$errors" || status=$?
-case $status in
-  0) ;;
-  2) fail "Vault at $VAULT_ADDR is sealed: unseal it, then run the bootstrap again" ;;
-  *) fail "cannot reach Vault at $VAULT_ADDR (VAULT_ADDR): $(reason)" ;;
-esac
-"$cli" token lookup >/dev/null 2>"$errors" ||
-  fail "Vault at $VAULT_ADDR does not accept VAULT_TOKEN: $(reason)"
+require_vault_and_token "run the bootstrap again"
 
 # 1. KV v2 at secret/ (dev servers mount it already).
 mounts=$("$cli" secrets list -format=json 2>"$errors") || fail "cannot list secret engines: $(reason)"

@@ -50,6 +50,8 @@ fail() {
 say() {
   echo "database-engine: $*"
 }
+# reason, seconds, require_vault_and_token
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/vault-cli.sh"
 
 [ $# -eq 1 ] || usage
 app_env=$1
@@ -98,17 +100,6 @@ case $sslmode in
   *) fail "DATABASE_SSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full (got '$sslmode')" ;;
 esac
 
-# Durations as Vault reports them (seconds), so the role can be compared before writing.
-seconds() {
-  case $2 in
-    '' | *[!0-9smhd]* | [smhd]*) fail "$1 must be a duration such as 90s, 5m, 1h or 2d (got '$2')" ;;
-    *s) echo "${2%s}" ;;
-    *m) echo "$((${2%m} * 60))" ;;
-    *h) echo "$((${2%h} * 3600))" ;;
-    *d) echo "$((${2%d} * 86400))" ;;
-    *) echo "$2" ;;
-  esac
-}
 ttl_s=$(seconds DB_CREDS_TTL "$ttl")
 max_ttl_s=$(seconds DB_CREDS_MAX_TTL "$max_ttl")
 [ "$ttl_s" -gt 0 ] || fail "DB_CREDS_TTL must be longer than 0 (got '$ttl')"
@@ -117,26 +108,12 @@ max_ttl_s=$(seconds DB_CREDS_MAX_TTL "$max_ttl")
 connection=saas-$app_env
 role=saas-app-$app_env
 
-# The server's own words for a failed call, without the CLI's banner.
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
 # JSON as Vault prints it, without layout: what the comparisons below look at.
 flat() {
   tr -d ' \n'
 }
 
-status=0
-"$cli" status >/dev/null 2>"$errors" || status=$?
-case $status in
-  0) ;;
-  2) fail "Vault at $VAULT_ADDR is sealed: unseal it, then run again" ;;
-  *) fail "cannot reach Vault at $VAULT_ADDR (VAULT_ADDR): $(reason)" ;;
-esac
-"$cli" token lookup >/dev/null 2>"$errors" ||
-  fail "Vault at $VAULT_ADDR does not accept VAULT_TOKEN: $(reason)"
+require_vault_and_token "run again"
 
 # 1. The engine at database/.
 mounts=$("$cli" secrets list -format=json 2>"$errors") || fail "cannot list secret engines: $(reason)"

@@ -22,11 +22,7 @@ cli=${VAULT_CLI:-vault}
 [ ! -e "$out" ] || fail "$out already exists: refusing to overwrite a root token"
 unset BAO_ADDR BAO_TOKEN BAO_CACERT
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
 field() {
   sed -n "s/^ *\"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" | head -n 1
 }

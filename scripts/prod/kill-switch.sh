@@ -31,11 +31,7 @@ cli=${VAULT_CLI:-vault}
 unset BAO_ADDR BAO_TOKEN BAO_CACERT
 role_path=auth/approle/role/saas-app-role
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
 "$cli" token lookup >/dev/null 2>"$errors" ||
   fail "no usable admin token ($(reason)): log in first (vault login -method=userpass username=<admin>) or set VAULT_TOKEN"
 

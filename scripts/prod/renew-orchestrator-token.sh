@@ -22,11 +22,7 @@ VAULT_TOKEN=''
 IFS= read -r VAULT_TOKEN <"$file" || [ -n "$VAULT_TOKEN" ] || fail "$file is empty"
 export VAULT_TOKEN
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
 status=0
 "$cli" status >/dev/null 2>"$errors" || status=$?
 case $status in

@@ -21,11 +21,7 @@ unset BAO_ADDR BAO_TOKEN BAO_CACERT
 role_id=''
 IFS= read -r role_id <"$file" || [ -n "$role_id" ] || fail "$file is empty"
 
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
-reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
-}
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
 auths=$("$cli" auth list -format=json 2>"$errors") ||
   fail "cannot list auth methods ($(reason)): is the token's policy saas-admin?"
 accessor=$(printf '%s\n' "$auths" | sed -n '/^  "approle\/": {/,/^  }/s/^    "accessor": "\([^"]*\)",$/\1/p')

@@ -1,0 +1,37 @@
+# Sourced (`. "$here/lib/vault-cli.sh"`) by the scripts that drive the Vault CLI: what each of
+# them used to carry a copy of. POSIX sh. The caller defines `fail` (prints its argument and
+# exits 1) and sets `cli` (vault or bao) and VAULT_ADDR before calling these functions.
+
+# The server's own words for a failed call, without the CLI's banner: run the call with
+# 2>"$errors", then say $(reason). The file goes when the script exits.
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+reason() {
+  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
+}
+
+# A duration such as 90s, 5m, 1h or 2d in seconds, as Vault reports durations, so settings can
+# be compared with what Vault holds; $1 is the variable's name for the error message.
+seconds() {
+  case $2 in
+    '' | *[!0-9smhd]* | [smhd]*) fail "$1 must be a duration such as 90s, 5m, 1h or 2d (got '$2')" ;;
+    *s) echo "${2%s}" ;;
+    *m) echo "$((${2%m} * 60))" ;;
+    *h) echo "$((${2%h} * 3600))" ;;
+    *d) echo "$((${2%d} * 86400))" ;;
+    *) echo "$2" ;;
+  esac
+}
+
+# Vault answers, is unsealed, and accepts VAULT_TOKEN; $1 says what to do once it is unsealed.
+require_vault_and_token() {
+  vault_status=0
+  "$cli" status >/dev/null 2>"$errors" || vault_status=$?
+  case $vault_status in
+    0) ;;
+    2) fail "Vault at $VAULT_ADDR is sealed: unseal it, then $1" ;;
+    *) fail "cannot reach Vault at $VAULT_ADDR (VAULT_ADDR): $(reason)" ;;
+  esac
+  "$cli" token lookup >/dev/null 2>"$errors" ||
+    fail "Vault at $VAULT_ADDR does not accept VAULT_TOKEN: $(reason)"
+}
