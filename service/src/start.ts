@@ -140,6 +140,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
   // Set below in dynamic mode; a new SDK login calls it, so it is reached through this variable.
   let leases: LeaseKeeper | undefined;
   let renewer: SdkTokenRenewer | undefined;
+  let refresher: SdkRefresher | undefined;
   let lifecycle: TokenKeeper;
   let token: () => Promise<string | undefined>;
   if (tokenSource.mode === 'agent') {
@@ -153,16 +154,15 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     });
     lifecycle = renewer = sdk;
     token = () => Promise.resolve(sdk.token);
-  }
-  stops.push({ name: 'token checks', stop: () => lifecycle.stop() });
-  let refresher: SdkRefresher | undefined;
-  if (renewer !== undefined && tokenSource.mode === 'sdk') {
-    const sdk = renewer;
     refresher = new SdkRefresher({
       api, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger,
       token: () => sdk.token, intervalMs: rereadIntervalMs(settings), initial: tokenSource.reads,
     });
-    stops.push({ name: 'secret re-reads', stop: () => refresher?.stop() ?? Promise.resolve() });
+  }
+  stops.push({ name: 'token checks', stop: () => lifecycle.stop() });
+  if (refresher !== undefined) {
+    const rereads = refresher;
+    stops.push({ name: 'secret re-reads', stop: () => rereads.stop() });
   }
   if (settings.databaseCredentials === 'dynamic') {
     const replacer = refresher;

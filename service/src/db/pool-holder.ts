@@ -50,7 +50,7 @@ export class PoolHolder {
    * what a request does when it takes its snapshot. Calling it again does nothing.
    */
   hold(snapshot: ConfigSnapshot): () => void {
-    const entry = this.#open.get(credentialsOf(snapshot)) ?? this.#entry;
+    const entry = this.#entryFor(snapshot);
     if (entry === undefined) return () => undefined;
     entry.users++;
     let released = false;
@@ -66,7 +66,7 @@ export class PoolHolder {
    * the current pool; that pool stays open until `work` settles.
    */
   async use<T>(work: (pool: pg.Pool) => Promise<T>, snapshot?: ConfigSnapshot): Promise<T> {
-    const entry = (snapshot === undefined ? undefined : this.#open.get(credentialsOf(snapshot))) ?? this.#entry;
+    const entry = this.#entryFor(snapshot);
     if (entry === undefined) throw new Error('no database credentials loaded');
     entry.users++;
     try {
@@ -74,6 +74,11 @@ export class PoolHolder {
     } finally {
       this.#release(entry);
     }
+  }
+
+  /** The pool of `snapshot`'s credentials while it is open, else the current one. */
+  #entryFor(snapshot: ConfigSnapshot | undefined): Entry | undefined {
+    return (snapshot === undefined ? undefined : this.#open.get(credentialsOf(snapshot))) ?? this.#entry;
   }
 
   #release(entry: Entry): void {

@@ -55,11 +55,6 @@ export class SdkRefresher {
     return this.#loop.stop();
   }
 
-  /** Reads every KV path now (tests, and an operator's nudge). */
-  rereadNow(): Promise<void> {
-    return this.#loop.wake();
-  }
-
   /**
    * Fetches new database credentials and swaps them in. Rejects, leaving the snapshot as it
    * is, when Vault refuses or the answer does not validate: the lease keeper decides what that means.
