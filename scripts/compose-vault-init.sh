@@ -45,12 +45,13 @@ case $step in
 esac
 
 # prepare: the production compose file's one-shot. The operator's files (PREPARE_HOST_DIR,
-# default /host: tls/, credentials/, postgres/) belong to the host user, 0400/0600, unreadable
+# default /host: tls/, credentials/, postgres/, orchestrator/) belong to the host user, 0400/0600, unreadable
 # by the images' users; and the Vault image has no /vault/data, so a fresh volume there is
 # root's. As root (CHOWN, DAC_OVERRIDE, FOWNER only), give each reader its own copy, owned so:
 #   /vault/data               100:1000 0700 (Raft, as the vault user)
 #   /vault/tls                server.pem and ca.pem 0444, server-key.pem 0400 owned by vault
 #   /vault/agent/credentials  role-id and secret-id 0400 owned by vault; secret-id is moved
+#   /orchestrator             the orchestrator token 0400 owned by vault (secret-id-courier)
 #   /pg-init                  0:70 0750, its files 0440 group postgres
 # Each copy is written beside its destination and renamed over it: a reader never sees half a file.
 prepare() {
@@ -59,6 +60,7 @@ prepare() {
   postgres_group=${POSTGRES_GID:-70}
   data_dir=${VAULT_DATA_DIR:-/vault/data}
   tls_dir=${VAULT_TLS_DIR:-/vault/tls}
+  orchestrator_dir=${ORCHESTRATOR_DIR:-/orchestrator}
   copy() { # <source> <destination> <owner> <mode>
     cp "$1" "$2.partial" && chown "$3" "$2.partial" && chmod "$4" "$2.partial" && mv -f "$2.partial" "$2" ||
       fail "cannot copy $1 to $2"
@@ -88,6 +90,14 @@ prepare() {
     copy "$host/credentials/secret-id" "$credentials_dir/secret-id" "$vault_owner" 0400
     rm -f "$host/credentials/secret-id" || fail "cannot remove $host/credentials/secret-id after copying it"
     echo "compose-vault-init: moved secret-id to $credentials_dir"
+  fi
+
+  chmod 0700 "$orchestrator_dir" && chown "$vault_owner" "$orchestrator_dir" || fail "cannot give $orchestrator_dir to $vault_owner"
+  if [ -s "$host/orchestrator/token" ]; then
+    copy "$host/orchestrator/token" "$orchestrator_dir/token" "$vault_owner" 0400
+    echo "compose-vault-init: copied orchestrator/token to $orchestrator_dir (secret-id-courier's)"
+  elif [ ! -s "$orchestrator_dir/token" ]; then
+    echo "compose-vault-init: no orchestrator/token yet (first-bootstrap.sh writes it): secret-id-courier waits until this runs again"
   fi
 
   chmod 0750 "$pg_init_dir" && chown "0:$postgres_group" "$pg_init_dir" || fail "cannot give $pg_init_dir to group $postgres_group"

@@ -6,8 +6,9 @@ template_config {
 
 vault {
   retry {
-    # 12 retries back off from 250 ms to 1 m: about five minutes of outage is ridden out
-    # on the last good render before the agent exits and the failure becomes visible.
+    # 12 retries back off from 1 s to 30 s (agent.hcl's min_backoff and max_backoff): about
+    # four minutes (241 s) of outage is ridden out on the last good render before the agent
+    # exits; the compose restart policy then starts it again, and it logs in once Vault answers.
     num_retries = 12
   }
 }

@@ -35,3 +35,16 @@ require_vault_and_token() {
   "$cli" token lookup >/dev/null 2>"$errors" ||
     fail "Vault at $VAULT_ADDR does not accept VAULT_TOKEN: $(reason)"
 }
+
+# A duration such as 300ms, 30s, 5m or 6h in milliseconds: for the loops' own intervals, which
+# a time-scaled run (bench/soak.ts) shortens below a second. $1 names the variable.
+milliseconds() {
+  case $2 in
+    '' | [!0-9]* | *[!0-9mshd]*) fail "$1 must be a duration such as 300ms, 30s, 5m or 6h (got '$2')" ;;
+    *[0-9]ms) echo "${2%ms}" ;;
+    *[0-9]s) echo "$((${2%s} * 1000))" ;;
+    *[0-9]m) echo "$((${2%m} * 60000))" ;;
+    *[0-9]h) echo "$((${2%h} * 3600000))" ;;
+    *) fail "$1 must be a duration such as 300ms, 30s, 5m or 6h (got '$2')" ;;
+  esac
+}

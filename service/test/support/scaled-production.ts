@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { baoBin, baoEnv, repoRoot } from './bao.js';
+import { generateTls, runScript, startBaoServerNode, type BaoServerNode, type Tls } from './bao-server.js';
+import { registerSecret } from './leak-scan.js';
+import { startTestPostgres, type TestPostgres } from './postgres.js';
+import { spawnManaged, type ManagedProcess } from './processes.js';
+import { startService, type ServiceProcess } from './service.js';
+import {
+  asDuration, scaleDurations, shippedProduction, type ProductionCounts, type ProductionDurations,
+} from './shipped-durations.js';
+import { tempDir } from './temp-dirs.js';
+
+/**
+ * A process that is started again whenever it exits, as `restart: unless-stopped` does, until
+ * `stop`. `pause`/`resume` stop it without a restart (an outage an operator caused).
+ */
+export class Supervised {
+  process: ManagedProcess;
+  starts = 1;
+  #wanted = true;
+  readonly #launch: () => ManagedProcess;
+
+  constructor(launch: () => ManagedProcess) {
+    this.#launch = launch;
+    this.process = this.#watch(launch());
+  }
+
+  #watch(proc: ManagedProcess): ManagedProcess {
+    void proc.exited.then(() => {
+      // Docker's restart policy waits 100 ms before the first restart.
+      if (this.#wanted) setTimeout(() => { if (this.#wanted) { this.starts++; this.process = this.#watch(this.#launch()); } }, 100);
+    });
+    return proc;
+  }
+
+  /** SIGKILL, as `docker kill` does; the supervisor brings it back. */
+  async kill(): Promise<void> {
+    await this.process.stop('SIGKILL');
+  }
+
+  async pause(): Promise<void> {
+    this.#wanted = false;
+    await this.process.stop();
+  }
+
+  resume(): void {
+    this.#wanted = true;
+    this.starts++;
+    this.process = this.#watch(this.#launch());
+  }
+
+  async stop(): Promise<void> {
+    this.#wanted = false;
+    await this.process.stop();
+  }
+}
+
+/** Test harness only: what the soak's operator does by hand (seal, rotate KV); production keeps no such token. */
+const harnessPolicy = `
+path "sys/seal" { capabilities = ["update", "sudo"] }
+path "secret/data/saas-project/prod/*" { capabilities = ["create", "update", "read"] }
+`;
+
+/**
+ * The production topology of docker-compose.prod.yml as processes, with every shipped duration
+ * divided by `factor`: a non-dev bao (Raft, TLS, audit) initialised and unsealed by the operator
+ * scripts, first-bootstrap.sh (single-use secret ids, root revoked), the admin's
+ * database-engine.sh on a real PostgreSQL, the agent from agent-config/ and the courier
+ * (deliver-secret-ids.sh), each restarted when it exits, and the service in agent mode with
+ * dynamic credentials.
+ */
+export interface ScaledProduction {
+  readonly factor: number;
+  readonly shipped: ProductionDurations;
+  readonly durations: ProductionDurations;
+  readonly counts: ProductionCounts;
+  readonly tls: Tls;
+  readonly node: BaoServerNode;
+  readonly pg: TestPostgres;
+  readonly agent: Supervised;
+  readonly courier: Supervised;
+  readonly service: ServiceProcess;
+  readonly renderedFile: string;
+  readonly credentialsDir: string;
+  /** A token for the harness's own acts: seal, KV writes. */
+  readonly harnessToken: string;
+  unseal(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function bao(node: BaoServerNode, token: string, args: string[], stdin = '') {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  });
+}
+
+function must(what: string, result: { code: number; stderr: string }): void {
+  if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${result.stderr.trim()}`);
+}
+
+/** agent-config/ with only its durations divided: backoff in agent.hcl, the render interval in env/prod.hcl. */
+async function scaledAgentConfig(dir: string, d: ProductionDurations): Promise<void> {
+  await mkdir(join(dir, 'config/env'), { recursive: true });
+  await symlink(join(repoRoot, 'agent-config/secrets.json.ctmpl'), join(dir, 'config/secrets.json.ctmpl'));
+  const replaceOnce = (text: string, pattern: RegExp, value: string, file: string) => {
+    if (!pattern.test(text)) throw new Error(`${file}: ${String(pattern)} not found`);
+    return text.replace(pattern, value);
+  };
+  let agent = await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8');
+  agent = replaceOnce(agent, /min_backoff\s*=\s*"[^"]+"/, `min_backoff = "${asDuration(d.minBackoff)}"`, 'agent.hcl');
+  agent = replaceOnce(agent, /max_backoff\s*=\s*"[^"]+"/, `max_backoff = "${asDuration(d.maxBackoff)}"`, 'agent.hcl');
+  await writeFile(join(dir, 'config/agent.hcl'), agent);
+  const prod = replaceOnce(await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8'),
+    /static_secret_render_interval\s*=\s*"[^"]+"/, `static_secret_render_interval = "${asDuration(d.renderInterval)}"`, 'env/prod.hcl');
+  await writeFile(join(dir, 'config/env/prod.hcl'), prod);
+}
+
+export async function startScaledProduction(factor: number): Promise<ScaledProduction> {
+  const { durations: shipped, counts } = await shippedProduction();
+  const d = scaleDurations(shipped, factor);
+  const tls = await generateTls();
+  const [node, pg] = await Promise.all([startBaoServerNode(tls), startTestPostgres()]);
+
+  // The operators: init (keys to a private file), unseal with the threshold.
+  const initFile = join(await tempDir('init'), 'init.json');
+  must('operator-init.sh', await runScript('scripts/prod/operator-init.sh', [initFile, '3', '2'], node.cliEnv()));
+  const init = JSON.parse(await readFile(initFile, 'utf8')) as { unseal_keys_b64: string[]; root_token: string };
+  const unseal = async () => {
+    must('unseal.sh', await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), init.unseal_keys_b64.join('\n') + '\n'));
+  };
+  await unseal();
+  must('harness policy', await bao(node, init.root_token, ['policy', 'write', 'soak-harness', '-'], harnessPolicy));
+  const created = await bao(node, init.root_token, ['token', 'create', '-orphan', '-policy=soak-harness', '-field=token']);
+  must('harness token', created);
+  const harnessToken = created.stdout.trim();
+  registerSecret('soak harness token', harnessToken);
+
+  // PostgreSQL as the DBA prepares it: saas_app_owner and vault_admin (postgres-init.sh).
+  const vaultAdminPassword = randomBytes(24).toString('hex');
+  registerSecret('soak vault_admin initial password', vaultAdminPassword);
+  await pg.provisionFiles({ 'vault-admin-password': vaultAdminPassword });
+
+  // The first bootstrap with the shipped settings, every duration divided by the factor.
+  const credentialsDir = join(await tempDir('credentials'), 'approle');
+  const orchestratorTokenFile = join(await tempDir('orchestrator'), 'token');
+  const adminPassword = randomBytes(24).toString('hex');
+  registerSecret('soak admin password', adminPassword);
+  const secrets = await tempDir('operator');
+  const adminPasswordFile = join(secrets, 'admin-password');
+  await writeFile(adminPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
+  must('first-bootstrap.sh', await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentialsDir, orchestratorTokenFile], node.cliEnv({
+    ADMIN_PASSWORD_FILE: adminPasswordFile,
+    ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl), ROLE_SECRET_ID_TTL: asDuration(d.secretIdTtl),
+    SECRET_ID_WRAP_TTL: asDuration(d.firstWrapTtl), ORCHESTRATOR_TOKEN_PERIOD: asDuration(d.orchestratorPeriod),
+  }), `${init.root_token}\n`));
+
+  // The admin (root is gone) sets up the database engine.
+  const login = await bao(node, '', ['login', '-method=userpass', '-token-only', 'username=admin', 'password=-'], adminPassword);
+  must('admin login', login);
+  const adminToken = login.stdout.trim();
+  registerSecret('soak admin token', adminToken);
+  const adminPasswordForPg = join(secrets, 'vault-admin-password');
+  await writeFile(adminPasswordForPg, `${vaultAdminPassword}\n`, { mode: 0o600 });
+  must('database-engine.sh', await runScript('scripts/database-engine.sh', ['prod'], node.cliEnv({
+    VAULT_TOKEN: adminToken, DATABASE_ADDRESS: `127.0.0.1:${pg.layout.port}`, DATABASE_ADMIN_PASSWORD_FILE: adminPasswordForPg,
+    DB_CREDS_TTL: asDuration(d.leaseTtl), DB_CREDS_MAX_TTL: asDuration(d.leaseMaxTtl),
+  })));
+
+  // The agent and the courier, each restarted when it exits (the compose restart policy).
+  const agentDir = await tempDir('agent');
+  await scaledAgentConfig(agentDir, d);
+  await symlink(credentialsDir, join(agentDir, 'credentials'));
+  await mkdir(join(agentDir, 'secrets'), { mode: 0o750 });
+  const agent = new Supervised(() => spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
+    cwd: agentDir, logFile: join(agentDir, 'agent.log'),
+    env: baoEnv(agentDir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: 'prod', DATABASE_CREDENTIALS: 'dynamic' }),
+  }));
+  const courierDir = await tempDir('courier');
+  const courier = new Supervised(() => spawnManaged('sh', [join(repoRoot, 'scripts/prod/deliver-secret-ids.sh'), credentialsDir, orchestratorTokenFile], {
+    cwd: courierDir, logFile: join(courierDir, 'courier.log'),
+    env: node.cliEnv({
+      DELIVERY_INTERVAL: asDuration(d.deliveryInterval), SECRET_ID_MAX_AGE: asDuration(d.secretIdMaxAge), WRAP_TTL: asDuration(d.wrapTtl),
+      ORCHESTRATOR_RENEW_INTERVAL: asDuration(d.orchestratorRenewInterval),
+    }),
+  }));
+
+  const renderedFile = join(agentDir, 'secrets/app.json');
+  const service = await startService({
+    SECRETS_MODE: 'agent', APP_ENV: 'prod', DATABASE_CREDENTIALS: 'dynamic', VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
+    SECRETS_FILE: renderedFile, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
+    DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port),
+    TOKEN_CHECK_MAX_INTERVAL_MS: String(d.checkInterval),
+  });
+  return {
+    factor, shipped, durations: d, counts, tls, node, pg, agent, courier, service, renderedFile, credentialsDir, harnessToken, unseal,
+    async stop() {
+      await service.process.stop();
+      await agent.stop();
+      await courier.stop();
+      await node.stop();
+      await pg.stop();
+    },
+  };
+}
+
+export { bao as baoCli };
