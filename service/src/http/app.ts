@@ -5,6 +5,7 @@ import helmet from 'koa-helmet';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
+import { DatabaseReadiness } from './database-readiness.js';
 import { DrainState, drainMiddleware } from './drain.js';
 import { errorHandler, requestLog } from './errors.js';
 import { requestId } from './request-id.js';
@@ -33,15 +34,23 @@ export function createApp(deps: AppDependencies): Koa {
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
-  // Reached only through an open gate: ready means secrets loaded and the token valid.
-  router.get('/readyz', (ctx) => {
+  // Reached only through an open gate: ready means secrets loaded, the token valid, and the
+  // database answering once a data route found it unavailable (database-readiness.ts).
+  const database = new DatabaseReadiness(deps.pools);
+  router.get('/readyz', async (ctx) => {
+    if (!await database.ready((ctx.state as ApiState).config)) {
+      ctx.status = 503;
+      ctx.set('Retry-After', '5');
+      ctx.body = { error: { code: 'database_unavailable', message: 'the database is unavailable; try again shortly' } };
+      return;
+    }
     ctx.body = { status: 'ready' };
   });
   const api = apiRoutes(deps);
 
   // First: every log line of the request, the error handler's included, carries its id.
   app.use(requestId());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, () => { database.failed(); }));
   app.use(requestLog(logger));
   app.use(helmet());
   app.use(drainMiddleware(drain));

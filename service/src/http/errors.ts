@@ -27,9 +27,10 @@ function isDatabaseUnavailable(error: unknown): boolean {
 /**
  * Every error becomes a JSON body `{"error": {"code", "message"}}`. Client errors say what was
  * wrong with the request; anything else is logged (message only) and answered with a generic
- * message, never a stack trace or a driver's text.
+ * message, never a stack trace or a driver's text. `onDatabaseUnavailable` hears of each 503
+ * `database_unavailable` (readiness, database-readiness.ts).
  */
-export function errorHandler(logger: Logger): Middleware {
+export function errorHandler(logger: Logger, onDatabaseUnavailable: () => void = () => undefined): Middleware {
   return async (ctx, next) => {
     try {
       await next();
@@ -56,6 +57,7 @@ export function errorHandler(logger: Logger): Middleware {
         };
       } else if (isDatabaseUnavailable(error)) {
         logger.error({ path: ctx.path, code: (error as { code?: string }).code }, 'database unavailable');
+        onDatabaseUnavailable();
         ctx.status = 503;
         ctx.set('Retry-After', '5');
         ctx.body = { error: { code: 'database_unavailable', message: 'the database is unavailable; try again shortly' } };
