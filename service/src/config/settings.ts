@@ -1,13 +1,49 @@
 import convict from 'convict';
 
+/**
+ * Durations: a whole number of milliseconds (`250`), or a whole number with one explicit unit
+ * (`250ms`, `10s`, `5m`, `1h`). Nothing else: convict's `nat` read `10s` as 10 ms and `5m` as
+ * 5 ms. At most 2^31 - 1 ms, Node's timer limit (a longer timer fires at once).
+ */
+const durationPattern = /^(0|[1-9][0-9]*)(ms|s|m|h)?$/;
+const unitMs: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const maxDurationMs = 2 ** 31 - 1;
+/** Intervals of calls to Vault: below this, every instance would hammer it. 0 keeps its own meaning. */
+export const minIntervalMs = 100;
+
+/** The milliseconds `text` stands for, or NaN when it is not a duration as above. */
+export function parseDurationMs(text: string): number {
+  const match = durationPattern.exec(text);
+  if (match === null) return Number.NaN;
+  const ms = Number(match[1]) * (unitMs[match[2] ?? 'ms'] ?? Number.NaN);
+  return Number.isSafeInteger(ms) && ms <= maxDurationMs ? ms : Number.NaN;
+}
+
+function durationFormat(name: string, accept: (ms: number) => boolean): void {
+  convict.addFormat({
+    name,
+    validate: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value > maxDurationMs || !accept(value)) {
+        throw new Error(`must be a ${name}`);
+      }
+    },
+    coerce: (value: string) => parseDurationMs(value),
+  });
+}
 /** Timeouts and waits: 0 would make every call or wait fail at once. */
-const positiveInteger = /^[1-9][0-9]*$/;
+durationFormat('positive-duration', (ms) => ms > 0);
+/** Delays where 0 means "none". */
+durationFormat('duration', (ms) => ms >= 0);
+/** Intervals of calls to Vault: 0 (a meaning of its own, in the setting's doc) or at least minIntervalMs. */
+durationFormat('interval', (ms) => ms === 0 || ms >= minIntervalMs);
+
+// Ports: digits only (convict's `port` is a bare parseInt too: `3000abc` was port 3000).
 convict.addFormat({
-  name: 'positive-int',
+  name: 'strict-port',
   validate: (value: unknown) => {
-    if (!Number.isSafeInteger(value) || (value as number) <= 0) throw new Error('must be a positive integer');
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65_535) throw new Error('must be a port');
   },
-  coerce: (value: string) => (positiveInteger.test(value) ? Number(value) : Number.NaN),
+  coerce: (value: string) => (/^(0|[1-9][0-9]{0,4})$/.test(value) ? Number(value) : Number.NaN),
 });
 convict.addFormat({
   name: 'http-url-or-empty',
@@ -33,9 +69,9 @@ function isHttpUrl(value: string): boolean {
 /** The service's non-secret settings, all from its environment, read once at start. */
 export const settingsSchema = {
   appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
-  port: { doc: 'HTTP port', format: 'port', default: 3000, env: 'PORT' },
+  port: { doc: 'HTTP port', format: 'strict-port', default: 3000, env: 'PORT' },
   adminPort: {
-    doc: 'the operator\'s port: GET /status and GET /metrics, outside the traffic gate', format: 'port', default: 3001,
+    doc: 'the operator\'s port: GET /status and GET /metrics, outside the traffic gate', format: 'strict-port', default: 3001,
     env: 'ADMIN_PORT',
   },
   adminHost: {
@@ -64,15 +100,15 @@ export const settingsSchema = {
     doc: 'the agent\'s token sink', format: String, default: '/vault/secrets/token', env: 'VAULT_TOKEN_FILE',
   },
   vaultConnectTimeoutMs: {
-    doc: 'how long start-up retries an unreachable or sealed Vault (ms)', format: 'positive-int', default: 30_000,
-    env: 'VAULT_CONNECT_TIMEOUT_MS',
+    doc: 'how long start-up retries an unreachable or sealed Vault (a duration: ms, or 250ms, 10s, 5m, 1h)',
+    format: 'positive-duration', default: 30_000, env: 'VAULT_CONNECT_TIMEOUT_MS',
   },
   vaultRequestTimeoutMs: {
-    doc: 'timeout of one call to Vault (ms)', format: 'positive-int', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
+    doc: 'timeout of one call to Vault (a duration)', format: 'positive-duration', default: 5000, env: 'VAULT_REQUEST_TIMEOUT_MS',
   },
   tokenCheckMaxIntervalMs: {
-    doc: 'longest time between two token checks (ms): a revoked token halts traffic within it (the kill switch); ' +
-      '0: two thirds of the remaining TTL decides', format: 'nat',
+    doc: 'longest time between two token checks (a duration, at least 100 ms): a revoked token halts traffic within ' +
+      'it (the kill switch); 0: two thirds of the remaining TTL decides', format: 'interval',
     default: 10_000, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
   },
   databaseCredentials: {
@@ -81,25 +117,27 @@ export const settingsSchema = {
     format: ['kv', 'dynamic'], default: 'kv', env: 'DATABASE_CREDENTIALS',
   },
   secretsRereadIntervalMs: {
-    doc: 'SDK mode: how often the KV secrets are read again (ms); 0: the agent\'s render interval for APP_ENV ' +
-      '(dev 5 s, staging 1 min, prod 5 min)', format: 'nat', default: 0, env: 'SECRETS_REREAD_INTERVAL_MS',
+    doc: 'SDK mode: how often the KV secrets are read again (a duration, at least 100 ms); 0: the agent\'s render ' +
+      'interval for APP_ENV (dev 5 s, staging 1 min, prod 5 min)', format: 'interval', default: 0, env: 'SECRETS_REREAD_INTERVAL_MS',
   },
   databaseHost: { doc: 'PostgreSQL host', format: String, default: '127.0.0.1', env: 'DATABASE_HOST' },
-  databasePort: { doc: 'PostgreSQL port', format: 'port', default: 5432, env: 'DATABASE_PORT' },
+  databasePort: { doc: 'PostgreSQL port', format: 'strict-port', default: 5432, env: 'DATABASE_PORT' },
   databaseName: { doc: 'PostgreSQL database', format: String, default: 'saas', env: 'DATABASE_NAME' },
   webhookUrl: {
     doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
     env: 'WEBHOOK_URL',
   },
   secretsWaitMs: {
-    doc: 'how long start-up waits for the first valid render (ms)', format: 'positive-int', default: 30_000, env: 'SECRETS_WAIT_MS',
+    doc: 'how long start-up waits for the first valid render (a duration)', format: 'positive-duration', default: 30_000,
+    env: 'SECRETS_WAIT_MS',
   },
   logLevel: {
     doc: 'pino log level', format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info', env: 'LOG_LEVEL',
   },
   drainDelayMs: {
     doc: 'after SIGTERM, how long the service keeps serving while /readyz answers 503, so load balancers take it ' +
-      'out before it stops accepting (ms; 0: stop accepting at once)', format: 'nat', default: 5000, env: 'DRAIN_DELAY_MS',
+      'out before it stops accepting (a duration; 0: stop accepting at once)', format: 'duration', default: 5000,
+    env: 'DRAIN_DELAY_MS',
   },
 };
 
@@ -141,10 +179,12 @@ export function rereadIntervalMs(settings: Pick<Settings, 'appEnv' | 'secretsRer
 }
 
 // Convict's own messages name the schema key (appEnv) and echo the value; people set APP_ENV.
+const durations = 'a whole number of milliseconds, or one with a unit: 250ms, 10s, 5m, 1h (at most 2147483647 ms)';
 const requirements: Partial<Record<string, string>> = {
-  port: 'must be a port number from 0 to 65535',
-  nat: 'must be an integer, 0 or more',
-  'positive-int': 'must be a positive integer',
+  'strict-port': 'must be a port number from 0 to 65535',
+  'positive-duration': `must be a duration above 0: ${durations}`,
+  duration: `must be a duration, 0 or more: ${durations}`,
+  interval: `must be 0 or a duration of at least ${minIntervalMs} ms: ${durations}`,
   'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
   'true-or-false': 'must be true or false',
 };

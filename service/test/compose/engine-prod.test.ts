@@ -108,6 +108,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await script([join(repoRoot, 'scripts/prod/generate-tls.sh'), join(prodDir, 'tls'), 'localhost', '127.0.0.1', 'vault']);
     await mkdir(join(prodDir, 'postgres'), { recursive: true });
     await mkdir(join(prodDir, 'credentials'), { recursive: true });
+    await mkdir(join(prodDir, 'orchestrator'), { recursive: true });
     for (const file of ['superuser-password', 'vault-admin-password', 'admin-password']) {
       const value = randomBytes(24).toString('hex');
       registerSecret(`prod ${file}`, value);
@@ -124,9 +125,9 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await unseal();
     expect(await sealed()).to.equal(false);
 
-    await script([join(repoRoot, 'scripts/prod/first-bootstrap.sh'), 'prod', join(prodDir, 'credentials'), join(prodDir, 'orchestrator-token')],
+    await script([join(repoRoot, 'scripts/prod/first-bootstrap.sh'), 'prod', join(prodDir, 'credentials'), join(prodDir, 'orchestrator/token')],
       { ADMIN_PASSWORD_FILE: join(prodDir, 'admin-password') }, `${init.root_token}\n`);
-    registerSecret('prod orchestrator token', await readFile(join(prodDir, 'orchestrator-token'), 'utf8'));
+    registerSecret('prod orchestrator token', await readFile(join(prodDir, 'orchestrator/token'), 'utf8'));
     const password = (await readFile(join(prodDir, 'admin-password'), 'utf8')).trim();
     adminToken = (await bao(['write', '-field=token', 'auth/userpass/login/admin', 'password=-'], '', password)).trim();
     registerSecret('prod admin token', adminToken);
@@ -159,6 +160,39 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     expect(env).to.equal('https://vault:8200');
   });
 
+  /** The agent's token in its sink, read inside the container (the secrets volume is the agent's and the app's only). */
+  const sinkToken = async () => (await compose.must(['exec', '-T', 'vault-agent', 'cat', '/vault/agent/secrets/token'])).trim();
+
+  it('keeps a fresh wrapped secret id waiting (secret-id-courier), so `restart vault-agent` and an agent that exits log in again with no step by hand', async function () {
+    // The agent consumed the first secret id; the courier drops the next one within its interval (30 s).
+    await poll('a secret id waiting for the next login', 45_000, async () => {
+      const listing = await compose.compose(['exec', '-T', 'vault-agent', 'ls', '/vault/agent/credentials']);
+      return listing.stdout.split('\n').includes('secret-id') ? true : undefined;
+    });
+    const first = await sinkToken();
+    registerSecret('prod agent token', first);
+    await compose.must(['restart', 'vault-agent']);
+    const second = await poll('a new token from a new login after restart', 60_000, async () => {
+      const token = await sinkToken().catch(() => '');
+      return token !== '' && token !== first ? token : undefined;
+    });
+    registerSecret('prod agent token', second);
+    await appReady(30_000);
+    // An agent that exits on its own (SIGTERM from inside, as when it gives up its retries):
+    // the restart policy starts it, and it logs in with the next secret id the courier dropped.
+    await poll('the next secret id waiting', 45_000, async () => {
+      const listing = await compose.compose(['exec', '-T', 'vault-agent', 'ls', '/vault/agent/credentials']);
+      return listing.stdout.split('\n').includes('secret-id') ? true : undefined;
+    });
+    await compose.compose(['exec', '-T', 'vault-agent', 'kill', '-TERM', '1']);
+    const third = await poll('a new token after the restart policy brought the agent back', 60_000, async () => {
+      const token = await sinkToken().catch(() => '');
+      return token !== '' && token !== second ? token : undefined;
+    });
+    registerSecret('prod agent token', third);
+    await appReady(30_000);
+  });
+
   // That the app then halts once the token's known expiry passes unverified is shown on processes
   // (prod/production.test.ts: "halts once the sealed Vault lets the token's known expiry pass").
   it('comes back sealed after `restart vault`: the app keeps serving while sealed (its token\'s known expiry not passed), unsealing brings Vault back and a token check succeeds', async function () {
@@ -182,9 +216,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await compose.must(['down']);
     await compose.must(['up', '-d', 'vault', 'postgres']);
     await unseal();
-    // The agent's secret id was single-use: the orchestrator drops a fresh one, vault-prepare moves it in.
-    const orchestrator = (await readFile(join(prodDir, 'orchestrator-token'), 'utf8')).trim();
-    await script([join(repoRoot, 'scripts/prod/issue-wrapped-secret-id.sh'), join(prodDir, 'credentials/secret-id')], { VAULT_TOKEN: orchestrator });
+    // The agent's secret ids are single-use: the courier delivers the next one, nobody by hand.
     await compose.must(['up', '-d']);
     await appReady(120_000);
     expect(await kvSnapshot()).to.equal(before);

@@ -91,14 +91,67 @@ describe('readSettings', function () {
     }
   });
 
-  it('refuses 0 and anything but a positive integer for timeouts and waits', function () {
+  const durations = 'a whole number of milliseconds, or one with a unit: 250ms, 10s, 5m, 1h \\(at most 2147483647 ms\\)';
+
+  it('refuses 0 and anything but a positive duration for timeouts and waits', function () {
     for (const variable of ['VAULT_CONNECT_TIMEOUT_MS', 'VAULT_REQUEST_TIMEOUT_MS', 'SECRETS_WAIT_MS']) {
-      for (const wrong of ['0', '-5', '1.5', '12abc', '']) {
+      for (const wrong of ['0', '0s', '-5', '1.5', '12abc', '10x', '10 s', '10S', '', '2147483648', '600h']) {
         expect(() => readSettings({ [variable]: wrong }), `${variable}=${wrong}`).to.throw(
-          new RegExp(`^${variable} must be a positive integer$`));
+          new RegExp(`^${variable} must be a duration above 0: ${durations}$`));
       }
       expect(() => readSettings({ [variable]: '1' }), `${variable}=1`).to.not.throw();
     }
+  });
+
+  it('reads 10s as 10 000 ms and 5m as 300 000 ms, not as 10 and 5 (convict\'s nat was a bare parseInt)', function () {
+    const read = readSettings({
+      TOKEN_CHECK_MAX_INTERVAL_MS: '10s', SECRETS_REREAD_INTERVAL_MS: '5m', DRAIN_DELAY_MS: '250ms',
+      VAULT_CONNECT_TIMEOUT_MS: '1h', VAULT_REQUEST_TIMEOUT_MS: '1500', SECRETS_WAIT_MS: '2s',
+    });
+    expect(read).to.include({
+      tokenCheckMaxIntervalMs: 10_000, secretsRereadIntervalMs: 300_000, drainDelayMs: 250,
+      vaultConnectTimeoutMs: 3_600_000, vaultRequestTimeoutMs: 1500, secretsWaitMs: 2000,
+    });
+  });
+
+  it('refuses 10x, 3000abc and every value that is not exactly a duration, naming the variable and never the value', function () {
+    for (const variable of ['TOKEN_CHECK_MAX_INTERVAL_MS', 'SECRETS_REREAD_INTERVAL_MS', 'DRAIN_DELAY_MS']) {
+      for (const wrong of ['10x', '3000abc', '5 m', '1.5s', '-1', '', 's', '0x10', '1e3', '99999999999999999999']) {
+        let message = '';
+        try {
+          readSettings({ [variable]: wrong });
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        expect(message, `${variable}=${wrong}`).to.match(new RegExp(`^${variable} must be `));
+        if (wrong !== '' && wrong !== 's' && wrong !== '-1') expect(message, `${variable}=${wrong}`).to.not.contain(wrong);
+      }
+    }
+  });
+
+  it('refuses ports that are not exactly a number from 0 to 65535: 3000abc is no port 3000', function () {
+    for (const variable of ['PORT', 'ADMIN_PORT', 'DATABASE_PORT']) {
+      for (const wrong of ['3000abc', '3000.5', ' 3000', '65536', '0x50', '']) {
+        expect(() => readSettings({ [variable]: wrong }), `${variable}=${wrong}`).to.throw(
+          new RegExp(`^${variable} must be a port number from 0 to 65535$`));
+      }
+    }
+    expect(readSettings({ PORT: '0', ADMIN_PORT: '65535', DATABASE_PORT: '6432' })).to.include(
+      { port: 0, adminPort: 65_535, databasePort: 6432 });
+  });
+
+  it('keeps 0 for the token check and KV re-read intervals, and refuses anything from 1 ms to below the 100 ms floor', function () {
+    for (const variable of ['TOKEN_CHECK_MAX_INTERVAL_MS', 'SECRETS_REREAD_INTERVAL_MS']) {
+      for (const tooShort of ['1', '10', '99', '99ms']) {
+        expect(() => readSettings({ [variable]: tooShort }), `${variable}=${tooShort}`).to.throw(
+          new RegExp(`^${variable} must be 0 or a duration of at least 100 ms: ${durations}$`));
+      }
+    }
+    expect(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '100', SECRETS_REREAD_INTERVAL_MS: '0s' })).to.include(
+      { tokenCheckMaxIntervalMs: 100, secretsRereadIntervalMs: 0 });
+    expect(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0ms' }).tokenCheckMaxIntervalMs).to.equal(0);
+    // The drain delay calls nothing: any duration, 0 included.
+    expect(readSettings({ DRAIN_DELAY_MS: '1' }).drainDelayMs).to.equal(1);
   });
 
   it('ignores variables that are not settings, whatever they hold', function () {

@@ -6,13 +6,13 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
-import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { waitForFile } from '../support/agent.js';
+import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
 import {
   generateTls, httpsGet, reserveClusterPorts, runScript, startBaoServerNode, type BaoServerNode, type Tls,
 } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
-import { spawnManaged, type ManagedProcess } from '../support/processes.js';
+import { spawnManaged } from '../support/processes.js';
 import { statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
@@ -380,71 +380,5 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
       await sleep(200);
     }
     expect(version).to.equal(2);
-  });
-});
-
-describe('single-use secret ids over a run longer than the max TTL (real bao dev server and agent)', function () {
-  this.timeout(120_000);
-  let server: BaoDevServer;
-  let agentDir: AgentDir;
-  let agentProcess: ManagedProcess | undefined;
-  let service: RunningService | undefined;
-  const orchestrator = { running: false, drops: 0 };
-  let orchestratorLoop: Promise<void> | undefined;
-
-  before(async function () {
-    server = await startBaoDevServer();
-    // As in production: one login per secret id, and a token that must be replaced every 9 s.
-    agentDir = await prepareAgentDir(server, 'dev',
-      { ROLE_SECRET_ID_NUM_USES: '1', ROLE_TOKEN_TTL: '3s', ROLE_TOKEN_MAX_TTL: '9s' });
-    agentProcess = startAgent(server, agentDir);
-    await waitForFile(agentDir.renderedFile, agentProcess);
-    service = await startService(readSettings({
-      SECRETS_MODE: 'agent', APP_ENV: 'dev', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
-      VAULT_TOKEN_FILE: agentDir.tokenFile, TOKEN_CHECK_MAX_INTERVAL_MS: '500',
-    }), {}, capturingLogger().logger);
-  });
-  after(async function () {
-    orchestrator.running = false;
-    await orchestratorLoop;
-    await service?.close();
-    await agentProcess?.stop();
-    await server.stop();
-  });
-
-  /** The trusted orchestrator: a fresh wrapped secret id every `token_max_ttl / 3`. */
-  function startOrchestrator(): void {
-    orchestrator.running = true;
-    orchestratorLoop = (async () => {
-      while (orchestrator.running) {
-        const drop = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [join(agentDir.credentialsDir, 'secret-id')],
-          baoEnv(server.dir, { VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, WRAP_TTL: '30s' }));
-        expect(drop.code, drop.stderr).to.equal(0);
-        orchestrator.drops++;
-        await sleep(3000);
-      }
-    })();
-  }
-
-  it('stays ready across several max TTLs while the orchestrator drops fresh wrapped secret ids', async function () {
-    if (service === undefined) this.skip();
-    startOrchestrator();
-    const url = `http://127.0.0.1:${service.port}/readyz`;
-    const statuses: number[] = [];
-    const end = Date.now() + 25_000; // close to three max TTLs
-    while (Date.now() < end) {
-      statuses.push(await statusOf(url));
-      await sleep(250);
-    }
-    expect(statuses.filter((s) => s !== 200), statuses.join(',')).to.deep.equal([]);
-    const logins = ((await agentProcess?.log()) ?? '').match(/authentication successful/g) ?? [];
-    expect(logins.length, 'the agent logged in again at each max TTL').to.be.at.least(3);
-  });
-
-  it('halts after the next max TTL once the orchestrator stops delivering', async function () {
-    if (service === undefined) this.skip();
-    orchestrator.running = false;
-    await orchestratorLoop;
-    await timeUntil(`http://127.0.0.1:${service.port}/readyz`, 503, 25_000);
   });
 });
