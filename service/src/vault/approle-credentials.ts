@@ -117,7 +117,12 @@ export class AppRoleCredentials {
       creationPath = await api.wrappingCreationPath(token);
     } catch (error) {
       if (isTransient(error)) throw error;
-      throw intercepted('is invalid, expired or was already used');
+      // Vault answers alike for a token that expired and one already used: an expiry is the
+      // ordinary case (delivered too early), so it is named first and interception second.
+      throw new StartupError(`the wrapping token in ${variable} is invalid, expired or was already used. Expired: ` +
+        'it waited longer than its wrap TTL; deliver a fresh one just before the start. Already used: possible ' +
+        'interception; someone else may have unwrapped the secret id first; destroy the role\'s secret ids and find ' +
+        'out who before issuing a new one');
     }
     if (creationPath !== secretIdCreationPath) {
       throw intercepted(`was created at ${creationPath}, not at ${secretIdCreationPath}`);

@@ -133,8 +133,9 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
     const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID: token });
     const error = await credentials.secretId(nodeVaultApi(server.addr)).catch((e: unknown) => e as Error);
     expect((error as Error).message).to.equal(
-      'the wrapping token in VAULT_WRAPPED_SECRET_ID is invalid, expired or was already used: possible interception. ' +
-      'Someone else may have unwrapped the secret id first; destroy the role\'s secret ids and find out who before ' +
+      'the wrapping token in VAULT_WRAPPED_SECRET_ID is invalid, expired or was already used. Expired: it waited ' +
+      'longer than its wrap TTL; deliver a fresh one just before the start. Already used: possible interception; ' +
+      'someone else may have unwrapped the secret id first; destroy the role\'s secret ids and find out who before ' +
       'issuing a new one');
     expect((error as Error).message).to.not.contain(token);
   });
