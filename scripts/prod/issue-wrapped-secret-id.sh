@@ -4,8 +4,9 @@
 #
 #   issue-wrapped-secret-id.sh <secret-id-file>
 #
-# Run it before the app's token reaches its max TTL (the agent logs in again then, reading the
-# file if a new one is there) and before every agent start. Environment: VAULT_ADDR,
+# One delivery. scripts/prod/deliver-secret-ids.sh runs it whenever the agent's file is gone
+# or too old, with its own WRAP_TTL; run alone, the file must be read before WRAP_TTL passes,
+# since an expired wrapping token blocks the agent's login. Environment: VAULT_ADDR,
 # VAULT_CACERT, VAULT_CLI, VAULT_TOKEN (the orchestrator token), WRAP_TTL (default 2m).
 set -eu
 [ $# -eq 1 ] || { echo "usage: $0 <secret-id-file>" >&2; exit 2; }
