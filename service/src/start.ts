@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rereadIntervalMs, type Settings } from './config/settings.js';
 import { PoolHolder } from './db/pool-holder.js';
+import { databaseTls } from './db/tls.js';
 import { ProjectStore } from './db/projects.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
 import { sourceVersions } from './config/snapshot.js';
@@ -89,6 +90,8 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
       'anyone on the network path can read the secrets and the token');
   }
   const adminToken = settings.adminTokenFile === '' ? undefined : await readNamedFile('ADMIN_TOKEN_FILE', settings.adminTokenFile);
+  // Before Vault: a CA or a certificate that cannot work stops the start with no login spent.
+  const databaseSsl = await databaseTls(settings, logger);
   const metrics = new ServiceMetrics();
   const api = instrumentVaultApi(nodeVaultApi(settings.vaultAddr, {
     timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify,
@@ -204,7 +207,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     },
   });
   const pools = new PoolHolder(
-    { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName }, holder, logger);
+    { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName, ssl: databaseSsl }, holder, logger);
   const webhooks = new WebhookSender(settings.webhookUrl, logger);
   // First in the list, so stopped last: deliveries drain first, then the pools close.
   stops.unshift({ name: 'database pools', stop: () => pools.close() }, { name: 'webhook deliveries', stop: () => webhooks.drain() });

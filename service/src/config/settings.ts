@@ -123,6 +123,14 @@ export const settingsSchema = {
   databaseHost: { doc: 'PostgreSQL host', format: String, default: '127.0.0.1', env: 'DATABASE_HOST' },
   databasePort: { doc: 'PostgreSQL port', format: 'strict-port', default: 5432, env: 'DATABASE_PORT' },
   databaseName: { doc: 'PostgreSQL database', format: String, default: 'saas', env: 'DATABASE_NAME' },
+  databaseSslMode: {
+    doc: 'TLS to PostgreSQL: disable (clear, the local stack) or verify-full (TLS, the certificate checked against ' +
+      'DATABASE_CA_FILE and DATABASE_HOST)', format: ['disable', 'verify-full'], default: 'disable', env: 'DATABASE_SSL_MODE',
+  },
+  databaseCaFile: {
+    doc: 'the CA certificate (PEM file) PostgreSQL\'s certificate must chain to; required by verify-full, refused by disable',
+    format: String, default: '', env: 'DATABASE_CA_FILE',
+  },
   webhookUrl: {
     doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
     env: 'WEBHOOK_URL',
@@ -161,6 +169,8 @@ export interface Settings {
   readonly databaseHost: string;
   readonly databasePort: number;
   readonly databaseName: string;
+  readonly databaseSslMode: 'disable' | 'verify-full';
+  readonly databaseCaFile: string;
   readonly webhookUrl: string;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
@@ -196,8 +206,23 @@ function requirement(format: unknown): string {
 
 type Entry = (typeof settingsSchema)[keyof typeof settingsSchema];
 
+/** Settings valid alone that make no sense together. */
+function combinationProblems(env: NodeJS.ProcessEnv): string[] {
+  if (![undefined, 'disable', 'verify-full'].includes(env.DATABASE_SSL_MODE)) return []; // named on its own already
+  const verify = env.DATABASE_SSL_MODE === 'verify-full';
+  const caFile = env.DATABASE_CA_FILE ?? '';
+  if (verify && caFile === '') return ['DATABASE_CA_FILE must name the CA certificate (PEM) when DATABASE_SSL_MODE is verify-full'];
+  // A CA given with TLS off is a forgotten mode, not a choice: refused rather than talking in clear.
+  if (!verify && caFile !== '') return ['DATABASE_CA_FILE is set but DATABASE_SSL_MODE is not verify-full: set both, or neither'];
+  return [];
+}
+
 /** One sentence per invalid variable, naming it and what it must be, never its value. */
 export function settingProblems(env: NodeJS.ProcessEnv): string[] {
+  return [...singleProblems(env), ...combinationProblems(env)];
+}
+
+function singleProblems(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(settingsSchema).flatMap(([key, entry]: [string, Entry]) => {
     // Convict stays the validator; checking each setting alone tells which ones failed.
     const single = convict({ [key]: entry }, { env, args: [] });

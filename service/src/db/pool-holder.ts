@@ -2,11 +2,14 @@ import pg from 'pg';
 import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
+import type { DatabaseSsl } from './tls.js';
 
 export interface DatabaseTarget {
   readonly host: string;
   readonly port: number;
   readonly database: string;
+  /** TLS options (databaseTls), or false: in clear. */
+  readonly ssl?: DatabaseSsl;
 }
 
 interface Entry {
