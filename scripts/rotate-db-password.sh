@@ -21,6 +21,8 @@ path="saas-project/$app_env/database"
 [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
 [ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set"
 unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+# set_role_password
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/pg-password.sh"
 
 username=$("$cli" kv get -mount=secret -field=username "$path") || fail "cannot read secret/data/$path"
 work=$(mktemp -d)
@@ -28,13 +30,9 @@ trap 'rm -rf "$work"' EXIT
 umask 077
 od -An -vtx1 -N24 /dev/urandom | tr -d ' \n' >"$work/password"
 
-# psql reads the password file itself: it is in neither argv nor the environment.
-export NEW_PASSWORD_FILE="$work/password" APP_USERNAME="$username"
-psql -v ON_ERROR_STOP=1 -q --dbname "${PGDATABASE:-postgres}" <<'SQL' || fail "PostgreSQL refused the new password; Vault is unchanged"
-\set app_user `printf %s "$APP_USERNAME"`
-\set app_password `cat "$NEW_PASSWORD_FILE"`
-SELECT format('ALTER ROLE %I WITH PASSWORD %L', :'app_user', :'app_password') \gexec
-SQL
+# Sent as a SCRAM verifier (scripts/lib/pg-password.sh): no statement log holds the password.
+set_role_password "$username" "$work/password" --dbname "${PGDATABASE:-postgres}" ||
+  fail "PostgreSQL refused the new password; Vault is unchanged"
 echo "rotate-db-password: PostgreSQL has the new password for role $username"
 
 "$cli" kv patch -mount=secret "$path" password=- <"$work/password" >/dev/null ||
