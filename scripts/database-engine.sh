@@ -30,7 +30,12 @@
 #                                  Vault's own and the file is not read; delete it after the run)
 #   DATABASE_SSLMODE               libpq sslmode (default disable, for the local stack). Use
 #                                  verify-full in production: TLS, and the server's name checked
-#                                  against its certificate, whose CA the Vault server must trust.
+#                                  against its certificate, which must chain to DATABASE_SSLROOTCERT.
+#   DATABASE_SSLROOTCERT           the CA certificate (PEM) of PostgreSQL's certificate, as a path
+#                                  the VAULT SERVER reads (in its container): the connection URL's
+#                                  sslrootcert. Required by verify-ca and verify-full (OpenBao 2.x's
+#                                  plugin ignores a tls_ca field: tried with bao 2.7.2; the URL
+#                                  parameter is read by the pgx driver of both plugins).
 #   DB_CREDS_TTL                   default_ttl of issued credentials (default 1h)
 #   DB_CREDS_MAX_TTL               max_ttl: no renewal goes past it (default 24h)
 #
@@ -72,6 +77,7 @@ database=${DATABASE_NAME:-saas}
 admin_user=${DATABASE_ADMIN_USER:-vault_admin}
 password_file=${DATABASE_ADMIN_PASSWORD_FILE:-}
 sslmode=${DATABASE_SSLMODE:-disable}
+sslrootcert=${DATABASE_SSLROOTCERT:-}
 ttl=${DB_CREDS_TTL:-1h}
 max_ttl=${DB_CREDS_MAX_TTL:-24h}
 
@@ -98,6 +104,14 @@ esac
 case $sslmode in
   disable | allow | prefer | require | verify-ca | verify-full) ;;
   *) fail "DATABASE_SSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full (got '$sslmode')" ;;
+esac
+case $sslmode in
+  verify-ca | verify-full)
+    [ -n "$sslrootcert" ] ||
+      fail "DATABASE_SSLROOTCERT is not set: DATABASE_SSLMODE $sslmode needs the CA certificate's path on the Vault server" ;;
+esac
+case $sslrootcert in
+  *[!A-Za-z0-9._/-]*) fail "DATABASE_SSLROOTCERT must be a path of letters, digits and . _ / - (got '$sslrootcert')" ;;
 esac
 
 ttl_s=$(seconds DB_CREDS_TTL "$ttl")
@@ -129,7 +143,8 @@ else
 fi
 
 # 2. The connection. Its details without the password, as Vault reports them (sorted keys).
-connection_url="postgresql://{{username}}:{{password}}@$address/$database?sslmode=$sslmode"
+connection_url="postgresql://{{username}}:{{password}}@$address/$database?sslmode=$sslmode${sslrootcert:+&sslrootcert=$sslrootcert}"
+tls="sslmode $sslmode${sslrootcert:+, sslrootcert $sslrootcert}"
 # scram-sha-256: Vault sends PostgreSQL a SCRAM verifier, never the clear password, so no
 # statement log of PostgreSQL can hold a usable password (the plugin supports it since Vault
 # 1.14; OpenBao has it).
@@ -137,21 +152,23 @@ details="{\"connection_url\":\"$connection_url\",\"password_authentication\":\"s
 settings="\"plugin_name\":\"postgresql-database-plugin\",\"allowed_roles\":\"$role\""
 settings="$settings,\"connection_url\":\"$connection_url\",\"password_authentication\":\"scram-sha-256\""
 if current_details=$("$cli" read -format=json -field=connection_details "database/config/$connection" 2>"$errors"); then
-  current_user=$(printf '%s' "$current_details" | flat | sed -n 's/.*"username":"\([^"]*\)".*/\1/p')
+  # The CLI writes & as \u0026 in JSON.
+  current_details=$(printf '%s' "$current_details" | flat | sed 's/\\u0026/\&/g')
+  current_user=$(printf '%s' "$current_details" | sed -n 's/.*"username":"\([^"]*\)".*/\1/p')
   current_plugin=$("$cli" read -field=plugin_name "database/config/$connection" 2>/dev/null || true)
   current_roles=$("$cli" read -field=allowed_roles "database/config/$connection" 2>/dev/null || true)
   # Its password is the one rotate-root chose: only another user would need a new one.
   [ "$current_user" = "$admin_user" ] ||
     fail "connection $connection exists for user '$current_user', not DATABASE_ADMIN_USER '$admin_user': delete database/config/$connection to start over"
-  if [ "$(printf '%s' "$current_details" | flat)" = "$details" ] && [ "$current_plugin" = postgresql-database-plugin ] &&
+  if [ "$current_details" = "$details" ] && [ "$current_plugin" = postgresql-database-plugin ] &&
     [ "$current_roles" = "[$role]" ]; then
     say "connection $connection unchanged (its password is Vault's own since rotate-root; DATABASE_ADMIN_PASSWORD_FILE not read)"
   else
     # An update merges into the stored details: without a password field, the rotated
     # password stays, and Vault checks the new address with it before saving.
     printf '{%s}\n' "$settings" | "$cli" write "database/config/$connection" - >/dev/null 2>"$errors" ||
-      fail "cannot update connection $connection: $(reason)"
-    say "updated connection $connection ($address/$database, sslmode $sslmode, allowed_roles $role), its rotated password kept"
+      fail "cannot update connection $connection (Vault connects to $address with $tls to check it; DATABASE_SSLMODE, DATABASE_SSLROOTCERT): $(reason)"
+    say "updated connection $connection ($address/$database, $tls, allowed_roles $role), its rotated password kept"
   fi
 else
   grep -q '^No value found at' "$errors" || fail "cannot read connection $connection: $(reason)"
@@ -167,9 +184,9 @@ else
   password=$(sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$password_file")
   printf '{%s,"username":"%s","password":"%s"}\n' "$settings" "$admin_user" "$password" |
     "$cli" write "database/config/$connection" - >/dev/null 2>"$errors" ||
-    fail "cannot write connection $connection (Vault connects to $address as $admin_user to check it): $(reason)"
+    fail "cannot write connection $connection (Vault connects to $address as $admin_user with $tls to check it; DATABASE_SSLMODE, DATABASE_SSLROOTCERT): $(reason)"
   password=
-  say "wrote connection $connection ($address/$database as $admin_user, sslmode $sslmode, allowed_roles $role)"
+  say "wrote connection $connection ($address/$database as $admin_user, $tls, allowed_roles $role)"
   # At once: from here on nobody but Vault knows the admin's password, and the initial one
   # (in the file, in KV at saas-infra/<env>/postgres) is useless. If it fails, the connection
   # goes too, so that a new run starts again from the initial password instead of trusting a

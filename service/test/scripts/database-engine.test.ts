@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
@@ -10,6 +10,7 @@ import {
 } from '../support/database-engine.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
+import { enableTls, generateTls, type TlsFiles } from '../support/postgres-tls.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
@@ -211,5 +212,72 @@ describe('scripts/database-engine.sh: dynamic PostgreSQL users from a real bao',
     expect(output).to.include('rotated the password of vault_admin (database/rotate-root/saas-dev)');
     const initial = (await readFile(adminPasswordFile(server, 'dev'), 'utf8')).trim();
     for (const secret of [initial, kvPassword, ...issuedPasswords]) expect(output.includes(secret)).to.equal(false);
+  });
+});
+
+describe('scripts/database-engine.sh with DATABASE_SSLMODE=verify-full: Vault\'s connection verifies PostgreSQL\'s certificate ' +
+  '(real bao, real PostgreSQL with ssl = on)', function () {
+  this.timeout(60_000);
+  let server: BaoDevServer;
+  let postgres: TestPostgres;
+  let tls: TlsFiles;
+  let otherCa: TlsFiles;
+  let passwordFile: string;
+
+  before(async function () {
+    [server, postgres, tls, otherCa] = await Promise.all([
+      startBaoDevServer(), startTestPostgres(), generateTls('localhost', '127.0.0.1'), generateTls('localhost', '127.0.0.1'),
+    ]);
+    await enableTls(postgres, tls);
+    const password = randomBytes(24).toString('hex');
+    registerSecret('vault_admin initial password (TLS)', password);
+    await postgres.provisionFiles({ 'vault-admin-password': password });
+    passwordFile = join(await tempDir('db-engine-tls'), 'vault-admin-password');
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  });
+  after(async function () {
+    await Promise.all([server.stop(), postgres.stop()]);
+  });
+
+  // The bao dev server runs on this host: the CA's path is one it reads.
+  const engine = (extra: NodeJS.ProcessEnv) => runDatabaseEngine(server, 'dev', {
+    DATABASE_ADDRESS: `localhost:${postgres.layout.port}`, DATABASE_SSLMODE: 'verify-full', ...extra,
+  });
+
+  it('refuses verify-full without DATABASE_SSLROOTCERT, naming it, and writes no connection', async function () {
+    const result = await engine({ DATABASE_ADMIN_PASSWORD_FILE: passwordFile });
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.equal('database-engine: DATABASE_SSLROOTCERT is not set: DATABASE_SSLMODE verify-full needs the ' +
+      'CA certificate\'s path on the Vault server\n');
+    expect((await vaultRequest(server.addr, server.rootToken, 'GET', 'database/config/saas-dev')).status).to.equal(404);
+  });
+
+  it('fails when PostgreSQL\'s certificate does not chain to DATABASE_SSLROOTCERT, naming the settings, and writes no connection', async function () {
+    const result = await engine({ DATABASE_ADMIN_PASSWORD_FILE: passwordFile, DATABASE_SSLROOTCERT: otherCa.ca });
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.include(`database-engine: cannot write connection saas-dev (Vault connects to localhost:${postgres.layout.port} ` +
+      `as vault_admin with sslmode verify-full, sslrootcert ${otherCa.ca} to check it; DATABASE_SSLMODE, DATABASE_SSLROOTCERT): `);
+    expect(result.stderr).to.include('x509: certificate signed by unknown authority');
+    expect((await vaultRequest(server.addr, server.rootToken, 'GET', 'database/config/saas-dev')).status).to.equal(404);
+  });
+
+  it('connects over TLS with the right CA: users issue and log in, and Vault\'s own sessions are encrypted', async function () {
+    const result = await engine({ DATABASE_ADMIN_PASSWORD_FILE: passwordFile, DATABASE_SSLROOTCERT: tls.ca });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include(`database-engine: wrote connection saas-dev (localhost:${postgres.layout.port}/saas as ` +
+      `vault_admin, sslmode verify-full, sslrootcert ${tls.ca}, allowed_roles saas-app-dev)`);
+    const issued = await vaultData<{ username: string; password: string }>(server.addr, server.rootToken, 'GET',
+      'database/creds/saas-app-dev');
+    registerSecret('dynamic PostgreSQL password (TLS)', issued.password);
+    expect(await postgres.query(`SELECT count(*) FROM pg_roles WHERE rolname = '${issued.username}'`)).to.equal('1');
+    const sessions = await postgres.query(`SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+      WHERE a.usename = 'vault_admin'`);
+    expect(sessions.split('\n')).to.include('t').and.not.include('f');
+  });
+
+  it('runs again unchanged: the CA in the URL compares equal to what Vault reports', async function () {
+    const again = await engine({ DATABASE_SSLROOTCERT: tls.ca });
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout).to.include('database-engine: connection saas-dev unchanged');
   });
 });
