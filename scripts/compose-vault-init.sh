@@ -53,6 +53,9 @@ esac
 #   /vault/agent/credentials  role-id and secret-id 0400 owned by vault; secret-id is moved
 #   /orchestrator             the orchestrator token 0400 owned by vault (secret-id-courier)
 #   /pg-init                  0:70 0750, its files 0440 group postgres
+#   /pg-tls                   70:70 0750: PostgreSQL's server.pem and ca.pem 0444, server-key.pem
+#                             0400 (PostgreSQL refuses a key others can read); and its ca.pem
+#                             again as /vault/tls/postgres-ca.pem, for Vault's database connection
 # Each copy is written beside its destination and renamed over it: a reader never sees half a file.
 prepare() {
   host=${PREPARE_HOST_DIR:-/host}
@@ -61,6 +64,8 @@ prepare() {
   data_dir=${VAULT_DATA_DIR:-/vault/data}
   tls_dir=${VAULT_TLS_DIR:-/vault/tls}
   orchestrator_dir=${ORCHESTRATOR_DIR:-/orchestrator}
+  pg_tls_dir=${POSTGRES_TLS_DIR:-/pg-tls}
+  postgres_owner=${POSTGRES_OWNER:-70:70}
   copy() { # <source> <destination> <owner> <mode>
     cp "$1" "$2.partial" && chown "$3" "$2.partial" && chmod "$4" "$2.partial" && mv -f "$2.partial" "$2" ||
       fail "cannot copy $1 to $2"
@@ -77,6 +82,17 @@ prepare() {
   copy "$host/tls/server.pem" "$tls_dir/server.pem" "$vault_owner" 0444
   copy "$host/tls/server-key.pem" "$tls_dir/server-key.pem" "$vault_owner" 0400
   echo "compose-vault-init: copied ca.pem, server.pem and server-key.pem (0400, the vault user's) to $tls_dir"
+
+  for file in ca.pem server.pem server-key.pem; do
+    [ -s "$host/postgres/tls/$file" ] ||
+      fail "$host/postgres/tls/$file is missing (PROD_DIR/postgres/tls): run scripts/prod/generate-tls.sh PROD_DIR/postgres/tls postgres, or put your PKI's files there"
+  done
+  chmod 0750 "$pg_tls_dir" && chown "$postgres_owner" "$pg_tls_dir" || fail "cannot give $pg_tls_dir to $postgres_owner"
+  copy "$host/postgres/tls/ca.pem" "$pg_tls_dir/ca.pem" "$postgres_owner" 0444
+  copy "$host/postgres/tls/server.pem" "$pg_tls_dir/server.pem" "$postgres_owner" 0444
+  copy "$host/postgres/tls/server-key.pem" "$pg_tls_dir/server-key.pem" "$postgres_owner" 0400
+  copy "$host/postgres/tls/ca.pem" "$tls_dir/postgres-ca.pem" "$vault_owner" 0444
+  echo "compose-vault-init: copied PostgreSQL's ca.pem, server.pem and server-key.pem (0400, the postgres user's) to $pg_tls_dir, and its ca.pem to $tls_dir/postgres-ca.pem"
 
   chmod 0700 "$credentials_dir" && chown "$vault_owner" "$credentials_dir" || fail "cannot give $credentials_dir to $vault_owner"
   if [ -s "$host/credentials/role-id" ]; then

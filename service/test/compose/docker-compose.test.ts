@@ -796,9 +796,21 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
     expect(words(service(compose, 'vault-agent').entrypoint)).to.include('-config=config/env/prod.hcl');
   });
 
-  it('gives the app only the allowed environment, plus the CA path', function () {
+  it('gives the app only the allowed environment, plus the CA paths and PostgreSQL\'s TLS mode', function () {
     const keys = [...environmentOf(service(compose, 'app')).keys()].sort();
-    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT'].sort());
+    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT', 'DATABASE_SSL_MODE', 'DATABASE_CA_FILE'].sort());
+  });
+
+  it('talks TLS to PostgreSQL: ssl on with the key vault-prepare gives its user, the app verifying against the CA', function () {
+    const postgres = service(compose, 'postgres') as ComposeService & { command?: string[] };
+    expect(postgres.command).to.deep.equal(
+      ['postgres', '-c', 'ssl=on', '-c', 'ssl_cert_file=/pg-tls/server.pem', '-c', 'ssl_key_file=/pg-tls/server-key.pem']);
+    expect(mountOf(postgres, 'pg-tls')).to.deep.include({ target: '/pg-tls', readOnly: true });
+    expect(mountOf(service(compose, 'vault-prepare'), 'pg-tls')?.target).to.equal('/pg-tls');
+    const app = service(compose, 'app');
+    expect(environmentOf(app).get('DATABASE_SSL_MODE')).to.equal('verify-full');
+    const ca = environmentOf(app).get('DATABASE_CA_FILE');
+    expect(mountsOf(app).find((m) => m.target === ca)).to.deep.include({ source: './.prod/postgres/tls/ca.pem', readOnly: true });
   });
 
   it('gives each image user its own copy of the operator\'s files: vault-prepare, root with three capabilities and no network', function () {
