@@ -11,10 +11,29 @@
 #   2. vault-init: runs bootstrap.sh for APP_ENV: KV v2, AppRole, the policy, the role,
 #      example secrets, and the role-id and secret-id files the agent logs in with; then
 #      postgres-credentials.sh: the PostgreSQL superuser password, the app's KV credentials and
-#      vault_admin's initial password, from Vault, as files for the postgres container;
+#      vault_admin's initial password, from Vault, as files for the postgres container; then
+#      the orchestrator: the policy saas-orchestrator, the token role saas-orchestrator (as
+#      scripts/prod/first-bootstrap.sh makes them) and a token of that role in
+#      ORCHESTRATOR_DIR/token, for secret-id-courier (scripts/prod/deliver-secret-ids.sh);
 #   3. vault-db-init, with DATABASE_CREDENTIALS=dynamic: runs database-engine.sh, which hands
 #      vault_admin's initial password to Vault's database engine and has Vault rotate it at
 #      once. With DATABASE_CREDENTIALS=kv it has nothing to do.
+#
+# A dev server keeps nothing across a restart, while PostgreSQL keeps its data (the pgdata
+# volume) and pg-init stays mounted (postgres holds it). So, with APP_ENV=dev, `docker compose
+# up -d` after a restart of the vault service bootstraps the new server with what PostgreSQL
+# still uses:
+#   - vault-init finds no secret/saas-infra/dev/postgres but PostgreSQL's files in pg-init: it
+#     writes those passwords (superuser, vault_admin's initial one, the app's KV user) back to
+#     Vault instead of generating new ones PostgreSQL would never learn;
+#   - vault-db-init finds no database connection in Vault: the old server had rotated
+#     vault_admin's password, and the dynamic users it issued are still in PostgreSQL (some
+#     connected) until their VALID UNTIL. Through a temporary connection of the new server as
+#     the superuser (its password from pg-init), it ends those users' sessions and drops them,
+#     and sets a new password for vault_admin that Vault generates and sends as a SCRAM
+#     verifier (password_authentication scram-sha-256: no clear password in any SQL text);
+#     then removes that connection and hands the password to database-engine.sh, which rotates
+#     it at once. The first start takes the same path (nothing to drop).
 #
 # Environment (the defaults are the paths in the compose file's containers):
 #   VAULT_ADDR                 the server (default http://vault:8200)
@@ -26,9 +45,15 @@
 #   PG_INIT_DIR                PostgreSQL's files (default /pg-init)
 #   DATABASE_CREDENTIALS       dynamic (default) or kv: whether vault-db-init sets up the engine
 #   DATABASE_ADDRESS           PostgreSQL as the Vault server reaches it (default postgres:5432)
+#   DATABASE_NAME              the app's database (default saas)
+#   DATABASE_SUPERUSER         PostgreSQL's superuser, dev only (default postgres)
+#   ORCHESTRATOR_DIR           where vault-init writes the orchestrator token (default /orchestrator)
+#   ORCHESTRATOR_TOKEN_PERIOD  that token's period (default 24h, as in production)
 #
-# The root token goes to the two scripts through VAULT_TOKEN, in this process tree only; it is
-# never printed and never written anywhere else. POSIX sh: runs on the Vault image's busybox.
+# The root token goes to the scripts through VAULT_TOKEN, in this process tree only; it is
+# never printed and never written anywhere else. Passwords go to Vault as JSON on stdin, and
+# the one vault-db-init hands on lives in a file under TMPDIR (a tmpfs in the compose file)
+# for the run only. POSIX sh: runs on the Vault image's busybox.
 set -eu
 ulimit -c 0 2>/dev/null || true
 umask 027
@@ -82,6 +107,17 @@ prepare() {
   copy "$host/tls/server.pem" "$tls_dir/server.pem" "$vault_owner" 0444
   copy "$host/tls/server-key.pem" "$tls_dir/server-key.pem" "$vault_owner" 0400
   echo "compose-vault-init: copied ca.pem, server.pem and server-key.pem (0400, the vault user's) to $tls_dir"
+
+  for file in ca.pem server.pem server-key.pem; do
+    [ -s "$host/postgres/tls/$file" ] ||
+      fail "$host/postgres/tls/$file is missing (PROD_DIR/postgres/tls): run scripts/prod/generate-tls.sh PROD_DIR/postgres/tls postgres, or put your PKI's files there"
+  done
+  chmod 0750 "$pg_tls_dir" && chown "$postgres_owner" "$pg_tls_dir" || fail "cannot give $pg_tls_dir to $postgres_owner"
+  copy "$host/postgres/tls/ca.pem" "$pg_tls_dir/ca.pem" "$postgres_owner" 0444
+  copy "$host/postgres/tls/server.pem" "$pg_tls_dir/server.pem" "$postgres_owner" 0444
+  copy "$host/postgres/tls/server-key.pem" "$pg_tls_dir/server-key.pem" "$postgres_owner" 0400
+  copy "$host/postgres/tls/ca.pem" "$tls_dir/postgres-ca.pem" "$vault_owner" 0444
+  echo "compose-vault-init: copied PostgreSQL's ca.pem, server.pem and server-key.pem (0400, the postgres user's) to $pg_tls_dir, and its ca.pem to $tls_dir/postgres-ca.pem"
 
   for file in ca.pem server.pem server-key.pem; do
     [ -s "$host/postgres/tls/$file" ] ||
@@ -165,6 +201,106 @@ VAULT_TOKEN=$(tr -d ' \r\n' <"$token_file")
 [ -n "$VAULT_TOKEN" ] || fail "the root token file $token_file is empty"
 export VAULT_TOKEN
 
+cli=$VAULT_CLI
+# reason (the server's words for a failed call, from "$errors")
+. "$here/lib/vault-cli.sh"
+database_address=${DATABASE_ADDRESS:-postgres:5432}
+database_name=${DATABASE_NAME:-saas}
+orchestrator_dir=${ORCHESTRATOR_DIR:-/orchestrator}
+case $database_name in
+  '' | *[!A-Za-z0-9_]*) fail "DATABASE_NAME must be letters, digits and _ (got '$database_name')" ;;
+esac
+
+# A file's one line as a JSON string's content (sed reads the file: no value in any argv).
+json_of() {
+  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$1" | tr -d '\r\n'
+}
+
+# vault-init, dev: a restarted dev server has no secret/saas-infra/dev/postgres, while
+# PostgreSQL (its data kept) still uses the passwords in pg-init. Put those back into Vault, so
+# postgres-credentials.sh writes the same files again instead of new passwords nothing uses.
+dev_restore_postgres_passwords() {
+  infra=saas-infra/$APP_ENV/postgres
+  if "$cli" kv metadata get -mount=secret "$infra" >/dev/null 2>&1 || [ ! -s "$pg_init_dir/superuser-password" ]; then
+    return 0
+  fi
+  for file in vault-admin-password app-username app-password; do
+    [ -s "$pg_init_dir/$file" ] || fail "$pg_init_dir holds superuser-password but no $file: remove the pgdata volume (docker compose down -v) to start over"
+  done
+  printf '{"superuser_password":"%s","vault_admin_initial_password":"%s"}\n' \
+    "$(json_of "$pg_init_dir/superuser-password")" "$(json_of "$pg_init_dir/vault-admin-password")" |
+    "$cli" kv put -mount=secret -cas=0 "$infra" - >/dev/null 2>"$errors" || fail "cannot write secret/data/$infra: $(reason)"
+  printf '{"username":"%s","password":"%s"}\n' "$(json_of "$pg_init_dir/app-username")" "$(json_of "$pg_init_dir/app-password")" |
+    "$cli" kv put -mount=secret "saas-project/$APP_ENV/database" - >/dev/null 2>"$errors" ||
+    fail "cannot write secret/data/saas-project/$APP_ENV/database: $(reason)"
+  echo "compose-vault-init: a new dev server, PostgreSQL's data kept: wrote the passwords PostgreSQL uses (from $pg_init_dir) back to secret/data/$infra and secret/data/saas-project/$APP_ENV/database"
+}
+
+# vault-init: what secret-id-courier needs, made as scripts/prod/first-bootstrap.sh makes it.
+# A token file left by an earlier run is kept while Vault still accepts it (a second `up`);
+# after a dev server's restart it is refused, and replaced.
+orchestrator() {
+  period=${ORCHESTRATOR_TOKEN_PERIOD:-24h}
+  seconds ORCHESTRATOR_TOKEN_PERIOD "$period" >/dev/null
+  "$cli" policy write saas-orchestrator "$here/../policies/saas-orchestrator.hcl" >/dev/null 2>"$errors" ||
+    fail "cannot write policy saas-orchestrator: $(reason)"
+  "$cli" write auth/token/roles/saas-orchestrator allowed_policies=saas-orchestrator orphan=true renewable=true \
+    token_period="$period" >/dev/null 2>"$errors" || fail "cannot write the token role saas-orchestrator: $(reason)"
+  file=$orchestrator_dir/token
+  if [ -s "$file" ] && VAULT_TOKEN=$(cat "$file") "$cli" token lookup >/dev/null 2>&1; then
+    echo "compose-vault-init: the orchestrator token in $file is still valid, left in place"
+    return 0
+  fi
+  tmp=$(mktemp "$orchestrator_dir/.token.XXXXXX") || fail "cannot write in $orchestrator_dir"
+  "$cli" token create -role=saas-orchestrator -field=token >"$tmp" 2>"$errors" ||
+    { rm -f "$tmp"; fail "cannot create the orchestrator token: $(reason)"; }
+  chmod 0400 "$tmp"
+  mv -f "$tmp" "$file"
+  echo "compose-vault-init: wrote the policy and token role saas-orchestrator, and a token of that role (period $period) to $file"
+}
+
+# vault-db-init, dev, a server with no database connection yet (see the top of this file).
+# Sets reset_password_file, a file under TMPDIR removed when this script exits.
+dev_reset_database() {
+  superuser=${DATABASE_SUPERUSER:-postgres}
+  case $superuser in
+    '' | [!a-z_]* | *[!a-z0-9_]*) fail "DATABASE_SUPERUSER must be a lower-case PostgreSQL name (got '$superuser')" ;;
+  esac
+  [ -s "$pg_init_dir/superuser-password" ] || fail "no $pg_init_dir/superuser-password: vault-init writes it (dev only)"
+  reset=saas-$APP_ENV-reset
+  # Dynamic users carry the postgresql plugin's default username template:
+  # v-<display name, 8>-<role name, 8>-<20 random>-<unix time>; and they are members of
+  # saas_app_owner (database-engine.sh's creation statements). Both must match.
+  role_part=$(printf '%.8s' "saas-app-$APP_ENV")
+  mounts=$("$cli" secrets list -format=json 2>"$errors") || fail "cannot list secret engines: $(reason)"
+  if ! printf '%s\n' "$mounts" | grep -q '^  "database/": {'; then
+    "$cli" secrets enable -path=database database >/dev/null 2>"$errors" ||
+      fail "cannot enable the database secrets engine at database/: $(reason)"
+  fi
+  printf '{"plugin_name":"postgresql-database-plugin","allowed_roles":"%s","connection_url":"postgresql://{{username}}:{{password}}@%s/%s?sslmode=disable","password_authentication":"scram-sha-256","username":"%s","password":"%s"}\n' \
+    "$reset" "$database_address" "$database_name" "$superuser" "$(json_of "$pg_init_dir/superuser-password")" |
+    "$cli" write "database/config/$reset" - >/dev/null 2>"$errors" ||
+    fail "cannot connect Vault to $database_address as $superuser with $pg_init_dir/superuser-password: $(reason)"
+  # One read of this role runs both statements as the superuser; {{password}} is the SCRAM
+  # verifier of the password Vault generated and returns. No user {{name}} is created.
+  cat <<JSON | "$cli" write "database/roles/$reset" - >/dev/null 2>"$errors" || fail "cannot write role $reset: $(reason)"
+{"db_name":"$reset","default_ttl":"1m","max_ttl":"1m",
+"creation_statements":[
+"DO \$\$\nDECLARE\n  leftover record;\nBEGIN\n  FOR leftover IN SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname ~ '^v-.{1,8}-$role_part-[A-Za-z0-9]{20}-[0-9]+\$'\n    AND pg_catalog.pg_has_role(r.oid, 'saas_app_owner', 'MEMBER') AND r.rolname <> 'saas_app_owner' LOOP\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = leftover.rolname;\n    EXECUTE format('REASSIGN OWNED BY %I TO saas_app_owner', leftover.rolname);\n    EXECUTE format('DROP OWNED BY %I', leftover.rolname);\n    EXECUTE format('DROP ROLE %I', leftover.rolname);\n    RAISE NOTICE 'dropped %', leftover.rolname;\n  END LOOP;\nEND\n\$\$",
+"ALTER ROLE vault_admin WITH PASSWORD '{{password}}'"
+],
+"revocation_statements":["SELECT 1"]}
+JSON
+  reset_password_file=$(mktemp "${TMPDIR:-/tmp}/vault-admin.XXXXXX") || fail "cannot write in ${TMPDIR:-/tmp}"
+  trap 'rm -f "$errors" "$reset_password_file"' EXIT
+  "$cli" read -field=password "database/creds/$reset" >"$reset_password_file" 2>"$errors" ||
+    fail "cannot run the reset statements as $superuser (database/creds/$reset): $(reason)"
+  "$cli" lease revoke -prefix "database/creds/$reset" >/dev/null 2>&1 || true
+  "$cli" delete "database/roles/$reset" >/dev/null 2>"$errors" || fail "cannot delete role $reset: $(reason)"
+  "$cli" delete "database/config/$reset" >/dev/null 2>"$errors" || fail "cannot delete connection $reset: $(reason)"
+  echo "compose-vault-init: a new dev server: dropped the dynamic users an earlier one left in PostgreSQL, ended their sessions, and gave vault_admin a password Vault generated (sent as a SCRAM verifier; connection $reset removed)"
+}
+
 if [ "$step" = database ]; then
   case ${DATABASE_CREDENTIALS:-dynamic} in
     kv) echo "compose-vault-init: DATABASE_CREDENTIALS=kv: no database engine to set up"; exit 0 ;;
@@ -172,12 +308,20 @@ if [ "$step" = database ]; then
     *) fail "DATABASE_CREDENTIALS must be dynamic or kv (got '${DATABASE_CREDENTIALS}')" ;;
   esac
   echo "compose-vault-init: setting up the database engine for $APP_ENV"
-  DATABASE_ADDRESS=${DATABASE_ADDRESS:-postgres:5432} DATABASE_ADMIN_PASSWORD_FILE="$pg_init_dir/vault-admin-password" \
+  admin_password_file="$pg_init_dir/vault-admin-password"
+  if [ "$APP_ENV" = dev ] && ! "$cli" read "database/config/saas-$APP_ENV" >/dev/null 2>"$errors"; then
+    grep -q '^No value found at' "$errors" || fail "cannot read database/config/saas-$APP_ENV: $(reason)"
+    dev_reset_database
+    admin_password_file=$reset_password_file
+  fi
+  DATABASE_ADDRESS=$database_address DATABASE_NAME=$database_name DATABASE_ADMIN_PASSWORD_FILE=$admin_password_file \
     sh "$here/database-engine.sh" "$APP_ENV" || fail "database-engine.sh failed (see above)"
   echo "compose-vault-init: done"
   exit 0
 fi
 echo "compose-vault-init: bootstrapping $APP_ENV at $VAULT_ADDR"
 sh "$here/bootstrap.sh" "$APP_ENV" "$credentials_dir" || fail "bootstrap.sh failed (see above)"
+[ "$APP_ENV" != dev ] || dev_restore_postgres_passwords
 sh "$here/postgres-credentials.sh" "$pg_init_dir" || fail "postgres-credentials.sh failed (see above)"
+orchestrator
 echo "compose-vault-init: done"

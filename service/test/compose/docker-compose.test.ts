@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
@@ -25,7 +25,8 @@ const initScript = join(repoRoot, 'scripts/compose-vault-init.sh');
 /** The current spec, present in the project's workspace only (users' clones lack it). */
 const sharedSchemaFile = resolve(repoRoot, '../shared/schemas/compose-spec.json');
 
-const serviceNames = ['vault', 'vault-init', 'vault-db-init', 'vault-agent', 'app', 'postgres'];
+const serviceNames = ['vault', 'vault-init', 'vault-db-init', 'vault-agent', 'app', 'postgres', 'secret-id-courier'];
+const oneShots = ['vault-init', 'vault-db-init'];
 /** The app's whole environment: names and addresses, never a secret. */
 const appEnvironmentKeys = [
   'SECRETS_MODE', 'APP_ENV', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
@@ -66,6 +67,7 @@ interface ComposeService {
   volumes?: (string | LongVolume)[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test?: string | string[]; disable?: boolean };
+  restart?: string;
   user?: string;
   working_dir?: string;
   ports?: (string | number | { target: number; published?: string | number })[];
@@ -299,8 +301,25 @@ describe('docker-compose.yml', function () {
   });
 
   describe('compose: topology', function () {
-    it('has exactly the services vault, vault-init, vault-db-init, vault-agent, app and postgres', function () {
+    it('has exactly the services vault, vault-init, vault-db-init, vault-agent, app, postgres and secret-id-courier', function () {
       expect(Object.keys(compose.services)).to.have.members(serviceNames);
+    });
+
+    it('restarts every long-running service unless stopped by hand; the one-shots never', function () {
+      for (const name of serviceNames) {
+        expect(service(compose, name).restart, name).to.equal(oneShots.includes(name) ? undefined : 'unless-stopped');
+      }
+    });
+
+    it('runs the shipped orchestrator loop as secret-id-courier, on the agent\'s credentials, after vault-init', function () {
+      const courier = service(compose, 'secret-id-courier');
+      expect(words(courier.entrypoint)).to.deep.equal(
+        ['/bin/sh', '/bootstrap/scripts/prod/deliver-secret-ids.sh', '/vault/agent/credentials', '/orchestrator/token']);
+      expect(hostPathOf(courier, '/bootstrap/scripts/prod/deliver-secret-ids.sh')).to.equal(join(repoRoot, 'scripts/prod/deliver-secret-ids.sh'));
+      expect(mountOf(courier, 'credentials')).to.deep.include({ target: '/vault/agent/credentials', readOnly: false });
+      expect(mountOf(courier, 'orchestrator')).to.deep.include({ target: '/orchestrator', readOnly: true });
+      expect(dependsOn(courier)).to.deep.equal({ 'vault-init': 'service_completed_successfully' });
+      expect(environmentOf(service(compose, 'vault-init')).get('ORCHESTRATOR_DIR')).to.equal(mountOf(service(compose, 'vault-init'), 'orchestrator')?.target);
     });
 
     it('runs the official images, pinned: one hashicorp/vault version for the three Vault services, a postgres major', function () {
@@ -313,7 +332,9 @@ describe('docker-compose.yml', function () {
     it('starts in order: vault healthy, vault-init done, postgres healthy, vault-db-init done, vault-agent healthy, then app', function () {
       expect(dependsOn(service(compose, 'vault-init'))).to.deep.equal({ vault: 'service_healthy' });
       expect(dependsOn(service(compose, 'vault-agent'))).to.deep.include({ 'vault-init': 'service_completed_successfully' });
-      expect(dependsOn(service(compose, 'vault-db-init'))).to.deep.equal({ postgres: 'service_healthy' });
+      expect(dependsOn(service(compose, 'vault-db-init'))).to.deep.equal({
+        'vault-init': 'service_completed_successfully', postgres: 'service_healthy',
+      });
       expect(dependsOn(service(compose, 'vault-agent'))).to.deep.include({ 'vault-db-init': 'service_completed_successfully' });
       expect(dependsOn(service(compose, 'postgres'))).to.deep.include({ 'vault-init': 'service_completed_successfully' });
       expect(dependsOn(service(compose, 'app'))).to.deep.include({
@@ -323,7 +344,7 @@ describe('docker-compose.yml', function () {
     });
 
     it('gives every long-running service a healthcheck, and every service_healthy dependency has one', function () {
-      for (const name of serviceNames.filter((n) => n !== 'vault-init' && n !== 'vault-db-init')) {
+      for (const name of serviceNames.filter((n) => !oneShots.includes(n))) {
         const check = service(compose, name).healthcheck;
         expect(check?.disable, `${name} healthcheck.disable`).not.to.equal(true);
         expect(words(check?.test).length, `${name} healthcheck.test`).to.be.greaterThan(1);
@@ -339,6 +360,9 @@ describe('docker-compose.yml', function () {
       const test = (name: string) => words(service(compose, name).healthcheck?.test).join(' ');
       expect(test('vault')).to.match(/vault status/).and.to.include('.vault-token');
       expect(test('vault-agent')).to.match(/test -s \S*secrets\/app\.json/);
+      // Not only files left from before: Vault must accept the token in the sink.
+      expect(test('vault-agent')).to.match(/VAULT_TOKEN="\$\$\(cat secrets\/token[^)]*\)" vault token lookup/);
+      expect(test('secret-id-courier')).to.match(/VAULT_TOKEN="\$\$\(cat \/orchestrator\/token\)" vault token lookup/);
       expect(test('postgres')).to.match(/pg_isready .*-h 127\.0\.0\.1/);
       expect(test('app')).to.include("fetch('http://127.0.0.1:3000/healthz')");
     });
@@ -351,8 +375,9 @@ describe('docker-compose.yml', function () {
         for (const key of ['VAULT_DEV_ROOT_TOKEN_ID', 'VAULT_TOKEN', 'BAO_TOKEN']) expect(env.has(key), `${name}: ${key}`).to.equal(false);
         for (const word of [...words(svc.entrypoint), ...words(svc.command)]) expect(word, name).not.to.include('root-token');
       }
-      // Not even in a comment, as an example to copy.
-      expect(text).not.to.match(/VAULT_DEV_ROOT_TOKEN_ID\s*[:=]|dev-root-token-id=|VAULT_TOKEN\s*[:=]/);
+      // Not even in a comment, as an example to copy. The healthchecks give the CLI a token
+      // they read from a file at run time, and only so.
+      expect(text).not.to.match(/VAULT_DEV_ROOT_TOKEN_ID\s*[:=]|dev-root-token-id=|VAULT_TOKEN\s*[:=](?!\\?"\$\$\(cat )/);
       expect(words(service(compose, 'vault').entrypoint)).to.deep.equal(['vault', 'server', '-dev', '-dev-listen-address=0.0.0.0:8200']);
     });
 
@@ -423,19 +448,20 @@ describe('docker-compose.yml', function () {
     });
 
     it('keeps the credentials and pg-init volumes to their writer and readers (vault only holds them mounted, read-only)', function () {
-      expect(usersOfVolume(compose, 'credentials')).to.have.members(['vault', 'vault-init', 'vault-agent']);
+      expect(usersOfVolume(compose, 'credentials')).to.have.members(['vault', 'vault-init', 'vault-agent', 'secret-id-courier']);
+      expect(usersOfVolume(compose, 'orchestrator')).to.have.members(['vault', 'vault-init', 'secret-id-courier']);
       expect(usersOfVolume(compose, 'pg-init')).to.have.members(['vault', 'vault-init', 'vault-db-init', 'postgres']);
       expect(usersOfVolume(compose, 'vault-home')).to.have.members(['vault', 'vault-init', 'vault-db-init']);
       expect(mountOf(service(compose, 'vault-db-init'), 'pg-init')?.readOnly).to.equal(true);
       expect(mountOf(service(compose, 'vault-db-init'), 'vault-home')?.readOnly).to.equal(true);
-      for (const volume of ['credentials', 'pg-init']) {
+      for (const volume of ['credentials', 'pg-init', 'orchestrator']) {
         expect(mountOf(service(compose, 'vault'), volume)?.readOnly, `vault mounts ${volume}`).to.equal(true);
       }
       expect(mountOf(service(compose, 'vault-init'), 'vault-home')?.readOnly).to.equal(true);
     });
 
     it('runs vault, vault-init and vault-agent as the Vault image\'s vault user, the app as node', function () {
-      for (const name of ['vault', 'vault-init', 'vault-db-init', 'vault-agent']) {
+      for (const name of ['vault', 'vault-init', 'vault-db-init', 'vault-agent', 'secret-id-courier']) {
         expect(parseUser(service(compose, name).user), name).to.deep.equal(vaultImageUser);
       }
       expect(parseUser(service(compose, 'app').user)).to.deep.equal(nodeImageUser);
@@ -461,7 +487,7 @@ describe('docker-compose.yml', function () {
 
     it('keeps the credentials and the root token private to the vault user', function () {
       const initUser = parseUser(service(compose, 'vault-init').user);
-      for (const volume of ['credentials', 'vault-home']) {
+      for (const volume of ['credentials', 'vault-home', 'orchestrator']) {
         const opts = tmpfsOptions(compose, volume);
         expect(opts.uid, volume).to.equal(initUser?.uid).and.to.equal(parseUser(service(compose, 'vault-agent').user)?.uid);
         expect(opts.mode & 0o700, `${volume} owner rwx`).to.equal(0o700);
@@ -672,6 +698,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
   let home: string;
   let credentialsDir: string;
   let pgInitDir: string;
+  let orchestratorDir: string;
   let first: RunResult;
 
   /** The environment the compose file gives vault-init, pointed at temporary folders and bao. */
@@ -684,6 +711,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
       VAULT_TOKEN_FILE_PATH: join(server.dir, '.vault-token'),
       CREDENTIALS_DIR: credentialsDir,
       PG_INIT_DIR: pgInitDir,
+      ORCHESTRATOR_DIR: orchestratorDir,
       ...extra,
     });
   }
@@ -694,6 +722,8 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     const out = await tempDir('vault-init');
     credentialsDir = join(out, 'credentials');
     pgInitDir = join(out, 'pg-init');
+    orchestratorDir = join(out, 'orchestrator');
+    await mkdir(orchestratorDir, { mode: 0o700 });
     // The file the compose vault-init reads: what the dev server itself stored, not a copy.
     expect((await readFile(join(server.dir, '.vault-token'), 'utf8')).trim()).to.equal(server.rootToken);
     first = await run('sh', [initScript], initEnv());
@@ -743,12 +773,60 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(await read('app-password')).to.equal(database.data.password);
   });
 
+  it('writes an orchestrator token (0400) of the token role saas-orchestrator, which mints only wrapped secret ids', async function () {
+    const file = join(orchestratorDir, 'token');
+    expect((await stat(file)).mode & 0o777).to.equal(0o400);
+    const token = (await readFile(file, 'utf8')).trim();
+    const self = await vaultData<{ policies: string[]; role: string; orphan: boolean }>(server.addr, token, 'GET', 'auth/token/lookup-self');
+    expect(self.policies).to.have.members(['default', 'saas-orchestrator']);
+    expect(self.role).to.equal('saas-orchestrator');
+    expect(self.orphan).to.equal(true);
+    const role = await vaultData<{ token_period: number }>(server.addr, server.rootToken, 'GET', 'auth/token/roles/saas-orchestrator');
+    expect(role.token_period).to.equal(24 * 3600);
+    const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/saas-orchestrator');
+    expect(policy.policy).to.equal(await readFile(join(repoRoot, 'policies/saas-orchestrator.hcl'), 'utf8'));
+    const unwrapped = await vaultRequest(server.addr, token, 'POST', 'auth/approle/role/saas-app-role/secret-id', {});
+    expect(unwrapped.status, 'a secret id without wrapping').to.equal(403);
+    expect(first.stdout + first.stderr).not.to.include(token);
+  });
+
   it('runs again without failing and without changing the secrets (a re-run of vault-init)', async function () {
     const before = await readFile(join(pgInitDir, 'superuser-password'), 'utf8');
+    const orchestrator = await readFile(join(orchestratorDir, 'token'), 'utf8');
     const again = await run('sh', [initScript], initEnv());
     expect(again.code, again.stderr).to.equal(0);
     expect(again.stdout).to.include('bootstrap: policy saas-app-dev unchanged');
     expect(await readFile(join(pgInitDir, 'superuser-password'), 'utf8')).to.equal(before);
+    expect(await readFile(join(orchestratorDir, 'token'), 'utf8'), 'a token Vault still accepts is kept').to.equal(orchestrator);
+  });
+
+  it('on a new dev server (a restart), keeps the passwords PostgreSQL uses from pg-init and replaces the refused orchestrator token', async function () {
+    const read = (file: string) => readFile(join(pgInitDir, file), 'utf8');
+    const kept = Object.fromEntries(await Promise.all(
+      ['superuser-password', 'vault-admin-password', 'app-username', 'app-password'].map(async (f) => [f, await read(f)] as const)));
+    const orchestrator = await readFile(join(orchestratorDir, 'token'), 'utf8');
+    const restarted = await startBaoDevServer();
+    try {
+      const result = await run('sh', [initScript], initEnv({
+        VAULT_ADDR: restarted.addr, VAULT_TOKEN_FILE_PATH: join(restarted.dir, '.vault-token'),
+      }));
+      expect(result.code, result.stderr).to.equal(0);
+      expect(result.stdout).to.include('a new dev server, PostgreSQL\'s data kept');
+      for (const [file, value] of Object.entries(kept)) expect(await read(file), file).to.equal(value);
+      const infra = await vaultData<{ data: Record<string, string> }>(
+        restarted.addr, restarted.rootToken, 'GET', 'secret/data/saas-infra/dev/postgres');
+      expect(infra.data).to.deep.equal({
+        superuser_password: kept['superuser-password'], vault_admin_initial_password: kept['vault-admin-password'],
+      });
+      const token = await readFile(join(orchestratorDir, 'token'), 'utf8');
+      expect(token).not.to.equal(orchestrator);
+      expect((await vaultRequest(restarted.addr, token.trim(), 'GET', 'auth/token/lookup-self')).status).to.equal(200);
+      for (const value of [...Object.values(kept), token.trim(), restarted.rootToken]) {
+        expect(result.stdout + result.stderr).not.to.include(value);
+      }
+    } finally {
+      await restarted.stop();
+    }
   });
 
   it('exits 1 naming the token file when the dev server stored none', async function () {
@@ -781,7 +859,7 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
   });
 
   it('has no vault-init and no root token: initialising, unsealing and bootstrapping are operator acts', function () {
-    expect(Object.keys(compose.services).sort()).to.deep.equal(['app', 'postgres', 'vault', 'vault-agent', 'vault-prepare']);
+    expect(Object.keys(compose.services).sort()).to.deep.equal(['app', 'postgres', 'secret-id-courier', 'vault', 'vault-agent', 'vault-prepare']);
     for (const svc of Object.values(compose.services)) {
       for (const key of environmentOf(svc).keys()) expect(key).to.not.match(/TOKEN$|ROOT/);
     }
