@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/bao.js';
+import { privilege, run } from '../../../scripts/engine/engine.js';
 import { ComposeProject, freePort, testEngine } from '../support/engine.js';
 import { registerSecret } from '../support/leak-scan.js';
 
@@ -11,7 +12,12 @@ import { registerSecret } from '../support/leak-scan.js';
  */
 
 const project = 'saasdev';
-const appServices = ['vault', 'vault-init', 'postgres', 'vault-db-init', 'vault-agent', 'app'];
+const appServices = ['vault', 'vault-init', 'postgres', 'vault-db-init', 'vault-agent', 'app', 'secret-id-courier'];
+/** The agent's healthcheck interval and secret-id-courier's DELIVERY_INTERVAL in docker-compose.yml. */
+const agentCheckMs = 5_000;
+const deliveryMs = 5_000;
+/** A container started again (by restart or its policy) and its agent logged in: from the logs, about 2 s. */
+const startAndLoginMs = 8_000;
 
 interface Started {
   startedAt: number;
@@ -55,6 +61,98 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
       `VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=$(cat /vault/home/.vault-token) vault ${args}`], input);
   }
 
+  /** The dev root token and every KV secret the bootstrap generated, for the suite's secret scan. */
+  async function registerSecrets(): Promise<void> {
+    rootToken = (await compose.must(['exec', '-T', 'vault', 'cat', '/vault/home/.vault-token'])).trim();
+    registerSecret('the compose dev root token', rootToken);
+    for (const group of ['database', 'api-keys', 'app']) {
+      const json = await vaultCli(`kv get -format=json -mount=secret saas-project/dev/${group}`).catch(() => '{}');
+      const data = (JSON.parse(json) as { data?: { data?: Record<string, unknown> } }).data?.data ?? {};
+      for (const [key, value] of Object.entries(data)) registerSecret(`compose ${group}.${key}`, value, ...(Array.isArray(value) ? (value as unknown[]) : []));
+    }
+    const infra = await vaultCli('kv get -format=json -mount=secret saas-infra/dev/postgres');
+    for (const value of Object.values((JSON.parse(infra) as { data: { data: Record<string, string> } }).data.data)) {
+      registerSecret('compose postgres passwords', value);
+    }
+  }
+
+  /** The token in the agent's sink now (registered with the secret scan). */
+  async function sinkToken(): Promise<string> {
+    const token = (await compose.must(['exec', '-T', 'vault-agent', 'cat', '/vault/agent/secrets/token'])).trim();
+    registerSecret('the compose agent token', token);
+    return token;
+  }
+
+  /** Whether the dev Vault accepts `token` (a lookup-self from inside the vault container). */
+  async function vaultAccepts(token: string): Promise<boolean> {
+    const result = await compose.compose(['exec', '-T', 'vault', 'sh', '-c',
+      'VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=$(cat) vault token lookup >/dev/null'], token);
+    return result.code === 0;
+  }
+
+  /** secret-id-courier keeps a wrapped secret id waiting: within its interval of the last login. */
+  async function secretIdWaiting(): Promise<void> {
+    await poll('a secret id waiting in credentials/', deliveryMs + 1_000, async () =>
+      ((await compose.compose(['exec', '-T', 'vault-agent', 'test', '-s', 'credentials/secret-id'])).code === 0 ? true : undefined));
+  }
+
+  /** The agent has logged in again: a token other than `old` in its sink, which Vault accepts. */
+  async function newLogin(old: string, timeoutMs: number): Promise<string> {
+    return poll('a new token in the agent\'s sink, accepted by Vault', timeoutMs, async () => {
+      const token = await sinkToken();
+      return token !== old && token !== '' && await vaultAccepts(token) ? token : undefined;
+    });
+  }
+
+  async function state(name: string): Promise<{ id: string; restarts: number; status: string; health?: string }> {
+    const found = (await compose.containers()).get(name);
+    if (found === undefined) throw new Error(`no container for ${name}`);
+    const inspect = found.inspect as { RestartCount: number; State: { Status: string; Health?: { Status: string } } };
+    return {
+      id: found.id, restarts: inspect.RestartCount, status: inspect.State.Status,
+      ...(inspect.State.Health === undefined ? {} : { health: inspect.State.Health.Status }),
+    };
+  }
+
+  /** SIGKILL to a container's main process from outside compose, as a crash or the OOM killer would. */
+  async function crash(name: string): Promise<void> {
+    const { id } = await state(name);
+    const pid = (await compose.docker(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim();
+    // The container's processes are the host's; root (or the engine's sudo) may signal them.
+    const command = [...await privilege(), 'kill', '-KILL', pid];
+    const killed = await run(command[0] ?? 'kill', command.slice(1));
+    if (killed.code !== 0) throw new Error(`kill -KILL ${pid} (${name}): ${killed.stderr}`);
+  }
+
+  async function ready(timeoutMs: number): Promise<void> {
+    await poll('200 from /readyz', timeoutMs, async () => ((await get(`${appUrl}/readyz`)).status === 200 ? true : undefined));
+  }
+
+  /** A tenant's project created, listed and read back in PostgreSQL; resolves to the database user that served it. */
+  async function projectRoundTrip(name: string): Promise<string> {
+    const session = await get(`${appUrl}/api/session`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+    });
+    expect(session.status).to.be.lessThan(300);
+    const cookie = (session.headers.getSetCookie()).map((c) => c.split(';')[0]).join('; ');
+    const created = await get(`${appUrl}/api/projects`, {
+      method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ name }),
+    });
+    expect(created.status).to.equal(201);
+    const { id } = await created.json() as { id: string };
+    const listed = await (await get(`${appUrl}/api/projects`, { headers: { cookie } })).json();
+    expect(JSON.stringify(listed)).to.contain(id);
+    const rows = await psql(`SELECT name FROM projects WHERE id = '${id}'`);
+    expect(rows.trim()).to.equal(name);
+    const users = await psql("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename LIKE 'v-%'");
+    expect(users.trim(), 'a dynamic user from database/creds/saas-app-dev').to.match(/^v-approle-saas-app-\S+$/);
+    return users.trim();
+  }
+
+  async function psql(sql: string): Promise<string> {
+    return compose.must(['exec', '-T', 'postgres', 'psql', '-U', 'postgres', '-d', 'saas', '-tAc', sql]);
+  }
+
   before(async function () {
     this.timeout(900_000);
     const engine = await testEngine(this);
@@ -73,17 +171,7 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     await poll('the app ready on /readyz', 90_000, async () => ((await get(`${appUrl}/readyz`)).status === 200 ? true : undefined));
     upToReadyMs = Date.now() - began;
     console.log(`      docker-compose up -> first 200 on /readyz: ${upToReadyMs} ms (engine and images ready in ${engine.readyMs} ms)`);
-    rootToken = (await compose.must(['exec', '-T', 'vault', 'cat', '/vault/home/.vault-token'])).trim();
-    registerSecret('the compose dev root token', rootToken);
-    for (const group of ['database', 'api-keys', 'app']) {
-      const json = await vaultCli(`kv get -format=json -mount=secret saas-project/dev/${group}`).catch(() => '{}');
-      const data = (JSON.parse(json) as { data?: { data?: Record<string, unknown> } }).data?.data ?? {};
-      for (const [key, value] of Object.entries(data)) registerSecret(`compose ${group}.${key}`, value, ...(Array.isArray(value) ? (value as unknown[]) : []));
-    }
-    const infra = await vaultCli('kv get -format=json -mount=secret saas-infra/dev/postgres');
-    for (const value of Object.values((JSON.parse(infra) as { data: { data: Record<string, string> } }).data.data)) {
-      registerSecret('compose postgres passwords', value);
-    }
+    await registerSecrets();
   });
 
   after(async function () {
@@ -115,24 +203,7 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
   });
 
   it('keeps a tenant\'s project in PostgreSQL, as a user Vault issued', async function () {
-    const session = await get(`${appUrl}/api/session`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    expect(session.status).to.be.lessThan(300);
-    const cookie = (session.headers.getSetCookie()).map((c) => c.split(';')[0]).join('; ');
-    const created = await get(`${appUrl}/api/projects`, {
-      method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ name: 'Apollo' }),
-    });
-    expect(created.status).to.equal(201);
-    const { id } = await created.json() as { id: string };
-    const listed = await (await get(`${appUrl}/api/projects`, { headers: { cookie } })).json();
-    expect(JSON.stringify(listed)).to.contain(id);
-    const rows = await compose.must(['exec', '-T', 'postgres', 'psql', '-U', 'postgres', '-d', 'saas', '-tAc',
-      `SELECT name FROM projects WHERE id = '${id}'`]);
-    expect(rows.trim()).to.equal('Apollo');
-    const users = await compose.must(['exec', '-T', 'postgres', 'psql', '-U', 'postgres', '-d', 'saas', '-tAc',
-      "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename LIKE 'v-%'"]);
-    expect(users.trim(), 'a dynamic user from database/creds/saas-app-dev').to.match(/^v-approle-saas-app-/);
+    await projectRoundTrip('Apollo');
   });
 
   it('takes a KV rotation (api-keys) within the agent\'s render interval (5 s) plus a second', async function () {
@@ -204,13 +275,82 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     expect(history.includes(rootToken)).to.equal(false);
   });
 
-  it('halts the app (503) once the agent\'s token is revoked', async function () {
-    const token = (await compose.must(['exec', '-T', 'vault-agent', 'cat', '/vault/agent/secrets/token'])).trim();
-    registerSecret('the compose agent token', token);
+  it('restart vault-agent: the agent logs in again at once with the secret id secret-id-courier keeps waiting', async function () {
+    // The agent removed vault-init's file at its first login; the courier drops the next one.
+    await secretIdWaiting();
+    const old = await sinkToken();
+    const began = Date.now();
+    await compose.must(['restart', 'vault-agent']);
+    await newLogin(old, startAndLoginMs);
+    console.log(`      logged in again ${Date.now() - began} ms after docker-compose restart`);
+    await ready(1_000);
+    expect((await compose.must(['logs', '--no-color', 'vault-agent'])).match(/no known secret ID/g) ?? [], 'a login without a secret id').to.have.length(0);
+  });
+
+  it('restart app: back to ready; and a crashed app (SIGKILL) is started again by its restart policy', async function () {
+    const began = Date.now();
+    await compose.must(['restart', 'app']);
+    await ready(15_000);
+    console.log(`      ready ${Date.now() - began} ms after docker-compose restart app`);
+    const before = await state('app');
+    await crash('app');
+    await poll('the app started again by its restart policy', 5_000, async () => {
+      const now = await state('app');
+      return now.restarts > before.restarts && now.status === 'running' ? true : undefined;
+    });
+    await ready(15_000);
+  });
+
+  it('a crashed agent (SIGKILL) is started again by its restart policy and logs in again', async function () {
+    // `docker-compose kill` is a stop by hand, which Docker's restart policies never undo
+    // (`docker-compose up -d` starts it again); a process that dies is restarted.
+    await secretIdWaiting();
+    const old = await sinkToken();
+    const before = await state('vault-agent');
+    await crash('vault-agent');
+    await newLogin(old, startAndLoginMs);
+    expect((await state('vault-agent')).restarts).to.equal(before.restarts + 1);
+    await ready(1_000);
+  });
+
+  it('a revoked agent token: the agent\'s healthcheck sees it refused and restarts it, and it logs in again within the check\'s interval', async function () {
+    await secretIdWaiting();
+    const token = await sinkToken();
+    const before = await state('vault-agent');
     await vaultCli('write auth/token/revoke token=-', token);
     const began = Date.now();
-    await poll('503 from /readyz', 30_000, async () => ((await get(`${appUrl}/readyz`)).status === 503 ? true : undefined));
-    console.log(`      halted ${Date.now() - began} ms after the revocation`);
+    // The check runs every 5 s; then the restart and the login.
+    await newLogin(token, agentCheckMs + startAndLoginMs);
+    console.log(`      logged in again ${Date.now() - began} ms after the revocation`);
+    expect((await state('vault-agent')).restarts).to.equal(before.restarts + 1);
+    // The revocation took the database lease with the token: the new login renders a new user.
+    await ready(15_000);
+    await projectRoundTrip('Gemini');
+  });
+
+  it('restart vault (dev: it forgets everything), then up -d: back to ready as a new Vault-issued user, no old dynamic user left', async function () {
+    const oldUsers = (await psql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).split('\n').filter((u) => u !== '');
+    expect(oldUsers.length, 'dynamic users issued by this Vault').to.be.greaterThan(0);
+    const oldRoot = rootToken;
+    const began = Date.now();
+    await compose.must(['restart', 'vault']);
+    await poll('the app halted: its token is unknown to the new server', 30_000, async () =>
+      ((await get(`${appUrl}/readyz`)).status === 503 ? true : undefined));
+    const upBegan = Date.now();
+    await compose.must(['up', '-d']);
+    const upMs = Date.now() - upBegan;
+    // The agent's check (5 s) finds its token refused with a new secret id waiting, then the
+    // restart, the login, the render of new database credentials, the app's check of the new token.
+    await ready(agentCheckMs + startAndLoginMs + 5_000);
+    console.log(`      ready ${Date.now() - began} ms after docker-compose restart vault (up -d took ${upMs} ms)`);
+    await registerSecrets();
+    expect(rootToken, 'a new dev server').not.to.equal(oldRoot);
+    const user = await projectRoundTrip('Mercury');
+    expect(oldUsers, 'served by a user the new Vault issued').not.to.include(user);
+    const left = (await psql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).split('\n').filter((u) => oldUsers.includes(u));
+    expect(left, 'users the old Vault issued, still in PostgreSQL').to.deep.equal([]);
+    const db = await compose.must(['logs', '--no-color', 'vault-db-init']);
+    expect(db).to.include('dropped the dynamic users an earlier one left in PostgreSQL');
   });
 
   it('leaves no container, volume or network behind after down -v', async function () {
