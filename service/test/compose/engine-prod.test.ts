@@ -106,6 +106,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
 
   it('initialises, unseals and bootstraps a Vault whose Raft data, TLS key and credentials its uid 100 owns', async function () {
     await script([join(repoRoot, 'scripts/prod/generate-tls.sh'), join(prodDir, 'tls'), 'localhost', '127.0.0.1', 'vault']);
+    await script([join(repoRoot, 'scripts/prod/generate-tls.sh'), join(prodDir, 'postgres/tls'), 'postgres']);
     await mkdir(join(prodDir, 'postgres'), { recursive: true });
     await mkdir(join(prodDir, 'credentials'), { recursive: true });
     await mkdir(join(prodDir, 'orchestrator'), { recursive: true });
@@ -143,8 +144,11 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     });
     const out = await script([join(repoRoot, 'scripts/database-engine.sh'), 'prod'], {
       VAULT_TOKEN: adminToken, DATABASE_ADDRESS: 'postgres:5432', DATABASE_ADMIN_PASSWORD_FILE: join(prodDir, 'postgres/vault-admin-password'),
+      DATABASE_SSLMODE: 'verify-full', DATABASE_SSLROOTCERT: '/vault/tls/postgres-ca.pem',
     });
-    expect(out.stdout + out.stderr).to.match(/database-engine/);
+    // The connection written with PostgreSQL's certificate verified, and the role that issues users.
+    expect(out.stdout).to.match(/^database-engine: wrote connection saas-prod \(postgres:5432\/saas as vault_admin, sslmode verify-full, /m);
+    expect(out.stdout).to.match(/^database-engine: wrote role saas-app-prod /m);
     const pgInit = await compose.must(['exec', '-T', 'postgres', 'sh', '-c', 'stat -c "%u:%g %a %n" /pg-init /pg-init/superuser-password']);
     expect(pgInit.trim().split('\n')).to.deep.equal(['0:70 750 /pg-init', '0:70 440 /pg-init/superuser-password']);
   });
