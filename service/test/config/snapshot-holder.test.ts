@@ -1,10 +1,23 @@
 import { expect } from 'chai';
-import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js';
+import { buildSnapshot, type ConfigSnapshot, type SecretRead } from '../../src/config/snapshot.js';
+import { databaseCredsPath } from '../../src/config/secret-schema.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
-import { renderedDocument } from '../support/rendered-secrets.js';
+import { randomKey, renderedDocument } from '../support/rendered-secrets.js';
 
 function snapshot(version: number): ConfigSnapshot {
   return buildSnapshot('dev', renderedDocument('dev', version), `rev-${version}`, version);
+}
+
+/** Every object and array reachable from `root`, with its path ('' for the root). */
+function objectsIn(root: object): { path: string; value: object }[] {
+  const found: { path: string; value: object }[] = [];
+  const walk = (value: unknown, path: string) => {
+    if (value === null || typeof value !== 'object') return;
+    found.push({ path, value });
+    for (const [key, inner] of Object.entries(value)) walk(inner, path === '' ? key : `${path}.${key}`);
+  };
+  walk(root, '');
+  return found;
 }
 
 describe('SnapshotHolder', function () {
@@ -51,12 +64,39 @@ describe('SnapshotHolder', function () {
   });
 
   it('hands out frozen snapshots that no reader can change for the others', function () {
-    const holder = new SnapshotHolder();
-    holder.swap(snapshot(1));
-    const config = holder.current as ConfigSnapshot;
-    expect(() => { (config.secrets.database as { password: string }).password = 'changed'; }).to.throw(TypeError);
-    expect(() => { (config.secrets.app.session_keys as string[]).push('x'); }).to.throw(TypeError);
-    expect(() => { (config.sources as unknown[]).length = 0; }).to.throw(TypeError);
+    // Every object in the snapshot the holder holds (kv mode, and dynamic mode with its lease)
+    // refuses a write, and the next reader gets exactly what was swapped in.
+    const dynamic: Partial<Record<string, SecretRead>> = {
+      ...renderedDocument('dev', 1),
+      database: {
+        path: databaseCredsPath('dev'),
+        lease: { id: 'database/creds/saas-app-dev/abc', durationSeconds: 3600, renewable: true },
+        data: { username: 'v-approle-saas-app', password: randomKey() },
+      },
+    };
+    const built = [snapshot(1), buildSnapshot('dev', dynamic, 'rev-dynamic', 2, 'dynamic')];
+    for (const swapped of built) {
+      const holder = new SnapshotHolder();
+      holder.swap(swapped);
+      const before = structuredClone(holder.current) as ConfigSnapshot;
+      const reader = holder.current as ConfigSnapshot;
+      const objects = objectsIn(reader);
+      expect(objects.map((o) => o.path), 'the walk should reach the nested secrets').to.include.members(
+        ['secrets.database', 'secrets.app.session_keys', 'sources.0'],
+      );
+      if (reader.lease !== null) expect(objects.map((o) => o.path)).to.include('lease');
+      for (const { path, value } of objects) {
+        for (const key of Object.keys(value)) {
+          expect(() => { (value as Record<string, unknown>)[key] = 'changed'; }, `${path}.${key}`).to.throw(TypeError);
+          expect(Reflect.deleteProperty(value, key), `delete ${path}.${key}`).to.equal(false);
+        }
+        expect(() => { (value as Record<string, unknown>).added = 'x'; }, `${path}.added`).to.throw(TypeError);
+        if (Array.isArray(value)) expect(() => { value.push('x'); }, `${path}.push`).to.throw(TypeError);
+      }
+      // Another reader, after every attempt above: the same snapshot, unchanged.
+      expect(holder.current).to.equal(swapped);
+      expect(structuredClone(holder.current)).to.deep.equal(before);
+    }
   });
 
   it('tells subscribers about each swap, with the previous snapshot, until they unsubscribe', function () {
