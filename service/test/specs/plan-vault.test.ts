@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { settingsSchema } from '../../src/config/settings.js';
 import { secretGroups } from '../../src/config/secret-schema.js';
 import { publicHaltMessages } from '../../src/http/traffic-gate.js';
@@ -40,6 +41,72 @@ function citedPaths(markdown: string, topLevel: string[]): string[] {
   };
   const paths = words.filter((word) => looksLikePath(word) && !notRepositoryPaths.some((pattern) => pattern.test(word)));
   return [...new Set(paths.map((path) => path.replace(/\/$/, '')))];
+}
+
+/**
+ * The repository scripts a test file runs, read from its syntax tree (so comments and titles
+ * never count): `runScript('scripts/…', …)`; `join(repoRoot, 'scripts/…')` as the first element
+ * of an argument list handed to a call (`execFile('sh', [join(…), …])`, `script([join(…)])`);
+ * and a helper that adds the folder to a name it takes, `(name) => runScript(`scripts/prod/${name}`, …)`,
+ * called with that name.
+ */
+function scriptsRunIn(source: string, fileName: string): string[] {
+  const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true);
+  const found: string[] = [];
+  const helpers = new Map<string, string>();
+  const calleeName = (call: ts.CallExpression) => (ts.isIdentifier(call.expression) ? call.expression.text : undefined);
+  const literal = (node: ts.Node | undefined) =>
+    node !== undefined && (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) ? node.text : undefined;
+  const joinedScript = (node: ts.Node | undefined) => {
+    if (node === undefined || !ts.isCallExpression(node) || calleeName(node) !== 'join') return undefined;
+    const [root, path] = node.arguments;
+    return root !== undefined && ts.isIdentifier(root) && root.text === 'repoRoot' ? literal(path) : undefined;
+  };
+  const isScript = (path: string | undefined): path is string => path !== undefined && /^scripts\/[\w/-]+\.sh$/.test(path);
+  // Helpers first: a function of a name whose body runs `${prefix}${name}`.
+  const findHelpers = (node: ts.Node): void => {
+    const named = ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer !== undefined
+      && (ts.isArrowFunction(node.initializer) || ts.isFunctionExpression(node.initializer))
+      ? { name: node.name.text, fn: node.initializer }
+      : ts.isFunctionDeclaration(node) && node.name !== undefined ? { name: node.name.text, fn: node } : undefined;
+    const param = named?.fn.parameters[0]?.name;
+    if (named !== undefined && param !== undefined && ts.isIdentifier(param)) {
+      const visit = (inner: ts.Node): void => {
+        if (ts.isCallExpression(inner) && calleeName(inner) === 'runScript') {
+          const [first] = inner.arguments;
+          if (first !== undefined && ts.isTemplateExpression(first) && first.templateSpans.length === 1) {
+            const [span] = first.templateSpans;
+            if (span !== undefined && ts.isIdentifier(span.expression) && span.expression.text === param.text && span.literal.text === '') {
+              helpers.set(named.name, first.head.text);
+            }
+          }
+        }
+        ts.forEachChild(inner, visit);
+      };
+      visit(named.fn);
+    }
+    ts.forEachChild(node, findHelpers);
+  };
+  findHelpers(file);
+  const findRuns = (node: ts.Node): void => {
+    if (ts.isCallExpression(node)) {
+      const name = calleeName(node);
+      const [first] = node.arguments;
+      if (name === 'runScript' && isScript(literal(first))) found.push(literal(first) as string);
+      const prefix = name === undefined ? undefined : helpers.get(name);
+      const named = literal(first);
+      if (prefix !== undefined && named !== undefined && isScript(prefix + named)) found.push(prefix + named);
+      if (name !== undefined && name !== 'expect') {
+        for (const argument of node.arguments) {
+          const script = ts.isArrayLiteralExpression(argument) ? joinedScript(argument.elements[0]) : undefined;
+          if (isScript(script)) found.push(script);
+        }
+      }
+    }
+    ts.forEachChild(node, findRuns);
+  };
+  findRuns(file);
+  return [...new Set(found)];
 }
 
 /** specs/vault/plan-vault.md must describe what the code does: names, paths and commands. */
@@ -158,11 +225,18 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
       .flatMap((entry) => (entry.isDirectory() ? [] : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : []))
       .concat(...await Promise.all((await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory())
         .map((e) => testFiles(join(dir, e.name)))));
-    const tests = (await Promise.all((await testFiles(join(repoRoot, 'service/test'))).map((f) => readFile(f, 'utf8')))).join('\n');
-    // By its path, or by its name where a helper adds the folder (adminScript('kill-switch.sh', ...)).
-    for (const script of scripts) {
-      expect(tests.includes(script) || tests.includes(`'${script.split('/').at(-1) ?? ''}'`), `${script} is run by no test`).to.be.true;
+    const run = new Set<string>();
+    for (const file of await testFiles(join(repoRoot, 'service/test'))) {
+      for (const script of scriptsRunIn(await readFile(file, 'utf8'), file)) run.add(script);
     }
+    for (const script of scripts) expect([...run], `${script} is run by no test`).to.include(script);
+    // A comment, a title, a file read or an assertion naming a script does not count.
+    expect(scriptsRunIn([
+      '// runScript(\'scripts/a.sh\', [], env)', 'describe(\'scripts/b.sh: what it does\', () => undefined);',
+      'const text = readFile(join(repoRoot, \'scripts/c.sh\'));', 'expect(command).to.deep.equal([join(repoRoot, \'scripts/d.sh\')]);',
+      'runScript(\'scripts/e.sh\', [], env);', 'execFile(\'sh\', [join(repoRoot, \'scripts/f.sh\'), \'x\']);',
+      'const admin = (name: string) => runScript(`scripts/prod/${name}`, [], env); admin(\'g.sh\');',
+    ].join('\n'), 'sample.ts')).to.deep.equal(['scripts/e.sh', 'scripts/f.sh', 'scripts/prod/g.sh']);
   });
 
   it('shows the bootstrap\'s own commands', async function () {
