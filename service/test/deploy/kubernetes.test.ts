@@ -72,6 +72,25 @@ export interface Kinds { Deployment: IDeployment; ServiceAccount: IServiceAccoun
   return found;
 }
 
+/**
+ * The injector's annotations the manifest uses, and a few newer ones, each with the first
+ * vault-k8s release that reads it (a trailing `-` marks a per-file annotation). Read from
+ * vault-k8s's agent-inject/agent/annotations.go at each release tag.
+ */
+const injectorAnnotations: readonly (readonly [string, string])[] = [
+  ['agent-inject', '0.1.0'], ['role', '0.1.0'], ['ca-cert', '0.1.0'], ['tls-secret', '0.1.0'],
+  ['agent-pre-populate-only', '0.1.0'], ['agent-inject-template-', '0.1.0'], ['agent-inject-token', '0.3.0'],
+  ['agent-inject-file-', '0.5.0'], ['agent-inject-perms-', '0.12.0'], ['template-static-secret-render-interval', '0.12.0'],
+  ['auth-min-backoff', '0.16.0'], ['error-on-missing-key-', '1.4.0'], ['agent-template-left-delim-', '1.5.0'],
+  ['template-lease-renewal-threshold', '1.7.0'],
+];
+
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < 3; i++) if ((x?.[i] ?? 0) !== (y?.[i] ?? 0)) return (x?.[i] ?? 0) - (y?.[i] ?? 0);
+  return 0;
+}
+
 interface Deployment {
   kind: string;
   spec: {
@@ -126,13 +145,27 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     expect(unknownFields('Deployment', misspelled)).to.deep.equal(['Deployment.spec.template.spec.containers[0].readinesProbe']);
   });
 
-  it('states the vault-k8s version its annotations need: 1.4.0 (error-on-missing-key-*)', async function () {
-    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+  it('uses only annotations the injector knows, for files it templates, and states the vault-k8s version they need', async function () {
     const keys = Object.keys(annotations).filter((k) => k.startsWith('vault.hashicorp.com/'));
-    // A template without agent-inject-secret-* needs 1.3.0; error-on-missing-key-* needs 1.4.0.
-    expect(keys.some((k) => k.startsWith('vault.hashicorp.com/agent-inject-secret-'))).to.be.false;
-    expect(keys).to.include('vault.hashicorp.com/error-on-missing-key-app.json');
-    expect(manifest).to.contain('Injector version: vault-k8s >= 1.4.0.');
+    // An injector ignores an annotation it does not know, and a per-file one for a file it does not template.
+    const templated = keys.filter((k) => k.startsWith('vault.hashicorp.com/agent-inject-template-'))
+      .map((k) => k.slice('vault.hashicorp.com/agent-inject-template-'.length));
+    expect(templated).to.have.length.greaterThan(0);
+    const required = keys.map((key) => {
+      const name = key.slice('vault.hashicorp.com/'.length);
+      const perFile = injectorAnnotations.find(([prefix]) => prefix.endsWith('-') && name.startsWith(prefix));
+      if (perFile !== undefined) expect(templated, `${key}: a file the injector templates`).to.include(name.slice(perFile[0].length));
+      const known = perFile ?? injectorAnnotations.find(([exact]) => exact === name);
+      expect(known, `${key} is not an annotation vault-k8s knows`).to.not.equal(undefined);
+      return known?.[1] ?? '0.0.0';
+    });
+    // Templates without an agent-inject-secret-* annotation: vault-k8s 1.3.0 (its CHANGELOG, GH-505).
+    if (!keys.some((k) => k.startsWith('vault.hashicorp.com/agent-inject-secret-'))) required.push('1.3.0');
+    const needed = required.reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
+    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+    const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
+    expect(/vault-k8s >= (\d+\.\d+\.\d+)\./.exec(manifest)?.[1], 'the version the manifest tells operators to run').to.equal(needed);
+    expect(/vault-k8s ≥ (\d+\.\d+\.\d+)\*\*/.exec(plan)?.[1], 'the version the plan tells operators to run').to.equal(needed);
   });
 
   it('gives the plan the Vault-side kubernetes auth commands and the injector version, as the manifest does', async function () {
