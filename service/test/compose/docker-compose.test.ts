@@ -94,10 +94,11 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The file as a Docker user without the engine's variables gets it: every `${VAR:-default}`
- * replaced by its default (the official images, the default ports), as compose interpolates.
+ * replaced by its default (the official images, the default ports), or by `env`'s value where
+ * it sets the variable, as compose interpolates.
  */
-async function loadCompose(file = composeFile): Promise<{ text: string; doc: unknown; compose: ComposeFile }> {
-  const text = (await readFile(file, 'utf8')).replace(/\$\{\w+:-([^}]*)\}/g, '$1');
+async function loadCompose(file = composeFile, env: Record<string, string> = {}): Promise<{ text: string; doc: unknown; compose: ComposeFile }> {
+  const text = (await readFile(file, 'utf8')).replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => env[name] ?? fallback);
   const doc: unknown = parse(text);
   return { text, doc, compose: doc as ComposeFile };
 }
@@ -419,10 +420,27 @@ describe('docker-compose.yml', function () {
       }
     });
 
-    it('takes DATABASE_CREDENTIALS from the user, one anchor for the three services', async function () {
-      const raw = await readFile(composeFile, 'utf8');
-      expect(raw).to.include('x-database-credentials: &database-credentials ${DATABASE_CREDENTIALS:-dynamic}');
-      expect(raw.match(/DATABASE_CREDENTIALS: \*database-credentials/g)?.length).to.equal(3);
+    it('takes DATABASE_CREDENTIALS from the user: vault-db-init, the agent and the app get the same value, dynamic by default', async function () {
+      this.timeout(60_000);
+      const users = ['vault-db-init', 'vault-agent', 'app'];
+      for (const value of [undefined, 'kv', 'dynamic']) {
+        const expected = value ?? 'dynamic';
+        // As compose interpolates the file from the user's environment, then as docker-compose itself does.
+        const { compose: interpolated } = await loadCompose(composeFile, value === undefined ? {} : { DATABASE_CREDENTIALS: value });
+        const configs = [interpolated];
+        const shown = await run('docker-compose', ['-f', composeFile, 'config'],
+          { PATH: process.env.PATH, ...(value === undefined ? {} : { DATABASE_CREDENTIALS: value }) });
+        if (shown.missing !== true) {
+          expect(shown.code, shown.stderr).to.equal(0);
+          configs.push(parse(shown.stdout) as ComposeFile);
+        }
+        for (const config of configs) {
+          for (const [name, svc] of Object.entries(config.services)) {
+            const got = environmentOf(svc).get('DATABASE_CREDENTIALS');
+            expect(got, `${name} with DATABASE_CREDENTIALS=${String(value)}`).to.equal(users.includes(name) ? expected : undefined);
+          }
+        }
+      }
     });
 
     it('gives postgres its superuser password as a file from pg-init, never as a value', function () {
@@ -433,7 +451,6 @@ describe('docker-compose.yml', function () {
       expect(pgInit?.readOnly).to.equal(true);
       expect(env.get('POSTGRES_PASSWORD_FILE')).to.equal(`${pgInit?.target ?? '?'}/superuser-password`);
       expect(env.get('PG_CREDENTIALS_DIR')).to.equal(pgInit?.target);
-      expect(text).to.include('secret/data/saas-infra/dev/postgres');
     });
   });
 
@@ -771,6 +788,11 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(await read('superuser-password')).to.equal(admin.data.superuser_password);
     expect(await read('app-username')).to.equal(database.data.username);
     expect(await read('app-password')).to.equal(database.data.password);
+    // Outside saas-project/: a token of the app's policy reads its own database secret, not the superuser's.
+    const created = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create', { policies: ['saas-app-dev'], ttl: '1m' });
+    const appToken = (created.body as { auth: { client_token: string } }).auth.client_token;
+    expect((await vaultRequest(server.addr, appToken, 'GET', 'secret/data/saas-project/dev/database')).status).to.equal(200);
+    expect((await vaultRequest(server.addr, appToken, 'GET', 'secret/data/saas-infra/dev/postgres')).status).to.equal(403);
   });
 
   it('writes an orchestrator token (0400) of the token role saas-orchestrator, which mints only wrapped secret ids', async function () {
