@@ -82,27 +82,32 @@ esac
 
 require_vault_and_token "run the bootstrap again"
 
-# 1. KV v2 at secret/ (dev servers mount it already).
-mounts=$("$cli" secrets list -format=json 2>"$errors") || fail "cannot list secret engines: $(reason)"
-secret_mount=$(printf '%s\n' "$mounts" | sed -n '/^  "secret\/": {/,/^  }/p')
-if [ -z "$secret_mount" ]; then
+# 1. KV v2 at secret/ (dev servers mount it already). Each step reads its own mount with
+# -field=: Vault answers 400 "No secret engine mount at secret/" (exit 2) when there is none,
+# and prints a map field as map[version:2].
+if secret_type=$("$cli" read -field=type sys/mounts/secret 2>"$errors"); then
+  secret_options=$("$cli" read -field=options sys/mounts/secret 2>"$errors") ||
+    fail "cannot read the secret engine at secret/: $(reason)"
+  case "$secret_type $secret_options" in
+    'kv '*version:2*) say "KV v2 already enabled at secret/" ;;
+    *) fail "secret/ is mounted, but not as KV version 2: move that engine elsewhere first" ;;
+  esac
+elif grep -q 'No secret engine mount at' "$errors"; then
   "$cli" secrets enable -path=secret -version=2 kv >/dev/null 2>"$errors" ||
     fail "cannot enable KV v2 at secret/: $(reason)"
   say "enabled KV v2 at secret/"
-elif printf '%s\n' "$secret_mount" | grep -q '"type": "kv"' &&
-  printf '%s\n' "$secret_mount" | grep -q '"version": "2"'; then
-  say "KV v2 already enabled at secret/"
 else
-  fail "secret/ is mounted, but not as KV version 2: move that engine elsewhere first"
+  fail "cannot read the secret engine at secret/: $(reason)"
 fi
 
-# 2. AppRole at auth/approle.
-auths=$("$cli" auth list -format=json 2>"$errors") || fail "cannot list auth methods: $(reason)"
-if printf '%s\n' "$auths" | grep -q '^  "approle/": {'; then
+# 2. AppRole at auth/approle: 400 "No auth engine at approle/" when it is not enabled.
+if "$cli" read -field=type sys/auth/approle >/dev/null 2>"$errors"; then
   say "AppRole already enabled at auth/approle"
-else
+elif grep -q 'No auth engine at' "$errors"; then
   "$cli" auth enable approle >/dev/null 2>"$errors" || fail "cannot enable AppRole: $(reason)"
   say "enabled AppRole at auth/approle"
+else
+  fail "cannot read the auth method at auth/approle: $(reason)"
 fi
 
 # 3. The read-only policy of this environment.

@@ -74,7 +74,9 @@ echo "first-bootstrap: wrote the policies saas-orchestrator and saas-admin"
 
 # The admin's way in. userpass is the example; real deployments bind saas-admin to their OIDC
 # or LDAP group instead (specs/vault/plan-vault.md, section 5).
-if "$cli" auth list -format=json | grep -q '^  "userpass/": {'; then
+# Each mount is read at its own path (-field=type): an absent one is a 400, "No auth engine at
+# userpass/" or "No secret engine mount at database/".
+if "$cli" read -field=type sys/auth/userpass >/dev/null 2>&1; then
   echo "first-bootstrap: userpass already enabled at auth/userpass"
 else
   "$cli" auth enable userpass >/dev/null || fail "cannot enable the userpass auth method"
@@ -87,7 +89,7 @@ admin_password=''
 echo "first-bootstrap: wrote the admin user $admin_user (policy saas-admin, token_ttl $admin_ttl, token_max_ttl $admin_max_ttl)"
 
 # Mounting an engine is a sys/mounts write, which saas-admin leaves out: done here, once.
-if "$cli" secrets list -format=json | grep -q '^  "database/": {'; then
+if "$cli" read -field=type sys/mounts/database >/dev/null 2>&1; then
   echo "first-bootstrap: the database secrets engine is already mounted at database/"
 else
   "$cli" secrets enable -path=database database >/dev/null || fail "cannot mount the database secrets engine at database/"

@@ -35,9 +35,13 @@ role_path=auth/approle/role/saas-app-role
 "$cli" token lookup >/dev/null 2>"$errors" ||
   fail "no usable admin token ($(reason)): log in first (vault login -method=userpass username=<admin>) or set VAULT_TOKEN"
 
-# `list` exits 2 with "No value found" when the role has no secret id left.
+# A LIST (GET with list=true) read with -field=keys, which prints the accessors as
+# [a b c]; `list` itself takes no -field. It exits 2 with "No value found" when the role has
+# no secret id left.
 accessors() {
-  "$cli" list -format=json "$role_path/secret-id" 2>"$errors" | sed -n 's/^ *"\([^"]*\)",\{0,1\}$/\1/p'
+  keys=$("$cli" read -field=keys "$role_path/secret-id" list=true 2>"$errors") || return 0
+  keys=${keys#[}
+  printf '%s\n' "${keys%]}"
 }
 listed=$(accessors) || true
 if [ -z "$listed" ] && ! grep -q 'No value found' "$errors" && [ -s "$errors" ]; then

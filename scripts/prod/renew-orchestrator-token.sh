@@ -30,7 +30,7 @@ case $status in
   2) fail "Vault at $VAULT_ADDR is sealed: unseal it, then renew (the token keeps counting down meanwhile)" ;;
   *) fail "cannot reach Vault at $VAULT_ADDR (VAULT_ADDR, VAULT_CACERT): $(reason)" ;;
 esac
-renewed=$("$cli" token renew -format=json 2>"$errors") ||
+# What `token renew` does, written out: its own command takes no -field (bao), a write does.
+ttl=$("$cli" write -f -field=token_duration auth/token/renew-self 2>"$errors") ||
   fail "Vault refused to renew the token in $file ($(reason)): it expired or was revoked; ask an admin for a new one (vault token create -role=saas-orchestrator)"
-ttl=$(printf '%s\n' "$renewed" | sed -n 's/^    "lease_duration": \([0-9]*\),$/\1/p' | head -n 1)
 echo "renew-orchestrator-token: renewed the token in $file: valid for ${ttl:-?}s more; renew it again before then"

@@ -22,9 +22,12 @@ role_id=''
 IFS= read -r role_id <"$file" || [ -n "$role_id" ] || fail "$file is empty"
 
 . "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
-auths=$("$cli" auth list -format=json 2>"$errors") ||
-  fail "cannot list auth methods ($(reason)): is the token's policy saas-admin?"
-accessor=$(printf '%s\n' "$auths" | sed -n '/^  "approle\/": {/,/^  }/s/^    "accessor": "\([^"]*\)",$/\1/p')
+# The mount's accessor, read with -field=. Not at sys/auth/approle, which takes sudo: at
+# sys/internal/ui/mounts/auth/approle (what the CLI's own `kv` commands read), open to a token
+# with any capability under auth/approle/. An absent mount and a token with none there both
+# get 403 "preflight capability check returned 403".
+accessor=$("$cli" read -field=accessor sys/internal/ui/mounts/auth/approle 2>"$errors") ||
+  fail "no AppRole auth method at auth/approle that this token may see ($(reason)): is the token's policy saas-admin?"
 [ -n "$accessor" ] || fail "no AppRole auth method at auth/approle"
 "$cli" write -f "sys/locked-users/$accessor/unlock/$role_id" >/dev/null 2>"$errors" ||
   fail "cannot unlock the role id in $file ($(reason))"

@@ -18,8 +18,9 @@ case $(state) in
   unsealed) echo "unseal: $VAULT_ADDR is already unsealed"; exit 0 ;;
   unreachable) echo "unseal: cannot reach Vault at $VAULT_ADDR (VAULT_ADDR, VAULT_CACERT)" >&2; exit 1 ;;
 esac
+# sys/seal-status answers without a token, sealed or not.
 progress() {
-  "$cli" status -format=json 2>/dev/null | sed -n 's/^ *"progress": \([0-9]*\).*/\1/p'
+  "$cli" read -field=progress sys/seal-status 2>/dev/null
 }
 given=0
 while [ "$(state)" = sealed ] && IFS= read -r key; do
