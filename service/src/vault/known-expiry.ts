@@ -1,10 +1,11 @@
 import { setLongTimeout } from './long-timeout.js';
 
 /**
- * The token's known expiry, measured on a monotonic clock from the moment it was verified
- * (never from server timestamps), and an alarm that fires once when it passes unverified.
+ * The known expiry of a token or a lease, measured on a monotonic clock from the moment Vault
+ * vouched for it (never from server timestamps), and an alarm that fires once when it passes
+ * unverified.
  */
-export class TokenExpiry {
+export class KnownExpiry {
   readonly #onExpired: () => void;
   readonly #now: () => number;
   #expiresAt: number | undefined;
@@ -15,12 +16,14 @@ export class TokenExpiry {
     this.#now = now;
   }
 
-  /** Verified just now with `ttlSeconds` left; 0 is a token that never expires (a root token). */
+  /**
+   * Verified just now with `ttlSeconds` left. Vault counts whole seconds down, so 0 is "under a
+   * second left", never "no expiry": a token that never expires (a root token) is `clear()`ed.
+   */
   set(ttlSeconds: number): void {
     this.clear();
-    if (ttlSeconds <= 0) return;
     const now = this.#now();
-    const at = now + ttlSeconds * 1000;
+    const at = now + Math.max(1, ttlSeconds) * 1000;
     this.#expiresAt = at;
     this.#cancel = setLongTimeout(() => {
       if (this.#expiresAt !== at) return;

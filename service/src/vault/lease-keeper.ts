@@ -1,12 +1,10 @@
-import { performance } from 'node:perf_hooks';
 import type { DatabaseLease } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
-import { CheckLoop } from './check-loop.js';
-import type { LeaseReport, LeaseStatus } from './lease-report.js';
-import { TokenState } from './token-state.js';
-import { renewalCapped, renewalDelayMs, retryDelayMs, sdkAction, wakeDelayMs, type ScheduleRules } from './token-schedule.js';
+import type { LeaseProblem, LeaseReport, LeaseStatus } from './lease-report.js';
+import { LifetimeWatcher, type Finding, type Strategy, type Vouched } from './lifetime-watcher.js';
+import { renewalCapped, type ScheduleRules } from './token-schedule.js';
 import type { LeaseInfo, VaultApi } from './vault-api.js';
-import { describeVaultError, failureText, isLeaseGone, isTransient } from './vault-error.js';
+import { failureText, isLeaseGone, isTokenRefused, isTransient } from './vault-error.js';
 
 export interface LeaseKeeperOptions {
   api: Pick<VaultApi, 'lookupLease' | 'renewLease'>;
@@ -24,191 +22,148 @@ export interface LeaseKeeperOptions {
    * lease up, to halt when it is gone.
    */
   replace?: (why: string) => Promise<void>;
-  /** A monotonic clock: expiry is measured locally, never from server timestamps. */
   now?: () => number;
   wallClock?: () => number;
 }
 
-/** When the service is not holding a lease (kv mode, or before the first), how often it looks again. */
-const idleCheckMs = 60_000;
+const vouched = (info: LeaseInfo, fresh: boolean): Vouched =>
+  ({ kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: true, fresh });
 
 /**
- * Keeps the database credentials' lease in view, on the token's schedule rules: looked up at
- * least every maximum check interval (an operator's revocation is seen within it), renewed at
- * about two thirds of its TTL when the service holds it, replaced before the max TTL ends it.
- * A lease that is gone, or whose known expiry passes, is reported; new credentials reopen.
+ * The database credentials' lease: looked up (an operator's revocation is seen within the
+ * maximum check interval), renewed when the service holds it, replaced before its max TTL.
  */
-export class LeaseKeeper {
-  readonly #o: Required<Omit<LeaseKeeperOptions, 'replace'>> & Pick<LeaseKeeperOptions, 'replace'>;
-  readonly #loop: CheckLoop;
-  readonly #state: TokenState;
-  #lease: DatabaseLease | undefined;
-  #renewAt = 0;
-  /** Why only new credentials help now; undefined while renewal works. */
-  #replaceWhy: string | undefined;
+class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
+  lease: DatabaseLease | undefined;
+  readonly #o: LeaseKeeperOptions;
 
   constructor(options: LeaseKeeperOptions) {
-    this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
-    this.#loop = new CheckLoop(() => this.#step(), this.#o.now);
-    this.#state = new TokenState(() => {
-      this.#o.report.leaseInvalid('database_lease_expired', `the known expiry of the lease on ${this.#path()} passed ` +
+    this.#o = options;
+  }
+
+  describe(): string {
+    return `the lease on ${this.lease?.path ?? 'the database credentials'}`;
+  }
+
+  async step(renewDue: boolean): Promise<Finding<LeaseProblem>> {
+    const { api, current, token: currentToken, replace } = this.#o;
+    const lease = current();
+    if (lease === null) {
+      this.lease = undefined;
+      return { kind: 'idle' };
+    }
+    // New credentials: issued just now with their full duration, then looked up at once.
+    if (lease.id !== this.lease?.id) return { ...this.#adopt(lease), askNow: true };
+    const token = await currentToken();
+    // The token's watcher reports a missing token; this one waits for it.
+    if (token === undefined) return { kind: 'waiting', reason: 'no Vault token yet' };
+    try {
+      if (replace === undefined || !renewDue) return vouched(await api.lookupLease(lease.id, token), replace === undefined);
+      if (!lease.renewable) return { kind: 'replace', why: 'the lease is not renewable' };
+      let renewed: LeaseInfo;
+      try {
+        renewed = await api.renewLease(lease.id, token, lease.durationSeconds);
+      } catch (error) {
+        if (isLeaseGone(error) || isTransient(error) || isTokenRefused(error)) throw error;
+        // Vault refuses to renew a lease close to its max TTL ("past the max TTL, cannot renew")
+        // although the previous renewal granted the full TTL: it still works until its known
+        // expiry, and only new credentials help.
+        return { kind: 'replace', why: `renewal refused (${failureText(error)})` };
+      }
+      if (!renewalCapped(renewed.ttlSeconds, lease.durationSeconds, renewed.renewable)) return vouched(renewed, true);
+      // New credentials now, while these still work: the old pool drains before they end.
+      return {
+        ...vouched(renewed, true),
+        replace: renewed.renewable ? `renewal no longer extends the lease (${renewed.ttlSeconds} s left of its max TTL)` : 'the lease is not renewable',
+      };
+    } catch (error) {
+      if (isTokenRefused(error)) {
+        // Said about the token, not the lease: the token's watcher reports it.
+        throw Object.assign(new Error(`the token was refused (${failureText(error)}); the token's check reports it`), { cause: error });
+      }
+      if (!isLeaseGone(error)) throw error;
+      const why = `Vault no longer knows the lease on ${lease.path} (${failureText(error)}): the credentials were revoked or expired`;
+      return {
+        kind: 'refused', code: 'database_lease_revoked',
+        reason: replace === undefined ? `${why}; traffic resumes when Vault Agent renders new credentials` : why,
+      };
+    }
+  }
+
+  #adopt(lease: DatabaseLease): Vouched {
+    this.lease = lease;
+    return vouched({ ttlSeconds: lease.durationSeconds, renewable: lease.renewable }, true);
+  }
+
+  /** SDK mode only: the watcher has no acquire in agent mode (see LeaseKeeper). */
+  async acquire(why: string): Promise<Vouched> {
+    const replace = this.#o.replace;
+    if (replace === undefined) throw new Error('agent mode: Vault Agent renders new credentials');
+    this.#o.logger.info({ path: this.lease?.path, why }, 'fetching new database credentials');
+    await replace(why);
+    const lease = this.#o.current();
+    if (lease === null) throw new Error('no database credentials after fetching new ones');
+    return this.#adopt(lease);
+  }
+
+  expired(): { code: LeaseProblem; reason: string } {
+    return {
+      code: 'database_lease_expired',
+      reason: `the known expiry of the lease on ${this.lease?.path ?? 'the database credentials'} passed ` +
         (this.#o.replace === undefined
           ? 'without a successful lookup: Vault could not be reached, or Vault Agent stopped renewing it'
-          : 'without a renewal or new credentials: Vault could not be reached or refused new credentials'));
-    }, this.#o.now, this.#o.wallClock);
+          : 'without a renewal or new credentials: Vault could not be reached or refused new credentials'),
+    };
+  }
+
+  acquireFailed(problem: string): { code: LeaseProblem; reason: string } {
+    return { code: 'database_lease_revoked', reason: problem };
+  }
+}
+
+/** The database credentials' lease, watched (agent mode) or kept (SDK mode). */
+export class LeaseKeeper {
+  readonly #lease: DatabaseCredentialsLease;
+  readonly #watcher: LifetimeWatcher<LeaseProblem>;
+  readonly #renewedBy: LeaseStatus['renewedBy'];
+
+  constructor(options: LeaseKeeperOptions) {
+    const lease = new DatabaseCredentialsLease(options);
+    this.#lease = lease;
+    this.#renewedBy = options.replace === undefined ? 'agent' : 'service';
+    // In agent mode the agent gets new credentials: the strategy then has no acquire.
+    const strategy: Strategy<LeaseProblem> = options.replace === undefined
+      ? { describe: () => lease.describe(), step: (due) => lease.step(due), expired: () => lease.expired(), acquireFailed: (p) => lease.acquireFailed(p) }
+      : lease;
+    this.#watcher = new LifetimeWatcher({
+      ...options, strategy,
+      report: { valid: (ttl) => { options.report.leaseValid(ttl); }, invalid: (code, reason) => { options.report.leaseInvalid(code, reason); } },
+    });
   }
 
   start(): Promise<void> {
-    return this.#loop.start();
+    return this.#watcher.start();
   }
 
-  async stop(): Promise<void> {
-    await this.#loop.stop();
-    this.#state.expiry.clear();
+  stop(): Promise<void> {
+    return this.#watcher.stop();
   }
 
   /** Looks at the lease now: new credentials were loaded. */
   checkNow(): Promise<void> {
-    return this.#loop.wake();
+    return this.#watcher.checkNow();
   }
 
   /** SDK mode: fetch new credentials at the next step, while the current ones still work (the token changed). */
   replaceSoon(why: string): Promise<void> {
-    if (this.#o.replace === undefined || this.#lease === undefined) return Promise.resolve();
-    this.#replaceWhy = why;
-    this.#renewAt = this.#o.now();
-    return this.#loop.wake();
+    if (this.#lease.lease === undefined) return Promise.resolve();
+    return this.#watcher.replaceSoon(why);
   }
 
   /** null while the service holds no lease (kv mode). */
   status(): LeaseStatus | null {
-    if (this.#lease === undefined) return null;
-    const { ttlSeconds, renewable, lastCheckAt, lastCheckOk, nextCheckInSeconds } = this.#state.status('sdk', this.#loop.nextInMs());
-    return {
-      path: this.#lease.path, renewedBy: this.#o.replace === undefined ? 'agent' : 'service',
-      ttlSeconds, renewable, lastCheckAt, lastCheckOk, nextCheckInSeconds,
-    };
-  }
-
-  #path(): string {
-    return this.#lease?.path ?? 'the database credentials';
-  }
-
-  async #step(): Promise<number> {
-    const lease = this.#o.current();
-    if (lease === null) {
-      this.#lease = undefined;
-      this.#state.expiry.clear();
-      return wakeDelayMs(idleCheckMs, this.#o.rules);
-    }
-    if (lease.id !== this.#lease?.id) this.#adopt(lease);
-    const token = await this.#o.token();
-    // The token watcher reports a missing token; this one waits for it.
-    if (token === undefined) return retryDelayMs(this.#state.failures++, this.#o.rules);
-    const action = this.#o.replace === undefined
-      ? 'check' : sdkAction(this.#o.now(), this.#renewAt, this.#replaceWhy !== undefined, this.#o.rules);
-    try {
-      if (action === 'login') return await this.#replace(this.#replaceWhy ?? 'new credentials are due', true);
-      if (action === 'renew') return await this.#renew(lease, token);
-      return await this.#lookup(lease, token);
-    } catch (error) {
-      const delay = retryDelayMs(this.#state.failures++, this.#o.rules, describeVaultError(error).retryAfterMs);
-      this.#o.logger.warn({ path: lease.path, action, problem: failureText(error), retryInMs: delay,
-        expiresInMs: this.#state.expiry.remainingMs() ?? null },
-      'could not reach Vault about the database credentials\' lease; using them until its known expiry');
-      return delay;
-    }
-  }
-
-  /** New credentials: issued just now with their full duration. */
-  #adopt(lease: DatabaseLease): void {
-    this.#lease = lease;
-    this.#replaceWhy = lease.renewable ? undefined : 'the lease is not renewable';
-    this.#renewAt = this.#o.now() + renewalDelayMs(lease.durationSeconds * 1000, this.#o.rules);
-    this.#verified({ ttlSeconds: lease.durationSeconds, renewable: lease.renewable });
-  }
-
-  #verified(info: LeaseInfo): void {
-    // Vault counts whole seconds down: 0 is "under a second left", not "no expiry" as for a root token.
-    const ttlSeconds = Math.max(1, info.ttlSeconds);
-    this.#state.verified(ttlSeconds, info.renewable);
-    this.#o.report.leaseValid(ttlSeconds);
-    // The known expiry is rounded down and the renewal time spread up to 5/6 of the TTL: with
-    // a short lease a lookup can bring the expiry before the renewal. The renewal comes first.
-    const latest = this.#o.now() + ttlSeconds * 1000 - this.#o.rules.minDelayMs;
-    if (this.#renewAt > latest) this.#renewAt = latest;
-  }
-
-  #nextWake(): number {
-    const rules = this.#o.rules;
-    if (this.#o.replace !== undefined) return wakeDelayMs(this.#renewAt - this.#o.now(), rules);
-    return wakeDelayMs(renewalDelayMs(this.#state.expiry.remainingMs() ?? idleCheckMs, rules), rules);
-  }
-
-  async #lookup(lease: DatabaseLease, token: string): Promise<number> {
-    try {
-      this.#verified(await this.#o.api.lookupLease(lease.id, token));
-      return this.#nextWake();
-    } catch (error) {
-      if (!isLeaseGone(error)) throw error;
-      return await this.#gone(lease, failureText(error));
-    }
-  }
-
-  async #renew(lease: DatabaseLease, token: string): Promise<number> {
-    let renewed: LeaseInfo;
-    try {
-      renewed = await this.#o.api.renewLease(lease.id, token, lease.durationSeconds);
-    } catch (error) {
-      if (isLeaseGone(error)) return await this.#gone(lease, failureText(error));
-      if (isTransient(error)) throw error;
-      // Vault refuses to renew a lease close to its max TTL ("past the max TTL, cannot renew")
-      // although the previous renewal granted the full TTL: the lease still works until its
-      // known expiry, and only new credentials help.
-      this.#replaceWhy = `renewal refused (${failureText(error)})`;
-      return await this.#replace(this.#replaceWhy, true);
-    }
-    this.#renewAt = Number.POSITIVE_INFINITY;
-    this.#verified(renewed);
-    if (renewalCapped(renewed.ttlSeconds, lease.durationSeconds, renewed.renewable)) {
-      this.#replaceWhy = renewed.renewable
-        ? `renewal no longer extends the lease (${renewed.ttlSeconds} s left of its max TTL)` : 'the lease is not renewable';
-      // New credentials now, while these still work: the old pool drains before they end.
-      return await this.#replace(this.#replaceWhy, true);
-    }
-    // No later than #verified allowed: before the known expiry.
-    this.#renewAt = Math.min(this.#renewAt, this.#o.now() + renewalDelayMs(renewed.ttlSeconds * 1000, this.#o.rules));
-    return this.#nextWake();
-  }
-
-  async #gone(lease: DatabaseLease, answer: string): Promise<number> {
-    this.#state.refused();
-    const why = `Vault no longer knows the lease on ${lease.path} (${answer}): the credentials were revoked or expired`;
-    if (this.#o.replace === undefined) {
-      this.#o.report.leaseInvalid('database_lease_revoked', `${why}; traffic resumes when Vault Agent renders new credentials`);
-      return retryDelayMs(this.#state.failures++, this.#o.rules);
-    }
-    return await this.#replace(why, false);
-  }
-
-  /** `stillValid`: the current credentials work until their known expiry, so a failure need not halt yet. */
-  async #replace(why: string, stillValid: boolean): Promise<number> {
-    const replace = this.#o.replace;
-    if (replace === undefined) return this.#nextWake();
-    this.#o.logger.info({ path: this.#path(), why }, 'fetching new database credentials');
-    try {
-      await replace(why);
-    } catch (error) {
-      const problem = `${why}, and new credentials could not be had: ${failureText(error)}`;
-      if (!stillValid) this.#o.report.leaseInvalid('database_lease_revoked', problem);
-      if (isTransient(error)) throw error;
-      this.#replaceWhy = why;
-      this.#renewAt = this.#o.now();
-      if (stillValid) this.#o.logger.error({ problem }, 'cannot get new database credentials; traffic halts when the current lease expires');
-      return retryDelayMs(this.#state.failures++, this.#o.rules);
-    }
-    const lease = this.#o.current();
-    if (lease !== null && lease.id !== this.#lease?.id) this.#adopt(lease);
-    return this.#nextWake();
+    const lease = this.#lease.lease;
+    if (lease === undefined) return null;
+    return { path: lease.path, renewedBy: this.#renewedBy, ...this.#watcher.status() };
   }
 }

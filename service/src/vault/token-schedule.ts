@@ -2,8 +2,8 @@ import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { maxTimerDelayMs } from './long-timeout.js';
 
 /**
- * When a token watcher wakes next, as pure functions of the token's TTL and the failures so
- * far: both watchers (agent and SDK) follow these rules and nothing else.
+ * When the lifetime watcher wakes next, as pure functions of the TTL and the failures so far:
+ * every watched token and lease follows these rules and nothing else.
  */
 export interface ScheduleRules {
   /** Longest wait between two checks (0: the TTL alone decides): how fast a revoked token is seen. */
@@ -48,19 +48,6 @@ export function retryDelayMs(failures: number, rules: ScheduleRules, retryAfterM
   if (rules.maxCheckIntervalMs > 0) delay = Math.min(delay, rules.maxCheckIntervalMs);
   if (retryAfterMs !== undefined) delay = Math.max(delay, retryAfterMs);
   return Math.min(delay, maxTimerDelayMs);
-}
-
-export type SdkAction = 'login' | 'renew' | 'check';
-
-/**
- * What the SDK renewer does when it wakes: before the renewal time, a lookup (the kill switch's
- * check); from then on a renewal, or a login when renewal can no longer extend the token.
- */
-export function sdkAction(now: number, renewAt: number, loginNeeded: boolean, rules: ScheduleRules): SdkAction {
-  // A timer may fire a little before the monotonic clock reaches renewAt: within minDelayMs
-  // the renewal is due, rather than a lookup now and the renewal a moment later.
-  if (now < renewAt - rules.minDelayMs) return 'check';
-  return loginNeeded ? 'login' : 'renew';
 }
 
 /**

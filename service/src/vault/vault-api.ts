@@ -19,6 +19,11 @@ export interface TokenInfo {
   readonly ttlSeconds: number;
   readonly renewable: boolean;
   readonly policies: readonly string[];
+  /**
+   * Whether the token has an expiry (`expire_time` set): at its last second a token's TTL reads
+   * 0 as a root token's does. Absent (hand-written fakes): a TTL over 0 expires.
+   */
+  readonly expires?: boolean;
 }
 
 /**
@@ -122,9 +127,11 @@ export function nodeVaultApi(addr: string, options: VaultApiOptions = { timeoutM
     },
     async lookupSelf(token) {
       const body = (await client.request({ path: '/auth/token/lookup-self', method: 'GET', ...as(token) })) as {
-        data: { ttl: number; renewable: boolean; policies: string[] };
+        data: { ttl: number; renewable: boolean; policies: string[]; expire_time: string | null };
       };
-      return { ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies };
+      return {
+        ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies, expires: body.data.expire_time !== null,
+      };
     },
     async renewSelf(token) {
       // Through request(), not tokenRenewSelf(): that one keeps the renewed token as the

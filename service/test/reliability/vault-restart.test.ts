@@ -115,7 +115,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     }
     const samples = load.samples;
     const log = parseLog(await service.process.log());
-    const warnings = log.filter((e) => e.msg.startsWith('could not verify the Vault token') && e.t >= started).length;
+    const warnings = log.filter((e) => e.msg.startsWith('Vault said nothing about the agent\'s token') && e.t >= started).length;
     const token = (await readFile(agentDir.tokenFile, 'utf8')).trim();
     registerSecret('agent token (staging)', token);
     // Whether the agent logged in again depends on whether one of its renewals fell in the

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { maxTimerDelayMs, setLongTimeout } from '../../src/vault/long-timeout.js';
-import { TokenExpiry } from '../../src/vault/token-expiry.js';
+import { KnownExpiry } from '../../src/vault/known-expiry.js';
 
-describe('setLongTimeout and TokenExpiry (fake timers)', function () {
+describe('setLongTimeout and KnownExpiry (fake timers)', function () {
   let clock: sinon.SinonFakeTimers;
   beforeEach(function () {
     clock = sinon.useFakeTimers();
@@ -46,9 +46,9 @@ describe('setLongTimeout and TokenExpiry (fake timers)', function () {
     expect(fired.callCount).to.equal(0);
   });
 
-  it('TokenExpiry fires at the known expiry of a 768 h token, not a millisecond before', async function () {
+  it('KnownExpiry fires at the known expiry of a 768 h token, not a millisecond before', async function () {
     const expired = sinon.spy();
-    const expiry = new TokenExpiry(expired, () => Date.now());
+    const expiry = new KnownExpiry(expired, () => Date.now());
     expiry.set(768 * 3600);
     await clock.tickAsync(ttl768hMs - 1);
     expect(expired.callCount).to.equal(0);
@@ -58,9 +58,9 @@ describe('setLongTimeout and TokenExpiry (fake timers)', function () {
     expect(expiry.remainingMs()).to.equal(undefined);
   });
 
-  it('TokenExpiry: a new verification moves the alarm; clear() and a TTL of 0 leave none', async function () {
+  it('KnownExpiry: a new verification moves the alarm; clear() leaves none; a TTL of 0 is under a second, not forever', async function () {
     const expired = sinon.spy();
-    const expiry = new TokenExpiry(expired, () => Date.now());
+    const expiry = new KnownExpiry(expired, () => Date.now());
     expiry.set(10);
     await clock.tickAsync(9000);
     expiry.set(10);
@@ -68,9 +68,12 @@ describe('setLongTimeout and TokenExpiry (fake timers)', function () {
     expect(expired.callCount).to.equal(0);
     expiry.clear();
     await clock.tickAsync(60_000);
-    expiry.set(0);
-    await clock.tickAsync(60_000);
     expect(expired.callCount).to.equal(0);
     expect(clock.countTimers()).to.equal(0);
+    // The agent's token at its last second: lookup-self answers a TTL of 0.
+    expiry.set(0);
+    expect(expiry.remainingMs()).to.equal(1000);
+    await clock.tickAsync(1000);
+    expect(expired.callCount).to.equal(1);
   });
 });

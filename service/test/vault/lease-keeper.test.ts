@@ -113,7 +113,7 @@ describe('LeaseKeeper timing (fake timers, hand-written fake Vault)', function (
       expect(halts).to.deep.equal([]);
     });
 
-    it('replaces a revoked lease within one check interval; traffic never halts when new credentials come', async function () {
+    it('a revoked lease halts at once and is replaced within one check interval, which reopens', async function () {
       const api = { lookupLease: sinon.stub().resolves(info(50)), renewLease: sinon.stub().resolves(info(60)) };
       const replace = sinon.stub().callsFake(() => { current = lease('lease-2', 60); return Promise.resolve(); });
       await keeper(api, { replace, maxCheckIntervalMs: 2000 }).start();
@@ -121,7 +121,9 @@ describe('LeaseKeeper timing (fake timers, hand-written fake Vault)', function (
       await clock.tickAsync(2_000);
       expect(replace.callCount).to.equal(1);
       expect(gate.isOpen).to.be.true;
-      expect(log.lines.filter((l) => l.level === 60)).to.have.length(0);
+      // One rule for every refusal: reported at once (one fatal line), then recovered from.
+      expect(log.lines.filter((l) => l.level === 'fatal').map((l) => l.code)).to.deep.equal(['database_lease_revoked']);
+      expect(log.lines.some((l) => l.msg === 'traffic open again: the database credentials are valid')).to.be.true;
     });
 
     it('halts with database_lease_revoked when a revoked lease cannot be replaced, and reopens on new credentials', async function () {

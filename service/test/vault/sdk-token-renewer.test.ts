@@ -167,7 +167,7 @@ describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', functi
   });
 
   describe('the kill switch: a check at least every maximum interval', function () {
-    it('rotate: a revoked token is replaced by a new login within the interval, without a halt', async function () {
+    it('rotate: a revoked token halts at once and a new login within the interval reopens', async function () {
       const lookupSelf = sinon.stub().resolves(info(300));
       const relogin = timed(() => Promise.resolve(login('fresh', 300)));
       await renewer({ lookupSelf, renewSelf: sinon.stub() }, login('t', 300), { relogin: relogin.stub, maxCheckIntervalMs: 10_000 }).start();
@@ -177,7 +177,27 @@ describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', functi
       expect(relogin.times).to.have.length(1);
       expect(relogin.times[0]).to.be.at.most(35_000);
       expect(gate.isOpen).to.be.true;
-      expect(log.lines.filter((l) => l.level === 'fatal')).to.deep.equal([]);
+      // One rule for every refusal: reported at once, then recovered from.
+      const fatal = log.lines.filter((l) => l.level === 'fatal');
+      expect(fatal.map((l) => l.code)).to.deep.equal(['vault_token_invalid']);
+      expect(log.lines.some((l) => l.msg === 'traffic open again: the Vault token is valid')).to.be.true;
+    });
+
+    it('a refused token halts within the interval even when the new login fails transiently (5xx, 429, timeouts), until a login succeeds', async function () {
+      const lookupSelf = sinon.stub().resolves(info(300));
+      const relogin = sinon.stub().rejects(answered(503, 'Vault is sealed'));
+      await renewer({ lookupSelf, renewSelf: sinon.stub() }, login('t', 300), { relogin, maxCheckIntervalMs: 10_000 }).start();
+      await clock.tickAsync(25_000);
+      lookupSelf.withArgs('t').rejects(refused());
+      await clock.tickAsync(10_000);
+      expect(gate.current).to.include({ state: 'halted', code: 'vault_token_invalid' });
+      relogin.rejects(answered(429, 'rate limit quota exceeded'));
+      await clock.tickAsync(30_000);
+      expect(relogin.callCount, 'keeps trying to log in').to.be.greaterThan(2);
+      expect(gate.current, 'never reopened on a revoked token').to.include({ state: 'halted', code: 'vault_token_invalid' });
+      relogin.resolves(login('fresh', 300));
+      await clock.tickAsync(10_000);
+      expect(gate.isOpen).to.be.true;
     });
 
     it('kill: a revoked token and secret id halt within the interval, naming what the operator must deliver', async function () {
@@ -190,8 +210,9 @@ describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', functi
       expect(gate.current).to.include({ state: 'halted', code: 'vault_login_failed' });
       await clock.tickAsync(60_000);
       const fatal = log.lines.filter((l) => l.level === 'fatal');
-      expect(fatal, 'one fatal line for the whole halt').to.have.length(1);
-      expect(fatal[0]?.reason).to.contain('until an operator delivers a fresh secret id');
+      expect(fatal.map((l) => l.code), 'one fatal line per cause: the refused token, then the refused login')
+        .to.deep.equal(['vault_token_invalid', 'vault_login_failed']);
+      expect(fatal[1]?.reason).to.contain('until an operator delivers a fresh secret id');
     });
   });
 
