@@ -42,6 +42,45 @@ describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', func
     expect(lookup.times).to.deep.equal([0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
   });
 
+  it('at the token\'s last second (lookup-self answers a TTL of 0) halts when that second passes, not never', async function () {
+    const lookupSelf = sinon.stub().resolves({ ...info(0), expires: true });
+    const w = watcher(lookupSelf);
+    await w.start();
+    expect(gate.isOpen).to.be.true;
+    expect(w.status().ttlSeconds, 'a known expiry, not none').to.equal(1);
+    lookupSelf.rejects(unreachable());
+    await clock.tickAsync(1000);
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_expired' });
+  });
+
+  it('a root token (no expire_time) keeps no expiry; it is still checked', async function () {
+    const lookupSelf = sinon.stub().resolves({ ...info(0), expires: false });
+    const w = watcher(lookupSelf);
+    await w.start();
+    await clock.tickAsync(60_000);
+    expect(gate.isOpen).to.be.true;
+    expect(w.status().ttlSeconds).to.equal(null);
+    expect(lookupSelf.callCount).to.be.greaterThan(5);
+  });
+
+  it('shows failed checks in /status (lastCheckOk false, its time) and says in one line when Vault answers again', async function () {
+    const lookupSelf = sinon.stub().resolves(info(300));
+    const w = watcher(lookupSelf);
+    await w.start();
+    expect(w.status().lastCheckOk).to.equal(true);
+    lookupSelf.rejects(unreachable());
+    await clock.tickAsync(10_000);
+    expect(w.status()).to.include({ lastCheckOk: false, lastCheckAt: new Date(10_000).toISOString() });
+    await clock.tickAsync(10_000);
+    expect(log.lines.filter((l) => String(l.msg).startsWith('Vault answers again'))).to.deep.equal([]);
+    lookupSelf.resolves(info(300));
+    await clock.tickAsync(10_000);
+    expect(w.status().lastCheckOk).to.equal(true);
+    const again = log.lines.filter((l) => String(l.msg).startsWith('Vault answers again'));
+    expect(again).to.have.length(1);
+    expect(Number(again[0]?.failedAttempts), 'the retries it took').to.be.greaterThan(1);
+  });
+
   it('without a maximum interval, checks two thirds into the remaining TTL', async function () {
     const lookup = timed(() => Promise.resolve(info(300)));
     await watcher(lookup.stub, undefined, 0, () => 0.5).start();
