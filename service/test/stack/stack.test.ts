@@ -70,6 +70,15 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     return status.secrets.paths.find((p) => p.path.endsWith(`/${group}`))?.version;
   }
 
+  /** The users connected to the app's database, but Vault's own (vault_admin makes and drops the others). */
+  async function appDatabaseUsers(): Promise<string[]> {
+    const sessions = await run('psql', ['-X', '-tAc',
+      "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT IN ('vault_admin', 'postgres')"], {
+      env: { ...process.env, PGHOST: env.PGHOST, PGPORT: env.PGPORT, PGUSER: 'postgres', PGDATABASE: 'postgres' },
+    });
+    return sessions.stdout.trim().split('\n').filter((u) => u !== '');
+  }
+
   async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
@@ -115,12 +124,7 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     expect(status.lease?.ttlSeconds).to.be.within(3000, 3600);
     expect(status.secrets.paths).to.deep.include({ path: 'database/creds/saas-app-dev', version: null });
     // The user the app connects as: one the database engine made, under the lease.
-    const sessions = await run('psql', ['-X', '-tAc',
-      // vault_admin is Vault's own connection, which makes and drops those users.
-      "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT IN ('vault_admin', 'postgres')"], {
-      env: { ...process.env, PGHOST: env.PGHOST, PGPORT: env.PGPORT, PGUSER: 'postgres', PGDATABASE: 'postgres' },
-    });
-    const users = sessions.stdout.trim().split('\n').filter((u) => u !== '');
+    const users = await appDatabaseUsers();
     expect(users.length).to.be.greaterThan(0);
     for (const user of users) expect(user).to.match(/^v-/);
     // vault_admin's initial password was handed to Vault, which rotated it: no copy stays behind.
@@ -142,23 +146,34 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
   });
 
   it('shows no secret value in the service\'s log or in any HTTP response', async function () {
-    const values: string[] = [];
+    // Each value with what it is: a failure names that, never the value.
+    const values: [string, string][] = [];
     for (const group of ['database', 'api-keys', 'app']) {
       const versions = await vaultData<{ versions: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
         'GET', `secret/metadata/saas-project/dev/${group}`);
       for (const version of Object.keys(versions.versions)) {
         const secret = await vaultData<{ data: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
           'GET', `secret/data/saas-project/dev/${group}?version=${version}`);
-        values.push(...Object.entries(secret.data).filter(([key]) => key !== 'username').flatMap(([, v]) => v).map(String));
+        values.push(...Object.entries(secret.data).filter(([key]) => key !== 'username')
+          .flatMap(([key, v]) => [v].flat().map((one) => [`KV ${group} v${version} ${key}`, String(one)] as [string, string])));
       }
     }
-    values.push((await readFile(join(stackDir, 'agent/secrets/token'), 'utf8')).trim(), env.VAULT_TOKEN ?? '');
-    expect(values.length).to.be.at.least(6);
+    values.push(['the agent\'s token', (await readFile(join(stackDir, 'agent/secrets/token'), 'utf8')).trim()],
+      ['the dev root token', env.VAULT_TOKEN ?? '']);
+    // The database password in use: the dynamic user's, from the file the agent rendered (the KV one above is unused).
+    const rendered = JSON.parse(await readFile(join(stackDir, 'agent/secrets/app.json'), 'utf8')) as {
+      database: { path: string; data: { username: string; password: string } };
+    };
+    expect(rendered.database.path).to.equal('database/creds/saas-app-dev');
+    expect(await appDatabaseUsers(), 'the rendered user is the one the app is connected as').to.include(rendered.database.data.username);
+    values.push(['the dynamic database password in use', rendered.database.data.password]);
+    expect(values.length).to.be.at.least(7);
     const log = await readFile(join(stackDir, 'logs/app.log'), 'utf8');
     expect(log).to.contain('"msg":"request"');
-    for (const value of values) {
-      expect(log, 'app.log').to.not.contain(value);
-      for (const response of responses) expect(response).to.not.contain(value);
+    for (const [what, value] of values) {
+      expect(value, what).to.have.length.greaterThan(8);
+      expect(log.includes(value), `app.log holds ${what}`).to.equal(false);
+      expect(responses.filter((response) => response.includes(value)).length, `HTTP responses holding ${what}`).to.equal(0);
     }
   });
 });
