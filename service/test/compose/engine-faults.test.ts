@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readdir, readFile } from 'node:fs/promises';
+import { chmod, readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +17,8 @@ import { tempDir } from '../support/temp-dirs.js';
 const cli = join(repoRoot, 'scripts/engine/cli.ts');
 const tsx = join(repoRoot, 'node_modules/tsx/dist/cli.mjs');
 
-async function start(env: NodeJS.ProcessEnv, asUser?: number): Promise<RunResult> {
-  const command = ['node', tsx, cli, 'start'];
+async function start(env: NodeJS.ProcessEnv, asUser?: number, entry: readonly string[] = [tsx, cli]): Promise<RunResult> {
+  const command = ['node', ...entry, 'start'];
   const argv = asUser === undefined ? command : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', ...command];
   return run(argv[0] ?? 'node', argv.slice(1), { env: { ...process.env, ...env } });
 }
@@ -51,8 +51,16 @@ describe('compose on the engine: engine:start fails with one line naming the cau
 
   it('not root and no passwordless sudo: says so (the engine tests skip with that line outside CI)', async function () {
     if (userInfo().uid !== 0) this.skip();
+    // The CLI's own code, bundled into a folder anyone can read: the clone's folder may be closed
+    // to nobody (a clone in a `mktemp -d` folder is 0700), and that is not what this case is about.
     const dir = await tempDir('engine-nobody');
-    const result = await start({ ENGINE_DIR: dir, HOME: dir }, 65534);
+    await chmod(dir, 0o755);
+    const bundle = join(dir, 'engine-cli.mjs');
+    const built = await run(join(repoRoot, 'node_modules/.bin/esbuild'),
+      [cli, '--bundle', '--platform=node', '--format=esm', `--outfile=${bundle}`, '--log-level=warning']);
+    expect(built.code, built.stderr).to.equal(0);
+    await chmod(bundle, 0o644);
+    const result = await start({ ENGINE_DIR: join(dir, 'engine'), HOME: dir }, 65534, [bundle]);
     expect(result.code).to.equal(1);
     expect(errorLines(result)).to.deep.equal(['engine: no Docker engine can run here: not root, and sudo needs a password (or is missing)']);
   });
