@@ -1,10 +1,13 @@
 import { expect } from 'chai';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/bao.js';
 import { privilege, run } from '../../../scripts/engine/engine.js';
 import { ComposeProject, freePort, testEngine } from '../support/engine.js';
 import { registerSecret } from '../support/leak-scan.js';
+import { tempDir } from '../support/temp-dirs.js';
 
 /*
  * docker-compose.yml brought up for real on the project's engine (npm run engine:start), with
@@ -12,6 +15,16 @@ import { registerSecret } from '../support/leak-scan.js';
  */
 
 const project = 'saasdev';
+/**
+ * Credential-named variables a user's shell may hold when they run `docker-compose up`: each set
+ * to a canary for every compose command here, so a passthrough (`environment: [VAULT_TOKEN]`) or
+ * an interpolation (`${VAULT_TOKEN}`) would carry it into a container or into `docker-compose config`.
+ */
+const shellCredentials = [
+  'VAULT_TOKEN', 'BAO_TOKEN', 'VAULT_DEV_ROOT_TOKEN_ID', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'POSTGRES_PASSWORD',
+  'PGPASSWORD', 'DATABASE_PASSWORD', 'ADMIN_TOKEN', 'WEBHOOK_SIGNING_KEY',
+];
+const canary = (what: string) => `canary-${what}-${randomBytes(12).toString('hex')}`;
 const appServices = ['vault', 'vault-init', 'postgres', 'vault-db-init', 'vault-agent', 'app', 'secret-id-courier'];
 /** The agent's healthcheck interval and secret-id-courier's DELIVERY_INTERVAL in docker-compose.yml. */
 const agentCheckMs = 5_000;
@@ -54,6 +67,7 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
   let adminUrl: string;
   let upToReadyMs = 0;
   let rootToken = '';
+  const shellCanaries: Record<string, string> = {};
 
   /** A command in the vault container with the dev root token, read there from the token file. */
   async function vaultCli(args: string, input?: string): Promise<string> {
@@ -157,8 +171,10 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     this.timeout(900_000);
     const engine = await testEngine(this);
     const [app, admin, vault] = [await freePort(), await freePort(), await freePort()];
+    for (const name of shellCredentials) shellCanaries[name] = canary(name);
+    registerSecret('canaries in the shell\'s environment', ...Object.values(shellCanaries));
     compose = new ComposeProject(engine, join(repoRoot, 'docker-compose.yml'), project, {
-      APP_HOST_PORT: String(app), ADMIN_HOST_PORT: String(admin), VAULT_HOST_PORT: String(vault),
+      ...shellCanaries, APP_HOST_PORT: String(app), ADMIN_HOST_PORT: String(admin), VAULT_HOST_PORT: String(vault),
     });
     appUrl = `http://127.0.0.1:${app}`;
     adminUrl = `http://127.0.0.1:${admin}`;
@@ -237,11 +253,14 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     expect(write.stderr).to.match(/EROFS|read-only/);
   });
 
-  it('holds no secret in any container\'s docker inspect, nor in docker-compose config', async function () {
+  it('holds no secret in any container\'s docker inspect, and takes none from the shell into them or into docker-compose config', async function () {
     const agentToken = (await compose.must(['exec', '-T', 'vault-agent', 'cat', '/vault/agent/secrets/token'])).trim();
     registerSecret('the compose agent token', agentToken);
     const inspected = JSON.stringify([...(await compose.containers()).values()].map((c) => c.inspect));
     const config = await compose.must(['config']);
+    // The same environment reached compose: the file's own variables are interpolated from it.
+    expect(config).to.contain(`127.0.0.1:${compose.env.APP_HOST_PORT ?? '?'}`);
+    // What only exists at run time, generated inside the containers: never copied into their configuration.
     const infra = JSON.parse(await vaultCli('kv get -format=json -mount=secret saas-infra/dev/postgres')) as { data: { data: Record<string, string> } };
     const secrets = [rootToken, agentToken, ...Object.values(infra.data.data)];
     for (const group of ['api-keys', 'app']) {
@@ -251,7 +270,43 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     expect(secrets.filter((s) => s.length >= 12).length).to.be.greaterThan(4);
     for (const secret of secrets.filter((s) => s.length >= 12)) {
       expect(inspected.includes(secret), 'a secret in docker inspect').to.equal(false);
-      expect(config.includes(secret), 'a secret in docker-compose config').to.equal(false);
+    }
+    // What the shell held when compose ran: in neither.
+    for (const [name, value] of Object.entries(shellCanaries)) {
+      expect(inspected.includes(value), `the shell's ${name} in docker inspect`).to.equal(false);
+      expect(config.includes(value), `the shell's ${name} in docker-compose config`).to.equal(false);
+    }
+  });
+
+  it('sends the daemon no file .dockerignore excludes: canaries under .prod/, .tls/, .engine/, .stack/, .env*, credentials/ stay out of the build context', async function () {
+    // A copy of the context's ignore rules with a canary in each place, built with COPY . so the image holds
+    // exactly what the daemon received; the real build's context is the repository root (docker-compose.test.ts).
+    const context = await tempDir('build-context');
+    await copyFile(join(repoRoot, '.dockerignore'), join(context, '.dockerignore'));
+    const planted = ['.prod/tls/vault-key.pem', '.tls/ca-key.pem', '.engine/engine.env', '.stack/stack.env', '.env', '.env.local',
+      'credentials/secret-id'];
+    const values = new Map(planted.map((file) => [file, canary(file.replace(/\W+/g, '-'))]));
+    registerSecret('canaries in ignored files', ...values.values());
+    for (const [file, value] of values) {
+      await mkdir(dirname(join(context, file)), { recursive: true });
+      await writeFile(join(context, file), `${value}\n`);
+    }
+    await mkdir(join(context, 'service/src'), { recursive: true });
+    await writeFile(join(context, 'service/src/control.txt'), 'sent\n');
+    const tag = `saas-context-probe:${randomBytes(4).toString('hex')}`;
+    const built = await compose.docker(['build', '-q', '-t', tag, '-f', '-', context],
+      `FROM ${compose.env.NODE_IMAGE ?? ''}\nCOPY . /context\n`);
+    expect(built.code, built.stderr).to.equal(0);
+    try {
+      const listed = await compose.docker(['run', '--rm', '--network', 'none', '--entrypoint', 'sh', tag, '-c',
+        'cd /context && find . -type f | sort && cat $(find . -type f)']);
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout, 'the probe sees what was sent').to.contain('./service/src/control.txt');
+      for (const [file, value] of values) {
+        expect(listed.stdout.includes(value), `${file} reached the build context`).to.equal(false);
+      }
+    } finally {
+      await compose.docker(['rmi', '-f', tag]);
     }
   });
 
@@ -272,7 +327,6 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     const config = (JSON.parse((await compose.docker(['image', 'inspect', image])).stdout) as { Config: { Env: string[]; User: string } }[])[0]?.Config;
     expect(config?.User).to.equal('node');
     for (const entry of config?.Env ?? []) expect(entry).not.to.match(/PASSWORD|TOKEN|SECRET|KEY=/);
-    expect(history.includes(rootToken)).to.equal(false);
   });
 
   it('restart vault-agent: the agent logs in again at once with the secret id secret-id-courier keeps waiting', async function () {
