@@ -100,3 +100,33 @@ export async function stopInOrder(steps: readonly StopStep[], logger: Pick<Logge
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * What the service has started, each stopped in one fixed order (`order`, a literal list in the
+ * composition root) whatever order they started in, and only those that did start: the same
+ * list stops a service that failed half-way through its start.
+ */
+export class Started<Name extends string> {
+  readonly #order: readonly Name[];
+  readonly #logger: Pick<Logger, 'error'>;
+  readonly #stops = new Map<Name, StopStep['stop']>();
+
+  constructor(order: readonly Name[], logger: Pick<Logger, 'error'>) {
+    this.#order = order;
+    this.#logger = logger;
+  }
+
+  add(name: Name, stop: StopStep['stop']): void {
+    this.#stops.set(name, stop);
+  }
+
+  /** Stops everything started, in the fixed order; rejects naming the steps that failed. */
+  stop(): Promise<void> {
+    const steps = this.#order.flatMap((name) => {
+      const stop = this.#stops.get(name);
+      return stop === undefined ? [] : [{ name, stop }];
+    });
+    this.#stops.clear();
+    return stopInOrder(steps, this.#logger);
+  }
+}

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { LifetimeWatcher, type Finding, type Strategy } from './lifetime-watcher.js';
-import type { TokenKeeper, TokenProblem, TokenReport, TokenStatus } from './token-report.js';
+import type { TokenKeeper, TokenProblem, TokenReport, TokenStatus } from '../health/token-report.js';
 import type { ScheduleRules } from './token-schedule.js';
 import type { VaultApi } from './vault-api.js';
 import { failureText, isTokenRefused } from './vault-error.js';

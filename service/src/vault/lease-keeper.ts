@@ -1,6 +1,6 @@
 import type { DatabaseLease } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
-import type { LeaseProblem, LeaseReport, LeaseStatus } from './lease-report.js';
+import type { LeaseProblem, LeaseReport, LeaseStatus } from '../health/lease-report.js';
 import { LifetimeWatcher, type Finding, type Strategy, type Vouched } from './lifetime-watcher.js';
 import { renewalCapped, type ScheduleRules } from './token-schedule.js';
 import type { LeaseInfo, VaultApi } from './vault-api.js';

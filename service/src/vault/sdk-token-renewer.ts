@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { LifetimeWatcher, type Finding, type Strategy, type Vouched } from './lifetime-watcher.js';
-import type { TokenKeeper, TokenProblem, TokenReport, TokenStatus } from './token-report.js';
+import type { TokenKeeper, TokenProblem, TokenReport, TokenStatus } from '../health/token-report.js';
 import { renewalCapped, type ScheduleRules } from './token-schedule.js';
 import type { LoginResult, VaultApi } from './vault-api.js';
 import { failureText, isTokenRefused } from './vault-error.js';
@@ -14,11 +14,6 @@ export interface SdkTokenRenewerOptions {
   report: TokenReport;
   logger: Logger;
   rules: ScheduleRules;
-  /**
-   * Called after each new login (not the start-up one): what the old token created (the
-   * database credentials' lease) ends with it, so it must be had again with the new one.
-   */
-  onNewLogin?: () => void;
   now?: () => number;
   wallClock?: () => number;
 }
@@ -36,6 +31,8 @@ const vouched = (login: LoginResult): Vouched =>
  */
 class ServiceToken implements Strategy<TokenProblem> {
   token: string;
+  /** Called after each new login (not the start-up one). */
+  readonly loginListeners = new Set<() => void>();
   #loginTtlSeconds: number;
   #renewable: boolean;
   readonly #o: SdkTokenRenewerOptions;
@@ -77,7 +74,7 @@ class ServiceToken implements Strategy<TokenProblem> {
     this.token = login.token;
     this.#loginTtlSeconds = login.ttlSeconds;
     this.#renewable = login.renewable;
-    this.#o.onNewLogin?.();
+    for (const listener of this.loginListeners) listener();
     return vouched(login);
   }
 
@@ -118,6 +115,15 @@ export class SdkTokenRenewer implements TokenKeeper {
 
   status(): TokenStatus {
     return { mode: 'sdk', ...this.#watcher.status() };
+  }
+
+  /**
+   * Calls `listener` after each new login (not the start-up one): what the old token created
+   * (the database credentials' lease) ends with it. Returns the unsubscribe.
+   */
+  onNewLogin(listener: () => void): () => void {
+    this.#token.loginListeners.add(listener);
+    return () => { this.#token.loginListeners.delete(listener); };
   }
 
   /** The token the service's other calls use (secret reads, lease renewals). */

@@ -1,0 +1,26 @@
+import { LeaseKeeper } from '../vault/lease-keeper.js';
+import type { LeaseReport } from '../health/lease-report.js';
+import type { ModeContext, SecretsSource } from './agent-mode.js';
+
+/**
+ * Dynamic credentials: their lease watched (agent mode) or kept (SDK mode), looked at again
+ * as soon as new credentials are loaded, and replaced after a new SDK login (a lease ends with
+ * the token that created it).
+ */
+export function databaseLease(
+  { api, holder, rules, logger, started }: ModeContext, source: SecretsSource, report: LeaseReport,
+): LeaseKeeper {
+  const keeper = new LeaseKeeper({
+    api, current: () => holder.current?.lease ?? null, token: () => source.currentToken(), report, logger, rules,
+    ...(source.replaceCredentials === undefined ? {} : { replace: source.replaceCredentials }),
+  });
+  started.add('lease checks', () => keeper.stop());
+  const unsubscribeSwap = holder.onSwap((next, previous) => {
+    if (next.lease?.id !== previous?.lease?.id) void keeper.checkNow();
+  });
+  const unsubscribeLogin = source.onNewLogin?.(() => {
+    void keeper.replaceSoon('a new Vault token: the lease the old token created ends with it');
+  });
+  started.add('lease swap watch', () => { unsubscribeSwap(); unsubscribeLogin?.(); });
+  return keeper;
+}

@@ -1,0 +1,48 @@
+import { rereadIntervalMs } from '../config/settings.js';
+import { sourceVersions } from '../config/snapshot.js';
+import { StartupError } from '../config/startup-error.js';
+import { AppRoleCredentials } from '../vault/approle-credentials.js';
+import { SdkTokenRenewer } from '../vault/sdk-token-renewer.js';
+import type { ModeContext, SecretsSource } from './agent-mode.js';
+import { SdkRefresher } from './sdk-refresher.js';
+import { loginAndLoad } from './sdk-source.js';
+
+/**
+ * SDK mode, the seed's six steps: the credentials leave the environment, an AppRole login,
+ * every secret read; then the service keeps its own token and reads KV again on the agent's
+ * render interval.
+ */
+export async function sdkMode({ settings, env, api, holder, report, rules, logger, started }: ModeContext): Promise<SecretsSource> {
+  // Step 1: the credentials leave the environment before anything else happens.
+  const credentials = await AppRoleCredentials.take(env);
+  if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: SDK mode needs the address of Vault');
+  const { snapshot, login, reads } = await loginAndLoad({
+    api, credentials, appEnv: settings.appEnv, databaseCredentials: settings.databaseCredentials, logger,
+    connectTimeoutMs: settings.vaultConnectTimeoutMs,
+  });
+  holder.swap(snapshot);
+  logger.info({ versions: sourceVersions(snapshot) }, 'secrets loaded from Vault');
+  const token = new SdkTokenRenewer({
+    api, initial: login, report, logger, rules,
+    login: async () => api.loginAppRole(credentials.roleId, await credentials.secretId(api)),
+  });
+  started.add('token checks', () => token.stop());
+  // After the pools close: revoking the token revokes the database user, whose sessions then end.
+  started.add('token revocation', () => token.revoke(api));
+  const refresher = new SdkRefresher({
+    api, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger,
+    token: () => token.token, intervalMs: rereadIntervalMs(settings), initial: reads,
+  });
+  started.add('secret re-reads', () => refresher.stop());
+  return {
+    token,
+    currentToken: () => Promise.resolve(token.token),
+    replaceCredentials: () => refresher.replaceCredentials(),
+    onNewLogin: (listener) => token.onNewLogin(listener),
+    fileStats: () => null,
+    async start() {
+      await token.start();
+      await refresher.start();
+    },
+  };
+}
