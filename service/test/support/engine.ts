@@ -125,15 +125,53 @@ export class ComposeProject {
     return dir;
   }
 
-  /** down -v, and what is left of the project afterwards (containers, volumes, networks). */
+  /**
+   * The anonymous volumes of the project's containers: those Docker makes for an image's VOLUME
+   * (the vault image's /vault/file and /vault/logs) that no mount in the file covers. They carry
+   * no project label, so a listing by label misses them, and `down` without -v leaves them
+   * behind for good: the next `up` makes new ones.
+   */
+  async anonymousVolumes(): Promise<string[]> {
+    const names = [...(await this.containers()).values()].flatMap(({ inspect }) =>
+      ((inspect.Mounts ?? []) as { Type: string; Name?: string }[]).filter((m) => m.Type === 'volume' && m.Name !== undefined)
+        .map((m) => m.Name as string));
+    return (await this.existingVolumes([...new Set(names)])).filter((volume) => volume.labels['com.docker.compose.project'] === undefined)
+      .map((volume) => volume.name);
+  }
+
+  async existingVolumes(names: readonly string[]): Promise<{ name: string; labels: Record<string, string> }[]> {
+    const found: { name: string; labels: Record<string, string> }[] = [];
+    for (const name of names) {
+      const inspected = await this.docker(['volume', 'inspect', name]);
+      if (inspected.code !== 0) continue;
+      const [volume] = JSON.parse(inspected.stdout) as { Name: string; Labels: Record<string, string> | null }[];
+      if (volume !== undefined) found.push({ name: volume.Name, labels: volume.Labels ?? {} });
+    }
+    return found;
+  }
+
+  /** down -v, and what is left of the project afterwards (containers, volumes, anonymous ones included, networks). */
   async down(): Promise<{ containers: string[]; volumes: string[]; networks: string[] }> {
+    const anonymous = await this.anonymousVolumes();
     await this.compose(['down', '-v', '--remove-orphans', '--timeout', '10']);
     const list = async (kind: string[]) => (await this.docker([...kind, '-q', '--filter', `label=com.docker.compose.project=${this.project}`]))
       .stdout.split('\n').filter((line) => line !== '');
     return {
       containers: await list(['ps', '-a']),
-      volumes: await list(['volume', 'ls']),
+      volumes: [...await list(['volume', 'ls']), ...(await this.existingVolumes(anonymous)).map((v) => v.name)],
       networks: await list(['network', 'ls']),
     };
+  }
+
+  /**
+   * `down` without -v, as an operator stops a stack whose data must stay: the named volumes
+   * remain, while the containers go with their anonymous volumes (`rm -v`), which no later `up`
+   * would reuse. Resolves with the anonymous volumes the containers had.
+   */
+  async downKeepingData(): Promise<string[]> {
+    const anonymous = await this.anonymousVolumes();
+    await this.must(['rm', '--stop', '--force', '-v']);
+    await this.must(['down']);
+    return anonymous;
   }
 }
