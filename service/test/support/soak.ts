@@ -83,6 +83,7 @@ async function signedIn(url: string): Promise<(i: number) => RequestSpec> {
 
 async function soak(p: ScaledProduction, options: SoakOptions, say: (line: string) => void): Promise<SoakResult> {
   const d = p.durations;
+  if (options.maxTtls < 2) throw new Error('soak: at least 2 max TTLs, so the faults come after a login at the max TTL');
   const runMs = options.maxTtls * d.tokenMaxTtl;
   const budget = retryBudgetMs(d, p.counts);
   // After Vault answers again: the agent's next login try (max backoff), a fresh secret id from
@@ -117,6 +118,8 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
 
   const start = Date.now();
   const at = async (fraction: number) => { await sleep(Math.max(0, start + fraction * runMs - Date.now())); };
+  /** In max TTLs from the start: the faults are placed around the agent's logins. */
+  const atMaxTtls = async (count: number) => { await sleep(Math.max(0, start + count * d.tokenMaxTtl - Date.now())); };
   const reopened = async (outage: Outage) => {
     while (Date.now() - outage.to < 60_000) {
       const status = await fetch(`${p.service.url}/readyz`).then(async (r) => { await r.body?.cancel(); return r.status; }, () => 0);
@@ -138,21 +141,22 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
     }
   })();
 
-  // The courier stops for 80 % of its margin: the file waiting has that much life left.
-  await at(0.15);
+  // The courier stops for 80 % of its margin (the file waiting has that much life left), across
+  // the agent's login at the first max TTL: that login takes the file the courier left.
   const margin = d.wrapTtl - d.secretIdMaxAge - d.deliveryInterval;
+  await sleep(Math.max(0, start + d.tokenMaxTtl - margin * 0.6 - Date.now()));
   say(`soak: +${Date.now() - start} ms courier stopped for ${Math.round(margin * 0.8)} ms (margin ${margin} ms)`);
   await p.courier.pause();
   await sleep(margin * 0.8);
   p.courier.resume();
 
-  await at(0.3);
+  await atMaxTtls(1.2);
   say(`soak: +${Date.now() - start} ms agent killed (SIGKILL); the supervisor starts it again`);
   await p.agent.kill();
 
   // Sealed for the agent's whole retry budget and the token's TTL: the agent gives up and is
   // started again, the token's known expiry passes, the service halts.
-  await at(0.45);
+  await atMaxTtls(1.4);
   const sealFor = budget + d.tokenTtl + 1000;
   const seal = await baoCli(p.node, p.harnessToken, ['operator', 'seal']);
   if (seal.code !== 0) throw new Error(`soak: operator seal failed: ${seal.stderr.trim()}`);
@@ -165,7 +169,7 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
   await reopened(sealOutage);
   say(`soak: +${Date.now() - start} ms unsealed; ready again ${sealOutage.reopenedAfterMs} ms after the unseal`);
 
-  await at(0.7);
+  await atMaxTtls(1.7);
   const stoppedAt = Date.now();
   await p.node.stop();
   await p.node.restart();
