@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { wrappedSecretId } from '../support/approle-admin.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
@@ -24,6 +26,44 @@ const credsPrefix = `database/creds/saas-app-${appEnv}`;
 const leaseTtl = '4s';
 const leaseMaxTtl = '12s';
 const checkIntervalMs = 1000;
+/** SECRETS_REREAD_INTERVAL_MS of the SDK services below. */
+const rereadIntervalMs = 1000;
+
+/**
+ * A proxy to Vault that passes reads and holds every other request until released: for a
+ * script that writes PostgreSQL and then Vault, the time between the two lasts as long as
+ * the test needs. `held` resolves with the first held request's path.
+ */
+async function holdingWrites(target: string): Promise<{ url: string; held: Promise<string>; release: () => void; close: () => Promise<void> }> {
+  const upstream = new URL(target);
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let hold: (path: string) => void = () => undefined;
+  const held = new Promise<string>((resolve) => { hold = resolve; });
+  const server = createServer((incoming, outgoing) => {
+    const forward = () => {
+      const request = httpRequest({
+        host: upstream.hostname, port: upstream.port, path: incoming.url, method: incoming.method, headers: incoming.headers,
+      }, (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      });
+      request.on('error', () => { outgoing.destroy(); });
+      incoming.pipe(request);
+    };
+    if (incoming.method === 'GET') forward();
+    else {
+      hold(incoming.url ?? '');
+      void released.then(forward);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    held, release,
+    close: () => new Promise<void>((resolve) => { release(); server.close(() => { resolve(); }); server.closeAllConnections(); }),
+  };
+}
 
 interface Status {
   gate: { state: string; code?: string };
@@ -262,7 +302,7 @@ describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, 
       const secretId = await unwrapSecretId(server.addr, await wrappedSecretId(server));
       service = await startService({
         SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: 'kv', APP_ENV: appEnv, VAULT_ADDR: proxy.url,
-        VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, SECRETS_REREAD_INTERVAL_MS: '1000',
+        VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId, SECRETS_REREAD_INTERVAL_MS: String(rereadIntervalMs),
         DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
       });
     });
@@ -270,35 +310,57 @@ describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, 
       await service.process.stop();
     });
 
-    it('reaches the service within the re-read interval plus one second; new connections use the new password, no request fails', async function () {
+    it('keeps serving on its open connections while PostgreSQL has the new password and Vault the old; a connection it must open then is refused, '
+      + 'until it loads the new version within the re-read interval plus one second', async function () {
       const load = new SteadyLoad(service.url, 40, await signedIn(service));
       load.start('kv rotation');
       await sleep(1000);
       const before = await loadedDatabaseVersion();
-      const rotation = await new Promise<{ code: number; out: string }>((resolve) => {
-        execFile('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], {
-          env: baoEnv(server.dir, {
-            VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, APP_ENV: appEnv,
-            ...superuserEnv(pg.layout), PGUSER: 'postgres',
-          }),
-        }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : 1, out: `${stdout}${stderr}` }); });
-      });
-      recordOutput('rotate-db-password.sh output', rotation.out);
-      expect(rotation.code, rotation.out).to.equal(0);
-      const rotated = await vaultData<{ data: { password: string } }>(server.addr, server.rootToken, 'GET', databasePath);
-      registerSecret('rotated KV database password', rotated.data.password);
-      const tookMs = await until('the new database version is loaded', async () => (await loadedDatabaseVersion()) === (before ?? 0) + 1, 5000);
-      expect(tookMs).to.be.at.most(1000 + 1000);
-      // Every session the service had is ended: what it opens next must log in with the new password.
-      await sleep(300);
-      await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT LIKE 'v-%' AND pid <> pg_backend_pid()");
-      await sleep(2000);
-      const samples = await load.stop();
-      const after = samples.filter((s) => s.t0 > Date.now() - 1500);
-      expect(after.length, 'answers after the old sessions ended').to.be.greaterThan(30);
-      expect(after.filter((s) => s.status !== 200 && s.status !== 201).map((s) => `${s.status} ${s.body}`).slice(0, 5)).to.deep.equal([]);
-      const beforeTermination = samples.filter((s) => s.t1 < Date.now() - 2300);
-      expect(failed(beforeTermination).slice(0, 10), `of ${beforeTermination.length}`).to.deep.equal([]);
+      // The script writes PostgreSQL first, then Vault: holding its Vault write holds that window open.
+      const vault = await holdingWrites(server.addr);
+      try {
+        const rotation = new Promise<{ code: number; out: string }>((resolve) => {
+          execFile('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], {
+            env: baoEnv(server.dir, {
+              VAULT_ADDR: vault.url, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, APP_ENV: appEnv,
+              ...superuserEnv(pg.layout), PGUSER: 'postgres',
+            }),
+          }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : 1, out: `${stdout}${stderr}` }); });
+        });
+        expect(await vault.held, 'the script\'s write to Vault').to.contain(`/v1/${databasePath}`);
+        const opened = Date.now();
+        await sleep(1500);
+        // PostgreSQL ends every session the service had: it must open new ones, with the password it holds (the old one).
+        const ended = Date.now();
+        await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT LIKE 'v-%' AND pid <> pg_backend_pid()");
+        await sleep(1500);
+        expect(await loadedDatabaseVersion(), 'Vault still holds the old password').to.equal(before);
+        const released = Date.now();
+        vault.release();
+        const result = await rotation;
+        recordOutput('rotate-db-password.sh output', result.out);
+        expect(result.code, result.out).to.equal(0);
+        const rotated = await vaultData<{ data: { password: string } }>(server.addr, server.rootToken, 'GET', databasePath);
+        registerSecret('rotated KV database password', rotated.data.password);
+        const tookMs = await until('the new database version is loaded', async () => (await loadedDatabaseVersion()) === (before ?? 0) + 1, 10_000);
+        expect(tookMs, 'from Vault\'s write to the service\'s load').to.be.at.most(rereadIntervalMs + 1000);
+        const loaded = Date.now();
+        await sleep(2000);
+        const samples = await load.stop();
+        const open = samples.filter((s) => s.t0 >= opened && s.t1 < ended);
+        expect(open.length, 'answers while PostgreSQL had the new password, before the sessions ended').to.be.greaterThan(30);
+        expect(failed(open).slice(0, 5), 'the open connections stay authenticated').to.deep.equal([]);
+        // Once the ended sessions are noticed (a request on one fails, the pool drops it), every new one is refused.
+        const refused = samples.filter((s) => s.t0 >= ended + 500 && s.t1 < released);
+        expect(refused.length).to.be.greaterThan(20);
+        expect(failed(refused).length, 'requests needing a connection in the window').to.equal(refused.length);
+        expect(new Set(refused.map((s) => `${s.status} ${s.code ?? ''}`)), 'what a client sees then').to.deep.equal(new Set(['503 database_unavailable']));
+        const after = samples.filter((s) => s.t0 > loaded);
+        expect(after.length, 'answers after the new version was loaded').to.be.greaterThan(30);
+        expect(failed(after).slice(0, 5)).to.deep.equal([]);
+      } finally {
+        await vault.close();
+      }
     });
   });
 });
