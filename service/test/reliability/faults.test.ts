@@ -33,7 +33,7 @@ const roleEnv = { ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ROLE_SECRET_ID
 
 /**
  * The interval of the rendered file's stat check, the backstop for a change whose event was
- * lost, as the service builds its AgentFileSource (start.ts leaves the default): read from the
+ * lost, as the service builds its AgentFileSource (agent-mode.ts leaves the default): read from the
  * interval timer such a source starts.
  */
 async function renderedFileCheckMs(): Promise<number> {
