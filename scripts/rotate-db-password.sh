@@ -3,9 +3,10 @@
 #
 #   rotate-db-password.sh
 #
-# In that order, requests keep succeeding: the service's open connections stay authenticated
-# while PostgreSQL already has the new password, and once the agent renders the new version
-# (within its render interval) the service opens new connections with it.
+# In that order (DATABASE_CREDENTIALS=kv), the service's open connections stay authenticated
+# while PostgreSQL already has the new password; a connection it must open in between is
+# refused (503 database_unavailable) until the agent renders the new version, within its
+# render interval. With dynamic credentials it changes only the KV user the service does not use.
 #
 # Environment: VAULT_ADDR, VAULT_TOKEN (allowed to write the secret), VAULT_CLI (vault or bao),
 # APP_ENV, and psql's superuser connection (PGHOST, PGPORT, PGUSER, or the usual defaults).
