@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -9,7 +8,7 @@ import { startService, type RunningService } from '../../src/start.js';
 import { waitForFile } from '../support/agent.js';
 import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
 import {
-  generateTls, httpsGet, reserveClusterPorts, runScript, startBaoServerNode, type BaoServerNode, type Tls,
+  baoAs as bao, generateTls, httpsGet, reserveClusterPorts, runScript, startBaoServerNode, type BaoServerNode, type Tls,
 } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { spawnManaged } from '../support/processes.js';
@@ -22,17 +21,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface InitOutput {
   unseal_keys_b64: string[];
   root_token: string;
-}
-
-/** A `bao` CLI call with a token, over TLS, the way an operator runs one. */
-function bao(node: BaoServerNode, token: string, args: string[], stdin = '') {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(stdin);
-  });
 }
 
 /** operator-init.sh then unseal.sh, as an operator does on a fresh server. */

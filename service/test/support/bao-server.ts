@@ -147,3 +147,15 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
     child.stdin?.end(stdin);
   });
 }
+
+/** A `bao` CLI call with a token, over TLS, the way an operator runs one. */
+export function baoAs(node: BaoServerNode, token: string, args: string[], stdin = ''):
+  Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  });
+}

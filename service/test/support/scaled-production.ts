@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { baoBin, baoEnv, repoRoot } from './bao.js';
-import { generateTls, runScript, startBaoServerNode, type BaoServerNode, type Tls } from './bao-server.js';
+import { baoAs as bao, generateTls, runScript, startBaoServerNode, type BaoServerNode, type Tls } from './bao-server.js';
 import { registerSecret } from './leak-scan.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -89,16 +88,6 @@ export interface ScaledProduction {
   readonly harnessToken: string;
   unseal(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function bao(node: BaoServerNode, token: string, args: string[], stdin = '') {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(stdin);
-  });
 }
 
 function must(what: string, result: { code: number; stderr: string }): void {
@@ -210,4 +199,3 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
   };
 }
 
-export { bao as baoCli };

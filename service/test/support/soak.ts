@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SteadyLoad, type RequestSpec, type Sample } from '../reliability/load.js';
 import { registerSecret } from './leak-scan.js';
-import { baoCli, startScaledProduction, type ScaledProduction } from './scaled-production.js';
+import { baoAs as baoCli } from './bao-server.js';
+import { startScaledProduction, type ScaledProduction } from './scaled-production.js';
 import { retryBudgetMs } from './shipped-durations.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
