@@ -51,12 +51,14 @@ export function retryDelayMs(failures: number, rules: ScheduleRules, retryAfterM
 }
 
 /**
- * A renewal that no longer extends the token: the max TTL caps it (it answers less than the
- * login's TTL; Vault counts whole seconds, so a second short is rounding), or the token is
- * not renewable. Only a new login helps then, and it is best done while the token still works.
+ * A renewal that no longer extends the token: the max TTL caps it, or the token is not
+ * renewable. Only a new login helps then, and it is best done while the token still works.
+ * An uncapped renewal answers exactly the login's TTL (measured against bao: 4, 4, 4, then 3,
+ * 2, 1 as the 12 s max TTL nears), so one second short is the cap, not rounding: waiting for the
+ * next renewal would leave a second to log in.
  */
 export function renewalCapped(renewedTtlSeconds: number, loginTtlSeconds: number, renewable: boolean): boolean {
-  return !renewable || renewedTtlSeconds < loginTtlSeconds - 1;
+  return !renewable || renewedTtlSeconds < loginTtlSeconds;
 }
 
 /** The service's rules: 250 ms at least between checks, failures retried from 0.5 s up to 10 s. */

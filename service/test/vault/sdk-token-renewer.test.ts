@@ -110,6 +110,16 @@ describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', functi
     expect(renewSelf.secondCall.args[0]).to.equal('fresh');
   });
 
+  it('logs in again at once when a renewal answers a single second short of the login TTL: that is the max TTL, not rounding', async function () {
+    // 8.5 s into a 4 s token with a 12 s max TTL, bao answers 3; the next renewal would leave 1 s.
+    const renewSelf = sinon.stub().resolves(login('t', 3));
+    const relogin = timed(() => Promise.resolve(login('fresh', 4)));
+    await renewer({ renewSelf, lookupSelf: sinon.stub() }, login('t', 4), { relogin: relogin.stub, random: () => 0.5 }).start();
+    await clock.tickAsync(2667);
+    expect(renewSelf.callCount).to.equal(1);
+    expect(relogin.times, 'right after the renewal that came back short').to.have.length(1);
+  });
+
   it('renews when its timer fires a little before the monotonic clock reaches the renewal time', async function () {
     const renewSelf = sinon.stub().resolves(login('t', 60));
     const lookupSelf = sinon.stub().resolves(info(60));
