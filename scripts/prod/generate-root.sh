@@ -23,8 +23,12 @@ cli=${VAULT_CLI:-vault}
 unset BAO_ADDR BAO_TOKEN BAO_CACERT
 
 . "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/../lib/vault-cli.sh"
+# `operator generate-root` has no -field=: its -format=json answer is read with Node.js, which
+# the clone needs anyway (the CLI's indentation is not an interface).
+command -v node >/dev/null 2>&1 || fail "node (Node.js) is needed to read the CLI's JSON answers: install it, or run from the clone's machine"
 field() {
-  sed -n "s/^ *\"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" | head -n 1
+  node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
+    const v = JSON.parse(s)[process.argv[1]]; process.stdout.write(v === undefined || v === null ? "" : String(v)); });' "$1"
 }
 
 # The OTP comes back once, in the answer to -init; the server XORs the new token with it.

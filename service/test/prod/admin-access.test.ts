@@ -244,7 +244,7 @@ describe('admin access after the root token is revoked, token hygiene and the ki
     const out = join(await tempDir('root'), 'root-token');
     const short = await adminScript('generate-root.sh', [out], `${unsealKeys[0] ?? ''}\n`);
     expect(short.code).to.equal(1);
-    expect(short.stderr).to.contain('1 key(s) given, 2 required: more custodians needed');
+    expect(short.stderr, short.stderr).to.contain('1 key(s) given, 2 required: more custodians needed');
     const made = await adminScript('generate-root.sh', [out], unsealKeys.slice(0, 2).join('\n') + '\n');
     expect(made.code, made.stderr).to.equal(0);
     expect(((await stat(out)).mode & 0o777).toString(8)).to.equal('400');
