@@ -155,9 +155,8 @@ put_example() {
     fail "cannot write example secrets to secret/data/$path: $(reason)"
   say "wrote generated example secrets to secret/data/$path"
 }
-put_example database "{\"username\":\"saas_app\",\"password\":\"$(random_hex 24)\"}"
-put_example api-keys "{\"webhook_signing_key\":\"$(random_hex 32)\"}"
-put_example app "{\"session_keys\":[\"$(random_hex 32)\"]}"
+# The groups and their example values come from the catalogue (agent-config/secret-catalogue.json).
+. "$here/lib/example-secrets.sh"
 
 # 6. Role id and secret id for the agent, each written whole (temporary file, then rename).
 mkdir -p "$credentials_dir" || fail "cannot create the credentials folder $credentials_dir"
