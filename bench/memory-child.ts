@@ -62,7 +62,7 @@ const server = app.listen(0, '127.0.0.1');
 if (variant === 'admin') {
   const metrics = new ServiceMetrics();
   metrics.observe({
-    gate, holder, reloads: () => ({ loaded: 1, refused: 0 }),
+    gate, holder, reloads: () => ({ loaded: 1, refused: 0, unchanged: 0 }),
     token: () => ({ mode: 'agent', ttlSeconds: 300, renewable: true, lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 }),
   });
   const admin = createAdminApp({ status: () => ({ gate: gate.current }), metrics, token: undefined }).listen(0, '127.0.0.1');

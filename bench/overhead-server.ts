@@ -95,7 +95,7 @@ switch (variant) {
     ({ app } = await serviceApp(false));
     const metrics = new ServiceMetrics();
     metrics.observe({
-      gate: new TrafficGate(logger), holder: new SnapshotHolder(), reloads: () => ({ loaded: 1, refused: 0 }),
+      gate: new TrafficGate(logger), holder: new SnapshotHolder(), reloads: () => ({ loaded: 1, refused: 0, unchanged: 0 }),
       token: () => ({ mode: 'agent', ttlSeconds: 300, renewable: true, lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 }),
     });
     createAdminApp({ status: () => ({}), metrics, token: undefined }).listen(Number(adminPortText), '127.0.0.1');

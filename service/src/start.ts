@@ -66,7 +66,10 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const webhooks = new WebhookSender(settings.webhookUrl, logger);
     started.add('webhook deliveries', () => webhooks.drain());
     const views = { gate, holder, token: () => secrets.token.status(), lease: () => leases?.status() ?? null };
-    metrics.observe({ ...views, reloads: () => ({ loaded: secrets.fileStats()?.reloads ?? 0, refused: secrets.fileStats()?.rejected ?? 0 }) });
+    metrics.observe({ ...views, reloads: () => {
+      const stats = secrets.fileStats();
+      return { loaded: stats?.reloads ?? 0, refused: stats?.rejected ?? 0, unchanged: stats?.unchanged ?? 0 };
+    } });
     const status = statusView({ ...views, mode, appEnv: settings.appEnv, file: () => secrets.fileStats() });
     const admin = await listen(createAdminApp({ status, metrics, token: adminToken }), settings.adminPort, settings.adminHost, 'ADMIN_HOST, ADMIN_PORT');
     started.add('admin listener', () => closeNow(admin.server));

@@ -17,7 +17,7 @@ export interface MetricSources {
   /** The database credentials' lease (dynamic mode); null in kv mode. */
   lease?: () => LeaseStatus | null;
   /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
-  reloads: () => { loaded: number; refused: number };
+  reloads: () => { loaded: number; refused: number; unchanged: number };
   wallClock?: () => number;
 }
 
@@ -80,19 +80,19 @@ export class ServiceMetrics {
     sources.gate.onHalt((code) => { halts.inc({ code }); });
 
     // The file source counts; the counter catches up at each scrape.
-    const seen = { loaded: 0, refused: 0 };
+    const seen = { loaded: 0, refused: 0, unchanged: 0 };
     const reloads = new Counter({
       name: 'saas_secrets_reloads_total', registers, labelNames: ['outcome'] as const,
-      help: 'Reads of the rendered secrets file: loaded (a new snapshot swapped in) or refused (the last good one kept)',
+      help: 'Reads of the rendered secrets file: loaded (a new snapshot swapped in), refused (the last good one kept) or unchanged (the content in use, rewritten)',
       collect() {
         const now = sources.reloads();
-        for (const outcome of ['loaded', 'refused'] as const) {
+        for (const outcome of ['loaded', 'refused', 'unchanged'] as const) {
           if (now[outcome] > seen[outcome]) this.inc({ outcome }, now[outcome] - seen[outcome]);
           seen[outcome] = now[outcome];
         }
       },
     });
-    for (const outcome of ['loaded', 'refused'] as const) reloads.inc({ outcome }, 0);
+    for (const outcome of ['loaded', 'refused', 'unchanged'] as const) reloads.inc({ outcome }, 0);
     new Gauge({
       name: 'saas_secrets_snapshot_age_seconds', registers, help: 'Seconds since the secrets in use were loaded',
       collect() {

@@ -28,6 +28,8 @@ export interface AgentFileStats {
   reloads: number;
   /** Distinct bad files (missing, partial, unparsable, invalid) that were refused. */
   rejected: number;
+  /** Reads that found the content already in use (or already refused): the agent rewrote it as it was. */
+  unchanged: number;
   lastError: string | undefined;
 }
 
@@ -36,12 +38,13 @@ const missing = 'missing';
 /**
  * Keeps a SnapshotHolder in step with the agent's rendered file. Every event for the file's
  * name (debounced) and every change the periodic stat check sees leads to one read of the
- * whole file. New content that validates is swapped in; anything else is logged with the
- * file and the failing key, counted, and leaves the last good snapshot in place.
+ * whole file. New content that validates is swapped in; content already in use is only
+ * counted (Vault Agent may write a render identical to the last); anything else is logged
+ * with the file and the failing key, counted, and leaves the last good snapshot in place.
  */
 export class AgentFileSource {
   readonly #options: Required<AgentFileSourceOptions>;
-  #stats: AgentFileStats = { reloads: 0, rejected: 0, lastError: undefined };
+  #stats: AgentFileStats = { reloads: 0, rejected: 0, unchanged: 0, lastError: undefined };
   #backstop: NodeJS.Timeout | undefined;
   #initial: NodeJS.Timeout | undefined;
   #watch: FileWatch | undefined;
@@ -159,8 +162,9 @@ export class AgentFileSource {
 
     const revision = contentRevision(content);
     if (revision === this.#lastSeen || revision === holder.current?.revision) {
-      // The agent rewrote what we already have (or already refused): nothing to do.
+      // The agent rewrote what we already have (or already refused): no swap, no reload line.
       this.#lastSeen = revision;
+      this.#stats.unchanged++;
       return;
     }
     let snapshot: ConfigSnapshot;

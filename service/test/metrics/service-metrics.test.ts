@@ -22,14 +22,14 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
   let holder: SnapshotHolder;
   let metrics: ServiceMetrics;
   let token: TokenStatus;
-  let reloads: { loaded: number; refused: number };
+  let reloads: { loaded: number; refused: number; unchanged: number };
 
   beforeEach(function () {
     gate = new TrafficGate(capturingLogger().logger);
     holder = new SnapshotHolder();
     metrics = new ServiceMetrics();
     token = { mode: 'agent', ttlSeconds: 240, renewable: true, lastCheckAt: null, lastCheckOk: true, nextCheckInSeconds: 10 };
-    reloads = { loaded: 1, refused: 0 };
+    reloads = { loaded: 1, refused: 0, unchanged: 0 };
     metrics.observe({ gate, holder, token: () => token, reloads: () => reloads, wallClock: () => 50_000 });
   });
 
@@ -84,10 +84,11 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
     let text = await metrics.text();
     expect(sample(text, 'saas_secrets_reloads_total', '{outcome="loaded"}')).to.equal(1);
     expect(sample(text, 'saas_secrets_reloads_total', '{outcome="refused"}')).to.equal(0);
-    reloads = { loaded: 4, refused: 2 };
+    reloads = { loaded: 4, refused: 2, unchanged: 3 };
     text = await metrics.text();
     expect(sample(text, 'saas_secrets_reloads_total', '{outcome="loaded"}')).to.equal(4);
     expect(sample(text, 'saas_secrets_reloads_total', '{outcome="refused"}')).to.equal(2);
+    expect(sample(text, 'saas_secrets_reloads_total', '{outcome="unchanged"}'), 'identical renders apart').to.equal(3);
   });
 
   it('counts and times every Vault call by operation and outcome, and passes results and errors through', async function () {

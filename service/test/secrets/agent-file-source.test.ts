@@ -102,6 +102,8 @@ describe('AgentFileSource (fake timers, temp files, hand-driven file watch)', fu
     await source.check();
     expect(swaps).to.have.length(1);
     expect(log.lines.filter((l) => l.msg === 'secrets loaded from the rendered file')).to.have.length(1);
+    // Two reads found it unchanged: the rewrite's, and check()'s.
+    expect(source.stats(), 'counted apart from reloads').to.include({ reloads: 1, unchanged: 2, rejected: 0 });
   });
 
   it('picks up a change whose event was lost at the next periodic check', async function () {
