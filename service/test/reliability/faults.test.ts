@@ -268,7 +268,7 @@ describe('reliability under faults (issue 9): the service as a process under ste
       const swaps = log.filter((e) => e.msg === loadedMessage && e.t >= start).length;
       const lastLoaded = log.find((e) => e.msg === loadedMessage && e.t >= start && loadedPairs([e]).has(pair))?.t ?? NaN;
       return `${rotationSeconds} rotations (api-keys, then app); ${swaps} snapshots swapped in; ` +
-        `the last rotation loaded ${lastLoaded - written} ms after it was written (agent render interval 1 s)`;
+        `the last rotation loaded ${lastLoaded - written} ms after it was written (agent render interval 5 s, env/dev.hcl)`;
     });
     expect(samples.filter((s) => s.status === 503)).to.deep.equal([]);
   });
@@ -374,11 +374,18 @@ describe('reliability under faults (issue 9): the service as a process under ste
         await sleep(700);
         const file = agentDir.renderedFile;
         const good = await readFile(file);
+        // The agent writes its render again over a file that differs from it (every 5 s, the
+        // dev render interval): paused, it cannot repair the fault before the service reads it.
+        agent.child.kill('SIGSTOP');
         const at = Date.now();
-        await fault(file, good);
-        // Wait generously; what is judged is the service's own time of refusal (its log line).
-        await until('the file is refused', async () => (await serviceLog())
-          .some((e) => e.t >= at && e.level === 'error' && e.msg.startsWith('rendered secrets file refused')), backstopMs + 15_000);
+        try {
+          await fault(file, good);
+          // Wait generously; what is judged is the service's own time of refusal (its log line).
+          await until('the file is refused', async () => (await serviceLog())
+            .some((e) => e.t >= at && e.level === 'error' && e.msg.startsWith('rendered secrets file refused')), backstopMs + 15_000);
+        } finally {
+          agent.child.kill('SIGCONT');
+        }
         const refusal = (await serviceLog()).find((e) => e.t >= at && e.msg.startsWith('rendered secrets file refused'));
         const refusedIn = (refusal?.t ?? NaN) - at;
         refusals.push(refusedIn);
