@@ -1,4 +1,4 @@
-# Generated from agent-config/secret-catalogue.json by `npm run secrets:generate`: do not edit.
+# Generated from agent-config/secret-catalogue.json by `npm run secrets:generate`: edit the catalogue, not this file.
 # Sourced by scripts/bootstrap.sh, which defines put_example and random_hex: one example value
 # per KV group, written only where the path has no version yet.
 put_example database "{\"username\":\"saas_app\",\"password\":\"$(random_hex 24)\"}"

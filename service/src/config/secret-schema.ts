@@ -1,19 +1,14 @@
 import convict from 'convict';
+import type { SecretCatalogue, SecretKeySpec } from './secret-catalogue.js';
+import { secretCatalogue, secretGroups, type SecretGroup, type Secrets } from './secret-catalogue.generated.js';
 
 /**
  * The secret groups the service reads, each a KV v2 path
- * `secret/data/saas-project/<env>/<group>`, and the keys each must hold. The key names are
- * Vault's own, so a snapshot is the KV data as it is, without a mapping layer.
+ * `secret/data/saas-project/<env>/<group>`, and the keys each must hold: all declared in
+ * agent-config/secret-catalogue.json (generated into secret-catalogue.generated.ts). The key
+ * names are Vault's own, so a snapshot is the KV data as it is, without a mapping layer.
  */
-export const secretGroups = ['database', 'api-keys', 'app'] as const;
-export type SecretGroup = (typeof secretGroups)[number];
-
-export interface Secrets {
-  readonly database: { readonly username: string; readonly password: string };
-  readonly 'api-keys': { readonly webhook_signing_key: string };
-  /** Newest first: the first key signs, every key verifies (rotation keeps old cookies valid). */
-  readonly app: { readonly session_keys: readonly string[] };
-}
+export { secretGroups, type SecretGroup, type Secrets };
 
 export function secretPath(appEnv: string, group: SecretGroup): string {
   return `secret/data/saas-project/${appEnv}/${group}`;
@@ -37,55 +32,51 @@ export function groupPath(appEnv: string, group: SecretGroup, mode: CredentialsM
 }
 
 // Messages say what is wrong with a value and never show it: convict prefixes the key.
-convict.addFormats({
-  'secret-string': {
-    validate(value: unknown) {
-      if (typeof value !== 'string' || value.length === 0) throw new Error('must be a non-empty string');
-    },
-  },
-  'strong-key': {
-    validate(value: unknown) {
-      if (typeof value !== 'string' || value.length < 32) {
-        throw new Error('must be a string of at least 32 characters');
-      }
-    },
-  },
-  'strong-key-list': {
-    validate(value: unknown) {
-      if (!Array.isArray(value) || value.length === 0) throw new Error('must be a non-empty list of keys');
-      for (const key of value) {
-        if (typeof key !== 'string' || key.length < 32) {
-          throw new Error('every key must be a string of at least 32 characters');
-        }
-      }
-    },
-  },
-});
+function stringOf(minLength: number): (value: unknown) => void {
+  return (value) => {
+    if (typeof value !== 'string' || value.length < minLength) {
+      throw new Error(minLength <= 1 ? 'must be a non-empty string' : `must be a string of at least ${minLength} characters`);
+    }
+  };
+}
 
-/** No `env` and no `arg` on any key: a secret can only come from Vault, never the environment. */
-export const secretSchema = {
-  database: {
-    username: { doc: 'PostgreSQL user', format: 'secret-string', default: '', sensitive: true },
-    password: { doc: 'PostgreSQL password', format: 'secret-string', default: '', sensitive: true },
-  },
-  'api-keys': {
-    webhook_signing_key: {
-      doc: 'HMAC key signing outbound webhooks', format: 'strong-key', default: '', sensitive: true,
-    },
-  },
-  app: {
-    session_keys: {
-      doc: 'session cookie keys, newest first', format: 'strong-key-list', default: [] as string[], sensitive: true,
-    },
-  },
-};
+function listOf(minLength: number): (value: unknown) => void {
+  return (value) => {
+    if (!Array.isArray(value) || value.length === 0) throw new Error('must be a non-empty list of keys');
+    for (const key of value) {
+      if (typeof key !== 'string' || key.length < minLength) {
+        throw new Error(`every key must be a string of at least ${minLength} characters`);
+      }
+    }
+  };
+}
+
+function keySchema(spec: SecretKeySpec) {
+  return spec.type === 'string-list'
+    ? { doc: spec.doc, format: listOf(spec.minLength), default: [] as string[], sensitive: true }
+    : { doc: spec.doc, format: stringOf(spec.minLength), default: '', sensitive: true };
+}
+
+/**
+ * The convict schema of a catalogue. No `env` and no `arg` on any key: a secret can only
+ * come from Vault, never the environment.
+ */
+export function schemaOf(catalogue: SecretCatalogue) {
+  return Object.fromEntries(Object.entries(catalogue.groups).map(([group, spec]) => [
+    group, Object.fromEntries(Object.entries(spec.keys).map(([key, keySpec]) => [key, keySchema(keySpec)])),
+  ]));
+}
+
+export const secretSchema = schemaOf(secretCatalogue);
 
 /**
  * Validates one set of secrets with a fresh convict instance: `load()` merges into an
  * instance, so reusing one would keep keys a newer render removed. Unknown keys fail.
  */
 export function validateSecrets(data: Record<SecretGroup, Record<string, unknown>>): Secrets {
-  const config = convict(secretSchema, { env: {}, args: [] });
+  // The schema and the Secrets type are generated from the same catalogue, and strict
+  // validation leaves only what the schema declares: the cast is what convict cannot infer.
+  const config = convict(secretSchema as convict.Schema<Secrets>, { env: {}, args: [] });
   config.load(data);
   config.validate({ allowed: 'strict' });
   return config.getProperties();
