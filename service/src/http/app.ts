@@ -1,7 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa from 'koa';
-import helmet from 'koa-helmet';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
@@ -9,6 +8,7 @@ import { DatabaseReadiness } from './database-readiness.js';
 import { DrainState, drainMiddleware } from './drain.js';
 import { errorHandler, requestLog } from './errors.js';
 import { requestId } from './request-id.js';
+import { securityHeaders } from './security-headers.js';
 import { useSessionKeys } from './session.js';
 import { gateMiddleware, type TrafficGate } from './traffic-gate.js';
 
@@ -52,7 +52,7 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(requestId());
   app.use(errorHandler(logger, () => { database.failed(); }));
   app.use(requestLog(logger));
-  app.use(helmet());
+  app.use(securityHeaders());
   app.use(drainMiddleware(drain));
   app.use(gateMiddleware(gate, retryAfterSeconds));
   app.use(async (ctx, next) => {
