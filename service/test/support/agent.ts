@@ -21,13 +21,15 @@ export async function prepareAgentDir(
   server: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
   appEnv = 'dev',
   bootstrapEnv: NodeJS.ProcessEnv = {},
+  /** The project whose agent-config and bootstrap to use: a copy (support/project-copy.ts), or this one. */
+  project = repoRoot,
 ): Promise<AgentDir> {
   const dir = await tempDir('agent');
   const credentialsDir = join(dir, 'credentials');
   const secretsDir = join(dir, 'secrets');
-  await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
+  await symlink(join(project, 'agent-config'), join(dir, 'config'));
   await mkdir(secretsDir, { mode: 0o750 });
-  const run = await runBootstrap(server, appEnv, credentialsDir, bootstrapEnv);
+  const run = await runBootstrap(server, appEnv, credentialsDir, bootstrapEnv, join(project, 'scripts/bootstrap.sh'));
   if (run.code !== 0) throw new Error(`bootstrap failed (${run.code}): ${run.stderr}`);
   return { dir, credentialsDir, secretsDir, renderedFile: join(secretsDir, 'app.json'), tokenFile: join(secretsDir, 'token') };
 }

@@ -18,6 +18,7 @@ export function runBootstrap(
   appEnv: string,
   credentialsDir: string,
   extraEnv: NodeJS.ProcessEnv = {},
+  script = bootstrapScript,
 ): Promise<ScriptResult> {
   const env = baoEnv(server.dir, {
     VAULT_ADDR: server.addr,
@@ -26,7 +27,7 @@ export function runBootstrap(
     ...extraEnv,
   });
   return new Promise((resolve) => {
-    execFile('sh', [bootstrapScript, appEnv, credentialsDir], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile('sh', [script, appEnv, credentialsDir], { env, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       recordOutput('bootstrap.sh output', `${stdout}\n${stderr}`);
       // The credentials it hands the agent: a role id and a wrapping token.

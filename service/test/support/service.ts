@@ -13,14 +13,15 @@ export interface ServiceProcess {
 
 /**
  * The service's entry point as its own process, configured only by its environment (as
- * `npm start` runs it), through tsx so the suite needs no build step.
+ * `npm start` runs it), through tsx so the suite needs no build step. `project`: the
+ * project to run it from, this one or a copy (support/project-copy.ts).
  */
-export async function spawnService(env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
+export async function spawnService(env: NodeJS.ProcessEnv, project = repoRoot): Promise<ServiceProcess> {
   const port = await freePort();
   const adminPort = await freePort();
   const dir = await tempDir('service');
-  const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(repoRoot, 'service/src/main.ts')], {
-    cwd: repoRoot,
+  const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(project, 'service/src/main.ts')], {
+    cwd: project,
     // No drain delay unless a test asks for one: stop() would otherwise wait DRAIN_DELAY_MS (5 s).
     env: { PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: String(adminPort), DRAIN_DELAY_MS: '0', ...env },
     logFile: join(dir, 'service.log'),
@@ -28,8 +29,8 @@ export async function spawnService(env: NodeJS.ProcessEnv): Promise<ServiceProce
   return { url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, process: proc };
 }
 
-export async function startService(env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
-  const service = await spawnService(env);
+export async function startService(env: NodeJS.ProcessEnv, project = repoRoot): Promise<ServiceProcess> {
+  const service = await spawnService(env, project);
   await waitForHttp(`${service.url}/readyz`, 200, service.process);
   return service;
 }
