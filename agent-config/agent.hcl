@@ -9,37 +9,11 @@
 #   credentials/  role-id and secret-id, written by scripts/bootstrap.sh
 #   secrets/      a tmpfs shared with the service: the token sink and the rendered file
 # The server's address comes from VAULT_ADDR (BAO_ADDR for bao). The template reads APP_ENV.
-# config/env/<APP_ENV>.hcl adds what differs per environment: how often KV is re-read, and
-# how long failures are retried before the agent gives up.
-
-auto_auth {
-  method "approle" {
-    # Between failed logins the agent waits from min_backoff, doubling, up to max_backoff: after
-    # an unseal, or a secret id that was missing, it tries again within 30 s. The agent also
-    # gives these bounds to the template retries (env/<env>.hcl counts them).
-    min_backoff = "1s"
-    max_backoff = "30s"
-    config = {
-      role_id_file_path   = "credentials/role-id"
-      secret_id_file_path = "credentials/secret-id"
-      # The secret id then lives only in the agent's memory, and it is single-use in
-      # production: every login needs a new file. scripts/prod/deliver-secret-ids.sh keeps one
-      # waiting (the compose files run it as secret-id-courier), so a login at the max TTL, after
-      # a revoked token or after a restart finds one.
-      remove_secret_id_file_after_reading = true
-      # The file holds a response-wrapped secret id: the agent unwraps it, and refuses a
-      # wrapping token that was not created by this role's secret-id endpoint.
-      secret_id_response_wrapping_path = "auth/approle/role/saas-app-role/secret-id"
-    }
-  }
-
-  sink "file" {
-    config = {
-      path = "secrets/token"
-      mode = 0440
-    }
-  }
-}
+# config/env/<APP_ENV>.hcl adds what differs per environment: the AppRole auto-auth (the
+# wrapped secret id must come from that environment's role, saas-app-<env>: one role per
+# application and environment, scripts/lib/app-name.sh), how often KV is re-read, and how long
+# failures are retried before the agent gives up. An agent merges auto_auth whole from the
+# last file that has one, so the block lives there entirely.
 
 template {
   source      = "config/secrets.json.ctmpl"

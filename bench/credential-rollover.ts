@@ -311,7 +311,7 @@ runBenchmark(async () => {
     /** An unwrapped secret id in a file of its own (SDK mode reads VAULT_SECRET_ID_FILE). */
     const secretIdFile = async (name: string): Promise<string> => {
       const { secret_id: secretId } = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST',
-        'auth/approle/role/saas-app-role/secret-id', {});
+        'auth/approle/role/saas-app-dev/secret-id', {});
       const file = join(await tempDir(`${name}-secret`), 'secret-id');
       await writeFile(file, secretId, { mode: 0o600 });
       return file;

@@ -83,7 +83,7 @@ runBenchmark(async () => {
     const name = `sdk-${variant}`;
     const dir = await tempDir(name);
     const { secret_id: secretId } = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST',
-      'auth/approle/role/saas-app-role/secret-id', { metadata: JSON.stringify({ bench_client: name }) });
+      'auth/approle/role/saas-app-dev/secret-id', { metadata: JSON.stringify({ bench_client: name }) });
     await writeFile(join(dir, 'role-id'), role);
     await writeFile(join(dir, 'secret-id'), secretId);
     const port = await freePort();

@@ -3,7 +3,7 @@
 # userpass user; real deployments bind it to their OIDC or LDAP group instead.
 #
 # What it leaves out on purpose: sys/policies writes, sys/auth and sys/mounts writes, and any
-# auth/* configuration beyond the app's AppRole role. An admin can therefore neither grant
+# auth/* configuration beyond the app's AppRole roles. An admin can therefore neither grant
 # itself (or the app) more than this file says, nor mount or enable anything: that takes a
 # root token regenerated from a quorum of unseal keys (scripts/prod/generate-root.sh).
 
@@ -40,16 +40,21 @@ path "secret/metadata/saas-infra/*" {
   capabilities = ["read", "list"]
 }
 
-# The app's AppRole role: its TTLs and secret id limits are the admin's to tune, but the
-# policies its tokens carry are not. allowed_parameters denies every field not listed
+# The app's AppRole roles, one per environment (saas-app-<env>, each bound to the policy of the
+# same name by scripts/bootstrap.sh), listed one by one: a glob such as saas-app-* would also
+# cover every path under the role. Their TTLs and secret id limits are the admin's to tune, but
+# the policies their tokens carry are not. allowed_parameters denies every field not listed
 # (policies, token_period, token_type, bind_secret_id, token_no_default_policy...), and
-# token_policies only as one of the app's read-only policies: attaching saas-admin (or any
-# other policy) to the app's tokens is refused (403), and so is a JSON list, which Vault
-# compares whole against these strings.
-path "auth/approle/role/saas-app-role" {
+# token_policies only as the environment's own read-only policy: attaching saas-admin (or any
+# other policy, another environment's included) to the app's tokens is refused (403), and so is
+# a JSON list, which Vault compares whole against these strings. Under each role: its role id
+# (read only, to hand to a new agent: a chosen role id is not needed), and its secret ids: list
+# their accessors, look one up, destroy one (rotation, kill switch); `update` on secret-id also
+# lets an admin mint one in an emergency, the orchestrator does it daily.
+path "auth/approle/role/saas-app-dev" {
   capabilities = ["read", "update"]
   allowed_parameters = {
-    "token_policies"        = ["saas-app-dev", "saas-app-staging", "saas-app-prod"]
+    "token_policies"        = ["saas-app-dev"]
     "token_ttl"             = []
     "token_max_ttl"         = []
     "token_num_uses"        = []
@@ -59,25 +64,84 @@ path "auth/approle/role/saas-app-role" {
     "secret_id_bound_cidrs" = []
   }
 }
-# The role id, to hand to a new agent. Read only: a chosen role id is not needed.
-path "auth/approle/role/saas-app-role/role-id" {
+path "auth/approle/role/saas-app-dev/role-id" {
   capabilities = ["read"]
 }
-# Secret ids: list their accessors, look one up, destroy one (rotation, kill switch). `update`
-# on secret-id also lets an admin mint one in an emergency; the orchestrator does it daily.
-path "auth/approle/role/saas-app-role/secret-id" {
+path "auth/approle/role/saas-app-dev/secret-id" {
   capabilities = ["update", "list"]
 }
-path "auth/approle/role/saas-app-role/secret-id/lookup" {
+path "auth/approle/role/saas-app-dev/secret-id/lookup" {
   capabilities = ["update"]
 }
-path "auth/approle/role/saas-app-role/secret-id/destroy" {
+path "auth/approle/role/saas-app-dev/secret-id/destroy" {
   capabilities = ["update"]
 }
-path "auth/approle/role/saas-app-role/secret-id-accessor/lookup" {
+path "auth/approle/role/saas-app-dev/secret-id-accessor/lookup" {
   capabilities = ["update"]
 }
-path "auth/approle/role/saas-app-role/secret-id-accessor/destroy" {
+path "auth/approle/role/saas-app-dev/secret-id-accessor/destroy" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-staging" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "token_policies"        = ["saas-app-staging"]
+    "token_ttl"             = []
+    "token_max_ttl"         = []
+    "token_num_uses"        = []
+    "token_bound_cidrs"     = []
+    "secret_id_ttl"         = []
+    "secret_id_num_uses"    = []
+    "secret_id_bound_cidrs" = []
+  }
+}
+path "auth/approle/role/saas-app-staging/role-id" {
+  capabilities = ["read"]
+}
+path "auth/approle/role/saas-app-staging/secret-id" {
+  capabilities = ["update", "list"]
+}
+path "auth/approle/role/saas-app-staging/secret-id/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-staging/secret-id/destroy" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-staging/secret-id-accessor/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-staging/secret-id-accessor/destroy" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-prod" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "token_policies"        = ["saas-app-prod"]
+    "token_ttl"             = []
+    "token_max_ttl"         = []
+    "token_num_uses"        = []
+    "token_bound_cidrs"     = []
+    "secret_id_ttl"         = []
+    "secret_id_num_uses"    = []
+    "secret_id_bound_cidrs" = []
+  }
+}
+path "auth/approle/role/saas-app-prod/role-id" {
+  capabilities = ["read"]
+}
+path "auth/approle/role/saas-app-prod/secret-id" {
+  capabilities = ["update", "list"]
+}
+path "auth/approle/role/saas-app-prod/secret-id/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-prod/secret-id/destroy" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-prod/secret-id-accessor/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/saas-app-prod/secret-id-accessor/destroy" {
   capabilities = ["update"]
 }
 
@@ -88,39 +152,43 @@ path "auth/approle/role/saas-app-role/secret-id-accessor/destroy" {
 path "auth/token/create/saas-orchestrator" {
   capabilities = ["update"]
 }
-# Revoke one token by its accessor (a leaked orchestrator token, one app token) without
-# holding the token itself.
+# The kill switch (scripts/prod/kill-switch.sh) revokes the app's tokens one by one. Vault files
+# an AppRole login's lease under auth/approle/login/ whatever the role, so no lease prefix tells
+# one role's tokens apart, and an accessor is random: the script lists the accessors (LIST takes
+# sudo), looks each up for its path and its metadata role_name, and revokes those of
+# saas-app-<env>. Vault's ACL cannot tie lookup-accessor and revoke-accessor to a role: these
+# three paths are the only ones here that reach past this application (see the plan,
+# section 6); the rest of the kill switch (secret ids, database leases) is scoped by path.
+path "auth/token/accessors" {
+  capabilities = ["list", "sudo"]
+}
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
 path "auth/token/revoke-accessor" {
   capabilities = ["update"]
 }
-
-# The kill switch (scripts/prod/kill-switch.sh): revoke every token AppRole has issued (the
-# app's, and their children), and the app's dynamic database credentials. Vault requires
-# sudo on revoke-prefix.
-path "sys/leases/revoke-prefix/auth/approle/login" {
-  capabilities = ["update", "sudo"]
-}
+# The app's dynamic database credentials, which the kill switch revokes by prefix (Vault
+# requires sudo on revoke-prefix), and the listing of what it would revoke (sudo too).
 path "sys/leases/revoke-prefix/database/creds/saas-app-*" {
   capabilities = ["update", "sudo"]
 }
-# See what the kill switch would revoke (listing leases needs sudo too).
-path "sys/leases/lookup/auth/approle/login" {
-  capabilities = ["list", "sudo"]
-}
-path "sys/leases/lookup/database/creds/*" {
+path "sys/leases/lookup/database/creds/saas-app-*" {
   capabilities = ["list", "sudo"]
 }
 
 # Recovery: an agent that kept logging in with a dead secret id locks the role id (5 failures,
 # 15 minutes). The unlock needs the AppRole mount's accessor, which `vault auth list` shows;
-# reading sys/auth changes nothing (enabling a method is a write on sys/auth/<path>).
+# reading sys/auth changes nothing (enabling a method is a write on sys/auth/<path>). Only
+# under an AppRole mount's accessor (auth_approle_...): a locked admin user of userpass stays
+# locked. A role id is random, so the unlock cannot be tied to this application's roles.
 path "sys/auth" {
   capabilities = ["read"]
 }
 path "sys/locked-users" {
   capabilities = ["read"]
 }
-path "sys/locked-users/+/unlock/+" {
+path "sys/locked-users/auth_approle_*" {
   capabilities = ["update"]
 }
 

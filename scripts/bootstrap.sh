@@ -3,14 +3,19 @@
 #
 #   bootstrap.sh <env> <credentials-dir>
 #
-# <env> is dev, staging or prod. The role id and a response-wrapped secret id for the AppRole
-# role are written to <credentials-dir>/role-id and <credentials-dir>/secret-id (mode 0400):
+# <env> is dev, staging or prod. Names come from APP_NAME (scripts/lib/app-name.sh; default
+# saas): the policy and the AppRole role are both <app>-app-<env>, one role per application and
+# environment, so bootstrapping one never touches another's role; the policy is
+# policies/saas-app-<env>.hcl with saas- replaced by <app>-. The role id and a response-wrapped
+# secret id for that role are written to <credentials-dir>/role-id and
+# <credentials-dir>/secret-id (mode 0400):
 # that is how the Vault Agent receives them. The agent unwraps the secret id once; a wrapping
 # token someone else already unwrapped makes its login fail loudly (possible interception).
 #
 # Environment:
 #   VAULT_ADDR, VAULT_TOKEN   the server and a token allowed to configure it (required)
 #   VAULT_CLI                 the CLI to run: `vault` (default) or `bao`
+#   APP_NAME                  the application (default saas): see scripts/lib/app-name.sh
 #   ROLE_TOKEN_TTL            token_ttl of the role (default 5m)
 #   ROLE_TOKEN_MAX_TTL        token_max_ttl (default 1h)
 #   ROLE_SECRET_ID_TTL        secret_id_ttl (default 24h)
@@ -47,9 +52,12 @@ case $app_env in
   dev | staging | prod) ;;
   *) fail "unknown environment '$app_env': expected dev, staging or prod" ;;
 esac
-policy_name="saas-app-$app_env"
-policy_file="$policy_dir/$policy_name.hcl"
+# app, app_kv_prefix, app_role, app_policy
+. "$here/lib/app-name.sh"
+policy_name=$(app_role "$app_env")
+policy_file="$policy_dir/saas-app-$app_env.hcl"
 [ -r "$policy_file" ] || fail "policy file $policy_file not found or not readable"
+policy_text=$(app_policy "$policy_file")
 
 cli=${VAULT_CLI:-vault}
 command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
@@ -58,7 +66,7 @@ command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (
 # bao reads BAO_* before VAULT_*: make both CLIs act on the same server with the same token.
 unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
 
-role=saas-app-role
+role=$policy_name
 role_path="auth/approle/role/$role"
 token_ttl=${ROLE_TOKEN_TTL:-5m}
 token_max_ttl=${ROLE_TOKEN_MAX_TTL:-1h}
@@ -112,10 +120,10 @@ fi
 
 # 3. The read-only policy of this environment.
 current_policy=$("$cli" policy read "$policy_name" 2>/dev/null || true)
-if [ "$current_policy" = "$(cat "$policy_file")" ]; then
+if [ "$current_policy" = "$policy_text" ]; then
   say "policy $policy_name unchanged"
 else
-  "$cli" policy write "$policy_name" "$policy_file" >/dev/null 2>"$errors" ||
+  printf '%s\n' "$policy_text" | "$cli" policy write "$policy_name" - >/dev/null 2>"$errors" ||
     fail "cannot write policy $policy_name: $(reason)"
   if [ -z "$current_policy" ]; then say "created policy $policy_name"; else say "updated policy $policy_name"; fi
 fi
@@ -146,7 +154,7 @@ random_hex() {
   od -An -vtx1 -N"$1" /dev/urandom | tr -d ' \n'
 }
 put_example() {
-  path="saas-project/$app_env/$1"
+  path="$app_kv_prefix/$app_env/$1"
   if "$cli" kv metadata get -mount=secret "$path" >/dev/null 2>&1; then
     say "secret/data/$path exists, left as it is"
     return

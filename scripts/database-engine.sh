@@ -5,7 +5,8 @@
 #
 #   database-engine.sh <env>
 #
-# <env> is dev, staging or prod. In Vault it writes:
+# <env> is dev, staging or prod. The names below are those of APP_NAME=saas (the default); another
+# APP_NAME puts its own name in place of saas (scripts/lib/app-name.sh). In Vault it writes:
 #   database/                          the engine (plugin postgresql-database-plugin, built into
 #                                      HashiCorp Vault and OpenBao alike)
 #   database/config/saas-<env>         the connection, as DATABASE_ADMIN_USER, allowed_roles
@@ -22,6 +23,7 @@
 # Environment:
 #   VAULT_ADDR, VAULT_TOKEN        the server and a token allowed to configure it (required)
 #   VAULT_CLI                      the CLI to run: `vault` (default) or `bao`
+#   APP_NAME                       the application (default saas)
 #   DATABASE_ADDRESS               host:port of PostgreSQL as the VAULT SERVER reaches it (required)
 #   DATABASE_NAME                  the database (default saas)
 #   DATABASE_ADMIN_USER            the role Vault connects as (default vault_admin)
@@ -119,8 +121,10 @@ max_ttl_s=$(seconds DB_CREDS_MAX_TTL "$max_ttl")
 [ "$ttl_s" -gt 0 ] || fail "DB_CREDS_TTL must be longer than 0 (got '$ttl')"
 [ "$ttl_s" -le "$max_ttl_s" ] || fail "DB_CREDS_TTL ($ttl) is longer than DB_CREDS_MAX_TTL ($max_ttl)"
 
-connection=saas-$app_env
-role=saas-app-$app_env
+# app, app_role, app_connection, app_db_group (APP_NAME, default saas)
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/app-name.sh"
+connection=$(app_connection "$app_env")
+role=$(app_role "$app_env")
 
 # JSON as Vault prints it, without layout: what the comparisons below look at.
 flat() {
@@ -221,6 +225,7 @@ statements=$(
 ]
 JSON
 )
+statements=$(printf '%s\n' "$statements" | sed "s/saas_app_owner/$app_db_group/g")
 role_field() {
   "$cli" read "$@" "database/roles/$role" 2>/dev/null || true
 }

@@ -17,7 +17,8 @@
 # Passwords reach PostgreSQL as SCRAM-SHA-256 verifiers only (set_role_password, below): no
 # statement, and so no statement log, holds one in clear.
 #
-# Environment: PG_CREDENTIALS_DIR (default /pg-init), APP_DATABASE (default saas),
+# Environment: PG_CREDENTIALS_DIR (default /pg-init), APP_DATABASE (default saas), APP_NAME
+# (default saas: the group role is <app>_app_owner),
 # DATABASE_ADMIN_USER (default vault_admin), and psql's connection from POSTGRES_USER /
 # POSTGRES_DB (as the postgres image sets them) or PG* variables.
 set -eu
@@ -61,6 +62,14 @@ admin_user=${DATABASE_ADMIN_USER:-vault_admin}
 case $database in
   '' | *[!A-Za-z0-9_]*) fail "APP_DATABASE must be letters, digits and _ (got '$database')" ;;
 esac
+# The group role is <app>_app_owner, as scripts/lib/app-name.sh names it (this file runs alone
+# in the PostgreSQL container: the rule is repeated here). The statements below name
+# saas_app_owner, the default's, and are given to psql with the application's name in it.
+app=${APP_NAME:-saas}
+case $app in
+  '' | [!a-z]* | *[!a-z0-9]*) fail "APP_NAME must be lowercase letters and digits, starting with a letter (got '$app')" ;;
+esac
+owner=${app}_app_owner
 
 has_app=false
 if [ -e "$dir/app-username" ] || [ -e "$dir/app-password" ]; then
@@ -80,9 +89,9 @@ fi
 # psql runs the backquoted `cat` itself: the username is in neither argv nor the environment.
 # Passwords are set after, by set_role_password: never in a statement.
 export APP_USERNAME_FILE="$dir/app-username"
-psql -v ON_ERROR_STOP=1 -v app_database="$database" -v admin_user="$admin_user" \
+sed "s/saas_app_owner/$owner/g" <<'SQL' | psql -v ON_ERROR_STOP=1 -v app_database="$database" -v admin_user="$admin_user" \
   -v has_app="$has_app" -v has_admin="$has_admin" -q \
-  --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'SQL'
+  --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}"
 -- A re-run grants what is granted already: no notice about it.
 SET client_min_messages = warning;
 SELECT 'CREATE ROLE saas_app_owner NOLOGIN'

@@ -270,11 +270,11 @@ export async function readAudit(file: string): Promise<AuditEntry[]> {
 
 export async function createSecretId(server: BaoDevServer): Promise<string> {
   const data = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST',
-    'auth/approle/role/saas-app-role/secret-id', {});
+    'auth/approle/role/saas-app-dev/secret-id', {});
   return data.secret_id;
 }
 
 export async function roleId(server: BaoDevServer): Promise<string> {
-  const data = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-role/role-id');
+  const data = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-dev/role-id');
   return data.role_id;
 }

@@ -22,7 +22,8 @@
 # A sealed or unreachable Vault is logged and tried again at the next interval; this never gives
 # up on its own. It stops on SIGTERM or SIGINT.
 #
-# Environment: VAULT_ADDR, VAULT_CACERT, VAULT_CLI (vault or bao);
+# Environment: VAULT_ADDR, VAULT_CACERT, VAULT_CLI (vault or bao); APP_ENV (dev, staging or prod,
+# required) and APP_NAME (default saas), which name the role <app>-app-<env> it mints for;
 #   DELIVERY_INTERVAL             how often it looks at the file (default 30s)
 #   SECRET_ID_MAX_AGE             a waiting file older than this is replaced (default 5m)
 #   WRAP_TTL                      the wrapping token's TTL (default 10m, the most the
@@ -52,6 +53,11 @@ renew_ms=$(milliseconds ORCHESTRATOR_RENEW_INTERVAL "$renew_every")
 [ $((max_age_ms + interval_ms)) -lt "$wrap_ttl_ms" ] ||
   fail "WRAP_TTL ($wrap_ttl) must be longer than SECRET_ID_MAX_AGE + DELIVERY_INTERVAL ($max_age + $interval): a file could expire before the agent reads it"
 [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
+case ${APP_ENV:-} in
+  dev | staging | prod) ;;
+  *) fail "APP_ENV must be dev, staging or prod (got '${APP_ENV:-}'): it names the role the secret ids are for" ;;
+esac
+. "$here/../lib/app-name.sh"
 [ -d "$credentials_dir" ] || fail "$credentials_dir is not a folder (the agent's credentials)"
 [ -r "$token_file" ] || fail "$token_file is not a readable file (the orchestrator token)"
 
@@ -74,7 +80,7 @@ deliver() {
   echo "deliver-secret-ids: delivered a wrapped secret id to $file ($1; wrap TTL $wrap_ttl)"
 }
 
-echo "deliver-secret-ids: keeping a wrapped secret id at $file (every $interval; replaced after $max_age; wrap TTL $wrap_ttl)"
+echo "deliver-secret-ids: keeping a wrapped secret id of $(app_role "$APP_ENV") at $file (every $interval; replaced after $max_age; wrap TTL $wrap_ttl)"
 last_renew=$(date +%s)
 while :; do
   age=$(age_ms)

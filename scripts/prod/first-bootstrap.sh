@@ -16,7 +16,8 @@
 #   5. revokes the root token, and checks it no longer works.
 #
 # Environment: VAULT_ADDR, VAULT_CACERT, VAULT_CLI (vault or bao); ROLE_* and
-# ROLE_SECRET_ID_BOUND_CIDRS pass through to bootstrap.sh;
+# ROLE_SECRET_ID_BOUND_CIDRS and APP_NAME (default saas: the names <app>-admin,
+# <app>-orchestrator, <app>-app-<env>) pass through to bootstrap.sh;
 #   ADMIN_PASSWORD_FILE          a file whose first line is the admin's password (required: the
 #                                password itself never goes through argv or the environment)
 #   ADMIN_USERNAME               the userpass user (default admin)
@@ -66,11 +67,14 @@ ROLE_SECRET_ID_NUM_USES=${ROLE_SECRET_ID_NUM_USES:-1} \
   SECRET_ID_WRAP_TTL=${SECRET_ID_WRAP_TTL:-5m} \
   sh "$here/../bootstrap.sh" "$app_env" "$credentials_dir" || fail "bootstrap.sh failed (see above)"
 
+# The shipped policies name the application saas; another APP_NAME gets them with saas- replaced
+# by <app>- (scripts/lib/app-name.sh).
+. "$here/../lib/app-name.sh"
 policies=$here/../../policies
-"$cli" policy write saas-orchestrator "$policies/saas-orchestrator.hcl" >/dev/null ||
-  fail "cannot write policy saas-orchestrator"
-"$cli" policy write saas-admin "$policies/saas-admin.hcl" >/dev/null || fail "cannot write policy saas-admin"
-echo "first-bootstrap: wrote the policies saas-orchestrator and saas-admin"
+app_policy "$policies/saas-orchestrator.hcl" | "$cli" policy write "$app-orchestrator" - >/dev/null ||
+  fail "cannot write policy $app-orchestrator"
+app_policy "$policies/saas-admin.hcl" | "$cli" policy write "$app-admin" - >/dev/null || fail "cannot write policy $app-admin"
+echo "first-bootstrap: wrote the policies $app-orchestrator and $app-admin"
 
 # The admin's way in. userpass is the example; real deployments bind saas-admin to their OIDC
 # or LDAP group instead (specs/vault/plan-vault.md, section 5).
@@ -82,11 +86,11 @@ else
   "$cli" auth enable userpass >/dev/null || fail "cannot enable the userpass auth method"
   echo "first-bootstrap: enabled userpass at auth/userpass"
 fi
-printf '%s' "$admin_password" | "$cli" write "auth/userpass/users/$admin_user" password=- token_policies=saas-admin \
+printf '%s' "$admin_password" | "$cli" write "auth/userpass/users/$admin_user" password=- token_policies="$app-admin" \
   token_ttl="$admin_ttl" token_max_ttl="$admin_max_ttl" >/dev/null ||
   fail "cannot write the userpass user $admin_user (ADMIN_TOKEN_TTL $admin_ttl, ADMIN_TOKEN_MAX_TTL $admin_max_ttl)"
 admin_password=''
-echo "first-bootstrap: wrote the admin user $admin_user (policy saas-admin, token_ttl $admin_ttl, token_max_ttl $admin_max_ttl)"
+echo "first-bootstrap: wrote the admin user $admin_user (policy $app-admin, token_ttl $admin_ttl, token_max_ttl $admin_max_ttl)"
 
 # Mounting an engine is a sys/mounts write, which saas-admin leaves out: done here, once.
 if "$cli" read -field=type sys/mounts/database >/dev/null 2>&1; then
@@ -99,15 +103,15 @@ fi
 # A token role, so that a new orchestrator token later comes from an admin (saas-admin may use
 # only this role) and carries saas-orchestrator and nothing else. Orphan: it outlives the
 # admin token that created it.
-"$cli" write auth/token/roles/saas-orchestrator allowed_policies=saas-orchestrator orphan=true renewable=true \
+"$cli" write "auth/token/roles/$app-orchestrator" allowed_policies="$app-orchestrator" orphan=true renewable=true \
   token_period="$orchestrator_period" >/dev/null ||
-  fail "cannot write the token role saas-orchestrator (ORCHESTRATOR_TOKEN_PERIOD $orchestrator_period)"
+  fail "cannot write the token role $app-orchestrator (ORCHESTRATOR_TOKEN_PERIOD $orchestrator_period)"
 umask 077
-"$cli" token create -role=saas-orchestrator -field=token >"$orchestrator_file.partial" ||
+"$cli" token create -role="$app-orchestrator" -field=token >"$orchestrator_file.partial" ||
   { rm -f "$orchestrator_file.partial"; fail "cannot create the orchestrator token"; }
 chmod 0400 "$orchestrator_file.partial"
 mv "$orchestrator_file.partial" "$orchestrator_file"
-echo "first-bootstrap: wrote the orchestrator token (policy saas-orchestrator, period $orchestrator_period: renew it with scripts/prod/renew-orchestrator-token.sh) to $orchestrator_file"
+echo "first-bootstrap: wrote the orchestrator token (policy $app-orchestrator, period $orchestrator_period: renew it with scripts/prod/renew-orchestrator-token.sh) to $orchestrator_file"
 
 revoke_root
 trap - EXIT

@@ -66,7 +66,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
   });
 
   it('works with a response-wrapped secret id, given once', async function () {
-    const response = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+    const response = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-dev/secret-id`, {
       method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '30s' },
     });
     const wrappingToken = ((await response.json()) as { wrap_info: { token: string } }).wrap_info.token;

@@ -62,6 +62,15 @@ convict.addFormat({
   coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
 });
 
+convict.addFormat({
+  name: 'app-name',
+  validate: (value: unknown) => {
+    if (typeof value !== 'string' || !/^[a-z][a-z0-9]{0,19}$/.test(value)) {
+      throw new Error('must be lowercase letters and digits, starting with a letter, at most 20');
+    }
+  },
+});
+
 function isHttpUrl(value: string): boolean {
   return URL.canParse(value) && ['http:', 'https:'].includes(new URL(value).protocol);
 }
@@ -69,6 +78,10 @@ function isHttpUrl(value: string): boolean {
 /** The service's non-secret settings, all from its environment, read once at start. */
 export const settingsSchema = {
   appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
+  appName: {
+    doc: 'the application: its AppRole role is <name>-app-<env> (lowercase letters and digits, as scripts/lib/app-name.sh)',
+    format: 'app-name', default: 'saas', env: 'APP_NAME',
+  },
   port: { doc: 'HTTP port', format: 'strict-port', default: 3000, env: 'PORT' },
   adminPort: {
     doc: 'the operator\'s port: GET /status and GET /metrics, outside the traffic gate', format: 'strict-port', default: 3001,
@@ -151,6 +164,7 @@ export const settingsSchema = {
 
 export interface Settings {
   readonly appEnv: 'dev' | 'staging' | 'prod';
+  readonly appName: string;
   readonly port: number;
   readonly adminPort: number;
   readonly adminHost: string;

@@ -1,7 +1,7 @@
 import { rereadIntervalMs } from '../config/settings.js';
 import { sourceVersions } from '../config/snapshot.js';
 import { StartupError } from '../config/startup-error.js';
-import { AppRoleCredentials } from '../vault/approle-credentials.js';
+import { AppRoleCredentials, appRoleName } from '../vault/approle-credentials.js';
 import { SdkTokenRenewer } from '../vault/sdk-token-renewer.js';
 import type { ModeContext, SecretsSource } from './agent-mode.js';
 import { SdkRefresher } from './sdk-refresher.js';
@@ -14,7 +14,7 @@ import { loginAndLoad } from './sdk-source.js';
  */
 export async function sdkMode({ settings, env, api, holder, report, rules, logger, started }: ModeContext): Promise<SecretsSource> {
   // Step 1: the credentials leave the environment before anything else happens.
-  const credentials = await AppRoleCredentials.take(env);
+  const credentials = await AppRoleCredentials.take(env, appRoleName(settings.appName, settings.appEnv));
   if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: SDK mode needs the address of Vault');
   const { snapshot, login, reads } = await loginAndLoad({
     api, credentials, appEnv: settings.appEnv, databaseCredentials: settings.databaseCredentials, logger,

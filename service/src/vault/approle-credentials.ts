@@ -3,8 +3,10 @@ import { StartupError } from '../config/startup-error.js';
 import type { VaultApi } from './vault-api.js';
 import { isTransient } from './vault-error.js';
 
-export const appRoleName = 'saas-app-role';
-const secretIdCreationPath = `auth/approle/role/${appRoleName}/secret-id`;
+/** The AppRole role of one application in one environment, as scripts/lib/app-name.sh names it. */
+export function appRoleName(appName: string, appEnv: string): string {
+  return `${appName}-app-${appEnv}`;
+}
 
 /** Every variable that may carry AppRole credentials; all are removed from the environment. */
 export const credentialVariables = [
@@ -49,16 +51,19 @@ function only(env: Record<string, string | undefined>, names: readonly string[],
 export class AppRoleCredentials {
   readonly roleId: string;
   readonly #source: SecretIdSource;
+  readonly #creationPath: string;
   #secretId: string | undefined;
   #unwrapped: string | undefined;
 
-  private constructor(roleId: string, source: SecretIdSource) {
+  private constructor(roleId: string, source: SecretIdSource, role: string) {
     this.roleId = roleId;
     this.#source = source;
+    this.#creationPath = `auth/approle/role/${role}/secret-id`;
     if (source.kind === 'value') this.#secretId = source.value;
   }
 
-  static async take(env: NodeJS.ProcessEnv): Promise<AppRoleCredentials> {
+  /** `role` is the AppRole role a wrapped secret id must come from (appRoleName). */
+  static async take(env: NodeJS.ProcessEnv, role: string): Promise<AppRoleCredentials> {
     const values = Object.fromEntries(credentialVariables.map((name) => [name, env[name]]));
     removeCredentialVariables(env);
     const roleVariable = only(values, ['VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE'], 'role id');
@@ -73,7 +78,7 @@ export class AppRoleCredentials {
       : secretVariable === 'VAULT_WRAPPED_SECRET_ID' ? { kind: 'wrapped', variable: secretVariable, token: given }
       : { kind: 'wrapped-file', variable: secretVariable, path: given };
     if (source.kind === 'file' || source.kind === 'wrapped-file') await readNamedFile(source.variable, source.path);
-    return new AppRoleCredentials(roleId, source);
+    return new AppRoleCredentials(roleId, source, role);
   }
 
   /** The secret id for the next login. */
@@ -124,8 +129,8 @@ export class AppRoleCredentials {
         'interception; someone else may have unwrapped the secret id first; destroy the role\'s secret ids and find ' +
         'out who before issuing a new one');
     }
-    if (creationPath !== secretIdCreationPath) {
-      throw intercepted(`was created at ${creationPath}, not at ${secretIdCreationPath}`);
+    if (creationPath !== this.#creationPath) {
+      throw intercepted(`was created at ${creationPath}, not at ${this.#creationPath}`);
     }
     try {
       this.#secretId = await api.unwrapSecretId(token);

@@ -609,7 +609,8 @@ describe('docker-compose.yml', function () {
       expect(env.get('VAULT_ADDR')).to.equal('http://vault:8200');
       expect(env.get('APP_ENV')).to.equal('dev');
 
-      const hcl = await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8');
+      const hcl = (await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8')) +
+        await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8');
       expect(hcl).to.include('"credentials/role-id"').and.include('"credentials/secret-id"');
       const sink = /path\s*=\s*"secrets\/([^"]+)"/.exec(hcl)?.[1];
       const rendered = /destination\s*=\s*"secrets\/([^"]+)"/.exec(hcl)?.[1];
@@ -756,10 +757,10 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(first.stdout).to.include('postgres-credentials: wrote superuser-password, app-username and app-password');
   });
 
-  it('ran the bootstrap: policy saas-app-dev and role saas-app-role exist', async function () {
+  it('ran the bootstrap: policy saas-app-dev and role saas-app-dev exist', async function () {
     const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/saas-app-dev');
     expect(policy.policy).to.equal(await readFile(join(repoRoot, 'policies/saas-app-dev.hcl'), 'utf8'));
-    const role = await vaultData<{ token_policies: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-role');
+    const role = await vaultData<{ token_policies: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-dev');
     expect(role.token_policies).to.deep.equal(['saas-app-dev']);
   });
 
@@ -807,7 +808,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(role.token_period).to.equal(24 * 3600);
     const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/saas-orchestrator');
     expect(policy.policy).to.equal(await readFile(join(repoRoot, 'policies/saas-orchestrator.hcl'), 'utf8'));
-    const unwrapped = await vaultRequest(server.addr, token, 'POST', 'auth/approle/role/saas-app-role/secret-id', {});
+    const unwrapped = await vaultRequest(server.addr, token, 'POST', 'auth/approle/role/saas-app-dev/secret-id', {});
     expect(unwrapped.status, 'a secret id without wrapping').to.equal(403);
     expect(first.stdout + first.stderr).not.to.include(token);
   });

@@ -49,7 +49,7 @@ describe('policies/saas-app-<env>.hcl, as a real bao server reads them', functio
           ...others.map((other) => `secret/data/saas-project/${other}/database`),
           'sys/mounts',
           'sys/policies/acl/saas-app-dev',
-          'auth/approle/role/saas-app-role/secret-id',
+          'auth/approle/role/saas-app-dev/secret-id',
         ];
         for (const path of paths) expect(await capabilities(env, path), path).to.deep.equal(['deny']);
       });

@@ -69,7 +69,7 @@ async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentia
 const testOperatorPolicy = `
 path "sys/seal" { capabilities = ["update", "sudo"] }
 path "sys/policies/acl/*" { capabilities = ["read"] }
-path "auth/approle/role/saas-app-role" { capabilities = ["read"] }
+path "auth/approle/role/saas-app-prod" { capabilities = ["read"] }
 path "secret/data/*" { capabilities = ["create", "update", "read"] }
 `;
 
@@ -145,25 +145,25 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
     const run = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, orchestratorTokenFile],
       node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ADMIN_PASSWORD_FILE: adminPasswordFile }), `${init.root_token}\n`);
     expect(run.code, run.stderr).to.equal(0);
-    expect(run.stdout).to.contain('bootstrap: wrote role saas-app-role (policy saas-app-prod');
+    expect(run.stdout).to.contain('bootstrap: wrote role saas-app-prod (policy saas-app-prod');
     expect(run.stdout).to.contain('secret_id_num_uses 1');
     expect(run.stdout).to.contain('the root token is revoked');
 
     const rootLookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, init.root_token);
     expect(rootLookup.status).to.equal(403);
-    const role = await httpsGet(`${node.addr}/v1/auth/approle/role/saas-app-role`, tls, operatorToken);
+    const role = await httpsGet(`${node.addr}/v1/auth/approle/role/saas-app-prod`, tls, operatorToken);
     expect(role.body).to.nested.include({ 'data.secret_id_num_uses': 1, 'data.token_ttl': 6 });
     expect(((await stat(orchestratorTokenFile)).mode & 0o777).toString(8)).to.equal('400');
   });
 
   it('the orchestrator token mints only wrapped secret ids, and nothing else', async function () {
     const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
-    const unwrapped = await bao(node, orchestrator, ['write', '-f', 'auth/approle/role/saas-app-role/secret-id']);
+    const unwrapped = await bao(node, orchestrator, ['write', '-f', 'auth/approle/role/saas-app-prod/secret-id']);
     expect(unwrapped.code).to.not.equal(0);
     const reads = await httpsGet(`${node.addr}/v1/secret/data/saas-project/prod/database`, tls, orchestrator);
     expect(reads.status).to.equal(403);
     const out = join(await tempDir('wrapped'), 'secret-id');
-    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [out], node.cliEnv({ VAULT_TOKEN: orchestrator }));
+    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [out], node.cliEnv({ VAULT_TOKEN: orchestrator, APP_ENV: 'prod' }));
     expect(issued.code, issued.stderr).to.equal(0);
     expect(((await stat(out)).mode & 0o777).toString(8)).to.equal('400');
   });
@@ -185,7 +185,7 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
     // A secret id in clear, for the assertion: minted wrapped by the orchestrator, unwrapped here.
     const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
     const wrappedFile = join(await tempDir('wrapped'), 'secret-id');
-    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [wrappedFile], node.cliEnv({ VAULT_TOKEN: orchestrator }));
+    const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [wrappedFile], node.cliEnv({ VAULT_TOKEN: orchestrator, APP_ENV: 'prod' }));
     expect(issued.code, issued.stderr).to.equal(0);
     const wrappingToken = (await readFile(wrappedFile, 'utf8')).trim();
     const unwrapped = await bao(node, wrappingToken, ['unwrap', '-field=secret_id']);
@@ -232,7 +232,7 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
     // fresh wrapped one, which the orchestrator drops.
     const orchestrator = (await readFile(orchestratorTokenFile, 'utf8')).trim();
     const issued = await runScript('scripts/prod/issue-wrapped-secret-id.sh', [join(credentials, 'secret-id')],
-      node.cliEnv({ VAULT_TOKEN: orchestrator }));
+      node.cliEnv({ VAULT_TOKEN: orchestrator, APP_ENV: 'prod' }));
     expect(issued.code, issued.stderr).to.equal(0);
     await timeUntil(url, 200, 30_000);
   });

@@ -332,9 +332,9 @@ describe('reliability under faults (issue 9): the service as a process under ste
     let recoveryMs = NaN;
     const samples = await underLoad('token and secret id revoked', async () => {
       await sleep(1000);
-      const accessors = await vaultData<{ keys: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-role/secret-id?list=true');
+      const accessors = await vaultData<{ keys: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-dev/secret-id?list=true');
       for (const accessor of accessors.keys) {
-        await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role/secret-id-accessor/destroy', { secret_id_accessor: accessor });
+        await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev/secret-id-accessor/destroy', { secret_id_accessor: accessor });
       }
       const revoked = Date.now();
       await revokeTokens();

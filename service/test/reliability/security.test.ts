@@ -72,9 +72,9 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
       registerSecret('role id', roleId);
       let secretId: string;
       if (variant === 'VAULT_SECRET_ID_FILE') {
-        secretId = (await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role/secret-id')).secret_id;
+        secretId = (await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev/secret-id')).secret_id;
       } else {
-        const minted = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+        const minted = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-dev/secret-id`, {
           method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
         });
         secretId = ((await minted.json()) as { wrap_info: { token: string } }).wrap_info.token;
@@ -100,7 +100,8 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
   }
 
   it('writes the rendered file and the token sink with the modes agent.hcl sets, and removes the secret id file after reading it', async function () {
-    const config = await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8');
+    const config = (await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8')) +
+      await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8');
     const sinkMode = Number.parseInt(/sink "file"[\s\S]*?mode\s*=\s*(0[0-7]+)/.exec(config)?.[1] ?? '', 8);
     const templatePerms = Number.parseInt(/template \{[\s\S]*?perms\s*=\s*"(0[0-7]+)"/.exec(config)?.[1] ?? '', 8);
     expect([sinkMode, templatePerms]).to.deep.equal([0o440, 0o440]);
@@ -128,7 +129,7 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
       ['read sys/auth', 'GET', 'sys/auth'],
       ['create a token', 'POST', 'auth/token/create', {}],
       ['create an orphan token', 'POST', 'auth/token/create-orphan', {}],
-      ['mint a secret id', 'POST', 'auth/approle/role/saas-app-role/secret-id', {}],
+      ['mint a secret id', 'POST', 'auth/approle/role/saas-app-dev/secret-id', {}],
       ['read another environment', 'GET', 'secret/data/saas-project/prod/app'],
       ['read staging', 'GET', 'secret/data/saas-project/staging/database'],
     ];

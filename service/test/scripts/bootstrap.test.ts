@@ -46,8 +46,8 @@ async function vaultState(server: BaoDevServer) {
     kv: mounts['secret/'],
     approle: auths['approle/'],
     policy: await vaultData(server.addr, root, 'GET', 'sys/policies/acl/saas-app-dev'),
-    role: await vaultData(server.addr, root, 'GET', 'auth/approle/role/saas-app-role'),
-    roleId: await vaultData(server.addr, root, 'GET', 'auth/approle/role/saas-app-role/role-id'),
+    role: await vaultData(server.addr, root, 'GET', 'auth/approle/role/saas-app-dev'),
+    roleId: await vaultData(server.addr, root, 'GET', 'auth/approle/role/saas-app-dev/role-id'),
     secrets,
   };
 }
@@ -72,7 +72,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
       'bootstrap: KV v2 already enabled at secret/',
       'bootstrap: enabled AppRole at auth/approle',
       'bootstrap: created policy saas-app-dev',
-      'bootstrap: wrote role saas-app-role (policy saas-app-dev, token_ttl 5m, token_max_ttl 1h, secret_id_ttl 24h, secret_id_num_uses 30)',
+      'bootstrap: wrote role saas-app-dev (policy saas-app-dev, token_ttl 5m, token_max_ttl 1h, secret_id_ttl 24h, secret_id_num_uses 30)',
       'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/database',
       'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/api-keys',
       'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/app',
@@ -83,7 +83,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
 
   it('binds the role to the environment policy only, with bounded tokens and secret ids', async function () {
     const role = await vaultData<Record<string, unknown>>(server.addr, server.rootToken, 'GET',
-      'auth/approle/role/saas-app-role');
+      'auth/approle/role/saas-app-dev');
     expect(role).to.include({
       token_ttl: 300,
       token_max_ttl: 3600,
@@ -115,7 +115,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
     }
     const roleId = await readFile(join(credentials, 'role-id'), 'utf8');
     const expected = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET',
-      'auth/approle/role/saas-app-role/role-id');
+      'auth/approle/role/saas-app-dev/role-id');
     expect(roleId).to.equal(expected.role_id);
   });
 
@@ -135,7 +135,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
     const wrapped = (await readFile(join(credentials, 'secret-id'), 'utf8')).trim();
     const lookup = await vaultData<{ creation_path: string; creation_ttl: number }>(server.addr, server.rootToken, 'POST',
       'sys/wrapping/lookup', { token: wrapped });
-    expect(lookup).to.include({ creation_path: 'auth/approle/role/saas-app-role/secret-id', creation_ttl: 600 });
+    expect(lookup).to.include({ creation_path: 'auth/approle/role/saas-app-dev/secret-id', creation_ttl: 600 });
     expect(await unwrapSecretId(server.addr, wrapped)).to.match(/^[0-9a-f-]{36}$/);
     const again = await vaultRequest(server.addr, wrapped, 'POST', 'sys/wrapping/unwrap');
     expect(again.status).to.equal(400);
@@ -195,7 +195,7 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
       ['reads sys/mounts', 'GET', 'sys/mounts'],
       ['reads sys/policies', 'GET', 'sys/policies/acl/saas-app-dev'],
       ['creates a token', 'POST', 'auth/token/create', {}],
-      ['creates a secret id', 'POST', 'auth/approle/role/saas-app-role/secret-id', {}],
+      ['creates a secret id', 'POST', 'auth/approle/role/saas-app-dev/secret-id', {}],
     ];
     for (const [what, method, path, body, contentType] of forbidden) {
       it(`is denied (403) when it ${what}: ${method} ${path}`, async function () {
@@ -247,7 +247,7 @@ describe('scripts/bootstrap.sh secret id limits, against a real bao dev server',
       server.addr, token, 'GET', 'auth/token/lookup-self');
     expect(self.creation_ttl).to.equal(420);
     const role = await vaultData<{ token_max_ttl: number }>(server.addr, server.rootToken, 'GET',
-      'auth/approle/role/saas-app-role');
+      'auth/approle/role/saas-app-dev');
     expect(role.token_max_ttl).to.equal(7200);
   });
 });

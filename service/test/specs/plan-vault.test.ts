@@ -192,7 +192,7 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
 
   it('names the role and the policies the code uses', async function () {
     const roles = new Set([...plan.matchAll(/auth\/approle\/role\/([\w-]+)/g)].map((m) => m[1]));
-    expect([...roles]).to.deep.equal([appRoleName]);
+    expect([...roles]).to.deep.equal([appRoleName('saas', 'dev')]);
     const policies = new Set(plan.match(/saas-app-(?:dev|staging|prod)\b|saas-orchestrator/g) ?? []);
     for (const policy of policies) expect(await exists(join(repoRoot, `policies/${policy}.hcl`)), policy).to.be.true;
     expect(plan).to.contain(await readFile(join(repoRoot, 'policies/saas-app-dev.hcl'), 'utf8').then((hcl) =>

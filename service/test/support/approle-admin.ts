@@ -12,9 +12,9 @@ export async function revokeAppRoleTokens(server: Pick<BaoDevServer, 'addr' | 'r
 
 /** Destroys every secret id of the role, by accessor: nothing can log in with them any more. */
 export async function destroySecretIds(server: Pick<BaoDevServer, 'addr' | 'rootToken'>): Promise<number> {
-  const listed = await vaultData<{ keys: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-role/secret-id?list=true');
+  const listed = await vaultData<{ keys: string[] }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-dev/secret-id?list=true');
   for (const accessor of listed.keys) {
-    await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role/secret-id-accessor/destroy',
+    await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev/secret-id-accessor/destroy',
       { secret_id_accessor: accessor });
   }
   return listed.keys.length;
@@ -22,7 +22,7 @@ export async function destroySecretIds(server: Pick<BaoDevServer, 'addr' | 'root
 
 /** A fresh response-wrapped secret id, as a trusted orchestrator delivers it. */
 export async function wrappedSecretId(server: Pick<BaoDevServer, 'addr' | 'rootToken'>): Promise<string> {
-  const fresh = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+  const fresh = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-dev/secret-id`, {
     method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '120s' },
   });
   return ((await fresh.json()) as { wrap_info: { token: string } }).wrap_info.token;

@@ -94,20 +94,20 @@ function must(what: string, result: { code: number; stderr: string }): void {
   if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${result.stderr.trim()}`);
 }
 
-/** agent-config/ with only its durations divided: backoff in agent.hcl, the render interval in env/prod.hcl. */
+/** agent-config/ with only its durations divided: backoff and the render interval, both in env/prod.hcl. */
 async function scaledAgentConfig(dir: string, d: ProductionDurations): Promise<void> {
   await mkdir(join(dir, 'config/env'), { recursive: true });
   await symlink(join(repoRoot, 'agent-config/secrets.json.ctmpl'), join(dir, 'config/secrets.json.ctmpl'));
+  await symlink(join(repoRoot, 'agent-config/agent.hcl'), join(dir, 'config/agent.hcl'));
   const replaceOnce = (text: string, pattern: RegExp, value: string, file: string) => {
     if (!pattern.test(text)) throw new Error(`${file}: ${String(pattern)} not found`);
     return text.replace(pattern, value);
   };
-  let agent = await readFile(join(repoRoot, 'agent-config/agent.hcl'), 'utf8');
-  agent = replaceOnce(agent, /min_backoff\s*=\s*"[^"]+"/, `min_backoff = "${asDuration(d.minBackoff)}"`, 'agent.hcl');
-  agent = replaceOnce(agent, /max_backoff\s*=\s*"[^"]+"/, `max_backoff = "${asDuration(d.maxBackoff)}"`, 'agent.hcl');
-  await writeFile(join(dir, 'config/agent.hcl'), agent);
-  const prod = replaceOnce(await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8'),
-    /static_secret_render_interval\s*=\s*"[^"]+"/, `static_secret_render_interval = "${asDuration(d.renderInterval)}"`, 'env/prod.hcl');
+  let prod = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
+  prod = replaceOnce(prod, /min_backoff\s*=\s*"[^"]+"/, `min_backoff = "${asDuration(d.minBackoff)}"`, 'env/prod.hcl');
+  prod = replaceOnce(prod, /max_backoff\s*=\s*"[^"]+"/, `max_backoff = "${asDuration(d.maxBackoff)}"`, 'env/prod.hcl');
+  prod = replaceOnce(prod, /static_secret_render_interval\s*=\s*"[^"]+"/,
+    `static_secret_render_interval = "${asDuration(d.renderInterval)}"`, 'env/prod.hcl');
   await writeFile(join(dir, 'config/env/prod.hcl'), prod);
 }
 
@@ -176,7 +176,7 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
     cwd: courierDir, logFile: join(courierDir, 'courier.log'),
     env: node.cliEnv({
       DELIVERY_INTERVAL: asDuration(d.deliveryInterval), SECRET_ID_MAX_AGE: asDuration(d.secretIdMaxAge), WRAP_TTL: asDuration(d.wrapTtl),
-      ORCHESTRATOR_RENEW_INTERVAL: asDuration(d.orchestratorRenewInterval),
+      ORCHESTRATOR_RENEW_INTERVAL: asDuration(d.orchestratorRenewInterval), APP_ENV: 'prod',
     }),
   }));
 

@@ -21,7 +21,7 @@ export interface ProductionDurations {
   readonly secretIdMaxAge: number;
   readonly wrapTtl: number;
   readonly orchestratorRenewInterval: number;
-  /** agent-config/agent.hcl: the agent's login (and template retry) backoff. */
+  /** agent-config/env/prod.hcl's auto_auth: the agent's login (and template retry) backoff. */
   readonly minBackoff: number;
   readonly maxBackoff: number;
   /** agent-config/env/prod.hcl. */
@@ -72,7 +72,6 @@ export async function shippedProduction(): Promise<{ durations: ProductionDurati
   const bootstrap = await shipped('scripts/bootstrap.sh');
   const first = await shipped('scripts/prod/first-bootstrap.sh');
   const courier = await shipped('scripts/prod/deliver-secret-ids.sh');
-  const agent = await shipped('agent-config/agent.hcl');
   const prodHcl = await shipped('agent-config/env/prod.hcl');
   const engine = await shipped('scripts/database-engine.sh');
   const sh = (text: string, file: string, name: string) => durationMs(shellDefault(text, file, name));
@@ -87,8 +86,8 @@ export async function shippedProduction(): Promise<{ durations: ProductionDurati
       secretIdMaxAge: sh(courier, 'deliver-secret-ids.sh', 'SECRET_ID_MAX_AGE'),
       wrapTtl: sh(courier, 'deliver-secret-ids.sh', 'WRAP_TTL'),
       orchestratorRenewInterval: sh(courier, 'deliver-secret-ids.sh', 'ORCHESTRATOR_RENEW_INTERVAL'),
-      minBackoff: durationMs(hclValue(agent, 'agent.hcl', 'min_backoff')),
-      maxBackoff: durationMs(hclValue(agent, 'agent.hcl', 'max_backoff')),
+      minBackoff: durationMs(hclValue(prodHcl, 'env/prod.hcl', 'min_backoff')),
+      maxBackoff: durationMs(hclValue(prodHcl, 'env/prod.hcl', 'max_backoff')),
       renderInterval: durationMs(hclValue(prodHcl, 'env/prod.hcl', 'static_secret_render_interval')),
       leaseTtl: sh(engine, 'database-engine.sh', 'DB_CREDS_TTL'),
       leaseMaxTtl: sh(engine, 'database-engine.sh', 'DB_CREDS_MAX_TTL'),
@@ -124,7 +123,7 @@ export function asDuration(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-/** How long the agent's template retries last before it exits: env/prod.hcl's count, agent.hcl's backoff. */
+/** How long the agent's template retries last before it exits: env/prod.hcl's count and backoff. */
 export function retryBudgetMs(durations: Pick<ProductionDurations, 'minBackoff' | 'maxBackoff'>, counts: ProductionCounts): number {
   let total = 0;
   for (let i = 0; i < counts.numRetries; i++) total += Math.min(durations.minBackoff * 2 ** i, durations.maxBackoff);

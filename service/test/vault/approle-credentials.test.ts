@@ -7,11 +7,13 @@ import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
+const role = 'saas-app-dev';
+
 /** Never contacted: these credentials need no unwrapping. */
 const noVault = nodeVaultApi('http://127.0.0.1:1');
 
 async function takeError(env: NodeJS.ProcessEnv): Promise<Error> {
-  return AppRoleCredentials.take(env).then(() => expect.fail('expected take() to refuse'), (error: unknown) => error as Error);
+  return AppRoleCredentials.take(env, role).then(() => expect.fail('expected take() to refuse'), (error: unknown) => error as Error);
 }
 
 describe('removeCredentialVariables', function () {
@@ -33,7 +35,7 @@ describe('AppRoleCredentials', function () {
 
   it('takes the role id and secret id from the environment and removes every credential variable', async function () {
     const env: NodeJS.ProcessEnv = { VAULT_ROLE_ID: 'role-1', VAULT_SECRET_ID: 'secret-1', HOME: '/home/app' };
-    const credentials = await AppRoleCredentials.take(env);
+    const credentials = await AppRoleCredentials.take(env, role);
     expect(credentials.roleId).to.equal('role-1');
     expect(await credentials.secretId(noVault)).to.equal('secret-1');
     expect(env).to.deep.equal({ HOME: '/home/app' });
@@ -43,7 +45,7 @@ describe('AppRoleCredentials', function () {
     await writeFile(join(dir, 'role-id'), 'role-2\n');
     await writeFile(join(dir, 'secret-id'), 'secret-2\n');
     const env = { VAULT_ROLE_ID_FILE: join(dir, 'role-id'), VAULT_SECRET_ID_FILE: join(dir, 'secret-id') };
-    const credentials = await AppRoleCredentials.take(env);
+    const credentials = await AppRoleCredentials.take(env, role);
     expect(credentials.roleId).to.equal('role-2');
     expect(await credentials.secretId(noVault)).to.equal('secret-2');
     expect(env).to.deep.equal({});
@@ -52,7 +54,7 @@ describe('AppRoleCredentials', function () {
   it('re-reads the secret id file at each login, and keeps the last one once the file is gone', async function () {
     const file = join(dir, 'secret-id');
     await writeFile(file, 'first');
-    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_SECRET_ID_FILE: file });
+    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_SECRET_ID_FILE: file }, role);
     expect(await credentials.secretId(noVault)).to.equal('first');
     await writeFile(file, 'fresh from the orchestrator');
     expect(await credentials.secretId(noVault)).to.equal('fresh from the orchestrator');
@@ -88,14 +90,14 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
   before(async function () {
     server = await startBaoDevServer();
     await vaultData(server.addr, server.rootToken, 'POST', 'sys/auth/approle', { type: 'approle' });
-    await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-role', { token_ttl: '5m' });
+    await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev', { token_ttl: '5m' });
   });
   after(async function () {
     await server.stop();
   });
 
   async function wrappedSecretId(): Promise<string> {
-    const response = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-role/secret-id`, {
+    const response = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-dev/secret-id`, {
       method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
     });
     return ((await response.json()) as { wrap_info: { token: string } }).wrap_info.token;
@@ -103,12 +105,12 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
 
   it('unwraps the secret id once and logs in with it', async function () {
     const api = nodeVaultApi(server.addr);
-    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'unused', VAULT_WRAPPED_SECRET_ID: await wrappedSecretId() });
+    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'unused', VAULT_WRAPPED_SECRET_ID: await wrappedSecretId() }, role);
     const secretId = await credentials.secretId(api);
     expect(secretId).to.match(/^[0-9a-f-]{36}$/);
     expect(await credentials.secretId(api), 'the second login reuses the unwrapped secret id').to.equal(secretId);
     const roleId = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET',
-      'auth/approle/role/saas-app-role/role-id');
+      'auth/approle/role/saas-app-dev/role-id');
     expect((await api.loginAppRole(roleId.role_id, secretId)).policies).to.include('default');
   });
 
@@ -116,7 +118,7 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
     const api = nodeVaultApi(server.addr);
     const file = join(await tempDir('wrapped'), 'wrapped-secret-id');
     await writeFile(file, await wrappedSecretId());
-    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID_FILE: file });
+    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID_FILE: file }, role);
     const first = await credentials.secretId(api);
     expect(await credentials.secretId(api)).to.equal(first);
     await writeFile(file, await wrappedSecretId());
@@ -130,7 +132,7 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
     const token = await wrappedSecretId();
     const thief = await vaultRequest(server.addr, token, 'POST', 'sys/wrapping/unwrap');
     expect(thief.status).to.equal(200);
-    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID: token });
+    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID: token }, role);
     const error = await credentials.secretId(nodeVaultApi(server.addr)).catch((e: unknown) => e as Error);
     expect((error as Error).message).to.equal(
       'the wrapping token in VAULT_WRAPPED_SECRET_ID is invalid, expired or was already used. Expired: it waited ' +
@@ -147,9 +149,9 @@ describe('AppRoleCredentials with a response-wrapped secret id, against a real b
       body: JSON.stringify({ secret_id: 'attacker-chosen' }),
     });
     const token = ((await wrapped.json()) as { wrap_info: { token: string } }).wrap_info.token;
-    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID: token });
+    const credentials = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'r', VAULT_WRAPPED_SECRET_ID: token }, role);
     const error = await credentials.secretId(nodeVaultApi(server.addr)).catch((e: unknown) => e as Error);
     expect((error as Error).message).to.match(
-      /^the wrapping token in VAULT_WRAPPED_SECRET_ID was created at sys\/wrapping\/wrap, not at auth\/approle\/role\/saas-app-role\/secret-id: possible interception/);
+      /^the wrapping token in VAULT_WRAPPED_SECRET_ID was created at sys\/wrapping\/wrap, not at auth\/approle\/role\/saas-app-dev\/secret-id: possible interception/);
   });
 });

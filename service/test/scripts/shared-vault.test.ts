@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { runScript } from '../support/bao-server.js';
+import { runBootstrap } from '../support/bootstrap.js';
+import { registerSecret } from '../support/leak-scan.js';
+import { startService, type ServiceProcess } from '../support/service.js';
+import { tempDir } from '../support/temp-dirs.js';
+import { vaultData, vaultRequest } from '../support/vault-http.js';
+
+interface RoleState {
+  roleId: string;
+  policies: string[];
+  secretIds: string[];
+}
+
+describe('two applications and two environments on one real bao dev server', function () {
+  this.timeout(120_000);
+  let server: BaoDevServer;
+  let saasDev: string;
+  let billingDev: string;
+  let service: ServiceProcess | undefined;
+
+  const roleState = async (role: string): Promise<RoleState> => {
+    const root = server.rootToken;
+    const listed = await vaultRequest(server.addr, root, 'LIST', `auth/approle/role/${role}/secret-id`);
+    return {
+      roleId: (await vaultData<{ role_id: string }>(server.addr, root, 'GET', `auth/approle/role/${role}/role-id`)).role_id,
+      policies: (await vaultData<{ token_policies: string[] }>(server.addr, root, 'GET', `auth/approle/role/${role}`)).token_policies,
+      secretIds: listed.status === 200 ? (listed.body as { data: { keys: string[] } }).data.keys.sort() : [],
+    };
+  };
+  /** A login as the agent makes it: the wrapped secret id unwrapped, then AppRole. */
+  const login = async (credentials: string): Promise<string> => {
+    const wrapping = (await readFile(join(credentials, 'secret-id'), 'utf8')).trim();
+    const { secret_id: secretId } = await vaultData<{ secret_id: string }>(server.addr, wrapping, 'POST', 'sys/wrapping/unwrap');
+    registerSecret('secret id', secretId);
+    const roleId = (await readFile(join(credentials, 'role-id'), 'utf8')).trim();
+    const response = await vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', { role_id: roleId, secret_id: secretId });
+    const token = (response.body as { auth: { client_token: string } }).auth.client_token;
+    registerSecret('app token', token);
+    return token;
+  };
+  const tokenStatus = async (token: string) => (await vaultRequest(server.addr, token, 'GET', 'auth/token/lookup-self')).status;
+
+  before(async function () {
+    server = await startBaoDevServer();
+    saasDev = await tempDir('saas-dev');
+    billingDev = await tempDir('billing-dev');
+    const saas = await runBootstrap(server, 'dev', saasDev);
+    expect(saas.code, saas.stderr).to.equal(0);
+    const billing = await runBootstrap(server, 'dev', billingDev, { APP_NAME: 'billing' });
+    expect(billing.code, billing.stderr).to.equal(0);
+    expect(billing.stdout).to.contain('wrote role billing-app-dev (policy billing-app-dev,');
+  });
+
+  after(async function () {
+    await service?.process.stop();
+    await server.stop();
+  });
+
+  it('gives each application its own policy, reading only its own KV prefix', async function () {
+    const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/billing-app-dev');
+    expect(policy.policy).to.contain('path "secret/data/billing-project/dev/*"').and.contain('path "database/creds/billing-app-dev"');
+    expect(policy.policy).to.not.contain('saas-');
+    const token = await login(billingDev);
+    expect((await vaultRequest(server.addr, token, 'GET', 'secret/data/billing-project/dev/api-keys')).status).to.equal(200);
+    expect((await vaultRequest(server.addr, token, 'GET', 'secret/data/saas-project/dev/api-keys')).status).to.equal(403);
+  });
+
+  it('bootstrapping another environment or application leaves the other roles as they were', async function () {
+    const before = { saas: await roleState('saas-app-dev'), billing: await roleState('billing-app-dev') };
+    const staging = await runBootstrap(server, 'staging', await tempDir('saas-staging'));
+    expect(staging.code, staging.stderr).to.equal(0);
+    expect(staging.stdout).to.contain('wrote role saas-app-staging (policy saas-app-staging,');
+    const again = await runBootstrap(server, 'dev', await tempDir('billing-again'), { APP_NAME: 'billing' });
+    expect(again.code, again.stderr).to.equal(0);
+    expect(again.stdout).to.contain('role billing-app-dev unchanged');
+    expect(await roleState('saas-app-dev')).to.deep.equal(before.saas);
+    // A new credentials folder gets a new wrapped secret id: billing's own role, and only it.
+    const billing = await roleState('billing-app-dev');
+    expect({ roleId: billing.roleId, policies: billing.policies }).to.deep.equal({ roleId: before.billing.roleId, policies: ['billing-app-dev'] });
+    expect((await roleState('saas-app-staging')).policies).to.deep.equal(['saas-app-staging']);
+  });
+
+  it('kill-switch.sh as billing-admin takes billing\'s tokens and secret ids away; saas keeps serving', async function () {
+    // saas in dev: a service of its own (SDK mode, as the start tests run it) and an agent-like token.
+    const saasToken = await login(saasDev);
+    const wrappedFile = join(await tempDir('saas-wrapped'), 'secret-id');
+    const minted = await fetch(`${server.addr}/v1/auth/approle/role/saas-app-dev/secret-id`, {
+      method: 'POST', headers: { 'X-Vault-Token': server.rootToken, 'X-Vault-Wrap-TTL': '60s' },
+    });
+    const wrappingToken = ((await minted.json()) as { wrap_info: { token: string } }).wrap_info.token;
+    registerSecret('wrapping token', wrappingToken);
+    await writeFile(wrappedFile, wrappingToken, { mode: 0o400 });
+    service = await startService({
+      SECRETS_MODE: 'sdk', APP_ENV: 'dev', VAULT_ADDR: server.addr, TOKEN_CHECK_MAX_INTERVAL_MS: '1000',
+      VAULT_ROLE_ID_FILE: join(saasDev, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: wrappedFile,
+    });
+    const saasBefore = await roleState('saas-app-dev');
+
+    // billing in dev: two tokens, as after a re-login, and one secret id waiting.
+    const billingTokens: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      // The file the last login consumed: bootstrap.sh writes a fresh wrapped secret id.
+      const again = await runBootstrap(server, 'dev', billingDev, { APP_NAME: 'billing' });
+      expect(again.code, again.stderr).to.equal(0);
+      billingTokens.push(await login(billingDev));
+    }
+    await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/approle/role/billing-app-dev/secret-id');
+
+    // billing's admin: the shipped saas-admin.hcl as first-bootstrap.sh writes it for APP_NAME=billing.
+    const rendered = (await readFile(join(repoRoot, 'policies/saas-admin.hcl'), 'utf8')).replaceAll('saas-', 'billing-');
+    await vaultData(server.addr, server.rootToken, 'PUT', 'sys/policies/acl/billing-admin', { policy: rendered });
+    const admin = (await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create',
+      { policies: ['billing-admin'], ttl: '10m' })).body as { auth: { client_token: string } };
+    registerSecret('billing admin token', admin.auth.client_token);
+    // The admin cannot reach saas's role.
+    expect((await vaultRequest(server.addr, admin.auth.client_token, 'LIST', 'auth/approle/role/saas-app-dev/secret-id')).status).to.equal(403);
+
+    const killed = await runScript('scripts/prod/kill-switch.sh', ['dev'], baoEnv(server.dir, {
+      VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: baoBin, APP_NAME: 'billing',
+    }));
+    expect(killed.code, killed.stderr).to.equal(0);
+    expect(killed.stdout).to.match(/destroyed [1-9]\d* secret id\(s\) of billing-app-dev/);
+    expect(killed.stdout).to.contain(`revoked ${billingTokens.length + 1} token(s) AppRole issued for billing-app-dev`);
+    expect(killed.stdout).to.contain('database/creds/billing-app-dev');
+
+    for (const token of billingTokens) expect(await tokenStatus(token), 'billing token').to.equal(403);
+    expect((await roleState('billing-app-dev')).secretIds).to.deep.equal([]);
+    expect(await tokenStatus(saasToken), 'saas token').to.equal(200);
+    expect(await roleState('saas-app-dev')).to.deep.equal(saasBefore);
+    // Two check intervals later the saas service still serves.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+  });
+
+  it('refuses an APP_NAME that could match another application\'s names', async function () {
+    for (const name of ['saas-x', 'Billing', '9lives', 'a_b']) {
+      const run = await runBootstrap(server, 'dev', await tempDir('bad-name'), { APP_NAME: name });
+      expect(run.code, name).to.equal(1);
+      expect(run.stderr, name).to.contain(`APP_NAME must be lowercase letters and digits, starting with a letter (got '${name}')`);
+    }
+  });
+});
