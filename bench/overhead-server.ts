@@ -29,7 +29,7 @@ import { ProjectStore } from '../service/src/db/projects.js';
 import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp } from '../service/src/http/app.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
-import { requestLog } from '../service/src/http/errors.js';
+import { requestLog } from '../service/src/http/request-log.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger, logOutput } from '../service/src/log/logger.js';

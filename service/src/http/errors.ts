@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { requestLineLogger, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 
 const codes: Record<number, string> = {
   400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
@@ -66,20 +66,6 @@ export function errorHandler(logger: Logger, onDatabaseUnavailable: () => void =
         ctx.status = 500;
         ctx.body = { error: { code: 'internal_error', message: 'internal error' } };
       }
-    }
-  };
-}
-
-/** One line per request: method, path, status, duration. Never headers, cookies or bodies. */
-export function requestLog(logger: Logger): Middleware {
-  const lines = requestLineLogger(logger);
-  return async (ctx, next) => {
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      lines.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
-        'request');
     }
   };
 }

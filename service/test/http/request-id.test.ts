@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { errorHandler, requestLog } from '../../src/http/errors.js';
+import { errorHandler } from '../../src/http/errors.js';
+import { requestLog } from '../../src/http/request-log.js';
 import { requestId } from '../../src/http/request-id.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
