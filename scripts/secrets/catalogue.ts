@@ -7,9 +7,10 @@ export const cataloguePath = 'agent-config/secret-catalogue.json';
 
 // Names end up in Vault paths, JSON keys, shell words and Go template field accesses:
 // `.Data.data.<key>` is what makes error_on_missing_key fail on a missing key (`index` would
-// not), so a key must be a Go identifier.
-const groupName = z.string().regex(/^[a-z][a-z0-9-]*$/, 'a group name is lower-case letters, digits and dashes');
-const keyName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a key name is letters, digits and underscores');
+// not), so a key must be a Go identifier. Docs end up in TypeScript comments.
+const groupName = /^[a-z][a-z0-9-]*$/;
+const keyName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const doc = z.string().min(1).refine((text) => !text.includes('*/'), 'a doc cannot hold */');
 
 const example = z.union([
   z.strictObject({ fixed: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a fixed example is letters, digits, _ . -') }),
@@ -19,16 +20,16 @@ const example = z.union([
 const keySpec = z.strictObject({
   type: z.enum(['string', 'string-list']),
   minLength: z.number().int().min(1),
-  doc: z.string().min(1),
+  doc,
   example,
 });
 
 const catalogueSchema = z.strictObject({
   $comment: z.string().optional(),
-  groups: z.record(groupName, z.strictObject({
-    doc: z.string().min(1),
+  groups: z.record(z.string(), z.strictObject({
+    doc,
     source: z.enum(['kv', 'kv-or-database-engine']),
-    keys: z.record(keyName, keySpec).refine((keys) => Object.keys(keys).length > 0, 'a group has at least one key'),
+    keys: z.record(z.string(), keySpec).refine((keys) => Object.keys(keys).length > 0, 'a group has at least one key'),
   })),
 });
 
@@ -50,10 +51,12 @@ export function checkCatalogue(json: unknown): SecretCatalogue {
     problems.push('groups.database: the service needs a database group with source kv-or-database-engine');
   }
   for (const [group, spec] of Object.entries(groups)) {
+    if (!groupName.test(group)) problems.push(`groups.${group}: a group name is lower-case letters, digits and dashes`);
     if (spec.source === 'kv-or-database-engine' && group !== 'database') {
       problems.push(`groups.${group}: only the database group can come from the database engine`);
     }
     for (const [key, keySpec] of Object.entries(spec.keys)) {
+      if (!keyName.test(key)) problems.push(`groups.${group}.keys.${key}: a key name is letters, digits and underscores`);
       if (spec.source === 'kv-or-database-engine' && !databaseEngineKeys.includes(key)) {
         problems.push(`groups.${group}.keys.${key}: the database engine issues only ${databaseEngineKeys.join(' and ')}`);
       }
