@@ -31,7 +31,9 @@ app_env=${APP_ENV:-dev}
 [ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set"
 unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
 
-admin_path="saas-infra/$app_env/postgres"
+# app_kv_prefix, app_infra_prefix (APP_NAME, default saas)
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/app-name.sh"
+admin_path="$app_infra_prefix/$app_env/postgres"
 random_hex() {
   od -An -vtx1 -N24 /dev/urandom | tr -d ' \n'
 }
@@ -56,7 +58,7 @@ write() {
   mv -f "$tmp" "$out/$1"
 }
 write superuser-password "$admin_path" superuser_password
-write app-username "saas-project/$app_env/database" username
-write app-password "saas-project/$app_env/database" password
+write app-username "$app_kv_prefix/$app_env/database" username
+write app-password "$app_kv_prefix/$app_env/database" password
 write vault-admin-password "$admin_path" vault_admin_initial_password
 echo "postgres-credentials: wrote superuser-password, app-username and app-password, and vault-admin-password to $out"

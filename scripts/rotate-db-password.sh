@@ -18,7 +18,9 @@ fail() {
 }
 cli=${VAULT_CLI:-vault}
 app_env=${APP_ENV:-dev}
-path="saas-project/$app_env/database"
+# app_kv_prefix (APP_NAME, default saas)
+. "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/app-name.sh"
+path="$app_kv_prefix/$app_env/database"
 [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set"
 [ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set"
 unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
