@@ -160,7 +160,7 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     expect(block).to.not.contain('policy.json');
     expect(block).to.contain('jq -Rs \'{policy: .}\' policies/saas-app-dev.hcl');
     for (const group of secretGroups) expect(block, group).to.match(new RegExp(`-X POST --data @- \\$VAULT_ADDR/v1/secret/data/saas-project/dev/${group}\\n`));
-    expect(block).to.contain('$VAULT_ADDR/v1/auth/approle/role/saas-app-role/role-id | jq -r .data.role_id');
+    expect(block).to.contain('$VAULT_ADDR/v1/auth/approle/role/saas-app-dev/role-id | jq -r .data.role_id');
     expect(block).to.contain('serveur dev, `secret/` existe déjà');
   });
 
@@ -192,7 +192,7 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
 
   it('names the role and the policies the code uses', async function () {
     const roles = new Set([...plan.matchAll(/auth\/approle\/role\/([\w-]+)/g)].map((m) => m[1]));
-    expect([...roles]).to.deep.equal([appRoleName('saas', 'dev')]);
+    for (const role of roles) expect((['dev', 'staging', 'prod'] as const).map((env) => appRoleName('saas', env)), role).to.include(role);
     const policies = new Set(plan.match(/saas-app-(?:dev|staging|prod)\b|saas-orchestrator/g) ?? []);
     for (const policy of policies) expect(await exists(join(repoRoot, `policies/${policy}.hcl`)), policy).to.be.true;
     expect(plan).to.contain(await readFile(join(repoRoot, 'policies/saas-app-dev.hcl'), 'utf8').then((hcl) =>
