@@ -22,7 +22,7 @@ import convict from 'convict';
 import '../service/src/config/secret-schema.js'; // registers the secret formats with convict
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { parseRenderedFile, SecretsFileError } from '../service/src/secrets/rendered-file.js';
-import { randomKey, renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
+import { appScope, randomKey, renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { flag, fmt, machine, machineLine, mdTable, median, percentile, runBenchmark, verdict, writeResult } from './lib/common.js';
 
@@ -56,7 +56,7 @@ runBenchmark(async () => {
   await renderLikeAgent(small, JSON.stringify(renderedDocument('dev', 1)));
   const smallBytes = (await readFile(small)).length;
   const real = await timeIt(iterations, async () => {
-    holder.swap(parseRenderedFile(small, await readFile(small), 'dev', Date.now()));
+    holder.swap(parseRenderedFile(small, await readFile(small), appScope('dev'), Date.now()));
   });
 
   // (2) a 1,000-key rendered file through the real code: refused
@@ -71,7 +71,7 @@ runBenchmark(async () => {
   let refusalLength = 0;
   const refused = await timeIt(iterations, async () => {
     try {
-      parseRenderedFile(big, await readFile(big), 'dev', Date.now());
+      parseRenderedFile(big, await readFile(big), appScope('dev'), Date.now());
       throw new Error('a 1,000-key file was accepted');
     } catch (error) {
       if (!(error instanceof SecretsFileError)) throw error;

@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { parseRenderedFile } from '../service/src/secrets/rendered-file.js';
+import { appScope } from '../service/test/support/rendered-secrets.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../service/src/db/pool-holder.js';
 import { ProjectStore } from '../service/src/db/projects.js';
@@ -37,7 +38,7 @@ const gate = new TrafficGate(logger);
 const stops: (() => Promise<void>)[] = [];
 
 if (variant === 'watch-loop') {
-  const source = new AgentFileSource({ file: secretsFile, appEnv: 'dev', holder, logger, watchFile });
+  const source = new AgentFileSource({ file: secretsFile, scope: appScope('dev'), holder, logger, watchFile });
   source.start();
   await source.firstSnapshot(10_000);
   stops.push(() => source.stop());
@@ -50,7 +51,7 @@ if (variant === 'watch-loop') {
   await lifecycle.start();
   stops.push(() => lifecycle.stop());
 } else {
-  holder.swap(parseRenderedFile(secretsFile, await readFile(secretsFile), 'dev', Date.now()));
+  holder.swap(parseRenderedFile(secretsFile, await readFile(secretsFile), appScope('dev'), Date.now()));
   gate.valid();
 }
 const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);

@@ -36,7 +36,7 @@ import { createLogger, logOutput } from '../service/src/log/logger.js';
 import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
-import { renderedDocument } from '../service/test/support/rendered-secrets.js';
+import { appScope, renderedDocument } from '../service/test/support/rendered-secrets.js';
 
 const [variant = '', portText = '', adminPortText = ''] = process.argv.slice(2);
 const port = Number(portText);
@@ -57,7 +57,7 @@ function plainApp(logged: boolean, withHelmet: boolean): Koa {
 
 async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: AgentTokenWatcher }> {
   const holder = new SnapshotHolder();
-  holder.swap(buildSnapshot('dev', renderedDocument('dev', 1), 'bench-revision', Date.now()));
+  holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 1), 'bench-revision', Date.now()));
   const gate = new TrafficGate(logger);
   let lifecycle: AgentTokenWatcher | undefined;
   if (withLoop) {

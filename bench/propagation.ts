@@ -27,7 +27,7 @@ import { prepareAgentDir, startAgent, waitForFile } from '../service/test/suppor
 import { startBaoDevServer, waitForHttp } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
 import { spawnManaged } from '../service/test/support/processes.js';
-import { randomKey, renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
+import { appScope, randomKey, renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { vaultData } from '../service/test/support/vault-http.js';
 import {
@@ -110,7 +110,7 @@ runBenchmark(async () => {
   await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
   const holder = new SnapshotHolder();
   const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }));
-  const source = new AgentFileSource({ file, appEnv: 'dev', holder, logger, watchFile });
+  const source = new AgentFileSource({ file, scope: appScope('dev'), holder, logger, watchFile });
   source.start();
   await source.firstSnapshot(5000);
   await source.watching();

@@ -102,7 +102,7 @@ runBenchmark(async () => {
   for (const path of extra) {
     await vaultData(server.addr, server.rootToken, 'POST', path, { data: { value: randomKey() } });
   }
-  const three = (['database', 'api-keys', 'app'] as const).map((g) => secretPath('dev', g));
+  const three = (['database', 'api-keys', 'app'] as const).map((g) => secretPath({ appName: 'saas', appEnv: 'dev' }, g));
   const api = nodeVaultApi(server.addr);
   const reads = { 3: { total: [] as number[], reads: [] as number[] }, 30: { total: [] as number[], reads: [] as number[] } };
   const sequential30: number[] = [];

@@ -92,7 +92,7 @@ runBenchmark(async () => {
   // The naive client: every request reads every secret.
   const api = nodeVaultApi(server.addr);
   const naiveSecretId = await createSecretId(server);
-  const paths = (['database', 'api-keys', 'app'] as const).map((g) => secretPath('dev', g));
+  const paths = (['database', 'api-keys', 'app'] as const).map((g) => secretPath({ appName: 'saas', appEnv: 'dev' }, g));
   let naiveToken = (await api.loginAppRole(role, naiveSecretId)).token;
   const naiveAccessors = new Set<string>([await accessorOf(server.addr, server.rootToken, naiveToken)]);
   const readAll = () => Promise.all(paths.map((p) => api.readKv(p, naiveToken)));

@@ -4,31 +4,49 @@ import { secretCatalogue, secretGroups, type SecretGroup, type Secrets } from '.
 
 /**
  * The secret groups the service reads, each a KV v2 path
- * `secret/data/saas-project/<env>/<group>`, and the keys each must hold: all declared in
+ * `secret/data/<app>-project/<env>/<group>`, and the keys each must hold: all declared in
  * agent-config/secret-catalogue.json (generated into secret-catalogue.generated.ts). The key
  * names are Vault's own, so a snapshot is the KV data as it is, without a mapping layer.
  */
 export { secretGroups, type SecretGroup, type Secrets };
 
-export function secretPath(appEnv: string, group: SecretGroup): string {
-  return `secret/data/saas-project/${appEnv}/${group}`;
+/**
+ * Whose secrets: the application (APP_NAME, default saas) and its environment (APP_ENV).
+ * Every Vault name derives from both as scripts/lib/app-name.sh derives them; the settings
+ * are one.
+ */
+export interface AppScope {
+  readonly appName: string;
+  readonly appEnv: string;
+}
+
+/** The KV v2 data path of the environment's groups: secret/data/<app>-project/<env>. */
+export function kvEnvPath({ appName, appEnv }: AppScope): string {
+  return `secret/data/${appName}-project/${appEnv}`;
+}
+
+export function secretPath(scope: AppScope, group: SecretGroup): string {
+  return `${kvEnvPath(scope)}/${group}`;
 }
 
 /**
  * How the service holds its PostgreSQL credentials: `kv`, a static username and password at
- * secretPath(env, 'database') that scripts/rotate-db-password.sh rotates; or `dynamic`, a
+ * secretPath(scope, 'database') that scripts/rotate-db-password.sh rotates; or `dynamic`, a
  * short-lived user Vault's database engine issues under a lease (databaseCredsPath).
  */
 export type CredentialsMode = 'kv' | 'dynamic';
 
-/** Where the database secrets engine issues the app's users (scripts/database-engine.sh). */
-export function databaseCredsPath(appEnv: string): string {
-  return `database/creds/saas-app-${appEnv}`;
+/**
+ * Where the database secrets engine issues the app's users (scripts/database-engine.sh): the
+ * database role has the name of the AppRole role and the policy, <app>-app-<env>.
+ */
+export function databaseCredsPath({ appName, appEnv }: AppScope): string {
+  return `database/creds/${appName}-app-${appEnv}`;
 }
 
 /** Where each group is read from in `mode`: only the database group differs. */
-export function groupPath(appEnv: string, group: SecretGroup, mode: CredentialsMode): string {
-  return group === 'database' && mode === 'dynamic' ? databaseCredsPath(appEnv) : secretPath(appEnv, group);
+export function groupPath(scope: AppScope, group: SecretGroup, mode: CredentialsMode): string {
+  return group === 'database' && mode === 'dynamic' ? databaseCredsPath(scope) : secretPath(scope, group);
 }
 
 // Messages say what is wrong with a value and never show it: convict prefixes the key.

@@ -79,7 +79,8 @@ function isHttpUrl(value: string): boolean {
 export const settingsSchema = {
   appEnv: { doc: 'environment whose secrets the service reads', format: ['dev', 'staging', 'prod'], default: 'dev', env: 'APP_ENV' },
   appName: {
-    doc: 'the application: its AppRole role is <name>-app-<env> (lowercase letters and digits, as scripts/lib/app-name.sh)',
+    doc: 'the application: its secrets are read from secret/data/<name>-project/<env>, its AppRole role, policy and ' +
+      'database role are <name>-app-<env> (lowercase letters and digits, as scripts/lib/app-name.sh)',
     format: 'app-name', default: 'saas', env: 'APP_NAME',
   },
   port: { doc: 'HTTP port', format: 'strict-port', default: 3000, env: 'PORT' },
@@ -125,8 +126,8 @@ export const settingsSchema = {
     default: 10_000, env: 'TOKEN_CHECK_MAX_INTERVAL_MS',
   },
   databaseCredentials: {
-    doc: 'how the PostgreSQL credentials are held: kv (a static user in secret/data/saas-project/<env>/database) or ' +
-      'dynamic (short-lived users from database/creds/saas-app-<env>, under a lease)',
+    doc: 'how the PostgreSQL credentials are held: kv (a static user in secret/data/<app>-project/<env>/database) or ' +
+      'dynamic (short-lived users from database/creds/<app>-app-<env>, under a lease)',
     format: ['kv', 'dynamic'], default: 'kv', env: 'DATABASE_CREDENTIALS',
   },
   secretsRereadIntervalMs: {

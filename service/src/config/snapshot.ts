@@ -1,5 +1,5 @@
 import {
-  groupPath, secretGroups, validateSecrets, type CredentialsMode, type SecretGroup, type Secrets,
+  groupPath, secretGroups, validateSecrets, type AppScope, type CredentialsMode, type SecretGroup, type Secrets,
 } from './secret-schema.js';
 
 /** The lease Vault put on a dynamic secret: renewing, looking up or revoking it goes by `id`. */
@@ -73,7 +73,7 @@ function checkLease(group: string, lease: LeaseRead | undefined): LeaseRead {
  * mode), validates the secrets, and freezes the result.
  */
 export function buildSnapshot(
-  appEnv: string,
+  scope: AppScope,
   reads: Partial<Record<string, SecretRead>>,
   revision: string,
   loadedAt: number,
@@ -85,7 +85,7 @@ export function buildSnapshot(
   for (const group of secretGroups) {
     const read = reads[group];
     if (read === undefined) throw new ConfigError(group, 'missing');
-    const expected = groupPath(appEnv, group, mode);
+    const expected = groupPath(scope, group, mode);
     if (read.path !== expected) {
       const hint = group === 'database' ? ' (DATABASE_CREDENTIALS is ' + mode + ' here: the agent and the service must agree)' : '';
       throw new ConfigError(`${group}.path`, `is ${read.path}, expected ${expected}${hint}`);

@@ -1,5 +1,5 @@
 import { open, stat } from 'node:fs/promises';
-import type { CredentialsMode } from '../config/secret-schema.js';
+import type { AppScope, CredentialsMode } from '../config/secret-schema.js';
 import { sourceVersions, type ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
@@ -10,7 +10,8 @@ import { contentRevision, maxRenderedFileBytes, parseRenderedFile, SecretsFileEr
 export interface AgentFileSourceOptions {
   /** The file Vault Agent renders (SECRETS_FILE). */
   file: string;
-  appEnv: string;
+  /** The application and environment whose paths the file must hold (APP_NAME, APP_ENV). */
+  scope: AppScope;
   /** What the database group must hold: a KV version, or a lease (DATABASE_CREDENTIALS). */
   credentials?: CredentialsMode;
   holder: SnapshotHolder;
@@ -135,7 +136,7 @@ export class AgentFileSource {
   }
 
   async #readOnce(): Promise<void> {
-    const { file, appEnv, holder, logger, now, credentials } = this.#options;
+    const { file, scope, holder, logger, now, credentials } = this.#options;
     let content: Buffer;
     try {
       // One open file: the stat and the content are of the same inode, even mid-rename.
@@ -169,7 +170,7 @@ export class AgentFileSource {
     }
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = parseRenderedFile(file, content, appEnv, now(), credentials);
+      snapshot = parseRenderedFile(file, content, scope, now(), credentials);
     } catch (error) {
       if (!(error instanceof SecretsFileError)) throw error;
       this.#refuse(revision, error);

@@ -53,7 +53,7 @@ export async function agentMode({ settings, env, api, holder, report, rules, log
   removeCredentialVariables(env);
   if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: the service checks the agent\'s token with Vault');
   const source = new AgentFileSource({
-    file: settings.secretsFile, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger, watchFile,
+    file: settings.secretsFile, scope: settings, credentials: settings.databaseCredentials, holder, logger, watchFile,
   });
   started.add('rendered file watch', () => source.stop());
   source.start();

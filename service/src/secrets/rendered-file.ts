@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { CredentialsMode } from '../config/secret-schema.js';
+import type { AppScope, CredentialsMode } from '../config/secret-schema.js';
 import { buildSnapshot, ConfigError, type ConfigSnapshot, type LeaseRead, type SecretRead } from '../config/snapshot.js';
 
 /** Far above any real render; a larger file is refused before it is parsed. */
@@ -37,7 +37,7 @@ function parseLease(file: string, group: string, lease: unknown): LeaseRead | un
  * has `"lease": { "id": ..., "duration": seconds, "renewable": bool }` instead of a version.
  */
 export function parseRenderedFile(
-  file: string, content: Buffer, appEnv: string, loadedAt: number, mode: CredentialsMode = 'kv',
+  file: string, content: Buffer, scope: AppScope, loadedAt: number, mode: CredentialsMode = 'kv',
 ): ConfigSnapshot {
   if (content.length === 0) throw new SecretsFileError(file, undefined, 'is empty');
   if (content.length > maxRenderedFileBytes) {
@@ -65,7 +65,7 @@ export function parseRenderedFile(
     reads[group] = { path, ...(typeof version === 'number' ? { version } : {}), ...(lease === undefined ? {} : { lease }), data };
   }
   try {
-    return buildSnapshot(appEnv, reads, contentRevision(content), loadedAt, mode);
+    return buildSnapshot(scope, reads, contentRevision(content), loadedAt, mode);
   } catch (error) {
     if (error instanceof ConfigError) throw new SecretsFileError(file, error.key, error.reason);
     throw error;

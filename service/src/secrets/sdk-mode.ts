@@ -17,7 +17,7 @@ export async function sdkMode({ settings, env, api, holder, report, rules, logge
   const credentials = await AppRoleCredentials.take(env, appRoleName(settings.appName, settings.appEnv));
   if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: SDK mode needs the address of Vault');
   const { snapshot, login, reads } = await loginAndLoad({
-    api, credentials, appEnv: settings.appEnv, databaseCredentials: settings.databaseCredentials, logger,
+    api, credentials, scope: settings, databaseCredentials: settings.databaseCredentials, logger,
     connectTimeoutMs: settings.vaultConnectTimeoutMs,
   });
   holder.swap(snapshot);
@@ -30,7 +30,7 @@ export async function sdkMode({ settings, env, api, holder, report, rules, logge
   // After the pools close: revoking the token revokes the database user, whose sessions then end.
   started.add('token revocation', () => token.revoke(api));
   const refresher = new SdkRefresher({
-    api, appEnv: settings.appEnv, credentials: settings.databaseCredentials, holder, logger,
+    api, scope: settings, credentials: settings.databaseCredentials, holder, logger,
     token: () => token.token, intervalMs: rereadIntervalMs(settings), initial: reads,
   });
   started.add('secret re-reads', () => refresher.stop());

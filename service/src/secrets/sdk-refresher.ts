@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { groupPath, secretGroups, type CredentialsMode, type SecretGroup } from '../config/secret-schema.js';
+import { groupPath, secretGroups, type AppScope, type CredentialsMode, type SecretGroup } from '../config/secret-schema.js';
 import { sourceVersions, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
@@ -10,7 +10,8 @@ import { invalidSecretsText, readGroup, snapshotOf, type SecretReads } from './s
 
 export interface SdkRefresherOptions {
   api: Pick<VaultApi, 'readKv' | 'readDynamic'>;
-  appEnv: string;
+  /** The application and environment whose secrets are read (APP_NAME, APP_ENV). */
+  scope: AppScope;
   credentials: CredentialsMode;
   holder: SnapshotHolder;
   logger: Logger;
@@ -60,28 +61,28 @@ export class SdkRefresher {
    * is, when Vault refuses or the answer does not validate: the lease keeper decides what that means.
    */
   async replaceCredentials(): Promise<void> {
-    const { api, appEnv, credentials, token } = this.#o;
-    const read = await readGroup(api, token(), appEnv, 'database', credentials);
+    const { api, scope, credentials, token } = this.#o;
+    const read = await readGroup(api, token(), scope, 'database', credentials);
     const reads = { ...this.#reads, database: read };
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = snapshotOf(appEnv, reads, credentials, this.#o.wallClock());
+      snapshot = snapshotOf(scope, reads, credentials, this.#o.wallClock());
     } catch (error) {
-      throw new Error(invalidSecretsText(error, appEnv, credentials), { cause: error });
+      throw new Error(invalidSecretsText(error, scope, credentials), { cause: error });
     }
     this.#reads = reads;
     this.#swap(snapshot, 'new database credentials loaded from Vault');
   }
 
   async #rereadKv(): Promise<void> {
-    const { api, appEnv, credentials, token, logger } = this.#o;
+    const { api, scope, credentials, token, logger } = this.#o;
     // Dynamic credentials are the lease keeper's: reading them here would issue a user per interval.
     const groups = secretGroups.filter((group) => !(group === 'database' && credentials === 'dynamic'));
     const results = await Promise.all(groups.map(async (group) => {
       try {
-        return [group, await readGroup(api, token(), appEnv, group, credentials)] as const;
+        return [group, await readGroup(api, token(), scope, group, credentials)] as const;
       } catch (error) {
-        logger.warn({ path: groupPath(appEnv, group, credentials), problem: failureText(error) },
+        logger.warn({ path: groupPath(scope, group, credentials), problem: failureText(error) },
           'could not read a secret again; keeping the last good configuration');
         return undefined;
       }
@@ -90,9 +91,9 @@ export class SdkRefresher {
     for (const result of results) if (result !== undefined) reads[result[0]] = result[1];
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = snapshotOf(appEnv, reads, credentials, this.#o.wallClock());
+      snapshot = snapshotOf(scope, reads, credentials, this.#o.wallClock());
     } catch (error) {
-      const problem = invalidSecretsText(error, appEnv, credentials);
+      const problem = invalidSecretsText(error, scope, credentials);
       if (problem !== this.#lastRefused) {
         this.#lastRefused = problem;
         logger.error({ problem, keptRevision: this.#o.holder.current?.revision },

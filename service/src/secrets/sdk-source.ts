@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { groupPath, secretGroups, type CredentialsMode, type SecretGroup } from '../config/secret-schema.js';
+import {
+  groupPath, kvEnvPath, secretGroups, type AppScope, type CredentialsMode, type SecretGroup,
+} from '../config/secret-schema.js';
 import { buildSnapshot, ConfigError, type ConfigSnapshot, type SecretRead } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../config/startup-error.js';
-import type { AppRoleCredentials } from '../vault/approle-credentials.js';
+import { appRoleName, type AppRoleCredentials } from '../vault/approle-credentials.js';
 import { retryUntil, type BackoffPolicy } from '../vault/backoff.js';
 import type { LoginResult, VaultApi } from '../vault/vault-api.js';
 import { describeVaultError, isTransient } from '../vault/vault-error.js';
@@ -11,7 +13,8 @@ import { describeVaultError, isTransient } from '../vault/vault-error.js';
 export interface SdkLoadOptions {
   api: VaultApi;
   credentials: AppRoleCredentials;
-  appEnv: string;
+  /** The application and environment whose secrets are read (APP_NAME, APP_ENV). */
+  scope: AppScope;
   /** How the database credentials are held (DATABASE_CREDENTIALS): a KV secret, or a lease. */
   databaseCredentials?: CredentialsMode;
   logger: Logger;
@@ -32,17 +35,17 @@ export type SecretReads = Readonly<Record<SecretGroup, SecretRead>>;
 
 /** One group's read: KV v2, or the database engine's credentials in dynamic mode. */
 export function readGroup(
-  api: Pick<VaultApi, 'readKv' | 'readDynamic'>, token: string, appEnv: string, group: SecretGroup, mode: CredentialsMode,
+  api: Pick<VaultApi, 'readKv' | 'readDynamic'>, token: string, scope: AppScope, group: SecretGroup, mode: CredentialsMode,
 ): Promise<SecretRead> {
-  const path = groupPath(appEnv, group, mode);
+  const path = groupPath(scope, group, mode);
   return group === 'database' && mode === 'dynamic' ? api.readDynamic(path, token) : api.readKv(path, token);
 }
 
 /** The snapshot of a set of reads; its revision is a digest of all of them, so equal reads give equal revisions. */
-export function snapshotOf(appEnv: string, reads: SecretReads, mode: CredentialsMode, loadedAt: number): ConfigSnapshot {
+export function snapshotOf(scope: AppScope, reads: SecretReads, mode: CredentialsMode, loadedAt: number): ConfigSnapshot {
   const ordered = secretGroups.map((group) => [group, reads[group]]);
   const revision = createHash('sha256').update(JSON.stringify(ordered)).digest('hex');
-  return buildSnapshot(appEnv, reads, revision, loadedAt, mode);
+  return buildSnapshot(scope, reads, revision, loadedAt, mode);
 }
 
 const defaultBackoff: BackoffPolicy = { baseMs: 250, capMs: 5000 };
@@ -53,7 +56,7 @@ const defaultBackoff: BackoffPolicy = { baseMs: 250, capMs: 5000 };
  * StartupError naming what is wrong (VAULT_ADDR, the credentials, a path, a policy).
  */
 export async function loginAndLoad(options: SdkLoadOptions): Promise<SdkLoadResult> {
-  const { api, credentials, appEnv, logger } = options;
+  const { api, credentials, scope, logger } = options;
   const mode = options.databaseCredentials ?? 'kv';
   const now = options.now ?? Date.now;
   const deadlineMs = now() + options.connectTimeoutMs;
@@ -79,24 +82,24 @@ export async function loginAndLoad(options: SdkLoadOptions): Promise<SdkLoadResu
 
   const reads = Object.fromEntries(await Promise.all(secretGroups.map(async (group) => {
     try {
-      return [group, await retry(() => readGroup(api, login.token, appEnv, group, mode))] as const;
+      return [group, await retry(() => readGroup(api, login.token, scope, group, mode))] as const;
     } catch (error) {
-      throw readError(error, groupPath(appEnv, group, mode), appEnv, login, api.addr, options.connectTimeoutMs);
+      throw readError(error, groupPath(scope, group, mode), scope, login, api.addr, options.connectTimeoutMs);
     }
   }))) as SecretReads;
   try {
-    return { login, reads, snapshot: snapshotOf(appEnv, reads, mode, now()) };
+    return { login, reads, snapshot: snapshotOf(scope, reads, mode, now()) };
   } catch (error) {
-    throw new StartupError(invalidSecretsText(error, appEnv, mode));
+    throw new StartupError(invalidSecretsText(error, scope, mode));
   }
 }
 
 /** Names the path and key a snapshot failed on: a ConfigError's key starts with the group. */
-export function invalidSecretsText(error: unknown, appEnv: string, mode: CredentialsMode): string {
+export function invalidSecretsText(error: unknown, scope: AppScope, mode: CredentialsMode): string {
   if (!(error instanceof ConfigError)) throw error;
   const group = error.key.split('.')[0] ?? '';
   const where = (secretGroups as readonly string[]).includes(group)
-    ? groupPath(appEnv, group as SecretGroup, mode) : 'the secrets';
+    ? groupPath(scope, group as SecretGroup, mode) : 'the secrets';
   return `${where}: ${error.key}: ${error.reason}`;
 }
 
@@ -122,19 +125,19 @@ function loginError(error: unknown, addr: string, timeoutMs: number): Error {
   return new StartupError(`AppRole login at ${addr} failed: ${failure.status ?? ''} ${failure.detail}`.trim());
 }
 
-function readError(error: unknown, path: string, appEnv: string, login: LoginResult, addr: string, timeoutMs: number): Error {
+function readError(error: unknown, path: string, scope: AppScope, login: LoginResult, addr: string, timeoutMs: number): Error {
   const failure = describeVaultError(error);
   if (isTransient(error)) return unreachable(addr, timeoutMs, failure.detail, failure.status);
   const dynamic = path.startsWith('database/');
   if (failure.status === 404) {
     return new StartupError(dynamic
-      ? `${path} does not exist in Vault at ${addr} (404): is the database engine configured (scripts/database-engine.sh ${appEnv})?`
+      ? `${path} does not exist in Vault at ${addr} (404): is the database engine configured (scripts/database-engine.sh ${scope.appEnv} with APP_NAME=${scope.appName})?`
       : `${path} does not exist in Vault at ${addr} (404)`);
   }
   if (failure.status === 403) {
     return new StartupError(`permission denied reading ${path} (403): the token's policies are ` +
-      `[${login.policies.join(', ')}]; policy saas-app-${appEnv} should grant read on ` +
-      (dynamic ? path : `secret/data/saas-project/${appEnv}/*`));
+      `[${login.policies.join(', ')}]; policy ${appRoleName(scope.appName, scope.appEnv)} should grant read on ` +
+      (dynamic ? path : `${kvEnvPath(scope)}/*`));
   }
   return new StartupError(`reading ${path} failed: ${failure.status ?? ''} ${failure.detail}`.trim());
 }

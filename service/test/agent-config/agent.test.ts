@@ -8,7 +8,7 @@ import { watchFile } from '../../src/secrets/file-watch.js';
 import { fastExitConfig, prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
-import { capturingLogger, randomKey } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, randomKey } from '../support/rendered-secrets.js';
 import { vaultData } from '../support/vault-http.js';
 
 interface KvRead {
@@ -84,7 +84,7 @@ describe('agent-config/ run by a real bao agent against a real bao dev server', 
       holder = new SnapshotHolder();
       log = capturingLogger();
       source = new AgentFileSource({
-        file: agentDir.renderedFile, appEnv: 'dev', holder, logger: log.logger, watchFile,
+        file: agentDir.renderedFile, scope: appScope('dev'), holder, logger: log.logger, watchFile,
       });
       source.start();
       await source.firstSnapshot(5000);

@@ -10,7 +10,7 @@ import { freePort } from '../support/ports.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { copyProject } from '../support/project-copy.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
-import { randomKey } from '../support/rendered-secrets.js';
+import { appScope, randomKey } from '../support/rendered-secrets.js';
 import { startService, type ServiceProcess } from '../support/service.js';
 import { vaultData } from '../support/vault-http.js';
 
@@ -79,7 +79,7 @@ describe('adding a secret to a copy of the project: one catalogue edit, a real b
       const rendered = JSON.parse(content.toString('utf8')) as Record<string, unknown>;
       expect(rendered.billing).to.deep.equal({ path: billingPath, version: written.version, data: { invoice_signing_key: key } });
       // The repository's service does not know the group: the copy's catalogue is what lets it through.
-      expect(() => parseRenderedFile(agentDir.renderedFile, content, 'dev', Date.now())).to.throw(/billing: not a secret group/);
+      expect(() => parseRenderedFile(agentDir.renderedFile, content, appScope('dev'), Date.now())).to.throw(/billing: not a secret group/);
 
       await waitForFile(agentDir.tokenFile, agent);
       service = await startService({

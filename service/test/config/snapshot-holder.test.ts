@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { buildSnapshot, type ConfigSnapshot, type SecretRead } from '../../src/config/snapshot.js';
 import { databaseCredsPath } from '../../src/config/secret-schema.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
-import { randomKey, renderedDocument } from '../support/rendered-secrets.js';
+import { appScope, randomKey, renderedDocument } from '../support/rendered-secrets.js';
 
 function snapshot(version: number): ConfigSnapshot {
-  return buildSnapshot('dev', renderedDocument('dev', version), `rev-${version}`, version);
+  return buildSnapshot(appScope('dev'), renderedDocument('dev', version), `rev-${version}`, version);
 }
 
 /** Every object and array reachable from `root`, with its path ('' for the root). */
@@ -69,12 +69,12 @@ describe('SnapshotHolder', function () {
     const dynamic: Partial<Record<string, SecretRead>> = {
       ...renderedDocument('dev', 1),
       database: {
-        path: databaseCredsPath('dev'),
+        path: databaseCredsPath(appScope('dev')),
         lease: { id: 'database/creds/saas-app-dev/abc', durationSeconds: 3600, renewable: true },
         data: { username: 'v-approle-saas-app', password: randomKey() },
       },
     };
-    const built = [snapshot(1), buildSnapshot('dev', dynamic, 'rev-dynamic', 2, 'dynamic')];
+    const built = [snapshot(1), buildSnapshot(appScope('dev'), dynamic, 'rev-dynamic', 2, 'dynamic')];
     for (const swapped of built) {
       const holder = new SnapshotHolder();
       holder.swap(swapped);

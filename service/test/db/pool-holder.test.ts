@@ -3,7 +3,7 @@ import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
-import { capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 
 describe('PoolHolder on a real PostgreSQL: one pool per credentials, each request on its own snapshot\'s', function () {
   this.timeout(30_000);
@@ -17,7 +17,7 @@ describe('PoolHolder on a real PostgreSQL: one pool per credentials, each reques
       const secrets = { ...sampleSecrets(), database: { username, password: randomKey() } };
       await postgres.provision(username, secrets.database.password);
       version++;
-      snapshots.set(username, buildSnapshot('dev', renderedDocument('dev', version, secrets), `rev-${version}`, Date.now()));
+      snapshots.set(username, buildSnapshot(appScope('dev'), renderedDocument('dev', version, secrets), `rev-${version}`, Date.now()));
     }
   });
   after(async function () {

@@ -10,7 +10,7 @@ import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { verifyWebhook } from '../../src/http/webhook-signature.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
-import { capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 
 interface Received {
   body: string;
@@ -48,7 +48,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
 
   function snapshotWith(next: ReturnType<typeof sampleSecrets>): ConfigSnapshot {
     version++;
-    return buildSnapshot('dev', renderedDocument('dev', version, next), `rev-${version}`, Date.now());
+    return buildSnapshot(appScope('dev'), renderedDocument('dev', version, next), `rev-${version}`, Date.now());
   }
 
   before(async function () {

@@ -10,7 +10,7 @@ import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
-import { capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 
 describe('createApp with the traffic gate', function () {
   let server: Server;
@@ -24,7 +24,7 @@ describe('createApp with the traffic gate', function () {
     log = capturingLogger();
     gate = new TrafficGate(log.logger);
     holder = new SnapshotHolder();
-    holder.swap(buildSnapshot('dev', renderedDocument('dev', 3), 'rev', Date.now()));
+    holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 3), 'rev', Date.now()));
     // The database is never reached by these routes; the pool connects lazily.
     pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, log.logger);
     const app = createApp({

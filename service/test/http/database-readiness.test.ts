@@ -11,7 +11,7 @@ import { DatabaseReadiness } from '../../src/http/database-readiness.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
-import { capturingLogger, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 
 /** A stand-in for PoolHolder.use: counts the probes and answers as told. */
 function fakePools(answer: () => Promise<unknown>) {
@@ -85,7 +85,7 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     await postgres.provision(username, secrets.database.password);
     const log = capturingLogger();
     const holder = new SnapshotHolder();
-    holder.swap(buildSnapshot('dev', renderedDocument('dev', 2, secrets), 'rev-2', Date.now()));
+    holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 2, secrets), 'rev-2', Date.now()));
     const gate = new TrafficGate(log.logger);
     gate.valid();
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);

@@ -9,7 +9,7 @@ import { ServiceMetrics } from '../../src/metrics/service-metrics.js';
 import type { TokenStatus } from '../../src/health/token-report.js';
 import type { VaultApi } from '../../src/vault/vault-api.js';
 import { answered, loginResult, refused, tokenInfo, unreachable } from '../support/fake-vault.js';
-import { capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 
 /** The value of one sample line, e.g. `saas_traffic_gate_open 1`; undefined when absent. */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -48,7 +48,7 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
     expect(sample(text, 'saas_vault_token_ttl_seconds')).to.equal(240);
     expect(sample(text, 'saas_secrets_snapshot_age_seconds')).to.equal(0);
     gate.valid();
-    holder.swap(buildSnapshot('dev', renderedDocument('dev', 1), 'r1', 20_000));
+    holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 1), 'r1', 20_000));
     token = { ...token, ttlSeconds: null };
     text = await metrics.text();
     expect(sample(text, 'saas_traffic_gate_open')).to.equal(1);

@@ -14,7 +14,7 @@ import { runBootstrap } from '../support/bootstrap.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { registerSecret } from '../support/leak-scan.js';
-import { capturingLogger, randomKey, renderLikeAgent } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, randomKey, renderLikeAgent } from '../support/rendered-secrets.js';
 import { startService, type ServiceProcess } from '../support/service.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 import {
@@ -39,7 +39,7 @@ const roleEnv = { ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ROLE_SECRET_ID
 async function renderedFileCheckMs(): Promise<number> {
   const timers = sinon.spy(globalThis, 'setInterval');
   const source = new AgentFileSource({
-    file: '/nonexistent/app.json', appEnv, holder: new SnapshotHolder(), logger: capturingLogger().logger,
+    file: '/nonexistent/app.json', scope: appScope(appEnv), holder: new SnapshotHolder(), logger: capturingLogger().logger,
     watchFile: () => ({ ready: Promise.resolve(), close: () => Promise.resolve() }),
   });
   try {

@@ -6,7 +6,7 @@ import type { ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
 import type { FileWatchOptions, WatchFile } from '../../src/secrets/file-watch.js';
-import { capturingLogger, randomKey, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, randomKey, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 // Taken before sinon replaces the globals: lets real file I/O finish while fake time stands still.
@@ -61,7 +61,7 @@ describe('AgentFileSource (fake timers, temp files, hand-driven file watch)', fu
     swaps = [];
     watched = undefined;
     holder.onSwap((snapshot) => swaps.push(snapshot));
-    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFile: fakeWatch });
+    source = new AgentFileSource({ file, scope: appScope('dev'), holder, logger: log.logger, watchFile: fakeWatch });
   });
   afterEach(async function () {
     clock.restore();
@@ -69,7 +69,7 @@ describe('AgentFileSource (fake timers, temp files, hand-driven file watch)', fu
   });
 
   it('watches its file with its debounce time, and stops the watch when stopped', async function () {
-    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: log.logger, watchFile: fakeWatch, debounceMs: 40 });
+    source = new AgentFileSource({ file, scope: appScope('dev'), holder, logger: log.logger, watchFile: fakeWatch, debounceMs: 40 });
     source.start();
     expect(watched).to.include({ file, closed: false });
     expect(watched?.options.debounceMs).to.equal(40);

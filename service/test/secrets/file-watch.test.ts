@@ -5,7 +5,7 @@ import type { ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource, type AgentFileSourceOptions } from '../../src/secrets/agent-file-source.js';
 import { watchFile, type FileWatch } from '../../src/secrets/file-watch.js';
-import { capturingLogger, renderedDocument, renderLikeAgent } from '../support/rendered-secrets.js';
+import { appScope, capturingLogger, renderedDocument, renderLikeAgent } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -113,7 +113,7 @@ describe('AgentFileSource with the real file watch', function () {
     file = join(await tempDir('watch'), 'app.json');
     holder = new SnapshotHolder();
     await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1)));
-    source = new AgentFileSource({ file, appEnv: 'dev', holder, logger: capturingLogger().logger, watchFile, ...options });
+    source = new AgentFileSource({ file, scope: appScope('dev'), holder, logger: capturingLogger().logger, watchFile, ...options });
     source.start();
     await source.firstSnapshot(2000);
     await source.watching();

@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import { parseRenderedFile, SecretsFileError } from '../../src/secrets/rendered-file.js';
-import { randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+import { appScope, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 
 const file = '/vault/secrets/app.json';
 
 function parse(document: unknown, appEnv = 'dev') {
-  return parseRenderedFile(file, Buffer.from(JSON.stringify(document)), appEnv, 1000);
+  return parseRenderedFile(file, Buffer.from(JSON.stringify(document)), appScope(appEnv), 1000);
 }
 
 function refusal(document: unknown, appEnv = 'dev'): SecretsFileError {
   const content = Buffer.isBuffer(document) ? document : Buffer.from(JSON.stringify(document));
   try {
-    parseRenderedFile(file, content, appEnv, 1000);
+    parseRenderedFile(file, content, appScope(appEnv), 1000);
   } catch (error) {
     expect(error).to.be.instanceOf(SecretsFileError);
     return error as SecretsFileError;
@@ -33,6 +33,21 @@ describe('parseRenderedFile', function () {
     expect(snapshot.revision).to.match(/^[0-9a-f]{64}$/);
   });
 
+  it('expects the paths of its application (APP_NAME): another application\'s render is refused', function () {
+    const billing = appScope('dev', 'billing');
+    const snapshot = parseRenderedFile(file, Buffer.from(JSON.stringify(renderedDocument('dev', 3, sampleSecrets(), 'billing'))),
+      billing, 1000);
+    expect(snapshot.sources.map((s) => s.path)).to.deep.equal(
+      ['database', 'api-keys', 'app'].map((group) => `secret/data/billing-project/dev/${group}`));
+    const dynamic = { ...renderedDocument('dev', 3, sampleSecrets(), 'billing') } as Record<string, Record<string, unknown>>;
+    dynamic.database = { ...dynamic.database, path: 'database/creds/billing-app-dev',
+      lease: { id: 'database/creds/billing-app-dev/abc', duration: 60, renewable: true } };
+    expect(parseRenderedFile(file, Buffer.from(JSON.stringify(dynamic)), billing, 1000, 'dynamic').lease?.path)
+      .to.equal('database/creds/billing-app-dev');
+    expect(() => parseRenderedFile(file, Buffer.from(JSON.stringify(renderedDocument('dev', 3))), billing, 1000))
+      .to.throw(SecretsFileError, /database\.path: is secret\/data\/saas-project\/dev\/database, expected secret\/data\/billing-project\/dev\/database/);
+  });
+
   describe('with dynamic database credentials (DATABASE_CREDENTIALS=dynamic)', function () {
     const dynamicDocument = (lease: unknown = { id: 'database/creds/saas-app-dev/abc', duration: 3600, renewable: true }) => {
       const document = renderedDocument('dev', 2) as Record<string, Record<string, unknown>>;
@@ -40,7 +55,7 @@ describe('parseRenderedFile', function () {
       return { ...document, database: { path: 'database/creds/saas-app-dev', lease, data: database.data } };
     };
     const parseDynamic = (document: unknown) =>
-      parseRenderedFile(file, Buffer.from(JSON.stringify(document)), 'dev', 1000, 'dynamic');
+      parseRenderedFile(file, Buffer.from(JSON.stringify(document)), appScope('dev'), 1000, 'dynamic');
 
     it('takes the database group from database/creds with its lease, and no version', function () {
       const snapshot = parseDynamic(dynamicDocument());

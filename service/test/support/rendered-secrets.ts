@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { secretPath, type AppScope, type SecretGroup } from '../../src/config/secret-schema.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
 
@@ -19,12 +20,17 @@ export function sampleSecrets() {
   };
 }
 
-/** What agent-config's template renders for `appEnv`, with `version` on every path. */
-export function renderedDocument(appEnv: string, version: number, secrets = sampleSecrets()) {
+/** The application `appName` (APP_NAME, default saas) in `appEnv`. */
+export function appScope(appEnv = 'dev', appName = 'saas'): AppScope {
+  return { appName, appEnv };
+}
+
+/** What agent-config's template renders for `appEnv` (and `appName`), with `version` on every path. */
+export function renderedDocument(appEnv: string, version: number, secrets = sampleSecrets(), appName = 'saas') {
   return Object.fromEntries(
     Object.entries(secrets).map(([group, data]) => [
       group,
-      { path: `secret/data/saas-project/${appEnv}/${group}`, version, data },
+      { path: secretPath(appScope(appEnv, appName), group as SecretGroup), version, data },
     ]),
   );
 }
