@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SecretCatalogue, SecretKeySpec } from '../../service/src/config/secret-catalogue.js';
 import { readCatalogue } from './catalogue.js';
-import { agentTemplate, generatedBy } from './template.js';
+import { agentTemplate, appNameExpression, generatedBy } from './template.js';
 
 /** Every file the catalogue drives, relative to the project's root. */
 export const generatedPaths = {
@@ -16,8 +16,9 @@ const annotation = 'vault.hashicorp.com/agent-inject-template-app.json: |';
 
 /**
  * The manifest with its template annotation replaced by the agent's template, the values the
- * injector's agent has no environment for written in: it runs for prod, with dynamic
- * database users. Only the annotation's block scalar is generated; the rest is hand-written.
+ * injector's agent has no environment for written in: it runs the application saas for prod,
+ * with dynamic database users, as the app container's APP_NAME, APP_ENV and
+ * DATABASE_CREDENTIALS say. Only the annotation's block scalar is generated; the rest is hand-written.
  */
 export function kubernetesManifest(manifest: string, template: string): string {
   const lines = manifest.split('\n');
@@ -30,7 +31,8 @@ export function kubernetesManifest(manifest: string, template: string): string {
   while (end < lines.length && (lines[end] === '' || indentOf(lines[end] ?? '') > keyIndent)) end++;
   // Trailing blank lines belong to what follows the block.
   while (end > start + 1 && lines[end - 1] === '') end--;
-  const body = template.replace('(env "APP_ENV")', '"prod"').replace('(env "DATABASE_CREDENTIALS")', '"dynamic"')
+  const body = template.replace(appNameExpression, '"saas"').replace('(env "APP_ENV")', '"prod"')
+    .replace('(env "DATABASE_CREDENTIALS")', '"dynamic"')
     .trimEnd().split('\n').map((line) => (line === '' ? '' : `${' '.repeat(keyIndent + 2)}${line}`));
   return [...lines.slice(0, start + 1), ...body, ...lines.slice(end)].join('\n');
 }

@@ -179,10 +179,11 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     expect(plan).to.contain('vault-k8s ≥ 1.4.0');
   });
 
-  it('renders agent-config/secrets.json.ctmpl, for prod, 0440, failing on a missing key', async function () {
+  it('renders agent-config/secrets.json.ctmpl, for the application saas in prod, 0440, failing on a missing key', async function () {
     const template = await readFile(join(repoRoot, 'agent-config/secrets.json.ctmpl'), 'utf8');
     expect(annotations['vault.hashicorp.com/agent-inject-template-app.json']?.trimEnd())
-      .to.equal(template.replace('(env "APP_ENV")', '"prod"').replace('(env "DATABASE_CREDENTIALS")', '"dynamic"').trimEnd());
+      .to.equal(template.replace('or (env "APP_NAME") "saas"', '"saas"').replace('(env "APP_ENV")', '"prod"')
+        .replace('(env "DATABASE_CREDENTIALS")', '"dynamic"').trimEnd());
     expect(annotations).to.include({
       'vault.hashicorp.com/agent-inject': 'true',
       'vault.hashicorp.com/agent-inject-perms-app.json': '0440',
@@ -197,8 +198,9 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
     const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
     expect(env).to.include({
-      SECRETS_MODE: 'agent', APP_ENV: 'prod', SECRETS_FILE: '/vault/secrets/app.json', VAULT_TOKEN_FILE: '/vault/secrets/token',
-      // The template above takes the database user from database/creds/saas-app-prod.
+      SECRETS_MODE: 'agent', APP_NAME: 'saas', APP_ENV: 'prod', SECRETS_FILE: '/vault/secrets/app.json', VAULT_TOKEN_FILE: '/vault/secrets/token',
+      // The template above takes the database user from database/creds/saas-app-prod: the
+      // application and environment written into it are the app's.
       DATABASE_CREDENTIALS: 'dynamic',
     });
     for (const name of Object.keys(env)) expect(name).to.not.match(/PASSWORD|SECRET_ID|ROLE_ID|^VAULT_TOKEN$/);
