@@ -47,7 +47,10 @@ class AgentToken implements Strategy<TokenProblem> {
     }
     try {
       const info = await api.lookupSelf(this.#token);
-      return { kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: info.expires ?? info.ttlSeconds > 0, fresh: true };
+      return {
+        kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: info.expires ?? info.ttlSeconds > 0, fresh: true,
+        ...(info.creationTtlSeconds === undefined ? {} : { fullTtlSeconds: info.creationTtlSeconds }),
+      };
     } catch (error) {
       if (!isTokenRefused(error)) throw error;
       return {

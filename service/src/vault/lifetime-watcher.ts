@@ -14,6 +14,11 @@ export interface Vouched {
   readonly expires: boolean;
   /** The TTL starts afresh (issued, renewed, or first seen): the next renewal is timed from it. */
   readonly fresh: boolean;
+  /**
+   * The TTL another process renews it to (the agent's token): the next check is timed from it,
+   * not from what is left, so checks do not bunch up as the token ages towards its renewal.
+   */
+  readonly fullTtlSeconds?: number;
   /** Set when it still works but only a new one helps (renewal capped by the max TTL, not renewable). */
   readonly replace?: string;
   /** Newly seen, vouched for by whoever issued it: asked about at once all the same. */
@@ -219,7 +224,8 @@ export class LifetimeWatcher<P extends string> {
     if (v.expires) this.#expiry.set(v.ttlSeconds);
     else this.#expiry.clear();
     const ttlMs = v.expires ? Math.max(1, v.ttlSeconds) * 1000 : idleCheckMs * 1.5;
-    if (v.fresh) this.#renewAt = now + renewalDelayMs(ttlMs, this.#o.rules);
+    const scheduleMs = v.expires && v.fullTtlSeconds !== undefined ? Math.max(ttlMs, v.fullTtlSeconds * 1000) : ttlMs;
+    if (v.fresh) this.#renewAt = now + renewalDelayMs(scheduleMs, this.#o.rules);
     // The known expiry is rounded down and the renewal spread up to 5/6 of the TTL: a later
     // lookup can bring the expiry before the renewal. The renewal comes first.
     if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#o.rules.minDelayMs);

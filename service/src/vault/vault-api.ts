@@ -24,6 +24,8 @@ export interface TokenInfo {
    * 0 as a root token's does. Absent (hand-written fakes): a TTL over 0 expires.
    */
   readonly expires?: boolean;
+  /** The TTL it was created with (`creation_ttl`), which each renewal restores until the max TTL. */
+  readonly creationTtlSeconds?: number;
 }
 
 /**
@@ -127,10 +129,11 @@ export function nodeVaultApi(addr: string, options: VaultApiOptions = { timeoutM
     },
     async lookupSelf(token) {
       const body = (await client.request({ path: '/auth/token/lookup-self', method: 'GET', ...as(token) })) as {
-        data: { ttl: number; renewable: boolean; policies: string[]; expire_time: string | null };
+        data: { ttl: number; renewable: boolean; policies: string[]; expire_time: string | null; creation_ttl: number };
       };
       return {
         ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies, expires: body.data.expire_time !== null,
+        creationTtlSeconds: body.data.creation_ttl,
       };
     },
     async renewSelf(token) {

@@ -42,6 +42,20 @@ describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', func
     expect(lookup.times).to.deep.equal([0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
   });
 
+  it('times its TTL-driven checks from the full TTL the agent renews to, so they do not bunch up as the token ages', async function () {
+    // The agent renews its 30 s token 21 s after each renewal: what is left shrinks, then jumps back.
+    const ttl = 30;
+    const lookup = timed(() => {
+      const left = ttl - Math.floor((Date.now() % 21_000) / 1000);
+      return Promise.resolve({ ...info(left), expires: true, creationTtlSeconds: ttl });
+    });
+    await watcher(lookup.stub, undefined, 0, () => 0.5).start();
+    await clock.tickAsync(10 * ttl * 1000);
+    // Two thirds of the full TTL apart, or at the known expiry when that comes first: 17 checks
+    // in these 10 TTLs. Timed from what is left, they came 22 (2.2 per TTL).
+    expect(lookup.times.length, lookup.times.join(' ')).to.be.at.most(18);
+  });
+
   it('at the token\'s last second (lookup-self answers a TTL of 0) halts when that second passes, not never', async function () {
     const lookupSelf = sinon.stub().resolves({ ...info(0), expires: true });
     const w = watcher(lookupSelf);
