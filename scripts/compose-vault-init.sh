@@ -12,7 +12,7 @@
 #      example secrets, and the role-id and secret-id files the agent logs in with; then
 #      postgres-credentials.sh: the PostgreSQL superuser password, the app's KV credentials and
 #      vault_admin's initial password, from Vault, as files for the postgres container; then
-#      the orchestrator: the policy saas-orchestrator, the token role saas-orchestrator (as
+#      the orchestrator: the policy <app>-orchestrator, the token role <app>-orchestrator (as
 #      scripts/prod/first-bootstrap.sh makes them) and a token of that role in
 #      ORCHESTRATOR_DIR/token, for secret-id-courier (scripts/prod/deliver-secret-ids.sh);
 #   3. vault-db-init, with DATABASE_CREDENTIALS=dynamic: runs database-engine.sh, which hands
@@ -23,7 +23,7 @@
 # volume) and pg-init stays mounted (postgres holds it). So, with APP_ENV=dev, `docker compose
 # up -d` after a restart of the vault service bootstraps the new server with what PostgreSQL
 # still uses:
-#   - vault-init finds no secret/saas-infra/dev/postgres but PostgreSQL's files in pg-init: it
+#   - vault-init finds no secret/<app>-infra/dev/postgres but PostgreSQL's files in pg-init: it
 #     writes those passwords (superuser, vault_admin's initial one, the app's KV user) back to
 #     Vault instead of generating new ones PostgreSQL would never learn;
 #   - vault-db-init finds no database connection in Vault: the old server had rotated
@@ -39,6 +39,9 @@
 #   VAULT_ADDR                 the server (default http://vault:8200)
 #   VAULT_CLI                  vault (default) or bao, a name on PATH or a path
 #   APP_ENV                    dev (default), staging or prod
+#   APP_NAME                   the application (default saas): every name in Vault and
+#                              PostgreSQL derives from it (scripts/lib/app-name.sh), and the
+#                              scripts this runs get it too
 #   VAULT_TOKEN_FILE_PATH      the root token file (default /vault/home/.vault-token)
 #   VAULT_TOKEN_WAIT_SECONDS   how long to wait for that file to appear (default 30)
 #   CREDENTIALS_DIR            role-id and secret-id (default /vault/agent/credentials)
@@ -184,7 +187,10 @@ fi
 VAULT_ADDR=${VAULT_ADDR:-http://vault:8200}
 VAULT_CLI=${VAULT_CLI:-vault}
 APP_ENV=${APP_ENV:-dev}
-export VAULT_ADDR VAULT_CLI APP_ENV
+# app, app_kv_prefix, app_infra_prefix, app_db_group, app_role, app_connection, app_policy
+. "$here/lib/app-name.sh"
+APP_NAME=$app
+export VAULT_ADDR VAULT_CLI APP_ENV APP_NAME
 # bao reads BAO_* before VAULT_*: both CLIs must act on the server and token given here.
 unset BAO_ADDR BAO_TOKEN
 
@@ -216,11 +222,11 @@ json_of() {
   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$1" | tr -d '\r\n'
 }
 
-# vault-init, dev: a restarted dev server has no secret/saas-infra/dev/postgres, while
+# vault-init, dev: a restarted dev server has no secret/<app>-infra/dev/postgres, while
 # PostgreSQL (its data kept) still uses the passwords in pg-init. Put those back into Vault, so
 # postgres-credentials.sh writes the same files again instead of new passwords nothing uses.
 dev_restore_postgres_passwords() {
-  infra=saas-infra/$APP_ENV/postgres
+  infra=$app_infra_prefix/$APP_ENV/postgres
   if "$cli" kv metadata get -mount=secret "$infra" >/dev/null 2>&1 || [ ! -s "$pg_init_dir/superuser-password" ]; then
     return 0
   fi
@@ -231,9 +237,9 @@ dev_restore_postgres_passwords() {
     "$(json_of "$pg_init_dir/superuser-password")" "$(json_of "$pg_init_dir/vault-admin-password")" |
     "$cli" kv put -mount=secret -cas=0 "$infra" - >/dev/null 2>"$errors" || fail "cannot write secret/data/$infra: $(reason)"
   printf '{"username":"%s","password":"%s"}\n' "$(json_of "$pg_init_dir/app-username")" "$(json_of "$pg_init_dir/app-password")" |
-    "$cli" kv put -mount=secret "saas-project/$APP_ENV/database" - >/dev/null 2>"$errors" ||
-    fail "cannot write secret/data/saas-project/$APP_ENV/database: $(reason)"
-  echo "compose-vault-init: a new dev server, PostgreSQL's data kept: wrote the passwords PostgreSQL uses (from $pg_init_dir) back to secret/data/$infra and secret/data/saas-project/$APP_ENV/database"
+    "$cli" kv put -mount=secret "$app_kv_prefix/$APP_ENV/database" - >/dev/null 2>"$errors" ||
+    fail "cannot write secret/data/$app_kv_prefix/$APP_ENV/database: $(reason)"
+  echo "compose-vault-init: a new dev server, PostgreSQL's data kept: wrote the passwords PostgreSQL uses (from $pg_init_dir) back to secret/data/$infra and secret/data/$app_kv_prefix/$APP_ENV/database"
 }
 
 # vault-init: what secret-id-courier needs, made as scripts/prod/first-bootstrap.sh makes it.
@@ -242,21 +248,21 @@ dev_restore_postgres_passwords() {
 orchestrator() {
   period=${ORCHESTRATOR_TOKEN_PERIOD:-24h}
   seconds ORCHESTRATOR_TOKEN_PERIOD "$period" >/dev/null
-  "$cli" policy write saas-orchestrator "$here/../policies/saas-orchestrator.hcl" >/dev/null 2>"$errors" ||
-    fail "cannot write policy saas-orchestrator: $(reason)"
-  "$cli" write auth/token/roles/saas-orchestrator allowed_policies=saas-orchestrator orphan=true renewable=true \
-    token_period="$period" >/dev/null 2>"$errors" || fail "cannot write the token role saas-orchestrator: $(reason)"
+  app_policy "$here/../policies/saas-orchestrator.hcl" | "$cli" policy write "$app-orchestrator" - >/dev/null 2>"$errors" ||
+    fail "cannot write policy $app-orchestrator: $(reason)"
+  "$cli" write "auth/token/roles/$app-orchestrator" allowed_policies="$app-orchestrator" orphan=true renewable=true \
+    token_period="$period" >/dev/null 2>"$errors" || fail "cannot write the token role $app-orchestrator: $(reason)"
   file=$orchestrator_dir/token
   if [ -s "$file" ] && VAULT_TOKEN=$(cat "$file") "$cli" token lookup >/dev/null 2>&1; then
     echo "compose-vault-init: the orchestrator token in $file is still valid, left in place"
     return 0
   fi
   tmp=$(mktemp "$orchestrator_dir/.token.XXXXXX") || fail "cannot write in $orchestrator_dir"
-  "$cli" token create -role=saas-orchestrator -field=token >"$tmp" 2>"$errors" ||
+  "$cli" token create -role="$app-orchestrator" -field=token >"$tmp" 2>"$errors" ||
     { rm -f "$tmp"; fail "cannot create the orchestrator token: $(reason)"; }
   chmod 0400 "$tmp"
   mv -f "$tmp" "$file"
-  echo "compose-vault-init: wrote the policy and token role saas-orchestrator, and a token of that role (period $period) to $file"
+  echo "compose-vault-init: wrote the policy and token role $app-orchestrator, and a token of that role (period $period) to $file"
 }
 
 # vault-db-init, dev, a server with no database connection yet (see the top of this file).
@@ -267,11 +273,11 @@ dev_reset_database() {
     '' | [!a-z_]* | *[!a-z0-9_]*) fail "DATABASE_SUPERUSER must be a lower-case PostgreSQL name (got '$superuser')" ;;
   esac
   [ -s "$pg_init_dir/superuser-password" ] || fail "no $pg_init_dir/superuser-password: vault-init writes it (dev only)"
-  reset=saas-$APP_ENV-reset
+  reset=$(app_connection "$APP_ENV")-reset
   # Dynamic users carry the postgresql plugin's default username template:
   # v-<display name, 8>-<role name, 8>-<20 random>-<unix time>; and they are members of
-  # saas_app_owner (database-engine.sh's creation statements). Both must match.
-  role_part=$(printf '%.8s' "saas-app-$APP_ENV")
+  # <app>_app_owner (database-engine.sh's creation statements). Both must match.
+  role_part=$(printf '%.8s' "$(app_role "$APP_ENV")")
   # 400 "No secret engine mount at database/" when there is none (the dev root token reads it).
   if ! "$cli" read -field=type sys/mounts/database >/dev/null 2>&1; then
     "$cli" secrets enable -path=database database >/dev/null 2>"$errors" ||
@@ -286,7 +292,7 @@ dev_reset_database() {
   cat <<JSON | "$cli" write "database/roles/$reset" - >/dev/null 2>"$errors" || fail "cannot write role $reset: $(reason)"
 {"db_name":"$reset","default_ttl":"1m","max_ttl":"1m",
 "creation_statements":[
-"DO \$\$\nDECLARE\n  leftover record;\nBEGIN\n  FOR leftover IN SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname ~ '^v-.{1,8}-$role_part-[A-Za-z0-9]{20}-[0-9]+\$'\n    AND pg_catalog.pg_has_role(r.oid, 'saas_app_owner', 'MEMBER') AND r.rolname <> 'saas_app_owner' LOOP\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = leftover.rolname;\n    EXECUTE format('REASSIGN OWNED BY %I TO saas_app_owner', leftover.rolname);\n    EXECUTE format('DROP OWNED BY %I', leftover.rolname);\n    EXECUTE format('DROP ROLE %I', leftover.rolname);\n    RAISE NOTICE 'dropped %', leftover.rolname;\n  END LOOP;\nEND\n\$\$",
+"DO \$\$\nDECLARE\n  leftover record;\nBEGIN\n  FOR leftover IN SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname ~ '^v-.{1,8}-$role_part-[A-Za-z0-9]{20}-[0-9]+\$'\n    AND pg_catalog.pg_has_role(r.oid, '$app_db_group', 'MEMBER') AND r.rolname <> '$app_db_group' LOOP\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = leftover.rolname;\n    EXECUTE format('REASSIGN OWNED BY %I TO $app_db_group', leftover.rolname);\n    EXECUTE format('DROP OWNED BY %I', leftover.rolname);\n    EXECUTE format('DROP ROLE %I', leftover.rolname);\n    RAISE NOTICE 'dropped %', leftover.rolname;\n  END LOOP;\nEND\n\$\$",
 "ALTER ROLE vault_admin WITH PASSWORD '{{password}}'"
 ],
 "revocation_statements":["SELECT 1"]}
@@ -309,8 +315,8 @@ if [ "$step" = database ]; then
   esac
   echo "compose-vault-init: setting up the database engine for $APP_ENV"
   admin_password_file="$pg_init_dir/vault-admin-password"
-  if [ "$APP_ENV" = dev ] && ! "$cli" read "database/config/saas-$APP_ENV" >/dev/null 2>"$errors"; then
-    grep -q '^No value found at' "$errors" || fail "cannot read database/config/saas-$APP_ENV: $(reason)"
+  if [ "$APP_ENV" = dev ] && ! "$cli" read "database/config/$(app_connection "$APP_ENV")" >/dev/null 2>"$errors"; then
+    grep -q '^No value found at' "$errors" || fail "cannot read database/config/$(app_connection "$APP_ENV"): $(reason)"
     dev_reset_database
     admin_password_file=$reset_password_file
   fi
@@ -319,7 +325,7 @@ if [ "$step" = database ]; then
   echo "compose-vault-init: done"
   exit 0
 fi
-echo "compose-vault-init: bootstrapping $APP_ENV at $VAULT_ADDR"
+echo "compose-vault-init: bootstrapping $app in $APP_ENV at $VAULT_ADDR"
 sh "$here/bootstrap.sh" "$APP_ENV" "$credentials_dir" || fail "bootstrap.sh failed (see above)"
 [ "$APP_ENV" != dev ] || dev_restore_postgres_passwords
 sh "$here/postgres-credentials.sh" "$pg_init_dir" || fail "postgres-credentials.sh failed (see above)"

@@ -29,7 +29,7 @@ const serviceNames = ['vault', 'vault-init', 'vault-db-init', 'vault-agent', 'ap
 const oneShots = ['vault-init', 'vault-db-init'];
 /** The app's whole environment: names and addresses, never a secret. */
 const appEnvironmentKeys = [
-  'SECRETS_MODE', 'APP_ENV', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
+  'SECRETS_MODE', 'APP_ENV', 'APP_NAME', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
   'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_CREDENTIALS',
 ];
 /** Values that look like a credential, wherever they appear in the file. */
@@ -403,6 +403,7 @@ describe('docker-compose.yml', function () {
       expect(Object.fromEntries(env)).to.deep.equal({
         SECRETS_MODE: 'agent',
         APP_ENV: 'dev',
+        APP_NAME: 'saas',
         PORT: '3000',
         ADMIN_HOST: '0.0.0.0',
         ADMIN_PORT: '3001',
@@ -418,6 +419,11 @@ describe('docker-compose.yml', function () {
       for (const name of ['vault-db-init', 'vault-agent']) {
         expect(environmentOf(service(compose, name)).get('DATABASE_CREDENTIALS'), name).to.equal('dynamic');
       }
+      // One application name (APP_NAME, default saas) for every service that derives a name from it.
+      for (const name of ['vault-init', 'vault-db-init', 'vault-agent', 'postgres', 'secret-id-courier']) {
+        expect(environmentOf(service(compose, name)).get('APP_NAME'), name).to.equal('saas');
+      }
+      expect(environmentOf(service(compose, 'secret-id-courier')).get('APP_ENV'), 'the courier\'s role').to.equal('dev');
     });
 
     it('takes DATABASE_CREDENTIALS from the user: vault-db-init, the agent and the app get the same value, dynamic by default', async function () {
