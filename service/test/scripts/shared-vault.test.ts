@@ -1,11 +1,12 @@
 import { expect } from 'chai';
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prepareAgentDir, startAgent, waitForFile } from '../support/agent.js';
 import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
 import { runScript } from '../support/bao-server.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { registerSecret } from '../support/leak-scan.js';
-import { startService, type ServiceProcess } from '../support/service.js';
+import { spawnService, startService, type ServiceProcess } from '../support/service.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
@@ -15,7 +16,7 @@ interface RoleState {
   secretIds: string[];
 }
 
-describe('two applications and two environments on one real bao dev server', function () {
+describe('two applications and two environments on one real bao dev server, with a real bao agent', function () {
   this.timeout(120_000);
   let server: BaoDevServer;
   let saasDev: string;
@@ -134,6 +135,78 @@ describe('two applications and two environments on one real bao dev server', fun
     // Two check intervals later the saas service still serves.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+  });
+
+  it('runs billing end to end with APP_NAME=billing: SDK mode, and agent mode with the shipped template', async function () {
+    const billingPaths = ['database', 'api-keys', 'app'].map((group) => `secret/data/billing-project/dev/${group}`);
+    // SDK mode: billing's role id and a wrapped secret id of billing-app-dev, as bootstrap.sh writes them.
+    const sdkCredentials = await tempDir('billing-sdk');
+    const sdkRun = await runBootstrap(server, 'dev', sdkCredentials, { APP_NAME: 'billing' });
+    expect(sdkRun.code, sdkRun.stderr).to.equal(0);
+    const sdk = await startService({
+      SECRETS_MODE: 'sdk', APP_NAME: 'billing', APP_ENV: 'dev', VAULT_ADDR: server.addr,
+      VAULT_ROLE_ID_FILE: join(sdkCredentials, 'role-id'), VAULT_WRAPPED_SECRET_ID_FILE: join(sdkCredentials, 'secret-id'),
+    });
+    try {
+      expect((await fetch(`${sdk.url}/readyz`)).status).to.equal(200);
+      expect(await sdk.process.log()).to.contain('secret/data/billing-project/dev/app').and.to.contain('billing-app-dev');
+    } finally {
+      await sdk.process.stop();
+    }
+
+    // Agent mode: the shipped agent-config and template, its env/dev.hcl naming billing's role as an
+    // operator writes it for another application (saas- made billing-, as app-name.sh's app_policy does).
+    const agentDir = await prepareAgentDir(server, 'dev', { APP_NAME: 'billing' });
+    await rm(join(agentDir.dir, 'config'));
+    await cp(join(repoRoot, 'agent-config'), join(agentDir.dir, 'config'), { recursive: true });
+    const envConfig = (await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8')).replaceAll('saas-', 'billing-');
+    expect(envConfig).to.contain('auth/approle/role/billing-app-dev/secret-id');
+    await writeFile(join(agentDir.dir, 'config/env/dev.hcl'), envConfig);
+    const agent = startAgent(server, agentDir, 'dev', 'dev', { APP_NAME: 'billing' });
+    try {
+      await waitForFile(agentDir.renderedFile, agent);
+      await waitForFile(agentDir.tokenFile, agent);
+      const rendered = JSON.parse(await readFile(agentDir.renderedFile, 'utf8')) as Record<string, { path: string }>;
+      expect(Object.values(rendered).map((group) => group.path)).to.deep.equal(billingPaths);
+      const service = await startService({
+        SECRETS_MODE: 'agent', APP_NAME: 'billing', APP_ENV: 'dev', VAULT_ADDR: server.addr,
+        SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile,
+      });
+      try {
+        expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+        // The same render is refused by a service of another application: its paths are billing's.
+        const saas = await spawnService({
+          SECRETS_MODE: 'agent', APP_ENV: 'dev', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
+          VAULT_TOKEN_FILE: agentDir.tokenFile, SECRETS_WAIT_MS: '1000',
+        });
+        expect(await saas.process.exited).to.not.equal(0);
+        expect(await saas.process.log())
+          .to.contain('is secret/data/billing-project/dev/database, expected secret/data/saas-project/dev/database');
+      } finally {
+        await service.process.stop();
+      }
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('a service logged in as billing cannot read saas\'s secrets: the policy denies it, and the error names it', async function () {
+    const credentials = await tempDir('billing-as-saas');
+    const run = await runBootstrap(server, 'dev', credentials, { APP_NAME: 'billing' });
+    expect(run.code, run.stderr).to.equal(0);
+    // An unwrapped secret id of billing's role: APP_NAME=saas then reads saas-project with billing's token.
+    const minted = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST', 'auth/approle/role/billing-app-dev/secret-id');
+    registerSecret('secret id', minted.secret_id);
+    const secretIdFile = join(credentials, 'unwrapped-secret-id');
+    await writeFile(secretIdFile, minted.secret_id, { mode: 0o400 });
+    const service = await spawnService({
+      SECRETS_MODE: 'sdk', APP_ENV: 'dev', VAULT_ADDR: server.addr, VAULT_CONNECT_TIMEOUT_MS: '2000',
+      VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_SECRET_ID_FILE: secretIdFile,
+    });
+    expect(await service.process.exited).to.not.equal(0);
+    const log = await service.process.log();
+    expect(log, log).to.match(new RegExp('permission denied reading secret/data/saas-project/dev/\\S+ \\(403\\): ' +
+      'the token\'s policies are \\[billing-app-dev, default\\]; policy saas-app-dev should grant read on secret/data/saas-project/dev/\\*'));
   });
 
   it('refuses an APP_NAME that could match another application\'s names', async function () {
