@@ -13,10 +13,10 @@ describe('readSettings', function () {
       VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
       DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in',
       DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500', DATABASE_SSL_MODE: 'verify-full',
-      DATABASE_CA_FILE: '/run/pg-ca.pem',
+      DATABASE_CA_FILE: '/run/pg-ca.pem', APP_NAME: 'billing',
     });
     expect(settings).to.deep.equal({
-      appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
+      appName: 'billing', appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
       vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
@@ -72,6 +72,8 @@ describe('readSettings', function () {
       [{ SECRETS_MODE: 'env' }, 'SECRETS_MODE must be one of agent, sdk, auto'],
       [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal'],
       [{ DATABASE_PORT: '-1' }, 'DATABASE_PORT must be a port number from 0 to 65535'],
+      // A dash would let billing-app-* match another application's names.
+      [{ APP_NAME: 'bill-ing' }, 'APP_NAME must be lowercase letters and digits, starting with a letter, at most 20'],
     ];
     for (const [env, message] of cases) {
       expect(() => readSettings(env), JSON.stringify(env)).to.throw(Error, new RegExp(`^${message}$`));
