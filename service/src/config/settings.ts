@@ -212,6 +212,7 @@ const requirements: Partial<Record<string, string>> = {
   interval: `must be 0 or a duration of at least ${minIntervalMs} ms: ${durations}`,
   'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
   'true-or-false': 'must be true or false',
+  'app-name': 'must be lowercase letters and digits, starting with a letter, at most 20',
 };
 
 function requirement(format: unknown): string {
