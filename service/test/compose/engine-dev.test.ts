@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/bao.js';
 import { privilege, run } from '../../../scripts/engine/engine.js';
-import { ComposeProject, freePort, testEngine } from '../support/engine.js';
+import { ComposeProject, testEngine } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { tempDir } from '../support/temp-dirs.js';
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
 import { baoBin, repoRoot } from '../support/bao.js';
-import { ComposeProject, freePort, testEngine } from '../support/engine.js';
+import { ComposeProject, testEngine } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { tempDir } from '../support/temp-dirs.js';
 

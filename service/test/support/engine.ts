@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineUnavailable, run, startEngine, stopEngine, type RunResult, type StartedEngine } from '../../../scripts/engine/engine.js';
@@ -51,19 +50,6 @@ after(async function () {
   this.timeout(120_000);
   if (startedBySuite !== undefined) await stopEngine(() => undefined, startedBySuite.paths);
 });
-
-/** A loopback port nothing listens on now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => { resolvePromise(port); });
-    });
-  });
-}
 
 /** One compose project on the engine: `docker-compose -p <project> -f <file> ...`. */
 export class ComposeProject {
