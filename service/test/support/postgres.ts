@@ -42,7 +42,13 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const proc = spawnManaged(command, args, {
     env: { PATH: process.env.PATH }, logFile: join(dir, 'postgres.log'), cwd: '/', user: await serverUser(),
   });
-  await waitForPostgres(layout);
+  // A server that could not start (its port taken, a bad setting) says why in its log at once.
+  await Promise.race([
+    waitForPostgres(layout),
+    proc.exited.then(async (code) => {
+      throw new Error(`PostgreSQL exited (${String(code)}) before answering on port ${String(layout.port)}:\n${await proc.log()}`);
+    }),
+  ]).catch(async (error: unknown) => { await proc.stop(); throw error; });
   const credentials = join(dir, 'credentials');
   await mkdir(credentials, { recursive: true });
   const provisionFiles = async (files: Readonly<Record<string, string>>): Promise<void> => {

@@ -1,0 +1,81 @@
+/**
+ * `npm test`: every test file, three mocha processes at a time. Most of the suite waits on
+ * TTLs and check intervals rather than on the two cores, so files run side by side; each file
+ * is a mocha process of its own (its own servers, temp folders and secret scan), except the
+ * compose files on the Docker engine, which share one engine and so run together, one after
+ * the other, in one process. A file's output is printed whole when it ends, so it reads as
+ * mocha's own; the last lines add up every file's counts as mocha prints them.
+ */
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const workers = 3;
+const testRoot = 'service/test';
+const engineFiles = /^service\/test\/compose\/engine-.*\.test\.ts$/;
+// The longest files go first so that none of them starts last and leaves the others idle;
+// the order changes only the wall time (`npm run test:timings` measures each file).
+const slowFirst = [
+  'service/test/prod/soak.test.ts',
+  'service/test/reliability/faults.test.ts',
+  'service/test/vault/sdk-token-renewer-bao.test.ts',
+  'service/test/prod/production.test.ts',
+  'service/test/vault/agent-token-watcher-bao.test.ts',
+  'service/test/prod/admin-access.test.ts',
+  'service/test/reliability/dynamic-credentials.test.ts',
+];
+
+type Counts = Record<'passing' | 'pending' | 'failing', number>;
+interface Outcome { files: readonly string[]; code: number; counts: Counts; counted: boolean; output: string; seconds: number }
+
+function runMocha(files: readonly string[]): Promise<Outcome> {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['node_modules/mocha/bin/mocha.js', ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      const output = Buffer.concat(chunks).toString('utf8');
+      const counts: Counts = { passing: 0, pending: 0, failing: 0 };
+      let counted = false;
+      for (const match of output.matchAll(/^ *(\d+) (passing|pending|failing)\b/gm)) {
+        counts[match[2] as keyof Counts] = Number(match[1]);
+        counted = true;
+      }
+      resolve({ files, code: code ?? (signal === null ? 1 : 128), counts, counted, output, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+const all = (await readdir(testRoot, { recursive: true }))
+  .filter((file) => file.endsWith('.test.ts')).map((file) => join(testRoot, file)).sort();
+const engine = all.filter((file) => engineFiles.test(file));
+const rest = all.filter((file) => !engineFiles.test(file));
+const queue: (readonly string[])[] = [
+  engine,
+  ...slowFirst.filter((file) => rest.includes(file)).map((file) => [file]),
+  ...rest.filter((file) => !slowFirst.includes(file)).map((file) => [file]),
+].filter((files) => files.length > 0);
+
+const started = Date.now();
+const outcomes: Outcome[] = [];
+await Promise.all(Array.from({ length: workers }, async () => {
+  for (let files = queue.shift(); files !== undefined; files = queue.shift()) {
+    const outcome = await runMocha(files);
+    outcomes.push(outcome);
+    process.stdout.write(`\n── ${files.join(', ')} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
+  }
+}));
+
+const total = (key: keyof Counts) => outcomes.reduce((sum, outcome) => sum + outcome.counts[key], 0);
+// A file that ended without mocha's counts (it did not load, or was killed) is a failure mocha never counted.
+const uncounted = outcomes.filter((outcome) => !outcome.counted || (outcome.code !== 0 && outcome.counts.failing === 0));
+const failing = total('failing') + uncounted.length;
+const minutes = Math.round((Date.now() - started) / 60_000);
+process.stdout.write(`\n  all ${all.length} files, ${workers} at a time:\n`);
+for (const outcome of uncounted) process.stdout.write(`  ${outcome.files.join(', ')} ended (exit ${outcome.code}) without counting a failure\n`);
+process.stdout.write(`  ${total('passing')} passing (${minutes}m)\n`);
+if (total('pending') > 0) process.stdout.write(`  ${total('pending')} pending\n`);
+if (failing > 0) process.stdout.write(`  ${failing} failing\n`);
+process.exitCode = failing > 0 ? 1 : 0;
