@@ -1,0 +1,112 @@
+#!/bin/sh
+# Builds the pinned HashiCorp Vault from the Go module proxy into a cache outside the clone,
+# links it as .tools/bin/vault (git ignores .tools) and prints that path on stdout.
+#
+# HashiCorp publishes no binary these machines can download, and Vault 1.15 and later is under
+# the BUSL 1.1: the binary is built here for the tests and never committed or published.
+# Cold: about 17 minutes on 2 cores, 6 GB of memory, 8 GB of Go caches. A second run only
+# checks the version. Progress goes to stderr, a line every 30 s.
+set -eu
+
+version=1.21.4
+
+root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
+if [ "$(id -u)" = 0 ]; then cache=/var/lib/saas-vault-secrets/vault
+else cache=${XDG_CACHE_HOME:-$HOME/.cache}/saas-vault-secrets/vault; fi
+build="$cache/$version"
+vault="$build/bin/vault"
+link="$root/.tools/bin/vault"
+
+say() { echo "install-vault: $*" >&2; }
+installed_version() {
+  [ -x "$vault" ] && "$vault" version 2>/dev/null | sed -n 's/^Vault v\([0-9.]*\) .*/\1/p'
+}
+
+if [ "$(installed_version || true)" != "$version" ]; then
+  command -v go >/dev/null 2>&1 || { say "no 'go' on PATH: install Go 1.25.3 or later to build Vault $version"; exit 1; }
+  say "building HashiCorp Vault $version into $build (cold: about 17 minutes)"
+  # The Go caches live in the same cache, so one folder holds everything the build left;
+  # -modcacherw lets `rm -rf` remove it.
+  export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS='-modcacherw -buildvcs=false' GOTOOLCHAIN=local
+  started=$(date +%s)
+  # Runs a long step with its output in step.log, saying every 30 s how many lines match.
+  progress() { # what, pattern, command...
+    what=$1 pattern=$2
+    shift 2
+    "$@" >"$build/step.log" 2>&1 &
+    pid=$! ticks=0
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 1
+      ticks=$((ticks + 1))
+      [ $((ticks % 30)) -ne 0 ] || say "$(grep -c "$pattern" "$build/step.log" || true) $what ($(( ($(date +%s) - started) / 60 )) min)"
+    done
+    wait "$pid" || { cat "$build/step.log" >&2; say "failed: $* (its output is above)"; exit 1; }
+  }
+  mkdir -p "$build"
+  src="$build/src"
+  rm -rf "$src"
+  mkdir -p "$src"
+
+  say "downloading github.com/hashicorp/vault@v$version"
+  dir=$(cd "$src" && go mod download -json "github.com/hashicorp/vault@v$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -f "$dir/go.mod" ] || { say "the Go module proxy did not serve github.com/hashicorp/vault@v$version"; exit 1; }
+  cp -R "$dir" "$src/vault"
+  chmod -R u+w "$src/vault"
+
+  # Vault's own go.mod builds against the api/ and sdk/ folders of its repository, which the
+  # module download does not carry; the published sdk v0.21.0 is the nearest, and three places
+  # do not compile against it (none in a path this project uses). Each edit fails loudly if
+  # its text is not found, so a new pin cannot be built with edits that no longer apply.
+  edit() { # file, sed expression, text that must be there afterwards
+    sed -i "$2" "$src/vault/$1"
+    grep -qF "$3" "$src/vault/$1" || { say "edit no longer applies to $1 (wanted: $3)"; exit 1; }
+  }
+  # sdk v0.21.0's ActivationFunc takes a third string argument.
+  edit vault/identity_store_util.go \
+    's/^func (i \*IdentityStore) activateDeduplication(ctx context.Context, req \*logical.Request) error {$/func (i *IdentityStore) activateDeduplication(ctx context.Context, req *logical.Request, _ string) error {/' \
+    'req *logical.Request, _ string) error {'
+  edit vault/logical_system_activation_flags.go \
+    's/b\.idStoreBackend\.ActivationFunc(ctx, nil)/b.idStoreBackend.ActivationFunc(ctx, nil, "")/' \
+    'ActivationFunc(ctx, nil, "")'
+  # sdk v0.21.0's RestorePolicy returns only an error: the key restored is the one asked for.
+  edit builtin/logical/transit/path_restore.go \
+    's/restoredKeyName, err := b\.lm\.RestorePolicy(/restoredKeyName, err := keyName, b.lm.RestorePolicy(/' \
+    'restoredKeyName, err := keyName, b.lm.RestorePolicy('
+
+  # A wrapper module: Go ignores a dependency's replace lines, so Vault's two third-party ones
+  # are repeated here, and Vault itself is the edited copy.
+  cat > "$src/go.mod" <<EOF
+module saas-vault-secrets.invalid/vault-build
+
+go 1.25.3
+
+require github.com/hashicorp/vault v$version
+
+replace github.com/hashicorp/vault => ./vault
+
+replace github.com/99designs/keyring => github.com/Jeffail/keyring v1.2.3
+
+replace github.com/ma314smith/signedxml v1.1.1 => github.com/moov-io/signedxml v1.1.1
+EOF
+
+  say "downloading Vault's dependencies"
+  progress 'modules downloaded' '^go: downloading' sh -c "cd '$src' && go list -mod=mod -deps github.com/hashicorp/vault"
+  total=$(grep -vc '^go: ' "$build/step.log")
+  staging="$build/bin.staging"
+  rm -rf "$staging"
+  mkdir -p "$staging"
+  say "compiling about $total packages"
+  # -v names each package as it is compiled: their count is the progress.
+  progress "packages compiled of about $total" '^[a-z][^: ]*$' \
+    sh -c "cd '$src' && go build -mod=mod -v -trimpath -ldflags '-s -w' -o '$staging/vault' github.com/hashicorp/vault"
+  [ -x "$staging/vault" ] || { say "go build failed (see above)"; exit 1; }
+  rm -rf "$build/bin"
+  mv "$staging" "$build/bin"
+  rm -rf "$src" "$build/step.log"
+  [ "$(installed_version || true)" = "$version" ] || { say "$vault does not report version $version"; exit 1; }
+  say "built in $(( ($(date +%s) - started) / 60 )) min"
+fi
+
+mkdir -p "$root/.tools/bin"
+ln -sfn "$vault" "$link"
+echo "$link"
