@@ -34,7 +34,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { prepareAgentDir, startAgent, waitForFile } from '../service/test/support/agent.js';
-import { waitForHttp, type BaoDevServer } from '../service/test/support/bao.js';
+import { waitForHttp, type DevServer } from '../service/test/support/bao.js';
 import { runBootstrap } from '../service/test/support/bootstrap.js';
 import { enableDynamicCredentials } from '../service/test/support/database-engine.js';
 import { freePort } from '../service/test/support/ports.js';
@@ -118,7 +118,7 @@ class LeaseWatch {
   #busy = false;
   errors = 0;
 
-  constructor(private readonly server: BaoDevServer) {}
+  constructor(private readonly server: DevServer) {}
 
   start(): void {
     this.#timer = setInterval(() => { void this.poll(); }, 250);
@@ -243,7 +243,7 @@ async function signIn(url: string): Promise<string> {
 
 /** Steady load on `instance` until `wanted` changes were paired (or the time runs out). */
 async function measureRollover(
-  mode: string, instance: Instance, loadedMessage: string, server: BaoDevServer, client: pg.Client, wanted: number, rate: number,
+  mode: string, instance: Instance, loadedMessage: string, server: DevServer, client: pg.Client, wanted: number, rate: number,
 ): Promise<RolloverResult> {
   const leases = new LeaseWatch(server);
   const connections = new ConnectionWatch(client);
@@ -292,7 +292,7 @@ runBenchmark(async () => {
   const started = Date.now();
   const m = await machine();
   const service = await buildService();
-  const [server, pgServer]: [BaoDevServer & { auditFile: string }, TestPostgres] =
+  const [server, pgServer]: [DevServer & { auditFile: string }, TestPostgres] =
     await Promise.all([startAuditedDevServer(), startTestPostgres()]);
   const client = new pg.Client({ host: pgServer.layout.socketDir, port: pgServer.layout.port, user: 'postgres', database: 'postgres' });
   await client.connect();

@@ -16,7 +16,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startBaoDevServer } from '../service/test/support/bao.js';
+import { startDevServer } from '../service/test/support/bao.js';
 import { spawnManaged } from '../service/test/support/processes.js';
 import { renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
@@ -28,7 +28,7 @@ runBenchmark(async () => {
   const rounds = flag('rounds', 4);
   const warmup = flag('warmup', 10_000);
   const m = await machine();
-  const server = await startBaoDevServer();
+  const server = await startDevServer();
   const dir = await tempDir('memory');
   const secretsDir = join(dir, 'secrets');
   await mkdir(secretsDir);

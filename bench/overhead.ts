@@ -9,7 +9,7 @@
  * shared machine falls on all of them alike; ratios are ratios of the per-variant medians.
  */
 import { join } from 'node:path';
-import { startBaoDevServer, waitForHttp } from '../service/test/support/bao.js';
+import { startDevServer, waitForHttp } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
 import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
@@ -27,7 +27,7 @@ runBenchmark(async () => {
   const connections = flag('connections', 10);
   const m = await machine();
 
-  const server = await startBaoDevServer();
+  const server = await startDevServer();
   const dir = await tempDir('overhead');
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, await createToken(server.addr, server.rootToken));

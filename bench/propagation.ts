@@ -24,7 +24,7 @@ import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
 import { watchFile } from '../service/src/secrets/file-watch.js';
 import { prepareAgentDir, startAgent, waitForFile } from '../service/test/support/agent.js';
-import { startBaoDevServer, waitForHttp } from '../service/test/support/bao.js';
+import { startDevServer, waitForHttp } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
 import { spawnManaged } from '../service/test/support/processes.js';
 import { appScope, randomKey, renderedDocument, renderLikeAgent } from '../service/test/support/rendered-secrets.js';
@@ -47,7 +47,7 @@ runBenchmark(async () => {
   const service = await buildService();
 
   // ------------------------------------------------------------ (a) end to end
-  const server = await startBaoDevServer();
+  const server = await startDevServer();
   const agentDir = await prepareAgentDir(server, 'dev');
   const agent = startAgent(server, agentDir);
   await waitForFile(agentDir.renderedFile, agent);

@@ -18,7 +18,7 @@ import { createLogger } from '../service/src/log/logger.js';
 import { SdkTokenRenewer } from '../service/src/vault/sdk-token-renewer.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi, type VaultApi } from '../service/src/vault/vault-api.js';
-import { startBaoDevServer } from '../service/test/support/bao.js';
+import { startDevServer } from '../service/test/support/bao.js';
 import { runBootstrap } from '../service/test/support/bootstrap.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import {
@@ -30,7 +30,7 @@ runBenchmark(async () => {
   const ttl = flag('ttl', 20);
   const seconds = flag('seconds', 120);
   const m = await machine();
-  const server = await startBaoDevServer();
+  const server = await startDevServer();
   const pid = server.process.child.pid ?? 0;
   const dir = await tempDir('scale');
   const boot = await runBootstrap(server, 'dev', join(dir, 'credentials'), { ROLE_TOKEN_TTL: `${ttl}s`, ROLE_TOKEN_MAX_TTL: '24h' });

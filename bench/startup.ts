@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { secretPath } from '../service/src/config/secret-schema.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 import { prepareAgentDir, startAgent, waitForFile } from '../service/test/support/agent.js';
-import { startBaoDevServer, type BaoDevServer } from '../service/test/support/bao.js';
+import { startDevServer, type DevServer } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
 import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
 import { randomKey } from '../service/test/support/rendered-secrets.js';
@@ -46,7 +46,7 @@ async function timeToReady(command: string, args: string[], env: NodeJS.ProcessE
   }
 }
 
-async function timeFirstRender(server: BaoDevServer): Promise<number> {
+async function timeFirstRender(server: DevServer): Promise<number> {
   const agentDir = await prepareAgentDir(server, 'dev');
   const started = performance.now();
   const agent = startAgent(server, agentDir);
@@ -63,7 +63,7 @@ runBenchmark(async () => {
   const readRounds = flag('read-rounds', 20);
   const m = await machine();
   const service = await buildService();
-  const server = await startBaoDevServer();
+  const server = await startDevServer();
   const dir = await tempDir('startup');
 
   // One agent keeps rendering for the agent-mode service starts.

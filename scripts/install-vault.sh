@@ -19,7 +19,7 @@ link="$root/.tools/bin/vault"
 
 say() { echo "install-vault: $*" >&2; }
 installed_version() {
-  [ -x "$vault" ] && "$vault" version 2>/dev/null | sed -n 's/^Vault v\([0-9.]*\) .*/\1/p'
+  [ -x "$vault" ] && "$vault" version 2>/dev/null | sed -n 's/^Vault v\([0-9.]*\)[ ,].*/\1/p'
 }
 
 if [ "$(installed_version || true)" != "$version" ]; then

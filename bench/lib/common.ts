@@ -6,7 +6,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon, { type Result } from 'autocannon';
-import { assertBaoInstalled, baoBin, baoEnv, waitForHttp, type BaoDevServer } from '../../service/test/support/bao.js';
+import { assertServerInstalled, serverBin, baoEnv, waitForHttp, type DevServer } from '../../service/test/support/bao.js';
 import { freePort } from '../../service/test/support/ports.js';
 import { spawnManaged, stopAll } from '../../service/test/support/processes.js';
 import { removeTempDirs, tempDir } from '../../service/test/support/temp-dirs.js';
@@ -73,7 +73,7 @@ export interface Machine {
 export async function machine(): Promise<Machine> {
   let bao = 'not installed';
   try {
-    bao = (await run(baoBin, ['version'])).stdout.trim();
+    bao = (await run(serverBin, ['version'])).stdout.trim();
   } catch { /* reported as not installed */ }
   return {
     date: new Date().toISOString(),
@@ -212,12 +212,12 @@ export function load(url: string, seconds: number, connections: number, overallR
 // ---------------------------------------------------------------- Vault
 
 /**
- * A `bao server -dev` (as startBaoDevServer) with a file audit device declared in a config
+ * A `bao server -dev` (as startDevServer) with a file audit device declared in a config
  * file: OpenBao refuses to enable audit devices through the API. Accessors are logged in
  * clear so requests can be grouped by token.
  */
-export async function startAuditedDevServer(): Promise<BaoDevServer & { auditFile: string }> {
-  await assertBaoInstalled();
+export async function startAuditedDevServer(): Promise<DevServer & { auditFile: string }> {
+  await assertServerInstalled();
   const dir = await tempDir('bao-audit');
   const auditFile = join(dir, 'audit.log');
   const config = join(dir, 'audit.hcl');
@@ -225,7 +225,7 @@ export async function startAuditedDevServer(): Promise<BaoDevServer & { auditFil
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   const port = await freePort();
   const addr = `http://127.0.0.1:${port}`;
-  const proc = spawnManaged(baoBin,
+  const proc = spawnManaged(serverBin,
     ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, `-config=${config}`],
     { env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir });
   try {
@@ -268,13 +268,13 @@ export async function readAudit(file: string): Promise<AuditEntry[]> {
   return entries;
 }
 
-export async function createSecretId(server: BaoDevServer): Promise<string> {
+export async function createSecretId(server: DevServer): Promise<string> {
   const data = await vaultData<{ secret_id: string }>(server.addr, server.rootToken, 'POST',
     'auth/approle/role/saas-app-dev/secret-id', {});
   return data.secret_id;
 }
 
-export async function roleId(server: BaoDevServer): Promise<string> {
+export async function roleId(server: DevServer): Promise<string> {
   const data = await vaultData<{ role_id: string }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/saas-app-dev/role-id');
   return data.role_id;
 }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { startBaoDevServer, waitForHttp, type BaoDevServer } from './support/bao.js';
+import { startDevServer, waitForHttp, type DevServer, vaultServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
 import { freePort } from './support/ports.js';
 import { startTestPostgres, type TestPostgres } from './support/postgres.js';
@@ -109,11 +109,11 @@ async function startHoldingProxy(targetPort: number): Promise<HoldingProxy> {
 
 describe('service/src/main.ts in agent mode', function () {
   this.timeout(30_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let tokenFile: string;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     // Stands in for the agent's sink: a real token the service can check with lookup-self.
     const created = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create', { ttl: '1h' });
     tokenFile = join(await tempDir('sink'), 'token');
@@ -301,14 +301,14 @@ describe('service/src/main.ts in agent mode', function () {
   });
 });
 
-describe('service/src/main.ts in SDK mode, against a real bao dev server', function () {
+describe(`service/src/main.ts in SDK mode, against a real ${vaultServer.name} dev server`, function () {
   this.timeout(30_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let roleId: string;
   let secretId: string;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     const credentials = await tempDir('credentials');
     const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
@@ -393,9 +393,9 @@ describe('service/src/main.ts in SDK mode, against a real bao dev server', funct
   });
 
   describe('secret ids Vault no longer accepts', function () {
-    let limited: BaoDevServer;
+    let limited: DevServer;
     beforeEach(async function () {
-      limited = await startBaoDevServer();
+      limited = await startDevServer();
     });
     afterEach(async function () {
       await limited.stop();

@@ -3,21 +3,21 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSettings } from '../src/config/settings.js';
 import { startService, type RunningService } from '../src/start.js';
-import { startBaoDevServer, type BaoDevServer } from './support/bao.js';
+import { startDevServer, type DevServer } from './support/bao.js';
 import { runBootstrap } from './support/bootstrap.js';
 import { capturingLogger, renderedDocument, renderLikeAgent } from './support/rendered-secrets.js';
 import { tempDir } from './support/temp-dirs.js';
 import { unwrapSecretId, vaultData } from './support/vault-http.js';
 
 describe('startService in SDK mode, against a real bao dev server', function () {
-  let server: BaoDevServer;
+  let server: DevServer;
   let credentials: string;
   let roleId: string;
   let secretId: string;
   let running: RunningService | undefined;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     credentials = await tempDir('credentials');
     const run = await runBootstrap(server, 'dev', credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
@@ -87,7 +87,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
 
 describe('startService in agent mode', function () {
   it('removes AppRole credential variables from the environment too: the agent holds the credentials', async function () {
-    const server = await startBaoDevServer();
+    const server = await startDevServer();
     let running: RunningService | undefined;
     try {
       const response = await fetch(`${server.addr}/v1/auth/token/create`, {

@@ -6,7 +6,7 @@ import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
 import { watchFile } from '../../src/secrets/file-watch.js';
 import { fastExitConfig, prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { repoRoot, startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { appScope, capturingLogger, randomKey } from '../support/rendered-secrets.js';
 import { vaultData } from '../support/vault-http.js';
@@ -28,14 +28,14 @@ function mode(info: { mode: number }): string {
   return (info.mode & 0o777).toString(8);
 }
 
-describe('agent-config/ run by a real bao agent against a real bao dev server', function () {
+describe(`agent-config/ run by a real ${vaultServer.name} agent against a real ${vaultServer.name} dev server`, function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let agentDir: AgentDir;
   let agent: ManagedProcess;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     agentDir = await prepareAgentDir(server);
     // Its last test makes the agent give up: in seconds, with the tests' retry override.
     agent = startAgent(server, agentDir, 'dev', 'dev', {}, [fastExitConfig]);
@@ -140,9 +140,9 @@ describe('agent-config/ run by a real bao agent against a real bao dev server', 
 
 describe('agent-config/ rendering a path the policy denies', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
   });
   after(async function () {
     await server.stop();

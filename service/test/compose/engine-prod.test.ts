@@ -4,7 +4,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
-import { baoBin, repoRoot } from '../support/bao.js';
+import { serverBin, repoRoot } from '../support/bao.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
@@ -53,13 +53,13 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
   }
 
   async function bao(args: string[], token: string, input?: string): Promise<string> {
-    const result = await run(baoBin, args, { env: { ...vaultEnv, VAULT_TOKEN: token }, ...(input === undefined ? {} : { input }) });
+    const result = await run(serverBin, args, { env: { ...vaultEnv, VAULT_TOKEN: token }, ...(input === undefined ? {} : { input }) });
     if (result.code !== 0) throw new Error(`bao ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
     return result.stdout;
   }
 
   async function sealed(): Promise<boolean | undefined> {
-    const status = await run(baoBin, ['status', '-format=json'], { env: vaultEnv });
+    const status = await run(serverBin, ['status', '-format=json'], { env: vaultEnv });
     if (status.code === 1 || status.stdout === '') return undefined;
     return (JSON.parse(status.stdout) as { sealed: boolean }).sealed;
   }
@@ -90,7 +90,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     appUrl = `http://127.0.0.1:${app}`;
     adminUrl = `http://127.0.0.1:${admin}`;
     vaultEnv = {
-      PATH: process.env.PATH, VAULT_ADDR: `https://127.0.0.1:${vault}`, VAULT_CACERT: join(prodDir, 'tls/ca.pem'), VAULT_CLI: baoBin,
+      PATH: process.env.PATH, VAULT_ADDR: `https://127.0.0.1:${vault}`, VAULT_CACERT: join(prodDir, 'tls/ca.pem'), VAULT_CLI: serverBin,
     };
     created = true;
     await compose.down();

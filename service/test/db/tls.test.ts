@@ -5,7 +5,7 @@ import { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { databaseTls } from '../../src/db/tls.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
 import { freePort } from '../support/ports.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { enableTls, generateTls, type TlsFiles } from '../support/postgres-tls.js';
@@ -24,7 +24,7 @@ async function fatalOf(service: Awaited<ReturnType<typeof spawnService>>): Promi
 
 describe('TLS to PostgreSQL: DATABASE_SSL_MODE=verify-full on a real PostgreSQL with ssl = on', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let postgres: TestPostgres;
   let tls: TlsFiles;
   let otherCa: TlsFiles;
@@ -33,7 +33,7 @@ describe('TLS to PostgreSQL: DATABASE_SSL_MODE=verify-full on a real PostgreSQL 
 
   before(async function () {
     [server, postgres, tls, otherCa] = await Promise.all([
-      startBaoDevServer(), startTestPostgres(), generateTls('localhost', '127.0.0.1'), generateTls('localhost', '127.0.0.1'),
+      startDevServer(), startTestPostgres(), generateTls('localhost', '127.0.0.1'), generateTls('localhost', '127.0.0.1'),
     ]);
     await enableTls(postgres, tls);
     secrets = sampleSecrets();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { destroySecretIds, revokeAppRoleTokens } from '../support/approle-admin.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
@@ -15,13 +15,13 @@ const sample = (text: string, name: string, labels = '') =>
 
 describe('the operator\'s port of a service in SDK mode, against a real bao dev server', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let service: RunningService | undefined;
   const adminToken = 'admin-bearer-token-for-tests';
 
   // A server each: the kill in the first test leaves the role id locked (Vault's user lockout).
   beforeEach(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
   });
   afterEach(async function () {
     await service?.close();

@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { repoRoot, startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
 const environments = ['dev', 'staging', 'prod'] as const;
 
-describe('policies/saas-app-<env>.hcl, as a real bao server reads them', function () {
-  let server: BaoDevServer;
+describe(`policies/saas-app-<env>.hcl, as a real ${vaultServer.name} server reads them`, function () {
+  let server: DevServer;
   const tokens = new Map<string, string>();
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     for (const env of environments) {
       const policy = await readFile(join(repoRoot, `policies/saas-app-${env}.hcl`), 'utf8');
       await vaultData(server.addr, server.rootToken, 'PUT', `sys/policies/acl/saas-app-${env}`, { policy });
@@ -86,7 +86,7 @@ describe('policies/saas-app-<env>.hcl, as a real bao server reads them', functio
 });
 
 /** A token carrying only `policy` (not even `default`), so the policy is all that speaks. */
-async function vaultRequestToken(server: BaoDevServer, policy: string): Promise<string> {
+async function vaultRequestToken(server: DevServer, policy: string): Promise<string> {
   const response = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create',
     { policies: [policy], no_default_policy: true, ttl: '10m' });
   expect(response.status).to.equal(200);

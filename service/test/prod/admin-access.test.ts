@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { waitForFile } from '../support/agent.js';
-import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
-import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
+import { serverBin, baoEnv, repoRoot, vaultServer } from '../support/bao.js';
+import { generateTls, httpsGet, runScript, startServerNode, type ServerNode, type Tls } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { startTestPostgres } from '../support/postgres.js';
 import { spawnManaged, type ManagedProcess } from '../support/processes.js';
@@ -37,7 +37,7 @@ interface Outcome { code: number; stdout: string; stderr: string }
 /** The `bao` CLI with the environment `env`, stdin given (passwords and keys never in argv). */
 function cli(env: NodeJS.ProcessEnv, args: string[], stdin = ''): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = execFile(baoBin, args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(serverBin, args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
     child.stdin?.on('error', () => undefined);
@@ -46,12 +46,12 @@ function cli(env: NodeJS.ProcessEnv, args: string[], stdin = ''): Promise<Outcom
 }
 
 /** An agent from agent-config/, talking TLS to `node` (as production.test.ts starts one). */
-async function startProdAgent(node: BaoServerNode, tls: Tls, credentialsDir: string, extraEnv: NodeJS.ProcessEnv = {}) {
+async function startProdAgent(node: ServerNode, tls: Tls, credentialsDir: string, extraEnv: NodeJS.ProcessEnv = {}) {
   const dir = await tempDir('agent');
   await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
   await symlink(credentialsDir, join(dir, 'credentials'));
   await mkdir(join(dir, 'secrets'), { mode: 0o750 });
-  const proc: ManagedProcess = spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
+  const proc: ManagedProcess = spawnManaged(serverBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
     cwd: dir, env: baoEnv(dir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: 'prod', ...extraEnv }), logFile: join(dir, 'agent.log'),
   });
   const rendered = join(dir, 'secrets/app.json');
@@ -59,10 +59,10 @@ async function startProdAgent(node: BaoServerNode, tls: Tls, credentialsDir: str
   return { dir, proc, rendered, token: join(dir, 'secrets/token') };
 }
 
-describe('admin access after the root token is revoked, token hygiene and the kill switch (real non-dev bao: Raft, TLS; agent and service)', function () {
+describe(`admin access after the root token is revoked, token hygiene and the kill switch (real non-dev ${vaultServer.name}: Raft, TLS; agent and service)`, function () {
   this.timeout(90_000);
   let tls: Tls;
-  let node: BaoServerNode;
+  let node: ServerNode;
   let unsealKeys: string[];
   let credentials: string;
   let orchestratorTokenFile: string;
@@ -96,7 +96,7 @@ describe('admin access after the root token is revoked, token hygiene and the ki
 
   before(async function () {
     tls = await generateTls();
-    node = await startBaoServerNode(tls);
+    node = await startServerNode(tls);
     const initFile = join(await tempDir('init'), 'init.json');
     const init = await runScript('scripts/prod/operator-init.sh', [initFile, '3', '2'], node.cliEnv());
     expect(init.code, init.stderr).to.equal(0);

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { waitForFile } from '../support/agent.js';
-import { baoBin, baoEnv, repoRoot } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, vaultServer } from '../support/bao.js';
 import {
-  baoAs as bao, generateTls, httpsGet, reserveClusterPorts, runScript, startBaoServerNode, type BaoServerNode, type Tls,
+  cliAs as bao, generateTls, httpsGet, reserveClusterPorts, runScript, startServerNode, type ServerNode, type Tls,
 } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { spawnManaged } from '../support/processes.js';
@@ -24,7 +24,7 @@ interface InitOutput {
 }
 
 /** operator-init.sh then unseal.sh, as an operator does on a fresh server. */
-async function initAndUnseal(node: BaoServerNode, shares = 3, threshold = 2): Promise<InitOutput & { file: string }> {
+async function initAndUnseal(node: ServerNode, shares = 3, threshold = 2): Promise<InitOutput & { file: string }> {
   const file = join(await tempDir('init'), 'init.json');
   const init = await runScript('scripts/prod/operator-init.sh', [file, String(shares), String(threshold)], node.cliEnv());
   expect(init.code, init.stderr).to.equal(0);
@@ -33,7 +33,7 @@ async function initAndUnseal(node: BaoServerNode, shares = 3, threshold = 2): Pr
   return { ...output, file };
 }
 
-async function unseal(node: BaoServerNode, init: InitOutput): Promise<void> {
+async function unseal(node: ServerNode, init: InitOutput): Promise<void> {
   const result = await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), init.unseal_keys_b64.join('\n') + '\n');
   expect(result.code, result.stderr).to.equal(0);
 }
@@ -43,7 +43,7 @@ async function unseal(node: BaoServerNode, init: InitOutput): Promise<void> {
  * `renderInterval`, env/<appEnv>.hcl is copied with that static_secret_render_interval (a
  * test that waits for a rotation cannot wait prod's 5 minutes); everything else is the file.
  */
-async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentialsDir: string, renderInterval?: string) {
+async function agentFor(node: ServerNode, tls: Tls, appEnv: string, credentialsDir: string, renderInterval?: string) {
   const dir = await tempDir('agent');
   if (renderInterval === undefined) {
     await symlink(join(repoRoot, 'agent-config'), join(dir, 'config'));
@@ -57,7 +57,7 @@ async function agentFor(node: BaoServerNode, tls: Tls, appEnv: string, credentia
   }
   await symlink(credentialsDir, join(dir, 'credentials'));
   await mkdir(join(dir, 'secrets'), { mode: 0o750 });
-  const proc = spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`], {
+  const proc = spawnManaged(serverBin, ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`], {
     cwd: dir, env: baoEnv(dir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: appEnv }), logFile: join(dir, 'agent.log'),
   });
   const rendered = join(dir, 'secrets/app.json');
@@ -73,10 +73,10 @@ path "auth/approle/role/saas-app-prod" { capabilities = ["read"] }
 path "secret/data/*" { capabilities = ["create", "update", "read"] }
 `;
 
-describe('production path on a real non-dev bao server: Raft storage, TLS, init, unseal, first bootstrap', function () {
+describe(`production path on a real non-dev ${vaultServer.name} server: Raft storage, TLS, init, unseal, first bootstrap`, function () {
   this.timeout(120_000);
   let tls: Tls;
-  let node: BaoServerNode;
+  let node: ServerNode;
   let init: InitOutput & { file: string };
   let operatorToken: string;
   let credentials: string;
@@ -87,7 +87,7 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
 
   before(async function () {
     tls = await generateTls();
-    node = await startBaoServerNode(tls);
+    node = await startServerNode(tls);
   });
   after(async function () {
     await service?.close();
@@ -238,7 +238,7 @@ describe('production path on a real non-dev bao server: Raft storage, TLS, init,
   });
 });
 
-async function httpsPut(node: BaoServerNode, tls: Tls, path: string, token: string): Promise<number> {
+async function httpsPut(node: ServerNode, tls: Tls, path: string, token: string): Promise<number> {
   const ca = await readFile(tls.ca);
   return new Promise((resolve, reject) => {
     const req = request(`${node.addr}/v1/${path}`, { method: 'PUT', ca, headers: { 'X-Vault-Token': token } }, (res) => {
@@ -250,10 +250,10 @@ async function httpsPut(node: BaoServerNode, tls: Tls, path: string, token: stri
   });
 }
 
-describe('a three-node Raft cluster of real bao servers, taken from nothing to a serving app by the plan\'s production commands', function () {
+describe(`a three-node Raft cluster of real ${vaultServer.name} servers, taken from nothing to a serving app by the plan's production commands`, function () {
   this.timeout(150_000);
   let tls: Tls;
-  const nodes: BaoServerNode[] = [];
+  const nodes: ServerNode[] = [];
   let init: InitOutput;
   let adminPassword: string;
   let agent: Awaited<ReturnType<typeof agentFor>> | undefined;
@@ -264,11 +264,11 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
     // deploy/ha/vault-{1,2,3}.hcl as operators run them (retry_join to the two other nodes),
     // on loopback ports chosen up front.
     const cluster = await reserveClusterPorts();
-    const leader = await startBaoServerNode(tls, 'vault-1', cluster);
+    const leader = await startServerNode(tls, 'vault-1', cluster);
     nodes.push(leader);
     init = await initAndUnseal(leader);
     for (const id of ['vault-2', 'vault-3']) {
-      const follower = await startBaoServerNode(tls, id, cluster);
+      const follower = await startServerNode(tls, id, cluster);
       nodes.push(follower);
       // retry_join first brings the node into the cluster (initialised, still sealed); then it
       // takes the cluster's unseal keys.
@@ -320,7 +320,7 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
     expect(boot.code, boot.stderr).to.equal(0);
     expect(boot.stdout).to.contain('the root token is revoked');
     // The agent and the service talk to a standby: it forwards to whichever node leads.
-    const standby = nodes[1] as BaoServerNode;
+    const standby = nodes[1] as ServerNode;
     agent = await agentFor(standby, tls, 'prod', credentials, '1s');
     service = await startService(readSettings({
       SECRETS_MODE: 'agent', APP_ENV: 'prod', PORT: '0', ADMIN_PORT: '0', DRAIN_DELAY_MS: '0', VAULT_ADDR: standby.addr, VAULT_CACERT: tls.ca,
@@ -338,7 +338,7 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
     if (service === undefined) this.skip();
     const url = `http://127.0.0.1:${service.port}`;
     expect(await statusOf(`${url}/readyz`)).to.equal(200);
-    await (nodes[0] as BaoServerNode).stop();
+    await (nodes[0] as ServerNode).stop();
 
     const statuses: number[] = [];
     const end = Date.now() + 12_000;
@@ -348,7 +348,7 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
     }
     expect(statuses.filter((s) => s !== 200), statuses.join(',')).to.deep.equal([]);
 
-    const leaderNow = async () => ((await httpsGet(`${(nodes[1] as BaoServerNode).addr}/v1/sys/leader`, tls)).body as
+    const leaderNow = async () => ((await httpsGet(`${(nodes[1] as ServerNode).addr}/v1/sys/leader`, tls)).body as
       { leader_address: string }).leader_address;
     const electedBy = Date.now() + 15_000;
     while (![nodes[1]?.addr, nodes[2]?.addr].includes(await leaderNow())) {
@@ -358,7 +358,7 @@ describe('a three-node Raft cluster of real bao servers, taken from nothing to a
 
     // Root is gone: the admin logs in (userpass, password on stdin) and rotates a secret after
     // the failover; it reaches the service through the new leader.
-    const survivor = nodes[1] as BaoServerNode;
+    const survivor = nodes[1] as ServerNode;
     const login = await bao(survivor, '', ['login', '-method=userpass', '-token-only', 'username=admin', 'password=-'], adminPassword);
     expect(login.code, login.stderr).to.equal(0);
     const adminToken = login.stdout.trim();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { wrappedSecretId } from '../support/approle-admin.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { superuserEnv } from '../../../scripts/stack/postgres.js';
-import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { enableDynamicCredentials } from '../support/database-engine.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
@@ -82,9 +82,9 @@ async function metric(service: ServiceProcess, sample: string): Promise<number> 
   return line === undefined ? 0 : Number(line.slice(sample.length + 1));
 }
 
-describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, the service as a process', function () {
+describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, real PostgreSQL, the service as a process`, function () {
   this.timeout(90_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let pg: TestPostgres;
   let proxy: RecordingProxy;
   let roleId: string;
@@ -115,7 +115,7 @@ describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, 
     .map((s) => `${s.kind} ${s.status} ${s.code ?? s.error ?? ''}`);
 
   before(async function () {
-    [server, pg] = await Promise.all([startBaoDevServer(), startTestPostgres()]);
+    [server, pg] = await Promise.all([startDevServer(), startTestPostgres()]);
     proxy = await startRecordingProxy(server.addr);
     const credentials = await tempDir('credentials');
     const run = await runBootstrap(server, appEnv, credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
@@ -323,7 +323,7 @@ describe('dynamic PostgreSQL credentials: real bao dev server, real PostgreSQL, 
         const rotation = new Promise<{ code: number; out: string }>((resolve) => {
           execFile('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], {
             env: baoEnv(server.dir, {
-              VAULT_ADDR: vault.url, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, APP_ENV: appEnv,
+              VAULT_ADDR: vault.url, VAULT_TOKEN: server.rootToken, VAULT_CLI: serverBin, APP_ENV: appEnv,
               ...superuserEnv(pg.layout), PGUSER: 'postgres',
             }),
           }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : 1, out: `${stdout}${stderr}` }); });

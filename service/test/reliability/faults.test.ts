@@ -9,7 +9,7 @@ import { AgentFileSource } from '../../src/secrets/agent-file-source.js';
 import { verifyWebhook } from '../../src/http/webhook-signature.js';
 import { startService as startInProcess } from '../../src/start.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
@@ -85,7 +85,7 @@ function getOnce(url: string): Promise<number> {
 
 describe('reliability under faults (issue 9): the service as a process under steady load, with a real bao dev server, agent and PostgreSQL', function () {
   this.timeout(120_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let agentDir: AgentDir;
   let agent: ManagedProcess;
   let postgres: TestPostgres;
@@ -174,7 +174,7 @@ describe('reliability under faults (issue 9): the service as a process under ste
   before(async function () {
     this.timeout(90_000);
     backstopMs = await renderedFileCheckMs();
-    server = await startBaoDevServer();
+    server = await startDevServer();
     cleanups.push(() => server.stop());
     [agentDir, postgres, receiver] = await Promise.all([prepareAgentDir(server, appEnv, roleEnv), startTestPostgres(), startReceiver()]);
     cleanups.push(() => postgres.stop(), () => receiver.close());

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { forgetSecret, recordOutput, registerSecret, scanForLeaks } from '../support/leak-scan.js';
 import { freePort } from '../support/ports.js';
 import type { ManagedProcess } from '../support/processes.js';
@@ -23,7 +23,7 @@ const internals = /\bat \S+ \(|\bat (async )?[\w.]+ \(|node_modules|\/work\/|\.t
 
 describe('security (issue 9): process environment, file modes, the app token\'s reach, hostile input, the secret scan', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let agentDir: AgentDir;
   let agent: ManagedProcess;
   let service: ServiceProcess;
@@ -33,7 +33,7 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
   const cleanups: (() => Promise<unknown>)[] = [];
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     cleanups.push(() => server.stop());
     agentDir = await prepareAgentDir(server, 'dev');
     agent = startAgent(server, agentDir);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { generateTls, httpsGet, runScript, startBaoServerNode, type BaoServerNode, type Tls } from '../support/bao-server.js';
+import { generateTls, httpsGet, runScript, startServerNode, type ServerNode, type Tls } from '../support/bao-server.js';
 import { registerFromVaultJson, registerSecret } from '../support/leak-scan.js';
 import { freePort } from '../support/ports.js';
 import type { ManagedProcess } from '../support/processes.js';
@@ -17,7 +17,7 @@ const ratePerSecond = 40;
 describe('reliability: the Vault server stopped and started again (non-dev: Raft storage, TLS, sealed at restart), under steady load', function () {
   this.timeout(90_000);
   let tls: Tls;
-  let node: BaoServerNode;
+  let node: ServerNode;
   let unsealKeys: string[] = [];
   let agentDir: AgentDir;
   let agent: ManagedProcess;
@@ -44,7 +44,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
 
   before(async function () {
     tls = await generateTls();
-    node = await startBaoServerNode(tls);
+    node = await startServerNode(tls);
     cleanups.push(() => node.stop());
     const initFile = join(await tempDir('init'), 'init.json');
     const init = await runScript('scripts/prod/operator-init.sh', [initFile, '1', '1'], node.cliEnv());

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
@@ -14,18 +14,18 @@ interface SecretRead {
 }
 
 /** The role id, and the secret id unwrapped from the file, as the agent does. */
-async function readCredentials(server: BaoDevServer, dir: string): Promise<{ roleId: string; secretId: string }> {
+async function readCredentials(server: DevServer, dir: string): Promise<{ roleId: string; secretId: string }> {
   return {
     roleId: await readFile(join(dir, 'role-id'), 'utf8'),
     secretId: await unwrapSecretId(server.addr, await readFile(join(dir, 'secret-id'), 'utf8')),
   };
 }
 
-function login(server: BaoDevServer, roleId: string, secretId: string) {
+function login(server: DevServer, roleId: string, secretId: string) {
   return vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', { role_id: roleId, secret_id: secretId });
 }
 
-async function loginToken(server: BaoDevServer, credentialsDir: string): Promise<string> {
+async function loginToken(server: DevServer, credentialsDir: string): Promise<string> {
   const { roleId, secretId } = await readCredentials(server, credentialsDir);
   const response = await login(server, roleId, secretId);
   expect(response.status, JSON.stringify(response.body)).to.equal(200);
@@ -33,7 +33,7 @@ async function loginToken(server: BaoDevServer, credentialsDir: string): Promise
 }
 
 /** Everything the bootstrap configures, read back with the root token. */
-async function vaultState(server: BaoDevServer) {
+async function vaultState(server: DevServer) {
   const root = server.rootToken;
   const mounts = await vaultData<Record<string, { type: string; options: unknown; uuid: string }>>(
     server.addr, root, 'GET', 'sys/mounts');
@@ -52,13 +52,13 @@ async function vaultState(server: BaoDevServer) {
   };
 }
 
-describe('scripts/bootstrap.sh against a real bao dev server', function () {
-  let server: BaoDevServer;
+describe(`scripts/bootstrap.sh against a real ${vaultServer.name} dev server`, function () {
+  let server: DevServer;
   let credentials: string;
   let firstRun: Awaited<ReturnType<typeof runBootstrap>>;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     credentials = join(await tempDir('credentials'), 'approle');
     firstRun = await runBootstrap(server, 'dev', credentials);
     expect(firstRun.code, firstRun.stderr).to.equal(0);
@@ -206,10 +206,10 @@ describe('scripts/bootstrap.sh against a real bao dev server', function () {
   });
 });
 
-describe('scripts/bootstrap.sh secret id limits, against a real bao dev server', function () {
-  let server: BaoDevServer;
+describe(`scripts/bootstrap.sh secret id limits, against a real ${vaultServer.name} dev server`, function () {
+  let server: DevServer;
   beforeEach(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
   });
   afterEach(async function () {
     await server.stop();
@@ -253,16 +253,16 @@ describe('scripts/bootstrap.sh secret id limits, against a real bao dev server',
 });
 
 describe('scripts/bootstrap.sh on bad input', function () {
-  let server: BaoDevServer;
+  let server: DevServer;
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
   });
   after(async function () {
     await server.stop();
   });
 
   async function expectFailure(
-    target: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
+    target: Pick<DevServer, 'addr' | 'rootToken' | 'dir'>,
     appEnv: string,
     message: RegExp,
     extraEnv: NodeJS.ProcessEnv = {},

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import {
   adminPasswordFile, databaseEngineLog, enableDynamicCredentials, runDatabaseEngine,
@@ -26,7 +26,7 @@ const maxTtl = 1800;
 
 describe('scripts/database-engine.sh: dynamic PostgreSQL users from a real bao', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let postgres: TestPostgres;
   let appToken: string;
   const kvUser = 'saas_app';
@@ -35,7 +35,7 @@ describe('scripts/database-engine.sh: dynamic PostgreSQL users from a real bao',
   const clients: pg.Client[] = [];
 
   before(async function () {
-    [server, postgres] = await Promise.all([startBaoDevServer(), startTestPostgres()]);
+    [server, postgres] = await Promise.all([startDevServer(), startTestPostgres()]);
     registerSecret('KV app password', kvPassword);
     // As the stack does: the bootstrap (policy saas-app-dev, AppRole), PostgreSQL with the KV
     // role, then the dynamic way on top.
@@ -218,7 +218,7 @@ describe('scripts/database-engine.sh: dynamic PostgreSQL users from a real bao',
 describe('scripts/database-engine.sh with DATABASE_SSLMODE=verify-full: Vault\'s connection verifies PostgreSQL\'s certificate ' +
   '(real bao, real PostgreSQL with ssl = on)', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let postgres: TestPostgres;
   let tls: TlsFiles;
   let otherCa: TlsFiles;
@@ -226,7 +226,7 @@ describe('scripts/database-engine.sh with DATABASE_SSLMODE=verify-full: Vault\'s
 
   before(async function () {
     [server, postgres, tls, otherCa] = await Promise.all([
-      startBaoDevServer(), startTestPostgres(), generateTls('localhost', '127.0.0.1'), generateTls('localhost', '127.0.0.1'),
+      startDevServer(), startTestPostgres(), generateTls('localhost', '127.0.0.1'), generateTls('localhost', '127.0.0.1'),
     ]);
     await enableTls(postgres, tls);
     const password = randomBytes(24).toString('hex');

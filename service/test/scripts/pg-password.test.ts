@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { superuserEnv } from '../../../scripts/stack/postgres.js';
-import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
@@ -22,14 +22,14 @@ function setRolePassword(script: string): string {
 describe('passwords set by scripts/postgres-init.sh and scripts/rotate-db-password.sh reach PostgreSQL as SCRAM verifiers only ' +
   '(real PostgreSQL with log_statement = all, real bao dev server)', function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let postgres: TestPostgres;
   const appUser = 'saas_app';
   const initial = randomBytes(24).toString('hex');
   const adminInitial = randomBytes(24).toString('hex');
 
   before(async function () {
-    [server, postgres] = await Promise.all([startBaoDevServer(), startTestPostgres()]);
+    [server, postgres] = await Promise.all([startDevServer(), startTestPostgres()]);
     registerSecret('initial app password', initial);
     registerSecret('initial vault_admin password', adminInitial);
     // Every statement PostgreSQL runs goes to its log, as an auditor's setting would have it.
@@ -75,7 +75,7 @@ describe('passwords set by scripts/postgres-init.sh and scripts/rotate-db-passwo
     const rotation = await new Promise<{ code: number; out: string }>((resolve) => {
       execFile('sh', [join(repoRoot, 'scripts/rotate-db-password.sh')], {
         env: baoEnv(server.dir, {
-          VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, APP_ENV: 'dev',
+          VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: serverBin, APP_ENV: 'dev',
           ...superuserEnv(postgres.layout), PGUSER: 'postgres',
         }),
       }, (error, stdout, stderr) => { resolve({ code: error === null ? 0 : 1, out: `${stdout}${stderr}` }); });

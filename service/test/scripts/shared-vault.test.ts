@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile } from '../support/agent.js';
-import { baoBin, baoEnv, repoRoot, startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { runScript } from '../support/bao-server.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { registerSecret } from '../support/leak-scan.js';
@@ -18,7 +18,7 @@ interface RoleState {
 
 describe('two applications and two environments on one real bao dev server, with a real bao agent', function () {
   this.timeout(120_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let saasDev: string;
   let billingDev: string;
   let service: ServiceProcess | undefined;
@@ -46,7 +46,7 @@ describe('two applications and two environments on one real bao dev server, with
   const tokenStatus = async (token: string) => (await vaultRequest(server.addr, token, 'GET', 'auth/token/lookup-self')).status;
 
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     saasDev = await tempDir('saas-dev');
     billingDev = await tempDir('billing-dev');
     const saas = await runBootstrap(server, 'dev', saasDev);
@@ -121,7 +121,7 @@ describe('two applications and two environments on one real bao dev server, with
     expect((await vaultRequest(server.addr, admin.auth.client_token, 'LIST', 'auth/approle/role/saas-app-dev/secret-id')).status).to.equal(403);
 
     const killed = await runScript('scripts/prod/kill-switch.sh', ['dev'], baoEnv(server.dir, {
-      VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: baoBin, APP_NAME: 'billing',
+      VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: serverBin, APP_NAME: 'billing',
     }));
     expect(killed.code, killed.stderr).to.equal(0);
     expect(killed.stdout).to.match(/destroyed [1-9]\d* secret id\(s\) of billing-app-dev/);

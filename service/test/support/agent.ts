@@ -1,6 +1,6 @@
 import { mkdir, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+import { serverBin, baoEnv, repoRoot, type DevServer } from './bao.js';
 import { runBootstrap } from './bootstrap.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
 import { tempDir } from './temp-dirs.js';
@@ -18,7 +18,7 @@ export interface AgentDir {
 }
 
 export async function prepareAgentDir(
-  server: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
+  server: Pick<DevServer, 'addr' | 'rootToken' | 'dir'>,
   appEnv = 'dev',
   bootstrapEnv: NodeJS.ProcessEnv = {},
   /** The project whose agent-config and bootstrap to use: a copy (support/project-copy.ts), or this one. */
@@ -43,7 +43,7 @@ export const fastExitConfig = join(repoRoot, 'service/test/support/agent-config/
  * further configuration files, read last.
  */
 export function startAgent(
-  server: Pick<BaoDevServer, 'addr'>,
+  server: Pick<DevServer, 'addr'>,
   agentDir: AgentDir,
   appEnv = 'dev',
   templateEnv = appEnv,
@@ -51,7 +51,7 @@ export function startAgent(
   extraConfigs: readonly string[] = [],
 ): ManagedProcess {
   return spawnManaged(
-    baoBin,
+    serverBin,
     ['agent', '-config=config/agent.hcl', `-config=config/env/${appEnv}.hcl`, ...extraConfigs.map((file) => `-config=${file}`)],
     {
       cwd: agentDir.dir,

@@ -3,7 +3,7 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { baoBin, baoEnv, repoRoot } from './bao.js';
+import { serverBin, baoEnv, repoRoot } from './bao.js';
 import { recordOutput } from './leak-scan.js';
 import { freePort } from './ports.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -24,7 +24,7 @@ export async function generateTls(): Promise<Tls> {
 }
 
 /** One non-dev `bao server` running deploy/vault-server.hcl (or deploy/ha/<node>.hcl), moved to loopback ports and a temp folder. */
-export interface BaoServerNode {
+export interface ServerNode {
   readonly nodeId: string;
   readonly addr: string;
   readonly clusterAddr: string;
@@ -53,7 +53,7 @@ export async function reserveClusterPorts(nodeIds: readonly string[] = ['vault-1
  * operator runs on that node, retry_join blocks included. Only host names, ports and folders
  * are rewritten; a production path or host left over fails the start.
  */
-export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', cluster?: ClusterPorts): Promise<BaoServerNode> {
+export async function startServerNode(tls: Tls, nodeId = 'vault-1', cluster?: ClusterPorts): Promise<ServerNode> {
   const dir = await tempDir(`bao-${nodeId}`);
   await mkdir(join(dir, 'data'), { recursive: true });
   const own = cluster?.get(nodeId) ?? { port: await freePort(), clusterPort: await freePort() };
@@ -85,11 +85,11 @@ export async function startBaoServerNode(tls: Tls, nodeId = 'vault-1', cluster?:
   if (/"\/vault\/|https:\/\/vault/.test(config)) throw new Error(`${source}: a production path or host was not rewritten:\n${config}`);
   const configFile = join(dir, 'vault-server.hcl');
   await writeFile(configFile, config);
-  const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, { VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: baoBin, ...extra });
-  const launch = () => spawnManaged(baoBin, ['server', `-config=${configFile}`], {
+  const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, { VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: serverBin, ...extra });
+  const launch = () => spawnManaged(serverBin, ['server', `-config=${configFile}`], {
     env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir,
   });
-  const node: BaoServerNode = {
+  const node: ServerNode = {
     nodeId, addr, clusterAddr, dir, auditFile: join(dir, 'data/audit.log'), process: launch(), cliEnv,
     async restart() {
       node.process = launch();
@@ -149,10 +149,10 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
 }
 
 /** A `bao` CLI call with a token, over TLS, the way an operator runs one. */
-export function baoAs(node: BaoServerNode, token: string, args: string[], stdin = ''):
+export function cliAs(node: ServerNode, token: string, args: string[], stdin = ''):
   Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(baoBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(serverBin, args, { env: node.cliEnv({ VAULT_TOKEN: token }), timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
     child.stdin?.on('error', () => undefined);

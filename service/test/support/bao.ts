@@ -8,14 +8,36 @@ import { tempDir } from './temp-dirs.js';
 
 export const repoRoot = resolve(import.meta.dirname, '../../..');
 
-/** The pinned `bao` that scripts/install-openbao.sh installs (npm test's pretest runs it). */
-export const baoBin = process.env.BAO_BIN ?? join(repoRoot, '.tools/bin/bao');
+export interface VaultServerKind {
+  /** What titles and messages call it. */
+  readonly name: 'OpenBao' | 'HashiCorp Vault';
+  /** Server, agent and CLI in one binary, as the install script links it. */
+  readonly bin: string;
+  readonly install: string;
+}
 
-export async function assertBaoInstalled(): Promise<void> {
+const servers = {
+  bao: { name: 'OpenBao', bin: join(repoRoot, '.tools/bin/bao'), install: 'scripts/install-openbao.sh' },
+  vault: { name: 'HashiCorp Vault', bin: join(repoRoot, '.tools/bin/vault'), install: 'scripts/install-vault.sh' },
+} as const satisfies Record<string, VaultServerKind>;
+
+/**
+ * The implementation the suite's Vault tests run, from TEST_VAULT_SERVER: `bao` (OpenBao, the
+ * default) or `vault` (HashiCorp Vault). npm test runs the contract tests with each
+ * (support/run-suite.ts); npm test's pretest installs both.
+ */
+export const vaultServer: VaultServerKind = (() => {
+  const chosen = process.env.TEST_VAULT_SERVER ?? 'bao';
+  if (chosen !== 'bao' && chosen !== 'vault') throw new Error(`TEST_VAULT_SERVER must be bao or vault, not "${chosen}"`);
+  return servers[chosen];
+})();
+export const serverBin = vaultServer.bin;
+
+export async function assertServerInstalled(): Promise<void> {
   try {
-    await access(baoBin, constants.X_OK);
+    await access(serverBin, constants.X_OK);
   } catch {
-    throw new Error(`no bao binary at ${baoBin}: run "sh scripts/install-openbao.sh" (npm test does)`);
+    throw new Error(`no ${vaultServer.name} binary at ${serverBin}: run "sh ${vaultServer.install}" (npm test does)`);
   }
 }
 
@@ -31,7 +53,7 @@ export function baoEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
   return { ...env, HOME: home, ...extra };
 }
 
-export interface BaoDevServer {
+export interface DevServer {
   readonly addr: string;
   readonly rootToken: string;
   readonly process: ManagedProcess;
@@ -69,8 +91,8 @@ export async function waitForHttp(
 }
 
 /** A real `bao server -dev` on a free loopback port with a random root token. */
-export async function startBaoDevServer(): Promise<BaoDevServer> {
-  await assertBaoInstalled();
+export async function startDevServer(): Promise<DevServer> {
+  await assertServerInstalled();
   const dir = await tempDir('bao');
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   registerSecret('dev server root token', rootToken);
@@ -78,7 +100,7 @@ export async function startBaoDevServer(): Promise<BaoDevServer> {
     const port = await freePort();
     const addr = `http://127.0.0.1:${port}`;
     const proc = spawnManaged(
-      baoBin,
+      serverBin,
       ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`],
       { env: baoEnv(dir), logFile: join(dir, `server-${port}.log`), cwd: dir },
     );

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+import { serverBin, baoEnv, repoRoot, type DevServer } from './bao.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
 
 export const bootstrapScript = join(repoRoot, 'scripts/bootstrap.sh');
@@ -14,7 +14,7 @@ export interface ScriptResult {
 
 /** Runs scripts/bootstrap.sh exactly as the compose `vault-init` service does, with `bao`. */
 export function runBootstrap(
-  server: Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>,
+  server: Pick<DevServer, 'addr' | 'rootToken' | 'dir'>,
   appEnv: string,
   credentialsDir: string,
   extraEnv: NodeJS.ProcessEnv = {},
@@ -23,7 +23,7 @@ export function runBootstrap(
   const env = baoEnv(server.dir, {
     VAULT_ADDR: server.addr,
     VAULT_TOKEN: server.rootToken,
-    VAULT_CLI: baoBin,
+    VAULT_CLI: serverBin,
     ...extraEnv,
   });
   return new Promise((resolve) => {

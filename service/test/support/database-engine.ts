@@ -2,14 +2,14 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { baoBin, baoEnv, repoRoot, type BaoDevServer } from './bao.js';
+import { serverBin, baoEnv, repoRoot, type DevServer } from './bao.js';
 import type { ScriptResult } from './bootstrap.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
 import type { TestPostgres } from './postgres.js';
 
 export const databaseEngineScript = join(repoRoot, 'scripts/database-engine.sh');
 
-type Server = Pick<BaoDevServer, 'addr' | 'rootToken' | 'dir'>;
+type Server = Pick<DevServer, 'addr' | 'rootToken' | 'dir'>;
 
 export interface DynamicCredentialsOptions {
   /** dev, staging or prod: the connection saas-<env>, the role saas-app-<env>. */
@@ -32,7 +32,7 @@ export function databaseEngineLog(server: Server): string {
 
 /** Runs scripts/database-engine.sh as an operator would, with `bao` and the root token. */
 export function runDatabaseEngine(server: Server, appEnv: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<ScriptResult> {
-  const env = baoEnv(server.dir, { VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: baoBin, ...extraEnv });
+  const env = baoEnv(server.dir, { VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: serverBin, ...extraEnv });
   return new Promise((resolve) => {
     execFile('sh', [databaseEngineScript, appEnv], { env, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;

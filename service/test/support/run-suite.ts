@@ -3,10 +3,12 @@
  * TTLs and check intervals rather than on the two cores, so files run side by side; each file
  * is a mocha process of its own (its own servers, temp folders and secret scan), except the
  * compose files on the Docker engine, which share one engine and so run together, one after
- * the other, in one process. A file's output is printed whole when it ends, so it reads as
- * mocha's own; the last lines add up every file's counts as mocha prints them.
+ * the other, in one process. The contract tests (what the project relies on Vault for) run
+ * twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER, support/bao.ts).
+ * A file's output is printed whole when it ends, so it reads as mocha's own; the last lines
+ * add up every file's counts as mocha prints them.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -25,12 +27,31 @@ const slowFirst = [
   'service/test/reliability/dynamic-credentials.test.ts',
 ];
 
-type Counts = Record<'passing' | 'pending' | 'failing', number>;
-interface Outcome { files: readonly string[]; code: number; counts: Counts; counted: boolean; output: string; seconds: number }
+// Bootstrap and policies, agent mode, SDK mode, the token lifecycle and the kill switch, dynamic
+// database credentials, and the production path: run against each server.
+const contract = [
+  'service/test/scripts/bootstrap.test.ts',
+  'service/test/policies/policies.test.ts',
+  'service/test/agent-config/agent.test.ts',
+  'service/test/main.test.ts',
+  'service/test/vault/sdk-token-renewer-bao.test.ts',
+  'service/test/vault/agent-token-watcher-bao.test.ts',
+  'service/test/reliability/dynamic-credentials.test.ts',
+  'service/test/prod/production.test.ts',
+  'service/test/prod/admin-access.test.ts',
+];
+const servers = { bao: 'OpenBao', vault: 'HashiCorp Vault' } as const;
+type Server = keyof typeof servers;
 
-function runMocha(files: readonly string[]): Promise<Outcome> {
+type Counts = Record<'passing' | 'pending' | 'failing', number>;
+interface Unit { files: readonly string[]; server: Server }
+interface Outcome { unit: Unit; code: number; counts: Counts; counted: boolean; output: string; seconds: number }
+
+function runMocha(unit: Unit): Promise<Outcome> {
   const started = Date.now();
-  const child = spawn(process.execPath, ['node_modules/mocha/bin/mocha.js', ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['node_modules/mocha/bin/mocha.js', ...unit.files], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TEST_VAULT_SERVER: unit.server },
+  });
   const chunks: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
   child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -43,7 +64,7 @@ function runMocha(files: readonly string[]): Promise<Outcome> {
         counts[match[2] as keyof Counts] = Number(match[1]);
         counted = true;
       }
-      resolve({ files, code: code ?? (signal === null ? 1 : 128), counts, counted, output, seconds: (Date.now() - started) / 1000 });
+      resolve({ unit, code: code ?? (signal === null ? 1 : 128), counts, counted, output, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
@@ -52,19 +73,28 @@ const all = (await readdir(testRoot, { recursive: true }))
   .filter((file) => file.endsWith('.test.ts')).map((file) => join(testRoot, file)).sort();
 const engine = all.filter((file) => engineFiles.test(file));
 const rest = all.filter((file) => !engineFiles.test(file));
-const queue: (readonly string[])[] = [
+const units = [
   engine,
   ...slowFirst.filter((file) => rest.includes(file)).map((file) => [file]),
   ...rest.filter((file) => !slowFirst.includes(file)).map((file) => [file]),
-].filter((files) => files.length > 0);
+].filter((files) => files.length > 0).map((files): Unit => ({ files, server: 'bao' }));
+const queue = units.flatMap((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]);
+const missing = contract.filter((file) => !all.includes(file));
+if (missing.length > 0) throw new Error(`run-suite.ts names contract files that do not exist: ${missing.join(', ')}`);
+
+for (const [server, name] of Object.entries(servers)) {
+  const version = spawnSync(`.tools/bin/${server}`, ['version'], { encoding: 'utf8' });
+  process.stdout.write(`  ${name}: ${version.status === 0 ? version.stdout.trim() : `not installed (.tools/bin/${server})`}\n`);
+}
 
 const started = Date.now();
 const outcomes: Outcome[] = [];
 await Promise.all(Array.from({ length: workers }, async () => {
-  for (let files = queue.shift(); files !== undefined; files = queue.shift()) {
-    const outcome = await runMocha(files);
+  for (let unit = queue.shift(); unit !== undefined; unit = queue.shift()) {
+    const outcome = await runMocha(unit);
     outcomes.push(outcome);
-    process.stdout.write(`\n── ${files.join(', ')} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
+    const against = contract.includes(unit.files[0] ?? '') ? `, against ${servers[unit.server]}` : '';
+    process.stdout.write(`\n── ${unit.files.join(', ')}${against} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
   }
 }));
 
@@ -73,8 +103,8 @@ const total = (key: keyof Counts) => outcomes.reduce((sum, outcome) => sum + out
 const uncounted = outcomes.filter((outcome) => !outcome.counted || (outcome.code !== 0 && outcome.counts.failing === 0));
 const failing = total('failing') + uncounted.length;
 const minutes = Math.round((Date.now() - started) / 60_000);
-process.stdout.write(`\n  all ${all.length} files, ${workers} at a time:\n`);
-for (const outcome of uncounted) process.stdout.write(`  ${outcome.files.join(', ')} ended (exit ${outcome.code}) without counting a failure\n`);
+process.stdout.write(`\n  all ${all.length} files (${contract.length} of them against both servers), ${workers} at a time:\n`);
+for (const outcome of uncounted) process.stdout.write(`  ${outcome.unit.files.join(', ')} (${servers[outcome.unit.server]}) ended (exit ${outcome.code}) without counting a failure\n`);
 process.stdout.write(`  ${total('passing')} passing (${minutes}m)\n`);
 if (total('pending') > 0) process.stdout.write(`  ${total('pending')} pending\n`);
 if (failing > 0) process.stdout.write(`  ${failing} failing\n`);

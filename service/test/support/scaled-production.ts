@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { baoBin, baoEnv, repoRoot } from './bao.js';
-import { baoAs as bao, generateTls, runScript, startBaoServerNode, type BaoServerNode, type Tls } from './bao-server.js';
+import { serverBin, baoEnv, repoRoot } from './bao.js';
+import { cliAs as bao, generateTls, runScript, startServerNode, type ServerNode, type Tls } from './bao-server.js';
 import { registerSecret } from './leak-scan.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -77,7 +77,7 @@ export interface ScaledProduction {
   readonly durations: ProductionDurations;
   readonly counts: ProductionCounts;
   readonly tls: Tls;
-  readonly node: BaoServerNode;
+  readonly node: ServerNode;
   readonly pg: TestPostgres;
   readonly agent: Supervised;
   readonly courier: Supervised;
@@ -115,7 +115,7 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
   const { durations: shipped, counts } = await shippedProduction();
   const d = scaleDurations(shipped, factor);
   const tls = await generateTls();
-  const [node, pg] = await Promise.all([startBaoServerNode(tls), startTestPostgres()]);
+  const [node, pg] = await Promise.all([startServerNode(tls), startTestPostgres()]);
 
   // The operators: init (keys to a private file), unseal with the threshold.
   const initFile = join(await tempDir('init'), 'init.json');
@@ -167,7 +167,7 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
   await scaledAgentConfig(agentDir, d);
   await symlink(credentialsDir, join(agentDir, 'credentials'));
   await mkdir(join(agentDir, 'secrets'), { mode: 0o750 });
-  const agent = new Supervised(() => spawnManaged(baoBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
+  const agent = new Supervised(() => spawnManaged(serverBin, ['agent', '-config=config/agent.hcl', '-config=config/env/prod.hcl'], {
     cwd: agentDir, logFile: join(agentDir, 'agent.log'),
     env: baoEnv(agentDir, { VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca, APP_ENV: 'prod', DATABASE_CREDENTIALS: 'dynamic' }),
   }));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SteadyLoad, type RequestSpec, type Sample } from '../reliability/load.js';
 import { registerSecret } from './leak-scan.js';
-import { baoAs as baoCli } from './bao-server.js';
+import { cliAs as baoCli } from './bao-server.js';
 import { startScaledProduction, type ScaledProduction } from './scaled-production.js';
 import { retryBudgetMs } from './shipped-durations.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void, checkMs: string | null = '500'): void {
   const ctx = {} as AgentContext;
   before(async function () {
-    ctx.server = await startBaoDevServer();
+    ctx.server = await startDevServer();
     ctx.agentDir = await prepareAgentDir(ctx.server, 'dev',
       { ROLE_TOKEN_TTL: ttl, ROLE_TOKEN_MAX_TTL: '1h', ROLE_SECRET_ID_NUM_USES: '0' });
     ctx.agent = startAgent(ctx.server, ctx.agentDir);
@@ -43,7 +43,7 @@ function agentModeSuite(ttl: string, tests: (ctx: AgentContext) => void, checkMs
 }
 
 interface AgentContext {
-  server: BaoDevServer;
+  server: DevServer;
   agentDir: AgentDir;
   agent: ManagedProcess;
   service: RunningService;
@@ -53,7 +53,7 @@ interface AgentContext {
 
 const fatalLines = (ctx: AgentContext) => ctx.log.lines.filter((l) => l.level === 'fatal');
 
-describe('AgentTokenWatcher: revocation, with a real bao agent and server (6 s TTL)', function () {
+describe(`AgentTokenWatcher: revocation, with a real ${vaultServer.name} agent and server (6 s TTL)`, function () {
   this.timeout(60_000);
   agentModeSuite('6s', (ctx) => {
     it('halts when the agent\'s token is revoked, and reopens when the agent logs in again', async function () {
@@ -85,7 +85,7 @@ describe('AgentTokenWatcher: revocation, with a real bao agent and server (6 s T
   });
 });
 
-describe('AgentTokenWatcher: Vault outages, with a real bao agent and server (12 s TTL)', function () {
+describe(`AgentTokenWatcher: Vault outages, with a real ${vaultServer.name} agent and server (12 s TTL)`, function () {
   this.timeout(60_000);
   agentModeSuite('12s', (ctx) => {
     it('keeps serving through a Vault outage shorter than the token\'s TTL', async function () {

@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppRoleCredentials, removeCredentialVariables } from '../../src/vault/approle-credentials.js';
 import { nodeVaultApi } from '../../src/vault/vault-api.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
@@ -86,9 +86,9 @@ describe('AppRoleCredentials', function () {
 });
 
 describe('AppRoleCredentials with a response-wrapped secret id, against a real bao dev server', function () {
-  let server: BaoDevServer;
+  let server: DevServer;
   before(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     await vaultData(server.addr, server.rootToken, 'POST', 'sys/auth/approle', { type: 'approle' });
     await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev', { token_ttl: '5m' });
   });

@@ -5,21 +5,21 @@ import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { checkFraction, checkSpread } from '../../src/vault/token-schedule.js';
 import { destroySecretIds, revokeAppRoleTokens, unlockRoleId, wrappedSecretId } from '../support/approle-admin.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
+import { startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
-describe('SdkTokenRenewer against a real bao dev server', function () {
+describe(`SdkTokenRenewer against a real ${vaultServer.name} dev server`, function () {
   this.timeout(60_000);
-  let server: BaoDevServer;
+  let server: DevServer;
   let service: RunningService | undefined;
   let log: ReturnType<typeof capturingLogger>;
 
   beforeEach(async function () {
-    server = await startBaoDevServer();
+    server = await startDevServer();
     log = capturingLogger();
   });
   afterEach(async function () {

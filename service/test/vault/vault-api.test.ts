@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { nodeVaultApi } from '../../src/vault/vault-api.js';
 import { describeVaultError } from '../../src/vault/vault-error.js';
-import { startBaoDevServer, type BaoDevServer } from '../support/bao.js';
-import { generateTls, startBaoServerNode, type BaoServerNode } from '../support/bao-server.js';
+import { startDevServer, type DevServer } from '../support/bao.js';
+import { generateTls, startServerNode, type ServerNode } from '../support/bao-server.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { spawnService, startService } from '../support/service.js';
 import { tempDir } from '../support/temp-dirs.js';
@@ -14,9 +14,9 @@ describe('vault-api: what node-vault would have leaked, against real bao servers
   this.timeout(60_000);
 
   describe('DEBUG', function () {
-    let server: BaoDevServer;
+    let server: DevServer;
     before(async function () {
-      server = await startBaoDevServer();
+      server = await startDevServer();
     });
     after(async function () {
       await server.stop();
@@ -45,10 +45,10 @@ describe('vault-api: what node-vault would have leaked, against real bao servers
   });
 
   describe('TLS verification', function () {
-    let node: BaoServerNode;
+    let node: ServerNode;
     const saved = process.env.VAULT_SKIP_VERIFY;
     before(async function () {
-      node = await startBaoServerNode(await generateTls());
+      node = await startServerNode(await generateTls());
     });
     after(async function () {
       await node.stop();
@@ -85,7 +85,7 @@ describe('vault-api: what node-vault would have leaked, against real bao servers
   });
 
   it('keeps Vault\'s Retry-After on a refused call (a real rate-limit quota)', async function () {
-    const server = await startBaoDevServer();
+    const server = await startDevServer();
     try {
       await vaultData(server.addr, server.rootToken, 'POST', 'sys/quotas/config', { enable_rate_limit_response_headers: true });
       await vaultData(server.addr, server.rootToken, 'POST', 'sys/quotas/rate-limit/one-per-minute',
