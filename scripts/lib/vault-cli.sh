@@ -3,11 +3,15 @@
 # exits 1) and sets `cli` (vault or bao) and VAULT_ADDR before calling these functions.
 
 # The server's own words for a failed call, without the CLI's banner: run the call with
-# 2>"$errors", then say $(reason). The file goes when the script exits.
+# 2>"$errors", then say $(reason). The file goes when the script exits. OpenBao gives one
+# "* <reason>" line; HashiCorp Vault often gives "* 2 errors occurred:" and then each reason
+# indented ("permission denied", "invalid token"): all of them are said, on one line.
 errors=$(mktemp)
 trap 'rm -f "$errors"' EXIT
 reason() {
-  sed -n 's/^\* //p; s/^Error [a-z ]*: //p' "$errors" | tail -n 1
+  listed=$(sed -n 's/^[[:space:]]*\* //p' "$errors" | grep -v '^[0-9]* errors occurred:$' |
+    awk 'NR > 1 { printf ", " } { printf "%s", $0 } END { if (NR > 0) print "" }')
+  if [ -n "$listed" ]; then echo "$listed"; else sed -n 's/^Error [a-z ]*: //p' "$errors" | tail -n 1; fi
 }
 
 # A duration such as 90s, 5m, 1h or 2d in seconds, as Vault reports durations, so settings can

@@ -21,7 +21,7 @@ export function describeVaultError(error: unknown): VaultFailure {
     const body = candidate.response.body;
     const retryAfter = typeof body === 'object' && body !== null ? (body as Record<symbol, unknown>)[retryAfterKey] : undefined;
     return {
-      unreachable: false, status: candidate.response.statusCode, detail: message.split('\n')[0] ?? '',
+      unreachable: false, status: candidate.response.statusCode, detail: errorText(message),
       retryAfterMs: typeof retryAfter === 'number' ? retryAfter : undefined,
     };
   }
@@ -29,6 +29,18 @@ export function describeVaultError(error: unknown): VaultFailure {
     return { unreachable: true, status: undefined, detail: candidate.code, retryAfterMs: undefined };
   }
   return { unreachable: false, status: undefined, detail: error instanceof Error ? error.name : 'unknown error', retryAfterMs: undefined };
+}
+
+/**
+ * Vault's error on one line. OpenBao answers one reason ("permission denied"); HashiCorp Vault
+ * often answers "2 errors occurred:" followed by each reason on an indented "* " line, which
+ * is said as "permission denied, invalid token".
+ */
+export function errorText(message: string): string {
+  const [first = '', ...rest] = message.split('\n');
+  if (!/^\d+ errors? occurred:$/.test(first.trim())) return first;
+  const reasons = rest.map((line) => /^\s*\* (.*)$/.exec(line)?.[1]).filter((reason) => reason !== undefined);
+  return reasons.length > 0 ? reasons.join(', ') : first;
 }
 
 /**
