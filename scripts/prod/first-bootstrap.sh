@@ -23,6 +23,8 @@
 #   ADMIN_USERNAME               the userpass user (default admin)
 #   ADMIN_TOKEN_TTL, ADMIN_TOKEN_MAX_TTL   the admin's token lifetime (default 1h, at most 8h)
 #   ORCHESTRATOR_TOKEN_PERIOD    the orchestrator token's period: renew it within that (24h)
+#   AUDIT_FILE_PATH              where HashiCorp Vault's file audit device writes, as the server
+#                                sees it (default /vault/data/audit.log, as in deploy/vault-server.hcl)
 set -eu
 fail() {
   echo "first-bootstrap: $*" >&2
@@ -62,6 +64,16 @@ revoke_root() {
   "$cli" token revoke -self >/dev/null 2>&1 || true
 }
 trap revoke_root EXIT
+
+# HashiCorp Vault ignores the audit block of deploy/vault-server.hcl, which OpenBao 2.x takes
+# (and OpenBao refuses `audit enable`): when the server lists no file device, enable it over the
+# API now, while the root token exists, so that everything below is audited.
+audit_file=${AUDIT_FILE_PATH:-/vault/data/audit.log}
+if ! "$cli" audit list 2>/dev/null | grep -q '^file/'; then
+  "$cli" audit enable file file_path="$audit_file" >/dev/null ||
+    fail "cannot enable the file audit device at $audit_file (AUDIT_FILE_PATH)"
+  echo "first-bootstrap: enabled the file audit device at $audit_file"
+fi
 
 ROLE_SECRET_ID_NUM_USES=${ROLE_SECRET_ID_NUM_USES:-1} \
   SECRET_ID_WRAP_TTL=${SECRET_ID_WRAP_TTL:-5m} \

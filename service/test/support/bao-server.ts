@@ -85,7 +85,11 @@ export async function startServerNode(tls: Tls, nodeId = 'vault-1', cluster?: Cl
   if (/"\/vault\/|https:\/\/vault/.test(config)) throw new Error(`${source}: a production path or host was not rewritten:\n${config}`);
   const configFile = join(dir, 'vault-server.hcl');
   await writeFile(configFile, config);
-  const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, { VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: serverBin, ...extra });
+  // AUDIT_FILE_PATH: where first-bootstrap.sh has HashiCorp Vault, which ignores the config's
+  // audit block, write the same file over the API.
+  const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, {
+    VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: serverBin, AUDIT_FILE_PATH: 'data/audit.log', ...extra,
+  });
   const launch = () => spawnManaged(serverBin, ['server', `-config=${configFile}`], {
     env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir,
   });
