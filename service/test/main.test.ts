@@ -11,7 +11,7 @@ import { startTestPostgres, type TestPostgres } from './support/postgres.js';
 import { renderedDocument, renderLikeAgent, sampleSecrets } from './support/rendered-secrets.js';
 import { spawnService, startService, type ServiceProcess } from './support/service.js';
 import { tempDir } from './support/temp-dirs.js';
-import { unwrapSecretId, vaultData, vaultRequest } from './support/vault-http.js';
+import { untilSecretIdExpired, unwrapSecretId, vaultData, vaultRequest } from './support/vault-http.js';
 
 type LogLine = Record<string, unknown> & { msg: string };
 
@@ -412,8 +412,9 @@ describe(`service/src/main.ts in SDK mode, against a real ${vaultServer.name} de
     }
 
     it('exits 1 when the secret id has expired', async function () {
+      this.timeout(30_000 + vaultServer.expiredSecretIdGraceMs);
       const { role, secret } = await credentialsFor({ ROLE_SECRET_ID_TTL: '1s' });
-      await new Promise((r) => setTimeout(r, 1500));
+      await untilSecretIdExpired(limited, 'saas-app-dev', secret);
       await expectRefusal(sdkEnv(limited, { VAULT_ROLE_ID: role, VAULT_SECRET_ID: secret }),
         /AppRole login refused .* the secret id is wrong, expired or used up/);
     });

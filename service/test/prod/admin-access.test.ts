@@ -257,11 +257,19 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     // The runbook's last step: revoke it.
     expect((await cli(rootEnv, ['token', 'revoke', '-self'])).code).to.equal(0);
     expect((await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, root)).status).to.equal(403);
-    // Without an admin token, OpenBao refuses to start a root generation at all.
-    const anonymous = await runScript('scripts/prod/generate-root.sh', [join(await tempDir('root'), 'x')], node.cliEnv(),
-      unsealKeys.join('\n') + '\n');
-    expect(anonymous.code).to.equal(1);
-    expect(anonymous.stderr).to.contain('Vault refused to start a root token generation');
+    // Without an admin token, OpenBao refuses to start a root generation at all; for HashiCorp
+    // Vault the quorum of unseal keys is enough.
+    const anonymousOut = join(await tempDir('root'), 'x');
+    const anonymous = await runScript('scripts/prod/generate-root.sh', [anonymousOut], node.cliEnv(), unsealKeys.join('\n') + '\n');
+    if (vaultServer.generateRootNeedsToken) {
+      expect(anonymous.code).to.equal(1);
+      expect(anonymous.stderr).to.contain('Vault refused to start a root token generation');
+    } else {
+      expect(anonymous.code, anonymous.stderr).to.equal(0);
+      const anonymousRoot = (await readFile(anonymousOut, 'utf8')).trim();
+      registerSecret('root token generated without a token', anonymousRoot);
+      expect((await cli(node.cliEnv({ VAULT_TOKEN: anonymousRoot }), ['token', 'revoke', '-self'])).code).to.equal(0);
+    }
   });
 
   it('the admin sets up production\'s dynamic database credentials (database-engine.sh): the app serves from a user Vault issued', async function () {

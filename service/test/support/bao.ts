@@ -14,11 +14,28 @@ export interface VaultServerKind {
   /** Server, agent and CLI in one binary, as the install script links it. */
   readonly bin: string;
   readonly install: string;
+  /**
+   * How long an expired secret id may still log in. OpenBao checks the expiry at login;
+   * HashiCorp Vault's login does not, and its AppRole tidy, which the rollback manager runs
+   * once a minute, deletes expired ones.
+   */
+  readonly expiredSecretIdGraceMs: number;
+  /**
+   * Whether starting a root token generation needs a token: OpenBao (2.6 and later) asks for
+   * one allowed on sys/generate-root; for HashiCorp Vault the quorum of unseal keys is enough.
+   */
+  readonly generateRootNeedsToken: boolean;
 }
 
 const servers = {
-  bao: { name: 'OpenBao', bin: join(repoRoot, '.tools/bin/bao'), install: 'scripts/install-openbao.sh' },
-  vault: { name: 'HashiCorp Vault', bin: join(repoRoot, '.tools/bin/vault'), install: 'scripts/install-vault.sh' },
+  bao: {
+    name: 'OpenBao', bin: join(repoRoot, '.tools/bin/bao'), install: 'scripts/install-openbao.sh', expiredSecretIdGraceMs: 0,
+    generateRootNeedsToken: true,
+  },
+  vault: {
+    name: 'HashiCorp Vault', bin: join(repoRoot, '.tools/bin/vault'), install: 'scripts/install-vault.sh', expiredSecretIdGraceMs: 60_000,
+    generateRootNeedsToken: false,
+  },
 } as const satisfies Record<string, VaultServerKind>;
 
 /**

@@ -1,3 +1,5 @@
+import { vaultServer } from './bao.js';
+
 /**
  * Raw calls to the Vault HTTP API for tests that assert on status codes (a 403 is the
  * point of a policy test, and a client library would turn it into an exception).
@@ -51,4 +53,24 @@ export async function unwrapSecretId(addr: string, wrappingToken: string): Promi
   const response = await vaultRequest(addr, wrappingToken.trim(), 'POST', 'sys/wrapping/unwrap');
   if (response.status !== 200) throw new Error(`unwrapping failed with ${response.status}: ${JSON.stringify(response.body)}`);
   return (response.body as { data: { secret_id: string } }).data.secret_id;
+}
+
+/**
+ * Waits until the server refuses an expired secret id of `role`: just past its expiration time
+ * with OpenBao, which checks it at login; with HashiCorp Vault, whose login does not, until its
+ * AppRole tidy has deleted it (`vaultServer.expiredSecretIdGraceMs`). Fails after that + 1 s.
+ */
+export async function untilSecretIdExpired(server: { addr: string; rootToken: string }, role: string, secretId: string): Promise<void> {
+  const lookup = () => vaultRequest(server.addr, server.rootToken, 'POST', `auth/approle/role/${role}/secret-id/lookup`, { secret_id: secretId });
+  const first = await lookup();
+  const expiration = (first.body as { data?: { expiration_time?: string } } | undefined)?.data?.expiration_time;
+  if (first.status !== 200 || expiration === undefined) throw new Error(`no secret id of ${role} to wait for: ${first.status}`);
+  const expiresAt = Date.parse(expiration);
+  await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 500));
+  const grace = vaultServer.expiredSecretIdGraceMs;
+  if (grace === 0) return;
+  while ((await lookup()).status === 200) {
+    if (Date.now() > expiresAt + grace + 1000) throw new Error(`${vaultServer.name} still holds a secret id of ${role} ${grace + 1000} ms after it expired`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }

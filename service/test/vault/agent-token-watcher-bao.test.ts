@@ -53,10 +53,28 @@ interface AgentContext {
 
 const fatalLines = (ctx: AgentContext) => ctx.log.lines.filter((l) => l.level === 'fatal');
 
+/**
+ * After a revocation of the token alone, within `limitMs`: the service halted, or the agent had
+ * already written a new token and the service serves on it; either way it never serves on the
+ * revoked token past the bound. OpenBao's agent notices the revocation at its next renewal, so
+ * the service halts first; HashiCorp Vault's agent logs in again as soon as a template render is
+ * refused, which can come before the service's next check.
+ */
+async function haltedOrReplaced(ctx: AgentContext, tokenBefore: string, limitMs: number): Promise<{ halted: boolean; ms: number }> {
+  const start = Date.now();
+  while (Date.now() - start < limitMs) {
+    const status = await statusOf(`${ctx.url}/readyz`);
+    if (status === 503) return { halted: true, ms: Date.now() - start };
+    if (status === 200 && await readFile(ctx.agentDir.tokenFile, 'utf8') !== tokenBefore) return { halted: false, ms: Date.now() - start };
+    await sleep(50);
+  }
+  throw new Error(`${ctx.url}/readyz still answered 200 on the revoked token ${limitMs} ms after the revocation`);
+}
+
 describe(`AgentTokenWatcher: revocation, with a real ${vaultServer.name} agent and server (6 s TTL)`, function () {
   this.timeout(60_000);
   agentModeSuite('6s', (ctx) => {
-    it('halts when the agent\'s token is revoked, and reopens when the agent logs in again', async function () {
+    it('halts when the agent\'s token is revoked (unless the agent has already logged in again), and reopens when it has', async function () {
       const { agent, agentDir, server, url } = ctx;
       expect(await statusOf(`${url}/readyz`)).to.equal(200);
       const tokenBefore = await readFile(agentDir.tokenFile, 'utf8');
@@ -66,13 +84,13 @@ describe(`AgentTokenWatcher: revocation, with a real ${vaultServer.name} agent a
       while (await renewals() === seen) await sleep(50);
       await revokeAppRoleTokens(server);
 
-      await timeUntil(`${url}/readyz`, 503, 1500);
-      expect(fatalLines(ctx)).to.have.length(1);
-      expect(fatalLines(ctx)[0]).to.include({ code: 'vault_token_invalid' });
+      const { halted } = await haltedOrReplaced(ctx, tokenBefore, 1500);
+      expect(fatalLines(ctx)).to.have.length(halted ? 1 : 0);
+      if (halted) expect(fatalLines(ctx)[0]).to.include({ code: 'vault_token_invalid' });
       // The agent notices at its next renewal (about 4 s) and logs in again with its secret id.
       await timeUntil(`${url}/readyz`, 200, 10_000);
       expect(await readFile(agentDir.tokenFile, 'utf8')).to.not.equal(tokenBefore);
-      expect(ctx.log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(1);
+      expect(ctx.log.lines.filter((l) => l.msg === 'traffic open again: the Vault token is valid')).to.have.length(halted ? 1 : 0);
 
       const status = await (await fetch(`http://127.0.0.1:${ctx.service.adminPort}/status`)).text();
       const secrets = ctx.service.holder.current?.secrets;
@@ -119,24 +137,28 @@ describe(`AgentTokenWatcher: Vault outages, with a real ${vaultServer.name} agen
   });
 });
 
-describe('AgentTokenWatcher: the kill switch, with the default 10 s check and the dev agent (30 s TTL)', function () {
+describe(`AgentTokenWatcher: the kill switch, with the default 10 s check and the dev ${vaultServer.name} agent (30 s TTL)`, function () {
   this.timeout(120_000);
   agentModeSuite('30s', (ctx) => {
     const fatalSince = (count: number) => fatalLines(ctx).slice(count);
 
-    it('rotate: revoking the token halts within 10 s + 1 s; the dev agent logs in again and traffic resumes by itself',
+    it('rotate: revoking the token halts within 10 s + 1 s, unless the agent has logged in again first; traffic resumes by itself',
       async function () {
-        const { agent, server, url } = ctx;
+        const { agent, agentDir, server, url } = ctx;
         expect(await statusOf(`${url}/readyz`)).to.equal(200);
         const before = fatalLines(ctx).length;
+        const tokenBefore = await readFile(agentDir.tokenFile, 'utf8');
         await revokeAppRoleTokens(server);
-        const halted = await timeUntil(`${url}/readyz`, 503, 11_000);
-        expect(fatalSince(before)).to.have.length(1);
-        expect(fatalSince(before)[0]).to.include({ code: 'vault_token_invalid' });
-        // The agent sees the revocation at its next renewal (at most 5/6 of the 30 s TTL).
+        const { halted, ms } = await haltedOrReplaced(ctx, tokenBefore, 11_000);
+        expect(fatalSince(before)).to.have.length(halted ? 1 : 0);
+        if (halted) expect(fatalSince(before)[0]).to.include({ code: 'vault_token_invalid' });
+        // OpenBao's agent sees the revocation at its next renewal (at most 5/6 of the 30 s TTL).
         const reopened = await timeUntil(`${url}/readyz`, 200, 35_000);
+        expect(await readFile(agentDir.tokenFile, 'utf8')).to.not.equal(tokenBefore);
         expect(agent.child.exitCode, 'the dev agent did not give up on the refused renewal').to.equal(null);
-        console.log(`      rotate: halted ${halted} ms after the revocation, reopened ${halted + reopened} ms after it`);
+        console.log(halted
+          ? `      rotate: halted ${ms} ms after the revocation, reopened ${ms + reopened} ms after it`
+          : `      rotate: the agent wrote a new token ${ms} ms after the revocation, before the service's check`);
       });
 
     it('kill: revoking the token and the secret id halts within 10 s + 1 s and stays halted; ' +
