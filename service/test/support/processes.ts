@@ -65,7 +65,11 @@ export function spawnManaged(command: string, args: readonly string[], options: 
       // callback runs once everything before it is written ('drain' fires only after a write
       // that returned false, so waiting for it could wait forever).
       if (log.writableLength > 0 && !log.writableEnded) await new Promise<void>((resolve) => { log.write('', () => { resolve(); }); });
-      return readFile(options.logFile, 'utf8');
+      // The stream opens its file at its first write: nothing written yet reads as nothing.
+      return readFile(options.logFile, 'utf8').catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+        throw error;
+      });
     },
   };
   running.add(managed);
