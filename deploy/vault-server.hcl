@@ -20,10 +20,9 @@ api_addr     = "https://vault:8200"
 cluster_addr = "https://vault:8201"
 
 # A file audit device on the persistent volume (the runbook reads it). OpenBao 2.x takes it
-# only from here: it refuses `audit enable` over the API. HashiCorp Vault ignores this block
-# (it warns "unknown or unsupported field audit"); enable the device once instead, after
-# unsealing, with the root token, before scripts/prod/first-bootstrap.sh revokes it:
-#   vault audit enable file file_path=/vault/data/audit.log
+# only from here: it refuses `audit enable` over the API. HashiCorp Vault ignores this block,
+# without a word (v1.21.4): scripts/prod/first-bootstrap.sh enables the same device over the
+# API when the server lists none, before it revokes the root token.
 # Secrets, tokens and secret ids appear only as HMACs. Reopened on SIGHUP, for logrotate.
 # The file sits in the Raft folder itself, which exists and is the server's: the device would
 # create a missing parent folder with the file's mode (0600), which a non-root server cannot enter.

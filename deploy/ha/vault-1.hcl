@@ -34,10 +34,9 @@ api_addr     = "https://vault-1:8200"
 cluster_addr = "https://vault-1:8201"
 
 # OpenBao 2.x: a file audit device declared here (OpenBao refuses `audit enable` over the API),
-# on the persistent volume. HashiCorp Vault ignores this block (it warns "unknown or unsupported
-# field audit"): enable the device once instead, after unsealing, with the root token, before
-# scripts/prod/first-bootstrap.sh revokes it:
-#   vault audit enable file file_path=/vault/data/audit.log
+# on the persistent volume. HashiCorp Vault ignores this block, without a word (v1.21.4):
+# scripts/prod/first-bootstrap.sh enables the same device over the API when the server lists
+# none, before it revokes the root token.
 # Keep this block identical on the three nodes: the device is recorded in the cluster's
 # replicated audit table, and a node declaring other options (another file_path) failed to take
 # over as leader in our tests. Reopened on SIGHUP, for logrotate.
