@@ -7,10 +7,10 @@ import { EngineError, repoRoot, run, type StartedEngine } from './engine.js';
 
 /*
  * The offline stand-ins for the official images the compose files name (images/*): built on
- * the project's engine from a Debian root filesystem (debootstrap), the pinned bao, and a
- * Node.js from the npm registry. Each tag is a hash of everything its image is built from,
- * so an image is rebuilt exactly when one of its inputs changed, and a fresh clone on the same
- * machine (same data root) finds the images already there.
+ * the project's engine from a Debian root filesystem (debootstrap), the pinned HashiCorp Vault
+ * (scripts/install-vault.sh) and a Node.js from the npm registry. Each tag is a hash of
+ * everything its image is built from, so an image is rebuilt exactly when one of its inputs
+ * changed, and a fresh clone on the same machine (same data root) finds the images there.
  */
 
 export const debianMirror = process.env.ENGINE_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
@@ -105,9 +105,9 @@ async function machineCaBundle(): Promise<string> {
   return readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '');
 }
 
-async function baoBinary(): Promise<string> {
-  const installed = await run('sh', [join(repoRoot, 'scripts/install-openbao.sh')]);
-  if (installed.code !== 0) throw new EngineError(`the vault stand-in needs the pinned bao: ${installed.stderr.trim().split('\n').at(-1) ?? ''}`);
+async function vaultBinary(): Promise<string> {
+  const installed = await run('sh', [join(repoRoot, 'scripts/install-vault.sh')]);
+  if (installed.code !== 0) throw new EngineError(`the vault stand-in needs the pinned HashiCorp Vault: ${installed.stderr.trim().split('\n').at(-1) ?? ''}`);
   return installed.stdout.trim();
 }
 
@@ -135,10 +135,10 @@ export async function ensureImages(engine: StartedEngine, say: (line: string) =>
   const recipes = [
     {
       name: 'vault', variable: 'VAULT_IMAGE' as const,
-      inputs: [await file('images/vault/Dockerfile'), await file('scripts/openbao-requirements.txt')],
+      inputs: [await file('images/vault/Dockerfile'), await file('scripts/install-vault.sh')],
       prepare: async (context: string) => {
         await copyFile(join(repoRoot, 'images/vault/Dockerfile'), join(context, 'Dockerfile'));
-        await copyFile(await baoBinary(), join(context, 'vault'));
+        await copyFile(await vaultBinary(), join(context, 'vault'));
       },
       args: {},
     },

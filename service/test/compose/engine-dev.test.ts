@@ -368,16 +368,19 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     await ready(1_000);
   });
 
-  it('a revoked agent token: the agent\'s healthcheck sees it refused and restarts it, and it logs in again within the check\'s interval', async function () {
+  it('a revoked agent token: the agent logs in again within the healthcheck\'s interval, by itself or restarted by the check', async function () {
     await secretIdWaiting();
     const token = await sinkToken();
     const before = await state('vault-agent');
     await vaultCli('write auth/token/revoke token=-', token);
     const began = Date.now();
-    // The check runs every 5 s; then the restart and the login.
+    // The check runs every 5 s; then the restart and the login. HashiCorp Vault's agent logs in
+    // again by itself as soon as a render is refused, often before the check (OpenBao's would
+    // wait for its next renewal, minutes away: the check is what brings it back in time).
     await newLogin(token, agentCheckMs + startAndLoginMs);
-    console.log(`      logged in again ${Date.now() - began} ms after the revocation`);
-    expect((await state('vault-agent')).restarts).to.equal(before.restarts + 1);
+    const restarts = (await state('vault-agent')).restarts - before.restarts;
+    console.log(`      logged in again ${Date.now() - began} ms after the revocation, ${restarts === 0 ? 'by itself' : 'restarted by its healthcheck'}`);
+    expect(restarts).to.be.oneOf([0, 1]);
     // The revocation took the database lease with the token: the new login renders a new user.
     await ready(15_000);
     await projectRoundTrip('Gemini');
