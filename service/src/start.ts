@@ -63,6 +63,12 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const pools = new PoolHolder(
       { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName, ssl: databaseSsl }, holder, logger);
     started.add('database pools', () => pools.close());
+    if (leases !== undefined) {
+      // A revoked lease shows in PostgreSQL first (its sessions ended, its logins refused): the
+      // lease is looked up at once rather than at its next scheduled check.
+      const unsubscribe = pools.onCredentialsGone(() => { void leases.checkNow(); });
+      started.add('database errors watch', () => { unsubscribe(); });
+    }
     const webhooks = new WebhookSender(settings.webhookUrl, logger);
     started.add('webhook deliveries', () => webhooks.drain());
     const views = { gate, holder, token: () => secrets.token.status(), lease: () => leases?.status() ?? null };

@@ -19,6 +19,17 @@ interface Entry {
   retired: boolean;
 }
 
+/**
+ * PostgreSQL's answers that say the credentials may be gone: a session ended by an
+ * administrator (Vault's revocation statements end the user's sessions: 57P01), a password
+ * refused (28P01), a user that no longer exists (28000).
+ */
+const credentialsGoneCodes = new Set(['57P01', '28P01', '28000']);
+const credentialsGone = (error: unknown): string | undefined => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && credentialsGoneCodes.has(code) ? code : undefined;
+};
+
 /** Compared, never logged: a change of either means a new pool. */
 function credentialsOf(snapshot: ConfigSnapshot): string {
   const { username, password } = snapshot.secrets.database;
@@ -40,6 +51,7 @@ export class PoolHolder {
   readonly #logger: Logger;
   readonly #unsubscribe: () => void;
   readonly #closing = new Set<Promise<void>>();
+  readonly #credentialsListeners = new Set<(code: string) => void>();
 
   constructor(target: DatabaseTarget, holder: SnapshotHolder, logger: Logger) {
     this.#target = target;
@@ -74,9 +86,27 @@ export class PoolHolder {
     entry.users++;
     try {
       return await work(entry.pool);
+    } catch (error) {
+      this.#maybeCredentialsGone(error);
+      throw error;
     } finally {
       this.#release(entry);
     }
+  }
+
+  /**
+   * Calls `listener` with PostgreSQL's code each time a connection or a query of the current
+   * credentials' pools says they may be gone (a revoked lease shows there first, before any
+   * lookup); returns the unsubscribe.
+   */
+  onCredentialsGone(listener: (code: string) => void): () => void {
+    this.#credentialsListeners.add(listener);
+    return () => { this.#credentialsListeners.delete(listener); };
+  }
+
+  #maybeCredentialsGone(error: unknown): void {
+    const code = credentialsGone(error);
+    if (code !== undefined) for (const listener of this.#credentialsListeners) listener(code);
   }
 
   /** The pool of `snapshot`'s credentials while it is open, else the current one. */
@@ -113,6 +143,7 @@ export class PoolHolder {
     });
     pool.on('error', (error) => {
       this.#logger.warn({ err: error.message }, 'an idle PostgreSQL connection failed');
+      this.#maybeCredentialsGone(error);
     });
     const previous = this.#entry;
     this.#entry = { pool, credentials, users: 0, retired: false };

@@ -6,7 +6,7 @@
  * last, so the shutdown can be watched on it.
  */
 export const stopOrder = [
-  'token sink watch', 'lease swap watch', 'lease checks', 'secret re-reads', 'token checks', 'rendered file watch',
+  'token sink watch', 'lease swap watch', 'database errors watch', 'lease checks', 'secret re-reads', 'token checks', 'rendered file watch',
   'webhook deliveries', 'database pools', 'token revocation', 'admin listener',
 ] as const;
 

@@ -26,8 +26,8 @@ export interface LeaseKeeperOptions {
   wallClock?: () => number;
 }
 
-const vouched = (info: LeaseInfo, fresh: boolean): Vouched =>
-  ({ kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: true, fresh });
+const vouched = (info: LeaseInfo, fresh: boolean, fullTtlSeconds?: number): Vouched =>
+  ({ kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: true, fresh, ...(fullTtlSeconds === undefined ? {} : { fullTtlSeconds }) });
 
 /**
  * The database credentials' lease: looked up (an operator's revocation is seen within the
@@ -58,7 +58,9 @@ class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
     // The token's watcher reports a missing token; this one waits for it.
     if (token === undefined) return { kind: 'waiting', reason: 'no Vault token yet' };
     try {
-      if (replace === undefined || !renewDue) return vouched(await api.lookupLease(lease.id, token), replace === undefined);
+      // Agent mode: the agent renews the lease to its full duration, which times the next look.
+      if (replace === undefined) return vouched(await api.lookupLease(lease.id, token), true, lease.durationSeconds);
+      if (!renewDue) return vouched(await api.lookupLease(lease.id, token), false);
       if (!lease.renewable) return { kind: 'replace', why: 'the lease is not renewable' };
       let renewed: LeaseInfo;
       try {

@@ -51,4 +51,35 @@ describe('PoolHolder on a real PostgreSQL: one pool per credentials, each reques
       await pools.close();
     }
   });
+
+  it('tells its listeners when PostgreSQL ends a session (57P01) or refuses the credentials (28P01), and not for other errors', async function () {
+    const holder = new SnapshotHolder();
+    holder.swap(snapshot('saas_app_a'));
+    const pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, capturingLogger().logger);
+    const codes: string[] = [];
+    const unsubscribe = pools.onCredentialsGone((code) => { codes.push(code); });
+    try {
+      await pools.use((pool) => pool.query('SELECT no_such_column FROM no_such_table')).catch(() => undefined);
+      expect(codes, 'an error of the query itself').to.deep.equal([]);
+      // A connection that stays open, idle (pg's pool drops a connection whose query failed).
+      expect(await sessionUser(pools)).to.equal('saas_app_a');
+      // What Vault's revocation statements do: end the user's sessions. The idle connection's error says so.
+      await postgres.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'saas_app_a'");
+      const deadline = Date.now() + 5000;
+      while (codes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(codes).to.deep.equal(['57P01']);
+      // And refuse its logins: a new connection is refused.
+      await postgres.query(`ALTER ROLE saas_app_a PASSWORD '${randomKey()}'`);
+      const refused = await sessionUser(pools).then(() => undefined, (error: unknown) => error as { code?: string });
+      expect(refused?.code).to.equal('28P01');
+      expect(codes).to.deep.equal(['57P01', '28P01']);
+      unsubscribe();
+      await sessionUser(pools).catch(() => undefined);
+      expect(codes, 'nothing after unsubscribing').to.have.length(2);
+    } finally {
+      await pools.close();
+      const password = snapshot('saas_app_a').secrets.database.password;
+      await postgres.provision('saas_app_a', password);
+    }
+  });
 });
