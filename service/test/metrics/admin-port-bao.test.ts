@@ -55,9 +55,16 @@ describe('the operator\'s port of a service in SDK mode, against a real bao dev 
     await destroySecretIds(server);
     await revokeAppRoleTokens(server);
     await timeUntil(`${url}/readyz`, 503, 3000);
-    const status = await fetch(`${admin}/status`);
-    expect(status.status, 'the admin port answers while halted').to.equal(200);
-    expect(await status.json()).to.nested.include({ 'gate.state': 'halted', 'gate.code': 'vault_login_failed' });
+    // Halted first for the refused token (vault_token_invalid), then for the login that failed.
+    let view: unknown;
+    for (const end = Date.now() + 3000; ;) {
+      const status = await fetch(`${admin}/status`);
+      expect(status.status, 'the admin port answers while halted').to.equal(200);
+      view = await status.json();
+      if ((view as { gate: { code?: string } }).gate.code === 'vault_login_failed' || Date.now() > end) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(view).to.nested.include({ 'gate.state': 'halted', 'gate.code': 'vault_login_failed' });
     text = await (await fetch(`${admin}/metrics`)).text();
     expect(sample(text, 'saas_traffic_gate_open')).to.equal(0);
     expect(sample(text, 'saas_traffic_halts_total', '{code="vault_login_failed"}')).to.equal(1);
