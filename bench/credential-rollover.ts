@@ -2,7 +2,7 @@
  * 7. Dynamic database credentials: how fast a credential change reaches the database, what
  * it costs in failed requests, and what leases cost Vault.
  *
- *   node --import tsx bench/credential-rollover.ts [--changes=20] [--seconds=90] [--rate=50]
+ *   node --import tsx bench/credential-rollover.ts [--changes=20] [--seconds=90] [--rate=50] [--intervals=prod] [--cost-only]
  *
  * One bao dev server (with a file audit device) and one PostgreSQL 15, set up by the test
  * support modules exactly as the reliability suite does (bootstrap.sh, database-engine.sh).
@@ -28,7 +28,13 @@
  * role's default TTLs (1 h, max 24 h), no load, for --seconds: sdk-dynamic, sdk-kv,
  * agent-dynamic, agent-kv. Each instance's saas_vault_requests_total{operation,outcome}
  * (its /metrics on the admin port) is read at the start and at the end of the window;
- * the agents' own calls come from the audit log by their token's accessor.
+ * the agents' own calls come from the audit log by their token's accessor. Then the leases are
+ * revoked, and the time until sdk-dynamic has new credentials and agent-dynamic has halted is
+ * measured (each had served a request, so a connection of its pool is open).
+ *
+ * --intervals=prod: part 3 with production's KV interval (agent-config/env/prod.hcl's
+ * static_secret_render_interval: the agents render, and the SDK instances re-read, at it)
+ * instead of dev's 5 s; the paths stay dev's. --cost-only: part 3 alone.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,6 +48,7 @@ import { startTestPostgres, type TestPostgres } from '../service/test/support/po
 import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../service/test/support/vault-http.js';
+import { renderIntervalConfig } from '../service/test/reliability/harness.js';
 import { SteadyLoad, countByStatus, type Sample } from '../service/test/reliability/load.js';
 import {
   buildService, flag, fmt, machine, machineLine, mdTable, percentile, readAudit, resultsDir, runBenchmark, sleep, startAuditedDevServer,
@@ -285,7 +292,26 @@ async function measureRollover(
   };
 }
 
+/** static_secret_render_interval of agent-config/env/<env>.hcl, e.g. "5m". */
+async function shippedRenderInterval(env: string): Promise<string> {
+  const text = await readFile(join(import.meta.dirname, '..', 'agent-config', 'env', `${env}.hcl`), 'utf8');
+  const interval = /static_secret_render_interval\s*=\s*"([^"]+)"/.exec(text)?.[1];
+  if (interval === undefined) throw new Error(`agent-config/env/${env}.hcl sets no static_secret_render_interval`);
+  return interval;
+}
+
+const durationMs = (text: string): number => {
+  const m = /^(\d+)(s|m|h)$/.exec(text);
+  if (m === null) throw new Error(`not a duration: ${text}`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+};
+
 runBenchmark(async () => {
+  const intervals = process.argv.find((a) => a.startsWith('--intervals='))?.slice('--intervals='.length) ?? 'dev';
+  if (intervals !== 'dev' && intervals !== 'prod') throw new Error('--intervals must be dev or prod');
+  const costOnly = process.argv.includes('--cost-only');
+  // dev's interval is the one the agent config and the service use unchanged.
+  const kvInterval = intervals === 'prod' ? await shippedRenderInterval('prod') : undefined;
   const wanted = flag('changes', 20);
   const seconds = flag('seconds', 90);
   const rate = flag('rate', 50);
@@ -317,12 +343,14 @@ runBenchmark(async () => {
       return file;
     };
     const database = { DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pgServer.layout.port), DATABASE_NAME: 'saas' };
-    const sdkEnv = async (name: string, credentialsMode: string): Promise<NodeJS.ProcessEnv> => ({
+    const sdkEnv = async (name: string, credentialsMode: string, reread?: string): Promise<NodeJS.ProcessEnv> => ({
       ...database, SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: credentialsMode, VAULT_ADDR: server.addr,
       VAULT_ROLE_ID_FILE: roleIdFile, VAULT_SECRET_ID_FILE: await secretIdFile(name),
+      ...(reread === undefined ? {} : { SECRETS_REREAD_INTERVAL_MS: String(durationMs(reread)) }),
     });
-    const startAgentInstance = async (name: string, credentialsMode: string) => {
+    const startAgentInstance = async (name: string, credentialsMode: string, renderInterval?: string) => {
       const agentDir = await prepareAgentDir(server, appEnv, bootstrapEnv);
+      if (renderInterval !== undefined) await renderIntervalConfig(agentDir, renderInterval);
       const agent = startAgent(server, agentDir, appEnv, appEnv, { DATABASE_CREDENTIALS: credentialsMode });
       await waitForFile(agentDir.renderedFile, agent);
       await waitForFile(agentDir.tokenFile, agent);
@@ -337,12 +365,12 @@ runBenchmark(async () => {
 
     // ------------------------------------------------ parts 1 and 2: rollover under load
     const rollovers: RolloverResult[] = [];
-    {
+    if (!costOnly) {
       const instance = await startInstance(service, 'sdk-rollover', await sdkEnv('sdk-rollover', 'dynamic'));
       rollovers.push(await measureRollover('SDK', instance, 'new database credentials loaded from Vault', server, client, wanted, rate));
       await instance.proc.stop();
     }
-    {
+    if (!costOnly) {
       const { agent, instance } = await startAgentInstance('agent-rollover', 'dynamic');
       rollovers.push(await measureRollover('agent', instance, 'secrets loaded from the rendered file', server, client, wanted, rate));
       await instance.proc.stop();
@@ -357,9 +385,9 @@ runBenchmark(async () => {
     for (const name of variants) {
       const [mode, credentialsMode] = name.split('-') as ['sdk' | 'agent', string];
       if (mode === 'sdk') {
-        instances.set(name, await startInstance(service, name, await sdkEnv(name, credentialsMode)));
+        instances.set(name, await startInstance(service, name, await sdkEnv(name, credentialsMode, kvInterval)));
       } else {
-        const withAgent = await startAgentInstance(name, credentialsMode);
+        const withAgent = await startAgentInstance(name, credentialsMode, kvInterval);
         instances.set(name, withAgent.instance);
         agentAccessors.set(withAgent.accessor, name);
       }
@@ -399,6 +427,39 @@ runBenchmark(async () => {
       calls[kind] = (calls[kind] ?? 0) + 1;
       agentCalls.set(name, calls);
     }
+
+    // ------------------------------------------------ the lease kill switch at these durations
+    // Each dynamic instance serves a request (a connection of its pool stays open), then every
+    // lease under the role is revoked: the time to new credentials (SDK, its read-dynamic count)
+    // and to the halt (agent, its /status) is what a revocation costs with lease lookups on the
+    // lease's own schedule.
+    const readDynamic = async (instance: Instance) => (await vaultCounts(instance)).get('read-dynamic ok') ?? 0;
+    const gateCode = async (instance: Instance) =>
+      ((await (await fetch(`${instance.adminUrl}/status`)).json()) as { gate: { code?: string } }).gate.code;
+    const sdkInstance = instances.get('sdk-dynamic') as Instance;
+    const agentInstance = instances.get('agent-dynamic') as Instance;
+    for (const instance of [sdkInstance, agentInstance]) {
+      const signIn = await fetch(`${instance.url}/api/session`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
+      });
+      const cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const answer = await fetch(`${instance.url}/api/projects`, { headers: { Cookie: cookie } });
+      if (answer.status !== 200) throw new Error(`${instance.name}: GET /api/projects answered ${answer.status} before the revocation`);
+    }
+    const readsBefore = await readDynamic(sdkInstance);
+    const revokedAt = Date.now();
+    await vaultRequest(server.addr, server.rootToken, 'PUT', `sys/leases/revoke-prefix/${prefix}`);
+    const timeUntil = async (done: () => Promise<boolean>): Promise<number | undefined> => {
+      while (Date.now() - revokedAt < 15_000) {
+        if (await done()) return Date.now() - revokedAt;
+        await sleep(20);
+      }
+      return undefined;
+    };
+    const [sdkReplacedMs, agentHaltedMs] = await Promise.all([
+      timeUntil(async () => await readDynamic(sdkInstance) > readsBefore),
+      timeUntil(async () => await gateCode(agentInstance) === 'database_lease_revoked'),
+    ]);
 
     // ------------------------------------------------ the section
     const rolloverRows = rollovers.map((r) => {
@@ -440,10 +501,11 @@ runBenchmark(async () => {
       '',
       `Machine: ${machineLine(m)}`,
       '',
-      `Command: \`node --import tsx bench/credential-rollover.ts --changes=${wanted} --seconds=${seconds} --rate=${rate}\` ` +
+      `Command: \`node --import tsx bench/credential-rollover.ts --changes=${wanted} --seconds=${seconds} --rate=${rate}` +
+      `${intervals === 'prod' ? ' --intervals=prod' : ''}${costOnly ? ' --cost-only' : ''}\` ` +
       `(${fmt((Date.now() - started) / 1000, 0)} s; service: ${service.how})`,
       '',
-      `**Rollover** (leases of ${shortTtl}, max ${shortMaxTtl}: a change every ~4 s; ${rate} GET /api/projects a second with a session ` +
+      ...(rollovers.length === 0 ? [] : [`**Rollover** (leases of ${shortTtl}, max ${shortMaxTtl}: a change every ~4 s; ${rate} GET /api/projects a second with a session ` +
       'cookie; default check interval). Credential change = the new lease\'s `issue_time` (Vault, ns); first request = the new ' +
       'user\'s earliest `backend_start` in `pg_stat_activity` (polled every 50 ms); "loaded" = the service\'s log line that ' +
       'swapped the credentials in (SDK: *new database credentials loaded from Vault*, agent: *secrets loaded from the rendered file*). ' +
@@ -454,7 +516,7 @@ runBenchmark(async () => {
       '',
       mdTable(['mode', 'seconds', 'requests', 'failed', 'skipped (load)', 'changes', 'new leases never used', 'answers', 'target 0 failed'],
         failureRows),
-      '',
+      '']),
       `**Vault requests per instance per hour** (four instances at once for ${fmt(windowS, 0)} s, no load, default check interval ` +
       '10 s, leases 1 h / max 24 h, counts × 3600 / window). The service\'s columns come from its ' +
       '`saas_vault_requests_total` (difference over the window, all outcomes); the agent\'s own calls from the audit log by its ' +
@@ -465,7 +527,12 @@ runBenchmark(async () => {
       `Dynamic minus KV, all requests per hour: SDK ${fmt(total('sdk-dynamic') - total('sdk-kv'), 0)}, ` +
       `agent ${fmt(total('agent-dynamic') - total('agent-kv'), 0)}.`,
       '',
-      `All changes: p50 ${fmt(percentile(all, 50), 0)} ms, p95 ${fmt(percentile(all, 95), 0)} ms.`,
+      `KV interval: ${kvInterval ?? '5s'} (${intervals}). Leases revoked after the window: sdk-dynamic had new credentials ` +
+      `${sdkReplacedMs === undefined ? 'not within 15 s' : `${sdkReplacedMs} ms`} after, agent-dynamic halted ` +
+      `${agentHaltedMs === undefined ? 'not within 15 s' : `${agentHaltedMs} ms`} after (target ≤ 11 s: ` +
+      `${verdict(sdkReplacedMs !== undefined && sdkReplacedMs <= 11_000 && agentHaltedMs !== undefined && agentHaltedMs <= 11_000)}).`,
+      '',
+      ...(all.length === 0 ? [] : [`All changes: p50 ${fmt(percentile(all, 50), 0)} ms, p95 ${fmt(percentile(all, 95), 0)} ms.`]),
     ].join('\n');
     await writeResult('credential-rollover', md, {
       machine: m, wanted, seconds, rate, windowS,

@@ -149,14 +149,19 @@ export async function initialEnvironment(pid: number): Promise<string> {
  * agent.hcl and the template are the repository's, linked.
  */
 export async function fastRenderConfig(agentDir: AgentDir): Promise<void> {
+  await renderIntervalConfig(agentDir, '1s');
+}
+
+/** The agent's dev configuration in `agentDir`, its KV render interval ("5s") set to `interval`. */
+export async function renderIntervalConfig(agentDir: AgentDir, interval: string): Promise<void> {
   const config = join(agentDir.dir, 'config');
   await unlink(config);
   await mkdir(join(config, 'env'), { recursive: true });
   for (const file of ['agent.hcl', 'secrets.json.ctmpl']) await symlink(join(repoRoot, 'agent-config', file), join(config, file));
   const dev = await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8');
-  const fast = dev.replace(/static_secret_render_interval\s*=\s*"5s"/, 'static_secret_render_interval = "1s"');
-  if (fast === dev) throw new Error('agent-config/env/dev.hcl no longer sets a 5s render interval: update fastRenderConfig');
-  await writeFile(join(config, 'env/dev.hcl'), fast);
+  const changed = dev.replace(/static_secret_render_interval\s*=\s*"5s"/, `static_secret_render_interval = "${interval}"`);
+  if (changed === dev) throw new Error('agent-config/env/dev.hcl no longer sets a 5s render interval: update renderIntervalConfig');
+  await writeFile(join(config, 'env/dev.hcl'), changed);
 }
 
 /** Polls `check` every 20 ms until it is true; fails after `timeoutMs`. */
