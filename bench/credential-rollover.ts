@@ -448,7 +448,8 @@ runBenchmark(async () => {
     }
     const readsBefore = await readDynamic(sdkInstance);
     const revokedAt = Date.now();
-    await vaultRequest(server.addr, server.rootToken, 'PUT', `sys/leases/revoke-prefix/${prefix}`);
+    const revoked = await vaultRequest(server.addr, server.rootToken, 'PUT', `sys/leases/revoke-prefix/${prefix}`);
+    if (revoked.status !== 204) throw new Error(`revoke-prefix answered ${revoked.status}: ${JSON.stringify(revoked.body)}`);
     const timeUntil = async (done: () => Promise<boolean>): Promise<number | undefined> => {
       while (Date.now() - revokedAt < 15_000) {
         if (await done()) return Date.now() - revokedAt;
