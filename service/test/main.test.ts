@@ -107,7 +107,7 @@ async function startHoldingProxy(targetPort: number): Promise<HoldingProxy> {
   };
 }
 
-describe('service/src/main.ts in agent mode', function () {
+describe(`service/src/main.ts in agent mode, against a real ${vaultServer.name} dev server`, function () {
   this.timeout(30_000);
   let server: DevServer;
   let tokenFile: string;

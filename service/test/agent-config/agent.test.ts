@@ -138,7 +138,7 @@ describe(`agent-config/ run by a real ${vaultServer.name} agent against a real $
   });
 });
 
-describe('agent-config/ rendering a path the policy denies', function () {
+describe(`agent-config/ rendering a path the policy denies, with a real ${vaultServer.name} agent and dev server`, function () {
   this.timeout(60_000);
   let server: DevServer;
   before(async function () {

@@ -252,7 +252,7 @@ describe(`scripts/bootstrap.sh secret id limits, against a real ${vaultServer.na
   });
 });
 
-describe('scripts/bootstrap.sh on bad input', function () {
+describe(`scripts/bootstrap.sh on bad input, against a real ${vaultServer.name} dev server`, function () {
   let server: DevServer;
   before(async function () {
     server = await startDevServer();
