@@ -13,6 +13,8 @@
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *   service-scraped service + the operator's port (admin listener, Prometheus metrics) on
  *                   <admin port>, which bench/overhead.ts scrapes every second
+ *   chain-<k>       the first k steps of the service's middleware (serviceChain), then, if the
+ *                   router is not among them, plain's /readyz answer: bench/overhead-chain.ts
  *
  * Logs go through the service's createLogger and logOutput, the production configuration (pino's
  * asynchronous destination), pointed at /dev/null instead of stdout to keep the disk and the
@@ -22,21 +24,17 @@ import { readFile } from 'node:fs/promises';
 import Router from '@koa/router';
 import Koa from 'koa';
 import helmet from 'koa-helmet';
-import { buildSnapshot } from '../service/src/config/snapshot.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
-import { PoolHolder } from '../service/src/db/pool-holder.js';
-import { ProjectStore } from '../service/src/db/projects.js';
 import { createAdminApp } from '../service/src/http/admin-app.js';
-import { createApp } from '../service/src/http/app.js';
+import { createApp, serviceChain } from '../service/src/http/app.js';
+import { openDependencies } from './lib/open-dependencies.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { requestLog } from '../service/src/http/request-log.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
-import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger, logOutput } from '../service/src/log/logger.js';
 import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
-import { appScope, renderedDocument } from '../service/test/support/rendered-secrets.js';
 
 const [variant = '', portText = '', adminPortText = ''] = process.argv.slice(2);
 const port = Number(portText);
@@ -55,30 +53,30 @@ function plainApp(logged: boolean, withHelmet: boolean): Koa {
   return app;
 }
 
-async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: AgentTokenWatcher }> {
-  const holder = new SnapshotHolder();
-  holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 1), 'bench-revision', Date.now()));
-  const gate = new TrafficGate(logger);
-  let lifecycle: AgentTokenWatcher | undefined;
-  if (withLoop) {
-    const addr = process.env.BENCH_VAULT_ADDR ?? '';
-    const file = process.env.BENCH_TOKEN_FILE ?? '';
-    lifecycle = new AgentTokenWatcher({
-      api: nodeVaultApi(addr), report: gate, logger, rules: serviceScheduleRules(1000),
-      tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim(),
+function chainApp(steps: number): Koa {
+  const app = new Koa();
+  const chain = serviceChain(openDependencies(logger)).slice(0, steps);
+  for (const step of chain) app.use(step.middleware);
+  if (!chain.some((step) => step.name === 'routes')) {
+    app.use((ctx) => {
+      ctx.body = { status: 'ready' };
     });
-    await lifecycle.start();
-    if (!gate.isOpen) throw new Error(`the lifecycle did not open the gate: ${JSON.stringify(gate.current)}`);
-  } else {
-    gate.valid();
   }
-  // Points nowhere: the pool connects lazily and /readyz never uses it.
-  const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
-  const app = createApp({
-    holder, gate, logger, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger),
-    retryAfterSeconds: () => 5,
+  return app;
+}
+
+async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: AgentTokenWatcher }> {
+  const deps = openDependencies(logger);
+  if (!withLoop) return { app: createApp(deps) };
+  const addr = process.env.BENCH_VAULT_ADDR ?? '';
+  const file = process.env.BENCH_TOKEN_FILE ?? '';
+  const lifecycle = new AgentTokenWatcher({
+    api: nodeVaultApi(addr), report: deps.gate, logger, rules: serviceScheduleRules(1000),
+    tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim(),
   });
-  return lifecycle === undefined ? { app } : { app, lifecycle };
+  await lifecycle.start();
+  if (!deps.gate.isOpen) throw new Error(`the lifecycle did not keep the gate open: ${JSON.stringify(deps.gate.current)}`);
+  return { app: createApp(deps), lifecycle };
 }
 
 let app: Koa;
@@ -101,7 +99,11 @@ switch (variant) {
     createAdminApp({ status: () => ({}), metrics, token: undefined }).listen(Number(adminPortText), '127.0.0.1');
     break;
   }
-  default: throw new Error(`unknown variant "${variant}"`);
+  default: {
+    const steps = /^chain-(\d+)$/.exec(variant)?.[1];
+    if (steps === undefined) throw new Error(`unknown variant "${variant}"`);
+    app = chainApp(Number(steps));
+  }
 }
 const server = app.listen(port, '127.0.0.1');
 process.once('SIGTERM', () => {

@@ -9,14 +9,12 @@
  * shared machine falls on all of them alike; ratios are ratios of the per-variant medians.
  */
 import { join } from 'node:path';
-import { startDevServer, waitForHttp } from '../service/test/support/bao.js';
+import { startDevServer } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
-import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { writeFile } from 'node:fs/promises';
-import {
-  benchDir, flag, fmt, load, machine, machineLine, mdTable, median, runBenchmark, verdict, writeResult, type LoadRound,
-} from './lib/common.js';
+import { flag, fmt, machine, machineLine, mdTable, runBenchmark, verdict, writeResult } from './lib/common.js';
+import { loadVariants } from './lib/variants.js';
 
 const variants = ['plain', 'plain-log', 'plain-log-helmet', 'service-silent', 'service', 'service-b', 'service-loop', 'service-scraped'] as const;
 type Variant = (typeof variants)[number];
@@ -32,51 +30,20 @@ runBenchmark(async () => {
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, await createToken(server.addr, server.rootToken));
 
-  const servers = new Map<Variant, { url: string; proc: ManagedProcess }>();
   const adminPort = await freePort();
-  for (const variant of variants) {
-    const port = await freePort();
-    const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port), String(adminPort)], {
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile },
-      logFile: join(dir, `${variant}.log`),
-    });
-    const url = `http://127.0.0.1:${port}/readyz`;
-    await waitForHttp(url, 200, proc);
-    servers.set(variant, { url, proc });
-  }
-
-  // Warm-up: JIT and connection set-up, not counted.
-  for (const variant of variants) await load(servers.get(variant)?.url ?? '', 2, connections);
-
-  const results = new Map<Variant, LoadRound[]>(variants.map((v) => [v, []]));
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? variants : [...variants].reverse();
-    for (const variant of order) {
-      // Prometheus' part for the scraped variant: GET /metrics every second while the load runs.
-      const scraping = variant === 'service-scraped'
-        ? setInterval(() => { void fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text(), () => ''); }, 1000)
-        : undefined;
-      const r = await load(servers.get(variant)?.url ?? '', seconds, connections);
-      clearInterval(scraping);
-      results.get(variant)?.push(r);
-      process.stderr.write(`round ${round + 1} ${variant}: ${fmt(r.rps, 0)} req/s, p99 ${fmt(r.p99, 3)} ms\n`);
-    }
-  }
-
-  const stat = (v: Variant) => {
-    const rs = results.get(v) ?? [];
-    return {
-      rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)),
-      errors: rs.reduce((a, r) => a + r.errors + r.non2xx, 0),
-    };
-  };
+  const run = await loadVariants(variants, {
+    rounds, seconds, connections, dir, adminPort, env: { BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile },
+    // Prometheus' part for the scraped variant: GET /metrics every second while the load runs.
+    during: (variant) => {
+      if (variant !== 'service-scraped') return undefined;
+      const scraping = setInterval(() => { void fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text(), () => ''); }, 1000);
+      return () => { clearInterval(scraping); };
+    },
+  });
+  const { results } = run;
+  const stat = (v: Variant) => run.stat(v);
   const s = Object.fromEntries(variants.map((v) => [v, stat(v)])) as Record<Variant, ReturnType<typeof stat>>;
-  /** Per-round ratios, to show how much the noise alone moves a ratio. */
-  const roundRatios = (a: Variant, b: Variant, key: 'rps' | 'p99') => {
-    const ra = results.get(a) ?? [];
-    const rb = results.get(b) ?? [];
-    return ra.map((r, i) => r[key] / (rb[i]?.[key] ?? NaN));
-  };
+  const roundRatios = (a: Variant, b: Variant, key: 'rps' | 'p99') => run.roundRatios(a, b, key);
   const range = (values: number[]) => `${fmt(Math.min(...values), 3)}–${fmt(Math.max(...values), 3)}`;
 
   const thr = s.service.rps / s.plain.rps;
@@ -119,7 +86,7 @@ runBenchmark(async () => {
     ]),
   ].join('\n');
   await writeResult('overhead', md, { machine: m, rounds, seconds, connections, results: Object.fromEntries(results), summary: s });
-  for (const { proc } of servers.values()) await proc.stop();
+  await run.stop();
   await server.stop();
 });
 

@@ -1,5 +1,5 @@
 import { bodyParser } from '@koa/bodyparser';
-import Router from '@koa/router';
+import Router, { type RouterContext } from '@koa/router';
 import Koa from 'koa';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
@@ -22,14 +22,27 @@ export interface AppDependencies extends ApiDependencies {
   drain?: DrainState;
 }
 
+/** One step of the service's middleware, named for the benchmark that measures each one's cost. */
+export interface ChainStep {
+  readonly name: string;
+  /** Typed with the router's context, which every step accepts (the others need less of it). */
+  readonly middleware: Koa.Middleware<Koa.DefaultState, RouterContext>;
+}
+
 /**
  * The Koa application: a request id, errors as JSON, a log line per request, helmet, the
  * drain (/readyz 503 once the shutdown starts), the traffic gate,
  * then one snapshot per request (taken once, so a rotation mid-request cannot mix configs).
  */
 export function createApp(deps: AppDependencies): Koa {
-  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState() } = deps;
   const app = new Koa();
+  for (const step of serviceChain(deps)) app.use(step.middleware);
+  return app;
+}
+
+/** createApp's middleware, in order (bench/overhead-chain.ts mounts the first k of them). */
+export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
+  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState() } = deps;
   const router = new Router();
 
   router.get('/healthz', (ctx) => {
@@ -49,34 +62,38 @@ export function createApp(deps: AppDependencies): Koa {
   });
   const api = apiRoutes(deps);
 
-  // First: every log line of the request, the error handler's included, carries its id.
-  app.use(requestId());
-  app.use(errorHandler(logger, () => { database.failed(); }));
-  app.use(requestLog(logger));
-  app.use(securityHeaders());
-  app.use(drainMiddleware(drain));
-  app.use(gateMiddleware(gate, retryAfterSeconds));
-  app.use(async (ctx, next) => {
-    const config = holder.current;
-    if (config === undefined) {
-      ctx.status = 503;
-      ctx.body = { error: { code: 'not_ready', message: 'no secrets loaded yet' } };
-      return;
-    }
-    (ctx.state as ApiState).config = config;
-    useSessionKeys(ctx, config.secrets.app.session_keys);
-    // The database pool of this snapshot stays open for the whole request, rotation or not.
-    const release = deps.pools.hold(config);
-    try {
-      await next();
-    } finally {
-      release();
-    }
-  });
-  app.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', encoding: 'utf-8' }));
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  app.use(api.routes());
-  app.use(api.allowedMethods());
-  return app;
+  return [
+    // First: every log line of the request, the error handler's included, carries its id.
+    { name: 'request id', middleware: requestId() },
+    { name: 'error handler', middleware: errorHandler(logger, () => { database.failed(); }) },
+    { name: 'request log', middleware: requestLog(logger) },
+    { name: 'security headers', middleware: securityHeaders() },
+    { name: 'drain', middleware: drainMiddleware(drain) },
+    { name: 'traffic gate', middleware: gateMiddleware(gate, retryAfterSeconds) },
+    {
+      name: 'snapshot, session keys, pool hold',
+      middleware: async (ctx, next) => {
+        const config = holder.current;
+        if (config === undefined) {
+          ctx.status = 503;
+          ctx.body = { error: { code: 'not_ready', message: 'no secrets loaded yet' } };
+          return;
+        }
+        (ctx.state as ApiState).config = config;
+        useSessionKeys(ctx, config.secrets.app.session_keys);
+        // The database pool of this snapshot stays open for the whole request, rotation or not.
+        const release = deps.pools.hold(config);
+        try {
+          await next();
+        } finally {
+          release();
+        }
+      },
+    },
+    { name: 'body parser', middleware: bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', encoding: 'utf-8' }) },
+    { name: 'routes', middleware: router.routes() },
+    { name: 'allowed methods', middleware: router.allowedMethods() },
+    { name: 'api routes', middleware: api.routes() },
+    { name: 'api allowed methods', middleware: api.allowedMethods() },
+  ];
 }

@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { waitForHttp } from '../../service/test/support/bao.js';
+import { freePort } from '../../service/test/support/ports.js';
+import { spawnManaged, type ManagedProcess } from '../../service/test/support/processes.js';
+import { benchDir, fmt, load, median, type LoadRound } from './common.js';
+
+export interface VariantRun<V extends string> {
+  readonly results: ReadonlyMap<V, readonly LoadRound[]>;
+  /** Medians over the rounds. */
+  stat(v: V): { rps: number; p50: number; p99: number; errors: number };
+  /** Per-round ratios of a to b, to show how much the noise alone moves a ratio. */
+  roundRatios(a: V, b: V, key: 'rps' | 'p99'): number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one bench/overhead-server.ts process per variant, warms each up, then loads them in
+ * rounds that alternate the order (A B C, then C B A, ...) so that the noise of a shared
+ * machine falls on all of them alike. `during(variant)` runs beside a variant's load (and
+ * returns what stops it).
+ */
+export async function loadVariants<V extends string>(variants: readonly V[], options: {
+  rounds: number; seconds: number; connections: number; dir: string; env: NodeJS.ProcessEnv; adminPort: number;
+  during?: (variant: V) => (() => void) | undefined;
+}): Promise<VariantRun<V>> {
+  const { rounds, seconds, connections, dir, env, adminPort } = options;
+  const servers = new Map<V, { url: string; proc: ManagedProcess }>();
+  for (const variant of variants) {
+    const port = await freePort();
+    const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port), String(adminPort)], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', ...env }, logFile: join(dir, `${variant}.log`),
+    });
+    const url = `http://127.0.0.1:${port}/readyz`;
+    await waitForHttp(url, 200, proc);
+    servers.set(variant, { url, proc });
+  }
+  // Warm-up: JIT and connection set-up, not counted.
+  for (const variant of variants) await load(servers.get(variant)?.url ?? '', 2, connections);
+
+  const results = new Map<V, LoadRound[]>(variants.map((v) => [v, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse();
+    for (const variant of order) {
+      const stopDuring = options.during?.(variant);
+      const r = await load(servers.get(variant)?.url ?? '', seconds, connections);
+      stopDuring?.();
+      results.get(variant)?.push(r);
+      process.stderr.write(`round ${round + 1} ${variant}: ${fmt(r.rps, 0)} req/s, p99 ${fmt(r.p99, 3)} ms\n`);
+    }
+  }
+  return {
+    results,
+    stat(v) {
+      const rs = results.get(v) ?? [];
+      return {
+        rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)),
+        errors: rs.reduce((a, r) => a + r.errors + r.non2xx, 0),
+      };
+    },
+    roundRatios(a, b, key) {
+      const ra = results.get(a) ?? [];
+      const rb = results.get(b) ?? [];
+      return ra.map((r, i) => r[key] / (rb[i]?.[key] ?? NaN));
+    },
+    async stop() {
+      for (const { proc } of servers.values()) await proc.stop();
+    },
+  };
+}
