@@ -4,7 +4,7 @@
 #
 # HashiCorp publishes no binary these machines can download, and Vault 1.15 and later is under
 # the BUSL 1.1: the binary is built here for the tests and never committed or published.
-# Cold: about 15 minutes on 2 cores, 6 GB of memory, 8 GB of Go caches. A second run only
+# Cold: about 15 minutes on 2 cores, about 6 GB of memory, 7.6 GB of Go caches. A second run only
 # checks the version. Progress goes to stderr, a line every 30 s.
 set -eu
 
