@@ -1,7 +1,7 @@
 /**
  * Runs every benchmark, one after the other, each in its own process, and prints the
  * markdown sections they wrote (bench/results/<name>.md) as one summary, also written to
- * bench/results/summary.md. About 19 minutes on a 2-core machine.
+ * bench/results/summary.md. About 23 minutes on a 2-core machine.
  *
  *   node --import tsx bench/run-all.ts [--only=overhead,startup]
  *
@@ -14,7 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchDir, machine, machineLine, resultsDir } from './lib/common.js';
 
-const all = ['overhead', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory', 'kill-switch', 'credential-rollover'];
+const all = ['overhead', 'overhead-chain', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory', 'kill-switch', 'credential-rollover'];
 /** Each benchmark is stopped after 6 minutes, these after their own limit. */
 const limitsMs: Record<string, number> = { 'credential-rollover': 10 * 60_000 };
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
