@@ -208,7 +208,7 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
     });
   });
 
-  describe('the secret scan (support/leak-scan.ts; the root hook runs it again over the whole run)', function () {
+  describe('the secret scan (support/leak-scan.ts; the root hook runs it again over the whole mocha process)', function () {
     it('finds a planted secret in a recorded output and in a log file (the scan\'s self-test)', async function () {
       const canary = `canary-${randomBytes(16).toString('hex')}`;
       registerSecret('canary', canary);
