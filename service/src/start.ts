@@ -66,8 +66,17 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     if (leases !== undefined) {
       // A revoked lease shows in PostgreSQL first (its sessions ended, its logins refused): the
       // lease is looked up at once rather than at its next scheduled check.
-      const unsubscribe = pools.onCredentialsGone(() => { void leases.checkNow(); });
-      started.add('database errors watch', () => { unsubscribe(); });
+      // Vault ends the sessions before it forgets the lease, so a lookup at once can still find
+      // it: looked up again 1 s and 3 s later.
+      const timers = new Set<NodeJS.Timeout>();
+      const unsubscribe = pools.onCredentialsGone(() => {
+        void leases.checkNow();
+        for (const ms of [1000, 3000]) {
+          const timer = setTimeout(() => { timers.delete(timer); void leases.checkNow(); }, ms).unref();
+          timers.add(timer);
+        }
+      });
+      started.add('database errors watch', () => { unsubscribe(); for (const timer of timers) clearTimeout(timer); });
     }
     const webhooks = new WebhookSender(settings.webhookUrl, logger);
     started.add('webhook deliveries', () => webhooks.drain());
