@@ -7,7 +7,7 @@ import { agentTemplate, appNameExpression, generatedBy } from './template.js';
 /** Every file the catalogue drives, relative to the project's root. */
 export const generatedPaths = {
   template: 'agent-config/secrets.json.ctmpl',
-  kubernetes: 'deploy/kubernetes/saas-app.yaml',
+  kubernetes: 'deploy/kubernetes/base/deployment.yaml',
   types: 'service/src/config/secret-catalogue.generated.ts',
   examples: 'scripts/lib/example-secrets.sh',
 } as const;

@@ -107,13 +107,13 @@ interface Deployment {
   };
 }
 
-describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the compose agent', function () {
+describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of the compose agent', function () {
   let deployment: Deployment;
   let annotations: Record<string, string>;
   let documents: { kind: string }[];
 
   before(async function () {
-    const docs = parseAllDocuments(await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8'));
+    const docs = parseAllDocuments(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8'));
     for (const doc of docs) expect(doc.errors).to.deep.equal([]);
     documents = docs.map((doc) => doc.toJS() as { kind: string });
     const found = docs.map((doc) => doc.toJS() as Deployment).find((doc) => doc.kind === 'Deployment');
@@ -162,14 +162,14 @@ describe('deploy/kubernetes/saas-app.yaml: the agent injector in place of the co
     // Templates without an agent-inject-secret-* annotation: vault-k8s 1.3.0 (its CHANGELOG, GH-505).
     if (!keys.some((k) => k.startsWith('vault.hashicorp.com/agent-inject-secret-'))) required.push('1.3.0');
     const needed = required.reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
-    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8');
     const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
     expect(/vault-k8s >= (\d+\.\d+\.\d+)\./.exec(manifest)?.[1], 'the version the manifest tells operators to run').to.equal(needed);
     expect(/vault-k8s ≥ (\d+\.\d+\.\d+)\*\*/.exec(plan)?.[1], 'the version the plan tells operators to run').to.equal(needed);
   });
 
   it('gives the plan the Vault-side kubernetes auth commands and the injector version, as the manifest does', async function () {
-    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/saas-app.yaml'), 'utf8');
+    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8');
     const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
     const oneLine = (text: string) => text.replace(/\\\n\s*#?\s*/g, '').replace(/\s+/g, ' ');
     const commands = oneLine(manifest.split('\n').filter((l) => l.startsWith('#')).join('\n'))
