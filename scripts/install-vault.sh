@@ -22,62 +22,16 @@ installed_version() {
   [ -x "$vault" ] && "$vault" version 2>/dev/null | sed -n 's/^Vault v\([0-9.]*\)[ ,].*/\1/p'
 }
 
-# The Go that Vault's go.mod asks for, at least: the machine's, or else that release of
-# golang.org/toolchain (a whole Go distribution) from the Go module proxy, checked against its
-# SHA-256 and unpacked into the cache. Python does the download and the unzip: the README
-# promises Python, not curl or unzip.
+# The Go that Vault's go.mod asks for, at least (scripts/lib/go-build.sh fetches it when missing).
 toolchain=1.25.3
 toolchain_sha256=9758fbb61130102a9128976f9666fe3fd03578ed1e39d0751d8d30f364762ea8
-go_for_build() {
-  if command -v go >/dev/null 2>&1; then
-    have=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
-    if [ "$(printf '%s\n' "$toolchain" "$have" | sort -V | head -n 1)" = "$toolchain" ]; then command -v go; return; fi
-  fi
-  dir="$cache/toolchain/go$toolchain"
-  if [ ! -x "$dir/bin/go" ]; then
-    [ "$(uname -sm)" = 'Linux x86_64' ] ||
-      { say "no Go $toolchain or later on PATH: install it (the toolchain this script fetches is for Linux x86-64)"; exit 1; }
-    say "no Go $toolchain or later on PATH: fetching golang.org/toolchain go$toolchain from the Go module proxy"
-    mkdir -p "$cache/toolchain"
-    rm -rf "$dir.staging"
-    ${PYTHON:-python3} - "$dir.staging" "$toolchain" "$toolchain_sha256" <<'PY' || { say "could not fetch Go $toolchain (see above)"; exit 1; }
-import hashlib, io, sys, urllib.request, zipfile
-dest, version, sha256 = sys.argv[1:]
-url = f"https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go{version}.linux-amd64.zip"
-data = urllib.request.urlopen(url, timeout=300).read()
-if hashlib.sha256(data).hexdigest() != sha256:
-    sys.exit(f"{url}: SHA-256 {hashlib.sha256(data).hexdigest()}, expected {sha256}")
-zipfile.ZipFile(io.BytesIO(data)).extractall(dest)
-PY
-    # A zip keeps no file modes: the binaries are made executable again.
-    chmod -R a+x "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64/bin" \
-      "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64/pkg/tool"
-    mv "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64" "$dir"
-    rm -rf "$dir.staging"
-  fi
-  echo "$dir/bin/go"
-}
+. "$root/scripts/lib/go-build.sh"
 
 if [ "$(installed_version || true)" != "$version" ]; then
-  go=$(go_for_build)
+  go=$(go_for_build "$toolchain" "$toolchain_sha256")
   say "building HashiCorp Vault $version with $("$go" version) into $build (cold: about 15 minutes)"
-  # The Go caches live in the same cache, so one folder holds everything the build left;
-  # -modcacherw lets `rm -rf` remove it.
-  export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS='-modcacherw -buildvcs=false' GOTOOLCHAIN=local
+  use_cache_for_go
   started=$(date +%s)
-  # Runs a long step with its output in step.log, saying every 30 s how many lines match.
-  progress() { # what, pattern, command...
-    what=$1 pattern=$2
-    shift 2
-    "$@" >"$build/step.log" 2>&1 &
-    pid=$! ticks=0
-    while kill -0 "$pid" 2>/dev/null; do
-      sleep 1
-      ticks=$((ticks + 1))
-      [ $((ticks % 30)) -ne 0 ] || say "$(grep -c "$pattern" "$build/step.log" || true) $what ($(( ($(date +%s) - started) / 60 )) min)"
-    done
-    wait "$pid" || { cat "$build/step.log" >&2; say "failed: $* (its output is above)"; exit 1; }
-  }
   mkdir -p "$build"
   src="$build/src"
   rm -rf "$src"

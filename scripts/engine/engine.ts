@@ -120,9 +120,11 @@ async function onPath(name: string): Promise<boolean> {
   return (await run('sh', ['-c', `command -v ${name}`])).code === 0;
 }
 
-/** dockerd, docker-compose and debootstrap from Debian's packages, installed when missing. */
-export async function ensurePackages(prefix: readonly string[], say: (line: string) => void, logFile: string): Promise<void> {
-  const wanted: [string, string][] = [['dockerd', 'docker.io'], ['docker', 'docker.io'], ['docker-compose', 'docker-compose'], ['debootstrap', 'debootstrap']];
+const enginePackages: readonly (readonly [string, string])[] = [['dockerd', 'docker.io'], ['docker', 'docker.io'], ['docker-compose', 'docker-compose'], ['debootstrap', 'debootstrap']];
+
+/** Debian's packages providing commands (by default the engine's: dockerd, docker-compose, debootstrap), installed when missing. */
+export async function ensurePackages(prefix: readonly string[], say: (line: string) => void, logFile: string,
+  wanted: readonly (readonly [command: string, pkg: string])[] = enginePackages): Promise<void> {
   const missing = [...new Set((await Promise.all(wanted.map(async ([bin, pkg]) => (await onPath(bin)) ? undefined : pkg)))
     .filter((pkg): pkg is string => pkg !== undefined))];
   if (missing.length === 0) return;

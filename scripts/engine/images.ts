@@ -17,6 +17,9 @@ export const debianMirror = process.env.ENGINE_DEBIAN_MIRROR ?? 'http://deb.debi
 /** What the base is, in words: part of its hash, so changing the recipe rebuilds it. */
 const baseRecipe = `debootstrap --variant=minbase bookworm ${debianMirror}; apt caches and lists removed`;
 
+/** The Debian base every stand-in is built on. */
+export const baseImageTag = `saas-stand-in/debian:bookworm-${hashOf(baseRecipe)}`;
+
 export interface StandInImages {
   readonly VAULT_IMAGE: string;
   readonly POSTGRES_IMAGE: string;
@@ -116,7 +119,7 @@ export async function ensureImages(engine: StartedEngine, say: (line: string) =>
   const logs = engine.paths.logs;
   await mkdir(logs, { recursive: true });
   const file = (path: string) => readFile(join(repoRoot, path));
-  const baseTag = `saas-stand-in/debian:bookworm-${hashOf(baseRecipe)}`;
+  const baseTag = baseImageTag;
   if (!await imageExists(engine, baseTag)) {
     say(`building ${baseTag} (debootstrap, about 30 s)`);
     await buildBase(engine, baseTag, join(logs, 'build-base.log'));

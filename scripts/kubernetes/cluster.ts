@@ -1,0 +1,193 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EngineError, ensurePackages, privilege, repoRoot, run } from '../engine/engine.js';
+import { freePort } from '../stack/ports.js';
+import { writeConfigs } from './config.js';
+import { importImages, type ClusterImages } from './images.js';
+import { ClusterError, clusterPaths, nodeIp, nodeName, type ClusterPaths } from './paths.js';
+import { writePki } from './pki.js';
+
+/*
+ * npm run k8s:start / k8s:stop: a one-node Kubernetes of this clone (.kubernetes/), in a
+ * network and mount namespace of its own. The pinned binaries come from
+ * scripts/install-kubernetes.sh (built once into a cache outside the clone); etcd, containerd,
+ * runc and the CNI plugins from Debian's packages. Each failure is one line naming the cause,
+ * and a failed start leaves nothing running.
+ */
+
+export interface StartedCluster {
+  readonly paths: ClusterPaths;
+  /** The host's kubeconfig (the admin identity). */
+  readonly kubeconfig: string;
+  readonly kubectl: string;
+  readonly images: ClusterImages;
+  /** false when a cluster of this clone was running already. */
+  readonly startedNow: boolean;
+}
+
+const packages = [
+  ['etcd', 'etcd-server'], ['containerd', 'containerd'], ['ctr', 'containerd'], ['runc', 'runc'],
+  ['/usr/lib/cni/bridge', 'containernetworking-plugins'], ['openssl', 'openssl'], ['ip', 'iproute2'], ['unshare', 'util-linux'],
+] as const;
+
+/** The pinned binaries' folder, built first if needed; the build's progress goes to say. */
+export async function kubernetesBinaries(say: (line: string) => void): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('sh', [join(repoRoot, 'scripts/install-kubernetes.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let lastLine = '';
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter((l) => l !== '')) { lastLine = line; say(line.replace(/^install-kubernetes: /, '')); }
+    });
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise(out.trim());
+      else reject(new ClusterError(`the Kubernetes binaries could not be built: ${lastLine}`));
+    });
+  });
+}
+
+async function alive(pid: number): Promise<boolean> {
+  return readFile(`/proc/${pid}/cmdline`, 'utf8').then((text) => text !== '', () => false);
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** The supervisor's pid when a cluster of this clone runs. */
+export async function runningCluster(paths = clusterPaths()): Promise<number | undefined> {
+  const pid = await readPid(paths.supervisorPid);
+  if (pid === undefined) return undefined;
+  const args = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return args.includes('supervisor.ts') ? pid : undefined;
+}
+
+export async function kubectl(cluster: { kubeconfig: string; kubectl: string }, args: readonly string[], input?: string) {
+  return run(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], input === undefined ? {} : { input });
+}
+
+async function waitFor(paths: ClusterPaths, what: string, seconds: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const failure = await readFile(paths.failure, 'utf8').catch(() => '');
+    if (failure !== '') throw new ClusterError(failure.trim());
+    if (await runningCluster(paths) === undefined) {
+      throw new ClusterError(`the cluster's supervisor exited (log: ${join(paths.logs, 'supervisor.log')})`);
+    }
+    if (await check().catch(() => false)) return;
+    await sleep(500);
+  }
+  throw new ClusterError(`${what} within ${seconds} s (logs: ${paths.logs})`);
+}
+
+export async function startCluster(say: (line: string) => void = () => undefined, paths = clusterPaths()): Promise<StartedCluster> {
+  let prefix: readonly string[];
+  try {
+    prefix = await privilege();
+  } catch (error) {
+    throw new ClusterError(`no cluster can run here: ${error instanceof EngineError ? error.message.replace(/^no Docker engine can run here: /, '') : String(error)}`);
+  }
+  if (prefix.length > 0) throw new ClusterError('the cluster needs root (it makes namespaces, mounts and cgroups): run as root');
+  await mkdir(paths.logs, { recursive: true, mode: 0o700 });
+  try {
+    await ensurePackages(prefix, say, join(paths.logs, 'apt.log'), packages);
+  } catch (error) {
+    throw new ClusterError(error instanceof Error ? error.message : String(error));
+  }
+  const binDir = await kubernetesBinaries(say);
+  const kubectlBin = join(binDir, 'kubectl');
+  if (await runningCluster(paths) !== undefined) {
+    const images = JSON.parse(await readFile(join(paths.run, 'images.json'), 'utf8')) as ClusterImages;
+    return { paths, kubeconfig: paths.kubeconfig, kubectl: kubectlBin, images, startedNow: false };
+  }
+  if (Buffer.byteLength(paths.containerdSocket) > 100) {
+    throw new ClusterError(`the socket path ${paths.containerdSocket} is longer than a unix socket allows: clone the repository to a shorter path`);
+  }
+  // A fresh cluster every start; only containerd's images (containerd/) are kept.
+  for (const dir of [paths.run, paths.pki, paths.config, join(paths.dir, 'etcd'), join(paths.dir, 'kubelet'), join(paths.dir, 'cni-ipam')]) {
+    await rm(dir, { recursive: true, force: true });
+  }
+  await mkdir(paths.run, { recursive: true, mode: 0o700 });
+  await writePki(paths.pki, {
+    ips: ['127.0.0.1', nodeIp, '10.96.0.1'],
+    dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+  });
+  const hostPort = await freePort();
+  await writeConfigs(paths, hostPort);
+  const started = Date.now();
+  const log = await open(join(paths.logs, 'supervisor.log'), 'w');
+  const supervisor = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'supervisor.ts'), binDir, String(hostPort)], {
+    cwd: repoRoot, detached: true, stdio: ['ignore', log.fd, log.fd],
+    env: { ...process.env, KUBERNETES_DIR: paths.dir },
+  });
+  supervisor.unref();
+  await log.close();
+  await writeFile(paths.supervisorPid, `${supervisor.pid ?? ''}\n`);
+  const cluster = { paths, kubeconfig: paths.kubeconfig, kubectl: kubectlBin };
+  try {
+    say('starting etcd, the API server, the controller manager, the scheduler and containerd');
+    await waitFor(paths, 'containerd did not answer', 180,
+      async () => (await run('ctr', ['--address', paths.containerdSocket, 'version'])).code === 0);
+    const images = await importImages(paths, say);
+    await writeFile(join(paths.run, 'images.json'), JSON.stringify(images));
+    await writeFile(join(paths.run, 'kubelet-go'), 'go\n');
+    say('starting the kubelet');
+    await waitFor(paths, `node ${nodeName} was not Ready`, 120, async () => {
+      const ready = await kubectl(cluster, ['get', 'node', nodeName, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      return ready.stdout === 'True';
+    });
+    await waitFor(paths, 'the default service account was not created', 60,
+      async () => (await kubectl(cluster, ['get', 'serviceaccount', 'default', '-n', 'default'])).code === 0);
+    say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: export KUBECONFIG=${paths.kubeconfig}; kubectl is ${kubectlBin}`);
+    return { ...cluster, images, startedNow: true };
+  } catch (error) {
+    await stopCluster(() => undefined, paths);
+    throw error;
+  }
+}
+
+/** Every process left in the cluster's network namespace (containerd's shims after a crash). */
+async function killNamespace(netns: string): Promise<void> {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    for (const entry of await readdir('/proc')) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid)) continue;
+      if (await readlink(`/proc/${pid}/ns/net`).catch(() => '') === netns) {
+        try { process.kill(pid, signal); } catch { /* gone */ }
+      }
+    }
+    await sleep(1000);
+  }
+}
+
+/** The kubelet's cgroups, deepest first: they are empty once the namespace's processes are gone. */
+async function removeCgroups(root: string): Promise<void> {
+  const remove = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) await remove(join(dir, entry.name));
+    }
+    await rmdir(dir).catch(() => undefined);
+  };
+  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [])) {
+    await remove(join('/sys/fs/cgroup', controller, root));
+  }
+}
+
+export async function stopCluster(say: (line: string) => void = () => undefined, paths = clusterPaths()): Promise<void> {
+  const pid = await runningCluster(paths);
+  const netns = await readFile(join(paths.run, 'netns'), 'utf8').catch(() => '');
+  if (pid !== undefined) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && await alive(pid)) await sleep(200);
+    if (await alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  if (netns !== '') await killNamespace(netns.trim());
+  await removeCgroups(paths.cgroupRoot);
+  await rm(paths.supervisorPid, { force: true });
+  say(pid === undefined ? 'no cluster of this clone is running' : `cluster stopped (supervisor pid ${pid})`);
+}

@@ -1,0 +1,61 @@
+# Sourced by the scripts that build a pinned Go program from the Go module proxy into a cache
+# outside the clone (install-vault.sh, install-kubernetes.sh). The caller sets, before calling:
+#   say        a function printing one progress line on stderr
+#   cache      the cache folder (the toolchain and the Go caches go under it)
+#   build      the folder of this build (its step.log holds the running step's output)
+#   started    the build's start, in seconds since the epoch
+
+# The Go a module asks for, at least: the machine's, or else that release of
+# golang.org/toolchain (a whole Go distribution) from the Go module proxy, checked against its
+# SHA-256 and unpacked into the cache. Python does the download and the unzip: the README
+# promises Python, not curl or unzip.
+go_for_build() { # version, sha256 of its linux-amd64 zip
+  toolchain=$1 toolchain_sha256=$2
+  if command -v go >/dev/null 2>&1; then
+    have=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+    if [ "$(printf '%s\n' "$toolchain" "$have" | sort -V | head -n 1)" = "$toolchain" ]; then command -v go; return; fi
+  fi
+  dir="$cache/toolchain/go$toolchain"
+  if [ ! -x "$dir/bin/go" ]; then
+    [ "$(uname -sm)" = 'Linux x86_64' ] ||
+      { say "no Go $toolchain or later on PATH: install it (the toolchain this script fetches is for Linux x86-64)"; exit 1; }
+    say "no Go $toolchain or later on PATH: fetching golang.org/toolchain go$toolchain from the Go module proxy"
+    mkdir -p "$cache/toolchain"
+    rm -rf "$dir.staging"
+    ${PYTHON:-python3} - "$dir.staging" "$toolchain" "$toolchain_sha256" <<'PY' || { say "could not fetch Go $toolchain (see above)"; exit 1; }
+import hashlib, io, sys, urllib.request, zipfile
+dest, version, sha256 = sys.argv[1:]
+url = f"https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go{version}.linux-amd64.zip"
+data = urllib.request.urlopen(url, timeout=300).read()
+if hashlib.sha256(data).hexdigest() != sha256:
+    sys.exit(f"{url}: SHA-256 {hashlib.sha256(data).hexdigest()}, expected {sha256}")
+zipfile.ZipFile(io.BytesIO(data)).extractall(dest)
+PY
+    # A zip keeps no file modes: the binaries are made executable again.
+    chmod -R a+x "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64/bin" \
+      "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64/pkg/tool"
+    mv "$dir.staging/golang.org/toolchain@v0.0.1-go$toolchain.linux-amd64" "$dir"
+    rm -rf "$dir.staging"
+  fi
+  echo "$dir/bin/go"
+}
+
+# The Go caches live in the build's cache, so one folder holds everything a build left;
+# -modcacherw lets `rm -rf` remove it.
+use_cache_for_go() {
+  export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS='-modcacherw -buildvcs=false' GOTOOLCHAIN=local
+}
+
+# Runs a long step with its output in step.log, saying every 30 s how many lines match.
+progress() { # what, pattern, command...
+  what=$1 pattern=$2
+  shift 2
+  "$@" >"$build/step.log" 2>&1 &
+  pid=$! ticks=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    ticks=$((ticks + 1))
+    [ $((ticks % 30)) -ne 0 ] || say "$(grep -c "$pattern" "$build/step.log" || true) $what ($(( ($(date +%s) - started) / 60 )) min)"
+  done
+  wait "$pid" || { cat "$build/step.log" >&2; say "failed: $* (its output is above)"; exit 1; }
+}
