@@ -7,7 +7,7 @@ import { agentTemplate, appNameExpression, generatedBy } from './template.js';
 /** Every file the catalogue drives, relative to the project's root. */
 export const generatedPaths = {
   template: 'agent-config/secrets.json.ctmpl',
-  kubernetes: 'deploy/kubernetes/base/deployment.yaml',
+  kubernetes: 'deploy/kubernetes/overlays/injector/deployment-patch.yaml',
   types: 'service/src/config/secret-catalogue.generated.ts',
   examples: 'scripts/lib/example-secrets.sh',
 } as const;
@@ -15,9 +15,10 @@ export const generatedPaths = {
 const annotation = 'vault.hashicorp.com/agent-inject-template-app.json: |';
 
 /**
- * The manifest with its template annotation replaced by the agent's template, the values the
- * injector's agent has no environment for written in: it runs the application saas for prod,
- * with dynamic database users, as the app container's APP_NAME, APP_ENV and
+ * The injector overlay's Deployment patch (it adds the Vault Agent Injector's annotations to the
+ * base's pod template) with its template annotation replaced by the agent's template, the
+ * values the injector's agent has no environment for written in: it runs the application saas
+ * for prod, with dynamic database users, as the app container's APP_NAME, APP_ENV and
  * DATABASE_CREDENTIALS say. Only the annotation's block scalar is generated; the rest is hand-written.
  */
 export function kubernetesManifest(manifest: string, template: string): string {

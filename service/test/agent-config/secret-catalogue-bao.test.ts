@@ -18,7 +18,7 @@ const run = promisify(execFile);
 
 /** The generated files, which the one edit below must change and nothing else may. */
 const generated = [
-  'agent-config/secrets.json.ctmpl', 'deploy/kubernetes/base/deployment.yaml',
+  'agent-config/secrets.json.ctmpl', 'deploy/kubernetes/overlays/injector/deployment-patch.yaml',
   'service/src/config/secret-catalogue.generated.ts', 'scripts/lib/example-secrets.sh',
 ];
 

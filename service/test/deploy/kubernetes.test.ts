@@ -1,29 +1,50 @@
 import { expect } from 'chai';
 import { Deployment as DeploymentModel } from 'kubernetes-models/apps/v1';
-import { ServiceAccount } from 'kubernetes-models/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { Service, ServiceAccount } from 'kubernetes-models/v1';
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../support/bao.js';
 
-/** The models of the kinds the manifest holds: kubernetes-models' precompiled OpenAPI validators. */
-const models = { Deployment: DeploymentModel, ServiceAccount } as const;
+const run = promisify(execFile);
+
+/** The kustomize overlay the injector runs, and the base it patches. */
+const overlayDir = 'deploy/kubernetes/overlays/injector';
+const baseDir = 'deploy/kubernetes/base';
+
+/**
+ * The overlay as `kubectl kustomize` renders it, with the pinned kubectl: what `kubectl apply -k`
+ * would send. scripts/install-kubernetes.sh prints the folder holding it (a second run only
+ * checks the version; cold, it builds Kubernetes first, about 14 minutes).
+ */
+async function renderOverlay(): Promise<string> {
+  const install = await run('sh', [join(repoRoot, 'scripts/install-kubernetes.sh')], { maxBuffer: 64 * 1024 * 1024 });
+  const kubectl = join(install.stdout.trim(), 'kubectl');
+  return (await run(kubectl, ['kustomize', join(repoRoot, overlayDir)], { maxBuffer: 16 * 1024 * 1024 })).stdout;
+}
+
+/** The models of the kinds the rendered overlay holds: kubernetes-models' precompiled OpenAPI validators. */
+const models = { Deployment: DeploymentModel, PodDisruptionBudget, Service, ServiceAccount } as const;
 type Kind = keyof typeof models;
 const isKind = (kind: unknown): kind is Kind => typeof kind === 'string' && Object.hasOwn(models, kind);
 
-/**
- * The validators accept fields the schema does not know (Kubernetes itself drops them, with at
- * most a warning): a misspelled `readinesProbe` would pass. This walks a document along the
- * model's TypeScript interface, which kubernetes-models generates from the same OpenAPI schema,
- * and returns the path of every field the interface does not declare. Maps (`annotations`,
- * `labels`: a string index signature) accept any key. Offline: only the installed .d.ts files.
- */
-function unknownFields(kind: Kind, document: unknown): string[] {
+let interfaces: { checker: ts.TypeChecker; kindsType: ts.Type } | undefined;
+
+/** The interfaces of the kinds above, compiled once (a program takes about a second). */
+function kindInterfaces(): { checker: ts.TypeChecker; kindsType: ts.Type } {
+  if (interfaces !== undefined) return interfaces;
   const entry = join(repoRoot, 'service/test/deploy/kubernetes-kinds.virtual.ts');
   const source = `import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IService } from 'kubernetes-models/v1/Service';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-export interface Kinds { Deployment: IDeployment; ServiceAccount: IServiceAccount }\n`;
+export interface Kinds {
+  Deployment: IDeployment; PodDisruptionBudget: IPodDisruptionBudget; Service: IService; ServiceAccount: IServiceAccount;
+}\n`;
   const options: ts.CompilerOptions = {
     module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true,
     types: [],
@@ -41,7 +62,19 @@ export interface Kinds { Deployment: IDeployment; ServiceAccount: IServiceAccoun
   const file = program.getSourceFile(entry);
   const kinds = file && checker.getSymbolAtLocation(file)?.exports?.get(ts.escapeLeadingUnderscores('Kinds'));
   if (kinds === undefined) throw new Error('cannot load the kubernetes-models interfaces');
-  const kindsType = checker.getDeclaredTypeOfSymbol(kinds);
+  interfaces = { checker, kindsType: checker.getDeclaredTypeOfSymbol(kinds) };
+  return interfaces;
+}
+
+/**
+ * The validators accept fields the schema does not know (Kubernetes itself drops them, with at
+ * most a warning): a misspelled `readinesProbe` would pass. This walks a document along the
+ * model's TypeScript interface, which kubernetes-models generates from the same OpenAPI schema,
+ * and returns the path of every field the interface does not declare. Maps (`annotations`,
+ * `labels`: a string index signature) accept any key. Offline: only the installed .d.ts files.
+ */
+function unknownFields(kind: Kind, document: unknown): string[] {
+  const { checker, kindsType } = kindInterfaces();
   const root = kindsType.getProperty(kind);
   if (root === undefined) throw new Error(`no interface for ${kind}`);
 
@@ -73,7 +106,7 @@ export interface Kinds { Deployment: IDeployment; ServiceAccount: IServiceAccoun
 }
 
 /**
- * The injector's annotations the manifest uses, and a few newer ones, each with the first
+ * The injector's annotations the overlay uses, and a few newer ones, each with the first
  * vault-k8s release that reads it (a trailing `-` marks a per-file annotation). Read from
  * vault-k8s's agent-inject/agent/annotations.go at each release tag.
  */
@@ -91,41 +124,67 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+interface Metadata { name: string; namespace?: string; labels?: Record<string, string> }
+
 interface Deployment {
-  kind: string;
+  kind: 'Deployment';
+  metadata: Metadata;
   spec: {
     template: {
-      metadata: { annotations: Record<string, string> };
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
       spec: {
         serviceAccountName: string;
         containers: {
           name: string; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } };
           ports: { name: string; containerPort: number }[];
+          volumeMounts?: { name: string; mountPath: string }[];
         }[];
       };
     };
   };
 }
 
-describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of the compose agent', function () {
+interface ServiceDocument {
+  kind: 'Service';
+  metadata: Metadata;
+  spec: { selector: Record<string, string>; ports: { name?: string; port: number; targetPort?: string | number }[] };
+}
+
+interface DisruptionBudget { kind: 'PodDisruptionBudget'; metadata: Metadata; spec: { selector: { matchLabels: Record<string, string> } } }
+
+type Document = Deployment | ServiceDocument | DisruptionBudget | { kind: 'ServiceAccount'; metadata: Metadata };
+
+function only<K extends Document['kind']>(documents: readonly Document[], kind: K): Extract<Document, { kind: K }> {
+  const found = documents.filter((d): d is Extract<Document, { kind: K }> => d.kind === kind);
+  expect(found, `one ${kind}`).to.have.length(1);
+  return found[0] as Extract<Document, { kind: K }>;
+}
+
+/** The `#` comment lines of one of the overlay's or the base's files: what operators read there. */
+async function comments(path: string): Promise<string> {
+  const text = await readFile(join(repoRoot, path), 'utf8');
+  return text.split('\n').filter((l) => l.startsWith('#')).join('\n');
+}
+
+describe(`${overlayDir}: the agent injector in place of the compose agent, the kustomize base and overlay rendered by the pinned kubectl (no cluster)`, function () {
+  let documents: Document[];
   let deployment: Deployment;
   let annotations: Record<string, string>;
-  let documents: { kind: string }[];
 
   before(async function () {
-    const docs = parseAllDocuments(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8'));
+    // Cold, the install builds the pinned Kubernetes first (see renderOverlay).
+    this.timeout(30 * 60_000);
+    const docs = parseAllDocuments(await renderOverlay());
     for (const doc of docs) expect(doc.errors).to.deep.equal([]);
-    documents = docs.map((doc) => doc.toJS() as { kind: string });
-    const found = docs.map((doc) => doc.toJS() as Deployment).find((doc) => doc.kind === 'Deployment');
-    if (found === undefined) throw new Error('no Deployment');
-    deployment = found;
+    documents = docs.map((doc) => doc.toJS() as Document);
+    deployment = only(documents, 'Deployment');
     annotations = deployment.spec.template.metadata.annotations;
   });
 
   it('is valid against the Kubernetes OpenAPI schemas (kubernetes-models), offline', function () {
-    expect(documents.map((d) => d.kind)).to.deep.equal(['ServiceAccount', 'Deployment']);
+    expect(documents.map((d) => d.kind)).to.have.members(['ServiceAccount', 'Service', 'Deployment', 'PodDisruptionBudget']);
     for (const document of documents) {
-      const { kind } = document;
+      const kind: string = document.kind; // as rendered: any kind an overlay may add
       if (!isKind(kind)) throw new Error(`no model for kind ${kind}`);
       // validate() throws with the schema's errors (types, required fields, enums).
       expect(() => { new models[kind](document as never).validate(); }, kind).to.not.throw();
@@ -134,7 +193,7 @@ describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of
 
   it('holds no field the schemas do not know (a misspelling would be dropped silently)', function () {
     for (const document of documents) {
-      const { kind } = document;
+      const kind: string = document.kind; // as rendered: any kind an overlay may add
       if (!isKind(kind)) throw new Error(`no model for kind ${kind}`);
       expect(unknownFields(kind, document), kind).to.deep.equal([]);
     }
@@ -162,17 +221,17 @@ describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of
     // Templates without an agent-inject-secret-* annotation: vault-k8s 1.3.0 (its CHANGELOG, GH-505).
     if (!keys.some((k) => k.startsWith('vault.hashicorp.com/agent-inject-secret-'))) required.push('1.3.0');
     const needed = required.reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
-    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8');
+    const overlay = await comments(`${overlayDir}/kustomization.yaml`);
     const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
-    expect(/vault-k8s >= (\d+\.\d+\.\d+)\./.exec(manifest)?.[1], 'the version the manifest tells operators to run').to.equal(needed);
+    expect(/vault-k8s >= (\d+\.\d+\.\d+)\./.exec(overlay)?.[1], 'the version the overlay tells operators to run').to.equal(needed);
     expect(/vault-k8s ≥ (\d+\.\d+\.\d+)\*\*/.exec(plan)?.[1], 'the version the plan tells operators to run').to.equal(needed);
   });
 
-  it('gives the plan the Vault-side kubernetes auth commands and the injector version, as the manifest does', async function () {
-    const manifest = await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8');
+  it('gives the plan the Vault-side kubernetes auth commands and the injector version, as the overlay does', async function () {
+    const overlay = await comments(`${overlayDir}/kustomization.yaml`);
     const plan = await readFile(join(repoRoot, 'specs/vault/plan-vault.md'), 'utf8');
     const oneLine = (text: string) => text.replace(/\\\n\s*#?\s*/g, '').replace(/\s+/g, ' ');
-    const commands = oneLine(manifest.split('\n').filter((l) => l.startsWith('#')).join('\n'))
+    const commands = oneLine(overlay)
       .match(/vault (?:auth enable|write) auth\/kubernetes\S*(?: \S+=\S+)*|vault auth enable kubernetes/g) ?? [];
     expect(commands).to.have.length(3);
     for (const command of commands) expect(oneLine(plan), command).to.contain(command);
@@ -205,9 +264,31 @@ describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of
     });
     for (const name of Object.keys(env)) expect(name).to.not.match(/PASSWORD|SECRET_ID|ROLE_ID|^VAULT_TOKEN$/);
     expect(app?.readinessProbe.httpGet.path).to.equal('/readyz');
+    // TLS to Vault with the vault-ca secret's CA; /vault/secrets is the injector's own volume,
+    // which it mounts into every container (a second mount at that path would be refused).
+    expect(env).to.include({ VAULT_CACERT: '/vault/tls/ca.crt' });
+    expect(app?.volumeMounts).to.deep.include({ name: 'vault-ca', mountPath: '/vault/tls', readOnly: true });
+    expect(app?.volumeMounts?.map((m) => m.mountPath)).to.not.include('/vault/secrets');
   });
 
-  it('exposes the operator\'s port to the cluster with the scrape annotations, and no Service for it', function () {
+  it('leaves the injector\'s annotations to the overlay: the base asks no injector for a sidecar', async function () {
+    const base = parseAllDocuments(await readFile(join(repoRoot, `${baseDir}/deployment.yaml`), 'utf8'));
+    const baseDeployment = only(base.map((doc) => doc.toJS() as Document), 'Deployment');
+    // Every overlay builds on the base: one that delivers the secrets itself would get an injected agent too.
+    expect(Object.keys(baseDeployment.spec.template.metadata.annotations)
+      .filter((key) => key.startsWith('vault.hashicorp.com/'))).to.deep.equal([]);
+    expect(Object.keys(annotations).filter((key) => key.startsWith('vault.hashicorp.com/'))).to.not.deep.equal([]);
+  });
+
+  it('runs the pod as the service account, in the namespace, that the Vault role binds', async function () {
+    const role = (await comments(`${overlayDir}/kustomization.yaml`)).replace(/\\\n#\s*/g, '');
+    expect(role).to.match(/auth\/kubernetes\/role\/saas-app-prod .*bound_service_account_names=saas-app bound_service_account_namespaces=saas /);
+    expect(deployment.spec.template.spec.serviceAccountName).to.equal('saas-app');
+    expect(only(documents, 'ServiceAccount').metadata.name).to.equal('saas-app');
+    for (const document of documents) expect(document.metadata.namespace, document.kind).to.equal('saas');
+  });
+
+  it('exposes the operator\'s port to the cluster with the scrape annotations, and no Service for it: the one Service lists port 3000', function () {
     const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
     const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
     expect(env).to.include({ ADMIN_HOST: '0.0.0.0', ADMIN_PORT: '3001' });
@@ -215,6 +296,19 @@ describe('deploy/kubernetes/base/deployment.yaml: the agent injector in place of
     expect(annotations).to.include({
       'prometheus.io/scrape': 'true', 'prometheus.io/port': '3001', 'prometheus.io/path': '/metrics',
     });
-    expect(documents.filter((d) => d.kind === 'Service'), 'nothing routes outside traffic to the admin port').to.deep.equal([]);
+    // The one Service routes to the app's port, by its name, and to nothing else.
+    const service = only(documents, 'Service');
+    expect(service.spec.ports, 'nothing routes outside traffic to the admin port').to.deep.equal([{ name: 'http', port: 3000, targetPort: 'http' }]);
+    expect(app?.ports).to.deep.include({ name: 'http', containerPort: 3000 });
+  });
+
+  it('selects the app\'s pods, in the Service and in the disruption budget', function () {
+    const podLabels = deployment.spec.template.metadata.labels;
+    // A selector that matches no pod routes nothing and protects nothing, silently; an empty
+    // one routes to, or counts, every pod of the namespace.
+    for (const selector of [only(documents, 'Service').spec.selector, only(documents, 'PodDisruptionBudget').spec.selector.matchLabels]) {
+      expect(selector).to.deep.equal({ app: 'saas-app' });
+      expect(podLabels).to.include(selector);
+    }
   });
 });
