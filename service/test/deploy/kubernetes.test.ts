@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
+import { readSettings } from '../../src/config/settings.js';
+import { shutdownTimeoutFor } from '../../src/process/graceful-shutdown.js';
 import { repoRoot } from '../support/bao.js';
 
 const run = promisify(execFile);
@@ -134,6 +136,7 @@ interface Deployment {
       metadata: { labels: Record<string, string>; annotations: Record<string, string> };
       spec: {
         serviceAccountName: string;
+        terminationGracePeriodSeconds?: number;
         containers: {
           name: string; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } };
           ports: { name: string; containerPort: number }[];
@@ -269,6 +272,19 @@ describe(`${overlayDir}: the agent injector in place of the compose agent, the k
     expect(env).to.include({ VAULT_CACERT: '/vault/tls/ca.crt' });
     expect(app?.volumeMounts).to.deep.include({ name: 'vault-ca', mountPath: '/vault/tls', readOnly: true });
     expect(app?.volumeMounts?.map((m) => m.mountPath)).to.not.include('/vault/secrets');
+  });
+
+  it('gives the pod longer to stop than the service\'s shutdown deadline for the DRAIN_DELAY_MS it sets', async function () {
+    const base = parseAllDocuments(await readFile(join(repoRoot, `${baseDir}/deployment.yaml`), 'utf8'));
+    for (const [what, pod] of [['the base', only(base.map((doc) => doc.toJS() as Document), 'Deployment')], ['the overlay', deployment]] as const) {
+      const app = pod.spec.template.spec.containers.find((c) => c.name === 'app');
+      const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
+      expect(env, `${what}: DRAIN_DELAY_MS set beside the grace period it decides`).to.have.property('DRAIN_DELAY_MS');
+      // The service's own parser: a value it refused would stop the pod at start-up.
+      const deadlineMs = shutdownTimeoutFor(readSettings(env).drainDelayMs);
+      // Past the grace period the kubelet kills the pod: the shutdown's last steps and its log line lost.
+      expect((pod.spec.template.spec.terminationGracePeriodSeconds ?? 30) * 1000, `${what}: grace period, ms`).to.be.greaterThan(deadlineMs);
+    }
   });
 
   it('leaves the injector\'s annotations to the overlay: the base asks no injector for a sidecar', async function () {
