@@ -137,7 +137,10 @@ export interface Exposure {
 export async function exposeToCluster(paths: ClusterPaths, clusterPort: number, target: { host: string; port: number }): Promise<Exposure> {
   const socketPath = `${paths.run}/expose-${clusterPort}-${process.pid}.sock`;
   await rm(socketPath, { force: true });
+  const open = new Set<Socket>();
   const relay = createServer((inbound) => {
+    open.add(inbound);
+    inbound.on('close', () => open.delete(inbound));
     const outbound = connect(target.port, target.host);
     outbound.once('connect', () => { join2(inbound, outbound); });
     outbound.once('error', () => { inbound.destroy(); });
@@ -163,6 +166,8 @@ export async function exposeToCluster(paths: ClusterPaths, clusterPort: number, 
     address: `${nodeIp}:${clusterPort}`,
     close: async () => {
       control.destroy();
+      // Pods keep their connections (PostgreSQL's pool): they end here, not when the pods do.
+      for (const socket of open) socket.destroy();
       await closeServer(relay);
       await rm(socketPath, { force: true });
     },

@@ -44,8 +44,7 @@ export interface ClusterPaths {
 }
 
 /** KUBERNETES_DIR moves .kubernetes/ (the tests use their own, beside a user's cluster). */
-export function clusterPaths(root = repoRoot): ClusterPaths {
-  const dir = process.env.KUBERNETES_DIR ?? join(root, '.kubernetes');
+export function clusterPaths(dir = process.env.KUBERNETES_DIR ?? join(repoRoot, '.kubernetes')): ClusterPaths {
   const run = join(dir, 'run');
   return {
     dir,

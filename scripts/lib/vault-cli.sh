@@ -4,12 +4,12 @@
 
 # The server's own words for a failed call, without the CLI's banner: run the call with
 # 2>"$errors", then say $(reason). The file goes when the script exits. OpenBao gives one
-# "* <reason>" line; HashiCorp Vault often gives "* 2 errors occurred:" and then each reason
+# "* <reason>" line; HashiCorp Vault often gives "* 2 errors occurred:" (or "* 1 error occurred:") and then each reason
 # indented ("permission denied", "invalid token"): all of them are said, on one line.
 errors=$(mktemp)
 trap 'rm -f "$errors"' EXIT
 reason() {
-  listed=$(sed -n 's/^[[:space:]]*\* //p' "$errors" | grep -v '^[0-9]* errors occurred:$' |
+  listed=$(sed -n 's/^[[:space:]]*\* //p' "$errors" | grep -v '^[0-9]* errors\{0,1\} occurred:$' |
     awk 'NR > 1 { printf ", " } { printf "%s", $0 } END { if (NR > 0) print "" }')
   if [ -n "$listed" ]; then echo "$listed"; else sed -n 's/^Error [a-z ]*: //p' "$errors" | tail -n 1; fi
 }

@@ -17,9 +17,10 @@ export interface Tls {
   readonly ca: string;
 }
 
-export async function generateTls(): Promise<Tls> {
+/** A CA and a server certificate for localhost, 127.0.0.1 and any further names given. */
+export async function generateTls(...names: string[]): Promise<Tls> {
   const dir = await tempDir('tls');
-  await run('sh', [join(repoRoot, 'scripts/prod/generate-tls.sh'), dir, 'localhost', '127.0.0.1']);
+  await run('sh', [join(repoRoot, 'scripts/prod/generate-tls.sh'), dir, 'localhost', '127.0.0.1', ...names]);
   return { dir, ca: join(dir, 'ca.pem') };
 }
 

@@ -57,21 +57,21 @@ export class Supervised {
   }
 }
 
-/** Test harness only: what the soak's operator does by hand (seal, rotate KV); production keeps no such token. */
+/**
+ * Test harness only: what the soak's operator does by hand (seal, rotate KV), and what
+ * scripts/kubernetes-auth.sh needs (enable and configure an auth method: a root token's work,
+ * which the admin policy leaves out); production keeps no such token.
+ */
 const harnessPolicy = `
 path "sys/seal" { capabilities = ["update", "sudo"] }
 path "secret/data/saas-project/prod/*" { capabilities = ["create", "update", "read"] }
+path "sys/auth/kubernetes" { capabilities = ["create", "read", "update", "sudo"] }
+path "auth/kubernetes/*" { capabilities = ["create", "read", "update"] }
+path "sys/policies/acl/saas-app-prod" { capabilities = ["read"] }
 `;
 
-/**
- * The production topology of docker-compose.prod.yml as processes, with every shipped duration
- * divided by `factor`: a non-dev bao (Raft, TLS, audit) initialised and unsealed by the operator
- * scripts, first-bootstrap.sh (single-use secret ids, root revoked), the admin's
- * database-engine.sh on a real PostgreSQL, the agent from agent-config/ and the courier
- * (deliver-secret-ids.sh), each restarted when it exits, and the service in agent mode with
- * dynamic credentials.
- */
-export interface ScaledProduction {
+/** Vault and PostgreSQL as production runs them, every shipped duration divided by `factor`. */
+export interface ScaledVault {
   readonly factor: number;
   readonly shipped: ProductionDurations;
   readonly durations: ProductionDurations;
@@ -79,42 +79,71 @@ export interface ScaledProduction {
   readonly tls: Tls;
   readonly node: ServerNode;
   readonly pg: TestPostgres;
+  /** first-bootstrap.sh's AppRole credentials and the orchestrator's token (the courier's inputs). */
+  readonly credentialsDir: string;
+  readonly orchestratorTokenFile: string;
+  /** A token for the harness's own acts: seal, KV writes. */
+  readonly harnessToken: string;
+  /** The admin's token (userpass), as the operator configures engines and auth methods with it. */
+  readonly adminToken: string;
+  unseal(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ScaledProduction extends ScaledVault {
   readonly agent: Supervised;
   readonly courier: Supervised;
   readonly service: ServiceProcess;
   readonly renderedFile: string;
-  readonly credentialsDir: string;
-  /** A token for the harness's own acts: seal, KV writes. */
-  readonly harnessToken: string;
-  unseal(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 function must(what: string, result: { code: number; stderr: string }): void {
   if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${result.stderr.trim()}`);
 }
 
-/** agent-config/ with only its durations divided: backoff and the render interval, both in env/prod.hcl. */
+/**
+ * An agent configuration file of agent-config/ with only its durations divided: the login
+ * backoff (env/prod.hcl, kubernetes.hcl) and the render interval (env/prod.hcl). Throws when
+ * the file sets none of them, so a renamed setting cannot be left at its shipped value.
+ */
+export async function scaledAgentFile(file: string, d: ProductionDurations): Promise<string> {
+  let text = await readFile(join(repoRoot, 'agent-config', file), 'utf8');
+  const settings: [string, number][] = [
+    ['min_backoff', d.minBackoff], ['max_backoff', d.maxBackoff], ['static_secret_render_interval', d.renderInterval],
+  ];
+  let replaced = 0;
+  for (const [name, ms] of settings) {
+    const pattern = new RegExp(`${name}\\s*=\\s*"[^"]+"`);
+    if (!pattern.test(text)) continue;
+    text = text.replace(pattern, `${name} = "${asDuration(ms)}"`);
+    replaced++;
+  }
+  if (replaced === 0) throw new Error(`agent-config/${file}: none of ${settings.map(([name]) => name).join(', ')} found`);
+  return text;
+}
+
+/** agent-config/ with only its durations divided (scaledAgentFile). */
 async function scaledAgentConfig(dir: string, d: ProductionDurations): Promise<void> {
   await mkdir(join(dir, 'config/env'), { recursive: true });
   await symlink(join(repoRoot, 'agent-config/secrets.json.ctmpl'), join(dir, 'config/secrets.json.ctmpl'));
   await symlink(join(repoRoot, 'agent-config/agent.hcl'), join(dir, 'config/agent.hcl'));
-  const replaceOnce = (text: string, pattern: RegExp, value: string, file: string) => {
-    if (!pattern.test(text)) throw new Error(`${file}: ${String(pattern)} not found`);
-    return text.replace(pattern, value);
-  };
-  let prod = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
-  prod = replaceOnce(prod, /min_backoff\s*=\s*"[^"]+"/, `min_backoff = "${asDuration(d.minBackoff)}"`, 'env/prod.hcl');
-  prod = replaceOnce(prod, /max_backoff\s*=\s*"[^"]+"/, `max_backoff = "${asDuration(d.maxBackoff)}"`, 'env/prod.hcl');
-  prod = replaceOnce(prod, /static_secret_render_interval\s*=\s*"[^"]+"/,
-    `static_secret_render_interval = "${asDuration(d.renderInterval)}"`, 'env/prod.hcl');
+  const prod = await scaledAgentFile('env/prod.hcl', d);
+  for (const name of ['min_backoff', 'max_backoff', 'static_secret_render_interval']) {
+    if (!prod.includes(name)) throw new Error(`env/prod.hcl: ${name} not found`);
+  }
   await writeFile(join(dir, 'config/env/prod.hcl'), prod);
 }
 
-export async function startScaledProduction(factor: number): Promise<ScaledProduction> {
+/**
+ * A non-dev bao (Raft, TLS, audit) initialised and unsealed by the operator scripts,
+ * first-bootstrap.sh (single-use secret ids, root revoked), and the admin's database-engine.sh
+ * on a real PostgreSQL, with every shipped duration divided by `factor`. `tlsNames`: names the
+ * server's certificate carries besides localhost and 127.0.0.1.
+ */
+export async function startScaledVault(factor: number, tlsNames: readonly string[] = []): Promise<ScaledVault> {
   const { durations: shipped, counts } = await shippedProduction();
   const d = scaleDurations(shipped, factor);
-  const tls = await generateTls();
+  const tls = await generateTls(...tlsNames);
   const [node, pg] = await Promise.all([startServerNode(tls), startTestPostgres()]);
 
   // The operators: init (keys to a private file), unseal with the threshold.
@@ -162,6 +191,24 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
     DB_CREDS_TTL: asDuration(d.leaseTtl), DB_CREDS_MAX_TTL: asDuration(d.leaseMaxTtl),
   })));
 
+  return {
+    factor, shipped, durations: d, counts, tls, node, pg, credentialsDir, orchestratorTokenFile, harnessToken, adminToken, unseal,
+    async stop() {
+      await node.stop();
+      await pg.stop();
+    },
+  };
+}
+
+/**
+ * The production topology of docker-compose.prod.yml as processes, with every shipped duration
+ * divided by `factor`: startScaledVault's Vault and PostgreSQL, the agent from agent-config/
+ * and the courier (deliver-secret-ids.sh), each restarted when it exits, and the service in
+ * agent mode with dynamic credentials.
+ */
+export async function startScaledProduction(factor: number): Promise<ScaledProduction> {
+  const vault = await startScaledVault(factor);
+  const { durations: d, tls, node, pg, credentialsDir, orchestratorTokenFile } = vault;
   // The agent and the courier, each restarted when it exits (the compose restart policy).
   const agentDir = await tempDir('agent');
   await scaledAgentConfig(agentDir, d);
@@ -188,13 +235,12 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
     TOKEN_CHECK_MAX_INTERVAL_MS: String(d.checkInterval),
   });
   return {
-    factor, shipped, durations: d, counts, tls, node, pg, agent, courier, service, renderedFile, credentialsDir, harnessToken, unseal,
+    ...vault, agent, courier, service, renderedFile,
     async stop() {
       await service.process.stop();
       await agent.stop();
       await courier.stop();
-      await node.stop();
-      await pg.stop();
+      await vault.stop();
     },
   };
 }

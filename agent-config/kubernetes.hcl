@@ -1,0 +1,30 @@
+# Kubernetes: the pod's service account token is its identity, so the agent logs in with
+# Vault's kubernetes auth method instead of AppRole, and no secret id has to be delivered.
+# Given last, after env/<APP_ENV>.hcl: an agent takes auto_auth whole from the last file that
+# has one, so this block replaces the AppRole one (the rest of env/<APP_ENV>.hcl stays).
+#
+#   vault agent -config=config/agent.hcl -config=config/prod.hcl -config=config/kubernetes.hcl
+#
+# The role is <app>-app-<env> (scripts/lib/app-name.sh), bound by scripts/kubernetes-auth.sh to
+# the service account saas-app in the namespace saas; another application or environment
+# names its own role here. The token is the kubelet's projected one, rotated by the kubelet,
+# and read again at every login (token_path's default,
+# /var/run/secrets/kubernetes.io/serviceaccount/token).
+
+auto_auth {
+  method "kubernetes" {
+    # As env/prod.hcl's AppRole login: from 1 s, doubling, up to 30 s between failed logins.
+    min_backoff = "1s"
+    max_backoff = "30s"
+    config = {
+      role = "saas-app-prod"
+    }
+  }
+
+  sink "file" {
+    config = {
+      path = "secrets/token"
+      mode = 0440
+    }
+  }
+}
