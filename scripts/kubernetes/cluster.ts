@@ -164,7 +164,26 @@ async function killNamespace(netns: string): Promise<void> {
   }
 }
 
-/** The kubelet's cgroups, deepest first: they are empty once the namespace's processes are gone. */
+/**
+ * Every process in the kubelet's cgroups: the pods' containers, which live in network
+ * namespaces of their own and outlive containerd and its shims.
+ */
+async function killCgroups(root: string): Promise<void> {
+  const pids = async (dir: string): Promise<number[]> => {
+    const own = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '').map(Number);
+    const children = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+    return [...own, ...(await Promise.all(children.map((child) => pids(join(dir, child.name))))).flat()];
+  };
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const found = await pids(join('/sys/fs/cgroup/pids', root));
+    for (const pid of found) {
+      try { process.kill(pid, signal); } catch { /* gone */ }
+    }
+    if (found.length > 0) await sleep(1000);
+  }
+}
+
+/** The kubelet's cgroups, deepest first: they are empty once their processes are gone. */
 async function removeCgroups(root: string): Promise<void> {
   const remove = async (dir: string): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -187,6 +206,7 @@ export async function stopCluster(say: (line: string) => void = () => undefined,
     if (await alive(pid)) process.kill(pid, 'SIGKILL');
   }
   if (netns !== '') await killNamespace(netns.trim());
+  await killCgroups(paths.cgroupRoot);
   await removeCgroups(paths.cgroupRoot);
   await rm(paths.supervisorPid, { force: true });
   say(pid === undefined ? 'no cluster of this clone is running' : `cluster stopped (supervisor pid ${pid})`);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { repoRoot } from '../support/bao.js';
 import { cliAs, runScript } from '../support/bao-server.js';
@@ -137,6 +137,23 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       await started.stop();
     }
     await (vault as ScaledVault | undefined)?.stop();
+  });
+
+  it('admits both overlays as shipped (injector and native sidecar) in a server-side dry run', async function () {
+    for (const variant of ['injector', 'native-sidecar']) {
+      const rendered = await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', join(repoRoot, 'deploy/kubernetes/overlays', variant)]);
+      // The API server's own validation and admission, nothing stored: every object is named.
+      const admitted = await cluster.kube(['apply', '--dry-run=server', '-f', '-'], rendered);
+      const kinds = variant === 'injector'
+        ? ['serviceaccount/saas-app', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app']
+        : ['serviceaccount/saas-app', 'configmap/saas-vault-agent-', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app'];
+      for (const kind of kinds) expect(admitted, variant).to.match(new RegExp(`^${kind.replace('.', '\\.')}\\S* (created|configured|unchanged) \\(server dry run\\)$`, 'm'));
+    }
+    // A field the schemas do not know is refused, not dropped: the dry run checks for real.
+    const broken = (await cluster.kube(['kustomize', join(repoRoot, 'deploy/kubernetes/overlays/injector')]))
+      .replace('readinessProbe:', 'readinesProbe:');
+    const refused = await cluster.kube(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], broken).then(() => '', (error: unknown) => (error instanceof Error ? error.message : String(error)));
+    expect(refused).to.match(/unknown field "spec\.template\.spec\.containers\[0\]\.readinesProbe"/);
   });
 
   it('becomes ready from the manifests as shipped: the agent sidecar first, then the app, 2 of 2', async function () {
@@ -311,5 +328,28 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     const own = await login(namespace, 'saas-app');
     expect(own.code, own.stderr).to.equal(0);
     expect(own.stdout).to.contain('saas-app-prod');
+  });
+
+  it('k8s:stop leaves no process in the cluster\'s namespace and none of its cgroups', async function () {
+    const netns = (await readFile(join(cluster.paths.run, 'netns'), 'utf8')).trim();
+    const inNamespace = async () => {
+      const found: number[] = [];
+      for (const entry of await readdir('/proc')) {
+        if (/^\d+$/.test(entry) && await readlink(`/proc/${entry}/ns/net`).catch(() => '') === netns) found.push(Number(entry));
+      }
+      return found;
+    };
+    // The pods' containers: each in a network namespace of its own, all under the kubelet's
+    // cgroup root (pids.current counts every task below a cgroup; none once it is gone).
+    const inPods = async () => Number(await readFile(join('/sys/fs/cgroup/pids', cluster.paths.cgroupRoot, 'kubepods/pids.current'), 'utf8').catch(() => '0'));
+    // The kubelet, containerd, its shims and the control plane; the pods' sandboxes and apps.
+    expect((await inNamespace()).length).to.be.greaterThan(5);
+    expect(await inPods()).to.be.at.least(4);
+    const cgroups = () => readdir(join('/sys/fs/cgroup/memory', cluster.paths.cgroupRoot)).then(() => true, () => false);
+    expect(await cgroups()).to.equal(true);
+    await cluster.stop();
+    expect(await inNamespace()).to.deep.equal([]);
+    expect(await inPods()).to.equal(0);
+    expect(await cgroups()).to.equal(false);
   });
 });

@@ -2,8 +2,9 @@
  * `npm test`: every test file, three mocha processes at a time. Most of the suite waits on
  * TTLs and check intervals rather than on the two cores, so files run side by side; each file
  * is a mocha process of its own (its own servers, temp folders and secret scan), except the
- * compose files on the Docker engine, which share one engine and so run together, one after
- * the other, in one process. The contract tests (what the project relies on Vault for) run
+ * compose files on the Docker engine and the Kubernetes files (whose images come from that
+ * engine, which a file stops when it started it), which run together, one after the other, in
+ * one process. The contract tests (what the project relies on Vault for) run
  * twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER, support/bao.ts).
  * A file's output is printed whole when it ends, so it reads as mocha's own; the last lines
  * add up every file's counts as mocha prints them.
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 
 const workers = 3;
 const testRoot = 'service/test';
-const engineFiles = /^service\/test\/compose\/engine-.*\.test\.ts$/;
+const engineFiles = /^service\/test\/(compose\/engine-.*|kubernetes\/.*)\.test\.ts$/;
 // The longest files go first so that none of them starts last and leaves the others idle;
 // the order changes only the wall time (`npm run test:timings` measures each file).
 const slowFirst = [
