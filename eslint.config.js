@@ -3,7 +3,7 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['dist/', 'node_modules/', '.tools/', '.stack/'] },
+  { ignores: ['dist/', 'node_modules/', '.tools/', '.stack/', '.engine/', '.kubernetes/', '.kubernetes-test/'] },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {
