@@ -112,6 +112,12 @@ async function stopAll(): Promise<void> {
   }
 }
 
+// Whatever else goes wrong here (a mount, a folder) ends the cluster with the error's own
+// words in run/failure, which the host's start reports as its one line.
+process.on('uncaughtException', (error) => { void fail(`the cluster's namespace could not be set up: ${error.message}`); });
+process.on('unhandledRejection', (error) => {
+  void fail(`the cluster's namespace could not be set up: ${error instanceof Error ? error.message : String(error)}`);
+});
 process.on('SIGTERM', () => { void stopAll().then(() => process.exit(0)); });
 process.on('SIGINT', () => { void stopAll().then(() => process.exit(0)); });
 
