@@ -27,6 +27,7 @@ toolchain=1.25.3
 toolchain_sha256=9758fbb61130102a9128976f9666fe3fd03578ed1e39d0751d8d30f364762ea8
 . "$root/scripts/lib/go-build.sh"
 
+lock_build
 if [ "$(installed_version || true)" != "$version" ]; then
   go=$(go_for_build "$toolchain" "$toolchain_sha256")
   say "building HashiCorp Vault $version with $("$go" version) into $build (cold: about 15 minutes)"

@@ -59,3 +59,11 @@ progress() { # what, pattern, command...
   done
   wait "$pid" || { cat "$build/step.log" >&2; say "failed: $* (its output is above)"; exit 1; }
 }
+
+# One build per cache at a time: a second caller (two test files, two clones) waits for the
+# first, then finds its result instead of building over it. The lock goes with the process.
+lock_build() {
+  mkdir -p "$cache"
+  exec 9>"$cache/.build.lock"
+  flock 9 || { say "cannot lock $cache/.build.lock"; exit 1; }
+}

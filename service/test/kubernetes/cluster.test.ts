@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runningCluster, startCluster } from '../../../scripts/kubernetes/cluster.js';
+import { kubernetesBinaries, runningCluster, startCluster } from '../../../scripts/kubernetes/cluster.js';
 import { ClusterError, clusterPaths } from '../../../scripts/kubernetes/paths.js';
 import { tempDir } from '../support/temp-dirs.js';
 
@@ -13,6 +13,12 @@ import { tempDir } from '../support/temp-dirs.js';
  */
 describe('k8s:start that fails (a real supervisor in a real namespace)', function () {
   this.timeout(120_000);
+
+  before(async function () {
+    // Cold, the first run builds Kubernetes (minutes), printing its progress.
+    this.timeout(30 * 60_000);
+    await kubernetesBinaries((line) => { process.stderr.write(`      kubernetes: ${line}\n`); });
+  });
 
   it('names the cause in one line and leaves no process, namespace or cgroup behind', async function () {
     const paths = clusterPaths(join(await tempDir('k8s'), 'cluster'));
