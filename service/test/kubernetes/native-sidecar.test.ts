@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { repoRoot } from '../support/bao.js';
+import { ensureServerInstalled, repoRoot } from '../support/bao.js';
 import { cliAs, runScript } from '../support/bao-server.js';
 import { startTestCluster, type TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
@@ -72,7 +72,12 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
   before(async function () {
     // Cold, the first run builds Kubernetes (about 14 minutes on 2 cores), printing its progress.
     this.timeout(30 * 60_000);
-    [cluster, vault] = await Promise.all([startTestCluster(), startScaledVault(factor, ['vault.vault.svc'])]);
+    await ensureServerInstalled();
+    // Both, even when one fails: the after hook stops whichever started.
+    const [startedCluster, startedVault] = await Promise.allSettled([startTestCluster(), startScaledVault(factor, ['vault.vault.svc'])]);
+    if (startedCluster.status === 'fulfilled') cluster = startedCluster.value;
+    if (startedVault.status === 'fulfilled') vault = startedVault.value;
+    for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
     const d = vault.durations;
     await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
     await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, constants } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -50,6 +51,21 @@ export const vaultServer: VaultServerKind = (() => {
   return servers[chosen];
 })();
 export const serverBin = vaultServer.bin;
+
+/**
+ * Installs the pinned server when it is missing: what `npm test`'s pretest does first, for a
+ * file run alone on a fresh clone (`npx mocha <file>`) that needs a whole production setup.
+ */
+export async function ensureServerInstalled(): Promise<void> {
+  const installed = await access(serverBin, constants.X_OK).then(() => true, () => false);
+  if (installed) return;
+  await new Promise<void>((resolvePromise, reject) => {
+    execFile('sh', [join(repoRoot, vaultServer.install)], { cwd: repoRoot, timeout: 30 * 60_000 }, (error, _stdout, stderr) => {
+      if (error === null) resolvePromise();
+      else reject(new Error(`${vaultServer.install} failed: ${stderr.trim().split('\n').at(-1) ?? error.message}`));
+    });
+  });
+}
 
 export async function assertServerInstalled(): Promise<void> {
   try {
