@@ -7,8 +7,8 @@
 # module proxy serves k8s.io/kubernetes itself. Its go.mod points each staging module
 # (k8s.io/api, k8s.io/client-go, ...) at a folder of its own repository, so `go install` refuses
 # it: a wrapper module requires it and points each staging module at its published release of
-# the same minor version instead. Cold: 7 minutes on 2 idle cores (measured), more on a busy
-# machine; about 6 GB of Go caches. A second run only checks the versions.
+# the same minor version instead. Cold: 7 to 9 minutes on 2 idle cores (measured), more on a busy
+# machine; about 5 GB of Go caches. A second run only checks the versions.
 set -eu
 
 version=1.37.2

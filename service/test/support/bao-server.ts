@@ -139,6 +139,22 @@ async function waitForTls(url: string, tls: Tls, proc: ManagedProcess, timeoutMs
   throw new Error(`${url} did not answer within ${timeoutMs} ms (${last}):\n${await proc.log()}`);
 }
 
+/**
+ * Waits until the node is the active one (health 200). Unsealed is not enough: a Raft node
+ * elects itself leader a moment later, and a write before that fails with "internal error"
+ * (a fresh clone's run saw one on the first policy write after unseal.sh).
+ */
+export async function waitForActive(node: ServerNode, tls: Tls, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 0;
+  while (Date.now() < deadline) {
+    last = await httpsGet(`${node.addr}/v1/sys/health`, tls).then((answer) => answer.status, () => 0);
+    if (last === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${node.addr} was not the active node within ${timeoutMs} ms (health answered ${last}):\n${await node.process.log()}`);
+}
+
 /** Runs one of the repository's scripts with a `bao` CLI environment; resolves with its outcome. */
 export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv, stdin = ''):
   Promise<{ code: number; stdout: string; stderr: string }> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serverBin, baoEnv, repoRoot } from './bao.js';
-import { cliAs as bao, generateTls, runScript, startServerNode, type ServerNode, type Tls } from './bao-server.js';
+import { cliAs as bao, generateTls, runScript, startServerNode, waitForActive, type ServerNode, type Tls } from './bao-server.js';
 import { registerSecret } from './leak-scan.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
@@ -154,6 +154,7 @@ export async function startScaledVault(factor: number, tlsNames: readonly string
     must('unseal.sh', await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), init.unseal_keys_b64.join('\n') + '\n'));
   };
   await unseal();
+  await waitForActive(node, tls);
   must('harness policy', await bao(node, init.root_token, ['policy', 'write', 'soak-harness', '-'], harnessPolicy));
   const created = await bao(node, init.root_token, ['token', 'create', '-orphan', '-policy=soak-harness', '-field=token']);
   must('harness token', created);
