@@ -397,8 +397,21 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     const shipped = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
     const maxBackoffS = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(shipped)?.[1]);
     expect(maxBackoffS, 'max_backoff in agent-config/env/prod.hcl, in seconds').to.be.above(0);
+    const revoked = await readFile(agent.token, 'utf8');
     await issueSecretId(join(credentials, 'secret-id'));
-    await timeUntil(`http://127.0.0.1:${service.port}/readyz`, 200, maxBackoffS * 1000 + 5000);
+    // Two steps, each with its own bound, so a failure says which one was late. First the
+    // agent's next try (at most max_backoff away) and its login: a new token in the sink.
+    const loginBound = maxBackoffS * 1000 + 5000;
+    const deadline = Date.now() + loginBound;
+    while (await readFile(agent.token, 'utf8').catch(() => revoked) === revoked) {
+      if (Date.now() > deadline) {
+        throw new Error(`no new token within ${loginBound} ms of the new secret id; the agent's log ends:\n${(await agent.proc.log()).split('\n').slice(-15).join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Then the render with new database credentials and the service's check of the new token:
+    // a check interval (1 s here) and the agent's render, with the machine's load on both.
+    await timeUntil(`http://127.0.0.1:${service.port}/readyz`, 200, 15_000);
     expect(agent.proc.child.exitCode, 'the agent never exited').to.equal(null);
   });
 
