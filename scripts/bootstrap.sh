@@ -44,7 +44,7 @@ say() {
 app_env=$1
 credentials_dir=$2
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-# reason, seconds, require_vault_and_token
+# reason, seconds, require_vault_and_token, use_cli_with_token, enable_auth_method
 . "$here/lib/vault-cli.sh"
 policy_dir=${POLICY_DIR:-$here/../policies}
 
@@ -59,12 +59,7 @@ policy_file="$policy_dir/saas-app-$app_env.hcl"
 [ -r "$policy_file" ] || fail "policy file $policy_file not found or not readable"
 policy_text=$(app_policy "$policy_file")
 
-cli=${VAULT_CLI:-vault}
-command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
-[ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
-[ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
-# bao reads BAO_* before VAULT_*: make both CLIs act on the same server with the same token.
-unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+use_cli_with_token
 
 role=$policy_name
 role_path="auth/approle/role/$role"
@@ -108,15 +103,8 @@ else
   fail "cannot read the secret engine at secret/: $(reason)"
 fi
 
-# 2. AppRole at auth/approle: 400 "No auth engine at approle/" when it is not enabled.
-if "$cli" read -field=type sys/auth/approle >/dev/null 2>"$errors"; then
-  say "AppRole already enabled at auth/approle"
-elif grep -q 'No auth engine at' "$errors"; then
-  "$cli" auth enable approle >/dev/null 2>"$errors" || fail "cannot enable AppRole: $(reason)"
-  say "enabled AppRole at auth/approle"
-else
-  fail "cannot read the auth method at auth/approle: $(reason)"
-fi
+# 2. AppRole at auth/approle.
+enable_auth_method approle AppRole
 
 # 3. The read-only policy of this environment.
 current_policy=$("$cli" policy read "$policy_name" 2>/dev/null || true)

@@ -57,7 +57,7 @@ fail() {
 say() {
   echo "database-engine: $*"
 }
-# reason, seconds, require_vault_and_token
+# reason, seconds, require_vault_and_token, use_cli_with_token
 . "$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)/lib/vault-cli.sh"
 
 [ $# -eq 1 ] || usage
@@ -67,12 +67,7 @@ case $app_env in
   *) fail "unknown environment '$app_env': expected dev, staging or prod" ;;
 esac
 
-cli=${VAULT_CLI:-vault}
-command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
-[ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
-[ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
-# bao reads BAO_* before VAULT_*: make both CLIs act on the same server with the same token.
-unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+use_cli_with_token
 
 address=${DATABASE_ADDRESS:-}
 database=${DATABASE_NAME:-saas}

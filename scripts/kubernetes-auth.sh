@@ -45,7 +45,7 @@ say() {
 [ $# -eq 1 ] || usage
 app_env=$1
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-# reason, seconds, require_vault_and_token
+# reason, seconds, require_vault_and_token, use_cli_with_token, enable_auth_method
 . "$here/lib/vault-cli.sh"
 case $app_env in
   dev | staging | prod) ;;
@@ -55,11 +55,7 @@ esac
 . "$here/lib/app-name.sh"
 role=$(app_role "$app_env")
 
-cli=${VAULT_CLI:-vault}
-command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
-[ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
-[ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
-unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+use_cli_with_token
 host=${KUBERNETES_HOST:-}
 case $host in
   https://*) ;;
@@ -85,14 +81,7 @@ require_vault_and_token "run this script again"
 "$cli" policy read "$role" >/dev/null 2>"$errors" ||
   fail "policy $role not found ($(reason)): run scripts/bootstrap.sh $app_env first"
 
-if "$cli" read -field=type sys/auth/kubernetes >/dev/null 2>"$errors"; then
-  say "kubernetes auth already enabled at auth/kubernetes"
-elif grep -q 'No auth engine at' "$errors"; then
-  "$cli" auth enable kubernetes >/dev/null 2>"$errors" || fail "cannot enable the kubernetes auth method: $(reason)"
-  say "enabled the kubernetes auth method at auth/kubernetes"
-else
-  fail "cannot read the auth method at auth/kubernetes: $(reason)"
-fi
+enable_auth_method kubernetes "the kubernetes auth method"
 
 # disable_local_ca_jwt: a Vault running in a pod would otherwise use its own pod's token and CA
 # in place of the ones given here.

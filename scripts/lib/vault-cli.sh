@@ -1,6 +1,7 @@
 # Sourced (`. "$here/lib/vault-cli.sh"`) by the scripts that drive the Vault CLI: what each of
 # them used to carry a copy of. POSIX sh. The caller defines `fail` (prints its argument and
-# exits 1) and sets `cli` (vault or bao) and VAULT_ADDR before calling these functions.
+# exits 1) and `say`, and sets `cli` (vault or bao) and VAULT_ADDR before calling these
+# functions (use_cli_with_token sets and checks both).
 
 # The server's own words for a failed call, without the CLI's banner: run the call with
 # 2>"$errors", then say $(reason). The file goes when the script exits. OpenBao gives one
@@ -51,4 +52,28 @@ milliseconds() {
     *[0-9]h) echo "$((${2%h} * 3600000))" ;;
     *) fail "$1 must be a duration such as 300ms, 30s, 5m or 6h (got '$2')" ;;
   esac
+}
+
+# The CLI VAULT_CLI names (vault, the default, or bao) as $cli, on PATH, with VAULT_ADDR and
+# VAULT_TOKEN set. bao reads BAO_* before VAULT_*: those are dropped, so both CLIs act on the
+# same server with the same token.
+use_cli_with_token() {
+  cli=${VAULT_CLI:-vault}
+  command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
+  [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
+  [ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
+  unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
+}
+
+# The auth method of type $1 at auth/$1, enabled unless it is there already; $2 names it in
+# what is said. Reading its mount answers 400 "No auth engine at <type>/" when it is absent.
+enable_auth_method() { # type, name
+  if "$cli" read -field=type "sys/auth/$1" >/dev/null 2>"$errors"; then
+    say "$2 already enabled at auth/$1"
+  elif grep -q 'No auth engine at' "$errors"; then
+    "$cli" auth enable "$1" >/dev/null 2>"$errors" || fail "cannot enable $2: $(reason)"
+    say "enabled $2 at auth/$1"
+  else
+    fail "cannot read the auth method at auth/$1: $(reason)"
+  fi
 }
