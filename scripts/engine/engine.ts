@@ -144,13 +144,15 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-async function readPid(file: string): Promise<number | undefined> {
+/** The pid a pid file holds, if it holds one. */
+export async function readPid(file: string): Promise<number | undefined> {
   const text = await readFile(file, 'utf8').catch(() => '');
   const pid = Number(text.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-async function cmdline(pid: number): Promise<string[] | undefined> {
+/** A process's arguments; undefined once it is gone. */
+export async function cmdline(pid: number): Promise<string[] | undefined> {
   const text = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
   return text?.split('\0').filter((arg) => arg !== '');
 }

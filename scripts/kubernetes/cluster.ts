@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EngineError, ensurePackages, privilege, repoRoot, run } from '../engine/engine.js';
+import { cmdline, EngineError, ensurePackages, privilege, readPid, repoRoot, run } from '../engine/engine.js';
 import { freePort } from '../stack/ports.js';
 import { writeConfigs } from './config.js';
 import { importImages, type ClusterImages } from './images.js';
+import { killNetworkNamespace } from './netns.js';
 import { ClusterError, clusterPaths, nodeIp, nodeName, type ClusterPaths } from './paths.js';
 import { writePki } from './pki.js';
 
@@ -49,21 +50,11 @@ export async function kubernetesBinaries(say: (line: string) => void): Promise<s
   });
 }
 
-async function alive(pid: number): Promise<boolean> {
-  return readFile(`/proc/${pid}/cmdline`, 'utf8').then((text) => text !== '', () => false);
-}
-
-async function readPid(file: string): Promise<number | undefined> {
-  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
 /** The supervisor's pid when a cluster of this clone runs. */
 export async function runningCluster(paths = clusterPaths()): Promise<number | undefined> {
   const pid = await readPid(paths.supervisorPid);
   if (pid === undefined) return undefined;
-  const args = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return args.includes('supervisor.ts') ? pid : undefined;
+  return (await cmdline(pid))?.some((arg) => arg.endsWith('supervisor.ts')) === true ? pid : undefined;
 }
 
 export async function kubectl(cluster: { kubeconfig: string; kubectl: string }, args: readonly string[], input?: string) {
@@ -150,20 +141,6 @@ export async function startCluster(say: (line: string) => void = () => undefined
   }
 }
 
-/** Every process left in the cluster's network namespace (containerd's shims after a crash). */
-async function killNamespace(netns: string): Promise<void> {
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    for (const entry of await readdir('/proc')) {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid)) continue;
-      if (await readlink(`/proc/${pid}/ns/net`).catch(() => '') === netns) {
-        try { process.kill(pid, signal); } catch { /* gone */ }
-      }
-    }
-    await sleep(1000);
-  }
-}
-
 /**
  * Every process in the kubelet's cgroups: the pods' containers, which live in network
  * namespaces of their own and outlive containerd and its shims.
@@ -202,10 +179,10 @@ export async function stopCluster(say: (line: string) => void = () => undefined,
   if (pid !== undefined) {
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && await alive(pid)) await sleep(200);
-    if (await alive(pid)) process.kill(pid, 'SIGKILL');
+    while (Date.now() < deadline && await cmdline(pid) !== undefined) await sleep(200);
+    if (await cmdline(pid) !== undefined) process.kill(pid, 'SIGKILL');
   }
-  if (netns !== '') await killNamespace(netns.trim());
+  if (netns !== '') await killNetworkNamespace(netns.trim());
   await killCgroups(paths.cgroupRoot);
   await removeCgroups(paths.cgroupRoot);
   await rm(paths.supervisorPid, { force: true });

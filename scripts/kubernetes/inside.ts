@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../engine/engine.js';
 import { serveClusterHalf } from './bridge.js';
+import { killNetworkNamespace } from './netns.js';
 import { configFile } from './config.js';
 import { apiServerPort, clusterPaths, nodeIp, nodeName, serviceSubnet } from './paths.js';
 
@@ -59,34 +60,25 @@ async function until(what: string, seconds: number, check: () => Promise<boolean
   await fail(`${what} within ${seconds} s`);
 }
 
+/** The admin's TLS files, read once: the readiness loop asks every 250 ms. */
+let adminTls: Promise<{ ca: Buffer; cert: Buffer; key: Buffer }> | undefined;
+
 function apiGet(path: string): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    readFile(join(paths.pki, 'admin.crt')).then(async (cert) => {
-      const req = request({
-        host: '127.0.0.1', port: apiServerPort, path, method: 'GET',
-        ca: await readFile(join(paths.pki, 'ca.crt')), cert, key: await readFile(join(paths.pki, 'admin.key')),
-      }, (res) => { res.resume(); resolvePromise(res.statusCode ?? 0); });
-      req.on('error', reject);
-      req.end();
-    }, reject);
-  });
+  adminTls ??= Promise.all(['ca.crt', 'admin.crt', 'admin.key'].map((name) => readFile(join(paths.pki, name))))
+    .then(([ca, cert, key]) => ({ ca: ca as Buffer, cert: cert as Buffer, key: key as Buffer }));
+  return adminTls.then((tls) => new Promise((resolvePromise, reject) => {
+    const req = request({ host: '127.0.0.1', port: apiServerPort, path, method: 'GET', ...tls }, (res) => {
+      res.resume();
+      resolvePromise(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  }));
 }
 
 async function must(command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
   if (result.code !== 0) await fail(`${command} ${args.join(' ')}: ${result.stderr.trim()}`);
-}
-
-/** Pids of every process in this network namespace but this one. */
-async function processesInside(): Promise<number[]> {
-  const ours = await readlink('/proc/self/ns/net');
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    if (await readlink(`/proc/${pid}/ns/net`).catch(() => '') === ours) pids.push(pid);
-  }
-  return pids;
 }
 
 async function stopChild(entry: { name: string; child: ChildProcess }, graceMs: number): Promise<void> {
@@ -103,13 +95,7 @@ async function stopAll(): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const entry of [...children].reverse()) await stopChild(entry, 10_000);
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    for (const pid of await processesInside()) {
-      try { process.kill(pid, signal); } catch { /* gone already */ }
-    }
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && (await processesInside()).length > 0) await sleep(100);
-  }
+  await killNetworkNamespace(await readlink('/proc/self/ns/net'), process.pid);
 }
 
 // Whatever else goes wrong here (a mount, a folder) ends the cluster with the error's own
