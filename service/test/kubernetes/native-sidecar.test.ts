@@ -103,8 +103,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     // The shipped overlay, with only what a test cluster needs changed (see the comment above).
     overlay = join(work, 'overlay');
     await mkdir(overlay);
-    await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d));
-    await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d));
+    await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
+    await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff']));
     const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
     const [appImage = '', appTag = ''] = cluster.images.app.split(':');
     await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({

@@ -101,24 +101,21 @@ function must(what: string, result: { code: number; stderr: string }): void {
   if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${result.stderr.trim()}`);
 }
 
+/** The duration settings of agent-config/'s files, and which of ProductionDurations each holds. */
+const agentSettings = { min_backoff: 'minBackoff', max_backoff: 'maxBackoff', static_secret_render_interval: 'renderInterval' } as const;
+
 /**
- * An agent configuration file of agent-config/ with only its durations divided: the login
- * backoff (env/prod.hcl, kubernetes.hcl) and the render interval (env/prod.hcl). Throws when
- * the file sets none of them, so a renamed setting cannot be left at its shipped value.
+ * An agent configuration file of agent-config/ with only its durations divided: `names`, the
+ * settings it must set (env/prod.hcl: all three; kubernetes.hcl: the login backoff). Throws
+ * naming one it does not set, so a renamed setting cannot be left at its shipped value.
  */
-export async function scaledAgentFile(file: string, d: ProductionDurations): Promise<string> {
+export async function scaledAgentFile(file: string, d: ProductionDurations, names: readonly (keyof typeof agentSettings)[]): Promise<string> {
   let text = await readFile(join(repoRoot, 'agent-config', file), 'utf8');
-  const settings: [string, number][] = [
-    ['min_backoff', d.minBackoff], ['max_backoff', d.maxBackoff], ['static_secret_render_interval', d.renderInterval],
-  ];
-  let replaced = 0;
-  for (const [name, ms] of settings) {
+  for (const name of names) {
     const pattern = new RegExp(`${name}\\s*=\\s*"[^"]+"`);
-    if (!pattern.test(text)) continue;
-    text = text.replace(pattern, `${name} = "${asDuration(ms)}"`);
-    replaced++;
+    if (!pattern.test(text)) throw new Error(`agent-config/${file}: ${name} not found`);
+    text = text.replace(pattern, `${name} = "${asDuration(d[agentSettings[name]])}"`);
   }
-  if (replaced === 0) throw new Error(`agent-config/${file}: none of ${settings.map(([name]) => name).join(', ')} found`);
   return text;
 }
 
@@ -127,11 +124,8 @@ async function scaledAgentConfig(dir: string, d: ProductionDurations): Promise<v
   await mkdir(join(dir, 'config/env'), { recursive: true });
   await symlink(join(repoRoot, 'agent-config/secrets.json.ctmpl'), join(dir, 'config/secrets.json.ctmpl'));
   await symlink(join(repoRoot, 'agent-config/agent.hcl'), join(dir, 'config/agent.hcl'));
-  const prod = await scaledAgentFile('env/prod.hcl', d);
-  for (const name of ['min_backoff', 'max_backoff', 'static_secret_render_interval']) {
-    if (!prod.includes(name)) throw new Error(`env/prod.hcl: ${name} not found`);
-  }
-  await writeFile(join(dir, 'config/env/prod.hcl'), prod);
+  await writeFile(join(dir, 'config/env/prod.hcl'),
+    await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
 }
 
 /**
