@@ -104,6 +104,11 @@ const total = (key: keyof Counts) => outcomes.reduce((sum, outcome) => sum + out
 const uncounted = outcomes.filter((outcome) => !outcome.counted || (outcome.code !== 0 && outcome.counts.failing === 0));
 const failing = total('failing') + uncounted.length;
 const minutes = Math.round((Date.now() - started) / 60_000);
+// CI shows only the end of the output: each failure is repeated there, as mocha described it.
+for (const outcome of outcomes.filter((each) => each.counts.failing > 0)) {
+  const failures = outcome.output.slice(outcome.output.search(/^ *\d+ failing\b/m)).split('\n').slice(1, 41);
+  process.stdout.write(`\n── failed in ${outcome.unit.files.join(', ')} (${servers[outcome.unit.server]}):\n${failures.join('\n')}\n`);
+}
 process.stdout.write(`\n  all ${all.length} files (${contract.length} of them against both servers), ${workers} at a time:\n`);
 for (const outcome of uncounted) process.stdout.write(`  ${outcome.unit.files.join(', ')} (${servers[outcome.unit.server]}) ended (exit ${outcome.code}) without counting a failure\n`);
 process.stdout.write(`  ${total('passing')} passing (${minutes}m)\n`);
