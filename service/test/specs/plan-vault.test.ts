@@ -240,7 +240,11 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
   });
 
   it('shows the bootstrap\'s own commands', async function () {
-    const bootstrap = await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8');
+    // With the libraries it sources: "auth enable" lives in lib/vault-cli.sh's enable_auth_method.
+    const script = await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8');
+    const sourced = [...script.matchAll(/^\. "\$here\/(lib\/[a-z-]+\.sh)"$/gm)].map((m) => m[1] ?? '');
+    expect(sourced).to.include('lib/vault-cli.sh');
+    const bootstrap = [script, ...await Promise.all(sourced.map((lib) => readFile(join(repoRoot, 'scripts', lib), 'utf8')))].join('\n');
     const block = plan.slice(plan.indexOf('### Ce que fait `scripts/bootstrap.sh`'), plan.indexOf('Équivalents API'));
     const commands = block.split('\n').filter((l) => l.startsWith('vault ')).map((l) => l.slice('vault '.length));
     expect(commands).to.have.length(9);
