@@ -12,6 +12,9 @@ export interface DatabaseTarget {
   readonly ssl?: DatabaseSsl;
 }
 
+/** Connections a pool opens at the most; under that, a request finding none idle opens one. */
+export const poolMaxConnections = 10;
+
 interface Entry {
   readonly pool: pg.Pool;
   readonly credentials: string;
@@ -135,7 +138,7 @@ export class PoolHolder {
     const credentials = credentialsOf(snapshot);
     if (this.#entry?.credentials === credentials) return;
     const pool = new pg.Pool({
-      ...this.#target, user: username, password, max: 10,
+      ...this.#target, user: username, password, max: poolMaxConnections,
       // Idle connections stay open: while a password rotates in PostgreSQL before the new
       // one reaches the service, requests keep being served on already open connections.
       idleTimeoutMillis: 0,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { wrappedSecretId } from '../support/approle-admin.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { superuserEnv } from '../../../scripts/stack/postgres.js';
+import { poolMaxConnections } from '../../src/db/pool-holder.js';
 import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer, vaultServer } from '../support/bao.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { enableDynamicCredentials } from '../support/database-engine.js';
@@ -329,6 +330,17 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
 
     it('keeps serving on its open connections while PostgreSQL has the new password and Vault the old; a connection it must open then is refused, '
       + 'until it loads the new version within the re-read interval plus one second', async function () {
+      // The pool first holds all the connections it may open: a request finding none idle in
+      // the window would open one and be refused (a busy machine slows requests and they pile
+      // up), which is the other half of the claim, not this one.
+      const cookie = await sessionCookie(service);
+      const sessions = async () => Number(await pg.query("SELECT count(*) FROM pg_stat_activity WHERE datname = 'saas' AND usename NOT LIKE 'v-%'"));
+      await until(`the pool's ${poolMaxConnections} connections`, async () => {
+        await Promise.all(Array.from({ length: 2 * poolMaxConnections }, async () => {
+          await (await fetch(`${service.url}/api/projects`, { headers: { Cookie: cookie } })).body?.cancel();
+        }));
+        return await sessions() >= poolMaxConnections;
+      }, 10_000);
       const load = new SteadyLoad(service.url, 40, await signedIn(service));
       load.start('kv rotation');
       await sleep(1000);
