@@ -11,7 +11,7 @@ describe('production at its shipped proportions, 1/60 time, two max TTLs under l
   it('answers 2xx outside Vault\'s outages through re-logins, a courier outage, a killed agent, a long seal and a restart, reopening by itself', async function () {
     const lines: string[] = [];
     const result = await runSoak({ factor: 60, maxTtls: 2, say: (line) => { lines.push(line); } });
-    const story = [...lines, result.line, ...result.unexpected.slice(0, 10)].join('\n');
+    const story = [...lines, result.line, ...result.unexpected.slice(0, 10), ...result.around].join('\n');
     console.log(`      ${result.line}`);
     expect(result.unexpected, story).to.deep.equal([]);
     expect(result.requests, story).to.be.greaterThan(1000);

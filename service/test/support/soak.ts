@@ -44,6 +44,8 @@ export interface SoakResult {
   readonly leases: number;
   readonly kvVersions: number;
   readonly deliveries: number;
+  /** The agent's and the service's log lines from 6 s before the first unexpected answer to 2 s after: what a failure is read with. */
+  readonly around: readonly string[];
   readonly line: string;
 }
 
@@ -192,10 +194,24 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
   const agentLog = await p.agent.process.log().catch(() => '');
   const courierLog = await p.courier.process.log().catch(() => '');
   const result = {
+    around: aroundFirst(samples.find((s) => (s.status < 200 || s.status > 299) && !expected(s))?.t0, start,
+      { agent: agentLog, service: await p.service.process.log().catch(() => '') }),
     factor: p.factor, maxTtls: (Date.now() - start) / d.tokenMaxTtl, requests: samples.length, unexpected,
     haltedSeconds: haltedMs / 1000, outages, recoveryBoundMs, agentStarts: p.agent.starts, courierStarts: p.courier.starts,
     logins: (agentLog.match(/authentication successful/g) ?? []).length, leases: leases.size, kvVersions: kvVersions.size,
     deliveries: (courierLog.match(/delivered a wrapped secret id/g) ?? []).length,
   };
   return { ...result, line: soakLine(result) };
+}
+
+/**
+ * Log lines near `t0`, each as +ms from the start: the agent's start with an ISO time, the
+ * service's are JSON with one. The service's line per request is left out: the load makes 20 a second.
+ */
+function aroundFirst(t0: number | undefined, start: number, logs: Record<string, string>): string[] {
+  if (t0 === undefined) return [];
+  return Object.entries(logs).flatMap(([name, log]) => log.split('\n').flatMap((line) => {
+    const stamp = Date.parse(/^\d{4}-\d\d-\d\dT[\d:.]+Z/.exec(line)?.[0] ?? /"time":"([^"]+)"/.exec(line)?.[1] ?? '');
+    return Number.isNaN(stamp) || line.includes('"msg":"request"') || stamp < t0 - 6000 || stamp > t0 + 2000 ? [] : [`+${stamp - start} ms ${name}: ${line}`];
+  }));
 }
