@@ -39,12 +39,7 @@ lock_build
 if ! installed; then
   go=$(go_for_build "$toolchain" "$toolchain_sha256")
   say "building Kubernetes $version ($commands) with $("$go" version) into $build (cold: about 7 minutes on 2 idle cores, longer on a busy machine)"
-  use_cache_for_go
-  started=$(date +%s)
-  mkdir -p "$build"
-  src="$build/src"
-  rm -rf "$src"
-  mkdir -p "$src"
+  start_build
 
   say "downloading k8s.io/kubernetes@v$version"
   gomod=$(cd "$src" && "$go" mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
@@ -64,22 +59,10 @@ require k8s.io/kubernetes v$version
 $replaces
 GOMOD
   packages=$(for command in $commands; do printf 'k8s.io/kubernetes/cmd/%s ' "$command"; done)
-
-  say "downloading Kubernetes' dependencies"
-  progress 'modules downloaded' '^go: downloading' sh -c "cd '$src' && '$go' list -mod=mod -deps $packages"
-  total=$(grep -vc '^go: ' "$build/step.log")
-  staging="$build/bin.staging"
-  rm -rf "$staging"
-  mkdir -p "$staging"
-  say "compiling about $total packages"
   # The version the binaries report, and the one kubelet and kubectl compare with the server's.
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$version" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
-  # -v names each package as it is compiled: their count is the progress.
-  progress "packages compiled of about $total" '^[a-z][^: ]*$' \
-    sh -c "cd '$src' && '$go' build -mod=mod -v -trimpath -ldflags '$ldflags' -o '$staging/' $packages"
-  rm -rf "$bin"
-  mv "$staging" "$bin"
-  rm -rf "$src" "$build/step.log"
+  # shellcheck disable=SC2086 # one argument per package
+  compile_into_bin "$go" Kubernetes "$ldflags" $packages
   installed || { say "$bin does not hold all of $commands at version $version"; exit 1; }
   say "built in $(( ($(date +%s) - started) / 60 )) min"
 fi

@@ -31,12 +31,7 @@ lock_build
 if [ "$(installed_version || true)" != "$version" ]; then
   go=$(go_for_build "$toolchain" "$toolchain_sha256")
   say "building HashiCorp Vault $version with $("$go" version) into $build (cold: about 15 minutes)"
-  use_cache_for_go
-  started=$(date +%s)
-  mkdir -p "$build"
-  src="$build/src"
-  rm -rf "$src"
-  mkdir -p "$src"
+  start_build
 
   say "downloading github.com/hashicorp/vault@v$version"
   dir=$(cd "$src" && "$go" mod download -json "github.com/hashicorp/vault@v$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -80,20 +75,7 @@ replace github.com/99designs/keyring => github.com/Jeffail/keyring v1.2.3
 replace github.com/ma314smith/signedxml v1.1.1 => github.com/moov-io/signedxml v1.1.1
 EOF
 
-  say "downloading Vault's dependencies"
-  progress 'modules downloaded' '^go: downloading' sh -c "cd '$src' && '$go' list -mod=mod -deps github.com/hashicorp/vault"
-  total=$(grep -vc '^go: ' "$build/step.log")
-  staging="$build/bin.staging"
-  rm -rf "$staging"
-  mkdir -p "$staging"
-  say "compiling about $total packages"
-  # -v names each package as it is compiled: their count is the progress.
-  progress "packages compiled of about $total" '^[a-z][^: ]*$' \
-    sh -c "cd '$src' && '$go' build -mod=mod -v -trimpath -ldflags '-s -w' -o '$staging/vault' github.com/hashicorp/vault"
-  [ -x "$staging/vault" ] || { say "go build failed (see above)"; exit 1; }
-  rm -rf "$build/bin"
-  mv "$staging" "$build/bin"
-  rm -rf "$src" "$build/step.log"
+  compile_into_bin "$go" Vault '-s -w' github.com/hashicorp/vault
   [ "$(installed_version || true)" = "$version" ] || { say "$vault does not report version $version"; exit 1; }
   say "built in $(( ($(date +%s) - started) / 60 )) min"
 fi

@@ -2,8 +2,10 @@
 # outside the clone (install-vault.sh, install-kubernetes.sh). The caller sets, before calling:
 #   say        a function printing one progress line on stderr
 #   cache      the cache folder (the toolchain and the Go caches go under it)
-#   build      the folder of this build (its step.log holds the running step's output)
-#   started    the build's start, in seconds since the epoch
+#   build      the folder of this build: src/ while it builds, bin/ when it is done, and
+#              step.log holding the running step's output
+# A build is: lock_build, go_for_build, start_build, the caller's own module in $src/go.mod,
+# then compile_into_bin.
 
 # The Go a module asks for, at least: the machine's, or else that release of
 # golang.org/toolchain (a whole Go distribution) from the Go module proxy, checked against its
@@ -66,4 +68,35 @@ lock_build() {
   mkdir -p "$cache"
   exec 9>"$cache/.build.lock"
   flock 9 || { say "cannot lock $cache/.build.lock"; exit 1; }
+}
+
+# Points Go at the cache and starts an empty $src (where the caller writes its wrapper module)
+# and the clock that progress lines and the last line read.
+start_build() {
+  use_cache_for_go
+  started=$(date +%s)
+  mkdir -p "$build"
+  src="$build/src"
+  rm -rf "$src"
+  mkdir -p "$src"
+}
+
+# Downloads what the packages need, compiles them into $build/bin (swapped in whole, so a
+# failed build leaves no half of one) and removes $src. -v names each package as it is
+# compiled: their count is the progress.
+compile_into_bin() { # go, what it is (for the progress lines), ldflags, packages...
+  go=$1 what=$2 ldflags=$3
+  shift 3
+  say "downloading the dependencies of $what"
+  progress 'modules downloaded' '^go: downloading' sh -c "cd '$src' && '$go' list -mod=mod -deps $*"
+  total=$(grep -vc '^go: ' "$build/step.log")
+  staging="$build/bin.staging"
+  rm -rf "$staging"
+  mkdir -p "$staging"
+  say "compiling about $total packages"
+  progress "packages compiled of about $total" '^[a-z][^: ]*$' \
+    sh -c "cd '$src' && '$go' build -mod=mod -v -trimpath -ldflags '$ldflags' -o '$staging/' $*"
+  rm -rf "$build/bin"
+  mv "$staging" "$build/bin"
+  rm -rf "$src" "$build/step.log"
 }
