@@ -29,7 +29,8 @@ export interface VaultServerKind {
   readonly generateRootNeedsToken: boolean;
 }
 
-const servers = {
+/** The two servers the suite runs, by TEST_VAULT_SERVER's values. */
+export const vaultServers = {
   bao: {
     name: 'OpenBao', bin: join(repoRoot, '.tools/bin/bao'), install: 'scripts/install-openbao.sh', expiredSecretIdGraceMs: 0,
     generateRootNeedsToken: true,
@@ -48,7 +49,7 @@ const servers = {
 export const vaultServer: VaultServerKind = (() => {
   const chosen = process.env.TEST_VAULT_SERVER ?? 'bao';
   if (chosen !== 'bao' && chosen !== 'vault') throw new Error(`TEST_VAULT_SERVER must be bao or vault, not "${chosen}"`);
-  return servers[chosen];
+  return vaultServers[chosen];
 })();
 export const serverBin = vaultServer.bin;
 

@@ -11,7 +11,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { vaultServers } from './bao.js';
 
 const workers = 3;
 const testRoot = 'service/test';
@@ -41,8 +42,7 @@ const contract = [
   'service/test/prod/production.test.ts',
   'service/test/prod/admin-access.test.ts',
 ];
-const servers = { bao: 'OpenBao', vault: 'HashiCorp Vault' } as const;
-type Server = keyof typeof servers;
+type Server = keyof typeof vaultServers;
 
 type Counts = Record<'passing' | 'pending' | 'failing', number>;
 interface Unit { files: readonly string[]; server: Server }
@@ -83,9 +83,9 @@ const queue = units.flatMap((unit) => contract.includes(unit.files[0] ?? '') ? [
 const missing = contract.filter((file) => !all.includes(file));
 if (missing.length > 0) throw new Error(`run-suite.ts names contract files that do not exist: ${missing.join(', ')}`);
 
-for (const [server, name] of Object.entries(servers)) {
-  const version = spawnSync(`.tools/bin/${server}`, ['version'], { encoding: 'utf8' });
-  process.stdout.write(`  ${name}: ${version.status === 0 ? version.stdout.trim() : `not installed (.tools/bin/${server})`}\n`);
+for (const { name, bin } of Object.values(vaultServers)) {
+  const version = spawnSync(bin, ['version'], { encoding: 'utf8' });
+  process.stdout.write(`  ${name}: ${version.status === 0 ? version.stdout.trim() : `not installed (${relative(process.cwd(), bin)})`}\n`);
 }
 
 const started = Date.now();
@@ -94,7 +94,7 @@ await Promise.all(Array.from({ length: workers }, async () => {
   for (let unit = queue.shift(); unit !== undefined; unit = queue.shift()) {
     const outcome = await runMocha(unit);
     outcomes.push(outcome);
-    const against = contract.includes(unit.files[0] ?? '') ? `, against ${servers[unit.server]}` : '';
+    const against = contract.includes(unit.files[0] ?? '') ? `, against ${vaultServers[unit.server].name}` : '';
     process.stdout.write(`\n── ${unit.files.join(', ')}${against} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
   }
 }));
@@ -107,10 +107,10 @@ const minutes = Math.round((Date.now() - started) / 60_000);
 // CI shows only the end of the output: each failure is repeated there, as mocha described it.
 for (const outcome of outcomes.filter((each) => each.counts.failing > 0)) {
   const failures = outcome.output.slice(outcome.output.search(/^ *\d+ failing\b/m)).split('\n').slice(1, 41);
-  process.stdout.write(`\n── failed in ${outcome.unit.files.join(', ')} (${servers[outcome.unit.server]}):\n${failures.join('\n')}\n`);
+  process.stdout.write(`\n── failed in ${outcome.unit.files.join(', ')} (${vaultServers[outcome.unit.server].name}):\n${failures.join('\n')}\n`);
 }
 process.stdout.write(`\n  all ${all.length} files (${contract.length} of them against both servers), ${workers} at a time:\n`);
-for (const outcome of uncounted) process.stdout.write(`  ${outcome.unit.files.join(', ')} (${servers[outcome.unit.server]}) ended (exit ${outcome.code}) without counting a failure\n`);
+for (const outcome of uncounted) process.stdout.write(`  ${outcome.unit.files.join(', ')} (${vaultServers[outcome.unit.server].name}) ended (exit ${outcome.code}) without counting a failure\n`);
 process.stdout.write(`  ${total('passing')} passing (${minutes}m)\n`);
 if (total('pending') > 0) process.stdout.write(`  ${total('pending')} pending\n`);
 if (failing > 0) process.stdout.write(`  ${failing} failing\n`);
