@@ -23,7 +23,13 @@ import { SteadyLoad, type RequestSpec, type Sample } from './load.js';
 
 const appEnv = 'dev';
 const credsPrefix = `database/creds/saas-app-${appEnv}`;
-/** Short leases so a test sees renewals and a max-TTL rollover in seconds: renewed at ~2.7 s, new credentials at ~11 s. */
+/**
+ * Leases of the tests' own, not the shipped 1 h / 24 h divided by one factor: the service's
+ * 10 s check cannot go under 100 ms, so the largest factor is 100, and the max TTL it leaves is
+ * 14.4 min. These show Vault's answers around a max TTL in seconds
+ * (renewed at ~2.7 s, new credentials at ~11 s); the titles say so, and the last describe
+ * runs the shipped durations.
+ */
 const leaseTtl = '4s';
 const leaseTtlMs = 4000;
 const leaseMaxTtl = '12s';
@@ -150,7 +156,7 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
       await service.process.stop();
     });
 
-    it('renews the lease and rolls over to new credentials before the max TTL under steady load, failing no request', async function () {
+    it('renews the lease and rolls over to new credentials before the max TTL under steady load, failing no request (the tests\' own 4 s / 12 s leases)', async function () {
       const load = new SteadyLoad(service.url, 40, await signedIn(service));
       const users = new Set<string>();
       load.start('rollover');
@@ -265,7 +271,7 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
       await agent.stop();
     });
 
-    it('renders the lease; the agent renews it and renders new credentials before the max TTL, failing no request', async function () {
+    it('renders the lease; the agent renews it and renders new credentials before the max TTL, failing no request (the tests\' own 4 s / 12 s leases)', async function () {
       const first = await rendered();
       expect(first.database.path).to.equal(credsPrefix);
       expect(first.database.lease.duration).to.be.within(1, 4);
