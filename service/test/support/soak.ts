@@ -189,12 +189,12 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
   await watcher;
 
   const expected = (s: Sample) => outages.some((o) => s.t0 >= o.from && s.t0 <= o.to + recoveryBoundMs);
-  const unexpected = samples.filter((s) => (s.status < 200 || s.status > 299) && !expected(s))
-    .map((s) => `+${s.t0 - start} ms ${s.kind} ${s.status} ${s.code ?? s.error ?? ''}`);
+  const unexpectedSamples = samples.filter((s) => (s.status < 200 || s.status > 299) && !expected(s));
+  const unexpected = unexpectedSamples.map((s) => `+${s.t0 - start} ms ${s.kind} ${s.status} ${s.code ?? s.error ?? ''}`);
   const agentLog = await p.agent.process.log().catch(() => '');
   const courierLog = await p.courier.process.log().catch(() => '');
   const result = {
-    around: aroundFirst(samples.find((s) => (s.status < 200 || s.status > 299) && !expected(s))?.t0, start,
+    around: aroundFirst(unexpectedSamples[0]?.t0, start,
       { agent: agentLog, service: await p.service.process.log().catch(() => '') }),
     factor: p.factor, maxTtls: (Date.now() - start) / d.tokenMaxTtl, requests: samples.length, unexpected,
     haltedSeconds: haltedMs / 1000, outages, recoveryBoundMs, agentStarts: p.agent.starts, courierStarts: p.courier.starts,
