@@ -2,7 +2,7 @@ import { readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Pids of the processes in network namespace `netns` (a /proc/<pid>/ns/net link's text), but `except`. */
-async function processesIn(netns: string, except: number): Promise<number[]> {
+export async function processesIn(netns: string, except = -1): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     const pid = Number(entry);

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { processesIn } from '../../../scripts/kubernetes/netns.js';
 import { ensureServerInstalled, repoRoot } from '../support/bao.js';
 import { cliAs, runScript } from '../support/bao-server.js';
 import { startTestCluster, type TestCluster } from '../support/kubernetes.js';
@@ -21,8 +22,8 @@ import { tempDir } from '../support/temp-dirs.js';
  * to the node (where the host's bao and PostgreSQL are exposed, at 8200 and 5432), and every
  * Vault duration divided by one factor, 30 as in the soak test, whose comment says why not 60
  * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
- * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS, grace period) are
- * Kubernetes' whole seconds and stay as shipped.
+ * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
+ * grace period) are Kubernetes' whole seconds and stay as shipped.
  */
 const factor = 30;
 const namespace = 'saas';
@@ -337,13 +338,7 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
 
   it('k8s:stop leaves no process in the cluster\'s namespace and none of its cgroups', async function () {
     const netns = (await readFile(join(cluster.paths.run, 'netns'), 'utf8')).trim();
-    const inNamespace = async () => {
-      const found: number[] = [];
-      for (const entry of await readdir('/proc')) {
-        if (/^\d+$/.test(entry) && await readlink(`/proc/${entry}/ns/net`).catch(() => '') === netns) found.push(Number(entry));
-      }
-      return found;
-    };
+    const inNamespace = () => processesIn(netns);
     // The pods' containers: each in a network namespace of its own, all under the kubelet's
     // cgroup root (pids.current counts every task below a cgroup; none once it is gone).
     const inPods = async () => Number(await readFile(join('/sys/fs/cgroup/pids', cluster.paths.cgroupRoot, 'kubepods/pids.current'), 'utf8').catch(() => '0'));
