@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
+import { renewalDelayMs, serviceScheduleRules, wakeDelayMs } from '../../src/vault/token-schedule.js';
 import { repoRoot } from '../support/bao.js';
 
 describe('readSettings', function () {
@@ -51,10 +52,18 @@ describe('readSettings', function () {
     expect(readSettings({})).to.include({ adminPort: 3001, adminHost: '127.0.0.1', adminTokenFile: '' });
   });
 
-  it('checks the token at least every 10 s by default: the kill switch', function () {
-    expect(readSettings({}).tokenCheckMaxIntervalMs).to.equal(10_000);
-    expect(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0' }).tokenCheckMaxIntervalMs, '0: the TTL alone decides').to.equal(0);
-  });
+  it('by default schedules the next token check at most 10 s away, whatever the TTL (the kill switch); 0 leaves it to the TTL',
+    function () {
+      // The watcher waits wakeDelayMs(until the renewal is due) between checks: what the
+      // default makes of it, for TTLs from a minute to Vault's 768 h, at the spread's far end.
+      const latest = () => 0.999;
+      const defaults = serviceScheduleRules(readSettings({}).tokenCheckMaxIntervalMs, latest);
+      for (const ttlMs of [60_000, 3_600_000, 768 * 3_600_000]) {
+        expect(wakeDelayMs(renewalDelayMs(ttlMs, defaults), defaults), `a ${ttlMs} ms TTL`).to.equal(10_000);
+      }
+      const ttlDecides = serviceScheduleRules(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0' }).tokenCheckMaxIntervalMs, () => 0.5);
+      expect(wakeDelayMs(renewalDelayMs(3_600_000, ttlDecides), ttlDecides), 'two thirds of an hour').to.equal(2_400_000);
+    });
 
   it('verifies Vault\'s TLS certificate unless VAULT_SKIP_VERIFY is exactly "true"', function () {
     expect(readSettings({}).vaultSkipVerify).to.equal(false);
