@@ -43,12 +43,17 @@ describe('createLogger and the log context', function () {
       log.logger.info({ path: '/a' }, 'general');
       lines.info({ path: '/b' }, 'request');
       lines.debug('below the level? no: capturingLogger is at debug');
+      // Without the redaction pass: a field the general logger censors goes out as given.
+      log.logger.info({ token: 'no-secret-here' }, 'general, redacted');
+      lines.info({ token: 'no-secret-here' }, 'request, as given');
     });
     const [general, request] = log.lines;
     expect(Object.keys(request ?? {}).sort()).to.deep.equal(Object.keys(general ?? {}).sort());
     expect(request).to.include({ level: 'info', service: 'saas-app', reqId: 'r-4', path: '/b', msg: 'request' });
     expect(String(request?.time)).to.match(/^\d{4}-\d\d-\d\dT/);
-    expect(log.lines).to.have.length(3);
+    expect(log.lines[3]).to.include({ msg: 'general, redacted', token: '[redacted]' });
+    expect(log.lines[4]).to.include({ msg: 'request, as given', token: 'no-secret-here' });
+    expect(log.lines).to.have.length(5);
     const silent = createLogger('silent', { write: () => { throw new Error('nothing may be written'); } });
     requestLineLogger(silent).info('never');
   });
