@@ -35,7 +35,7 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
 
   it('exports every name the docs and dashboards rely on, with the process\'s default metrics', async function () {
     const text = await metrics.text();
-    for (const name of ['saas_vault_token_ttl_seconds', 'saas_traffic_gate_open', 'saas_traffic_halts_total',
+    for (const name of ['saas_vault_token_ttl_seconds', 'saas_secret_lease_ttl_seconds', 'saas_traffic_gate_open', 'saas_traffic_halts_total',
       'saas_vault_requests_total', 'saas_vault_request_duration_seconds', 'saas_secrets_reloads_total',
       'saas_secrets_snapshot_age_seconds', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds']) {
       expect(text, name).to.match(new RegExp(`^# TYPE ${name} `, 'm'));
