@@ -9,9 +9,9 @@ import type { FileWatchOptions, WatchFile } from '../../src/secrets/file-watch.j
 import { appScope, capturingLogger, randomKey, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 
-// Taken before sinon replaces the globals: lets real file I/O finish while fake time stands still.
+// Taken before sinon replaces the globals: bounds a wait for real file I/O while fake time stands still.
 const realSetTimeout = setTimeout;
-const settleRealIo = () => new Promise((resolve) => realSetTimeout(resolve, 50));
+const realClearTimeout = clearTimeout;
 
 /**
  * Unit tests with fake timers and real temp files. The file watch is a hand-driven stand-in
@@ -106,16 +106,23 @@ describe('AgentFileSource (fake timers, temp files, hand-driven file watch)', fu
     expect(source.stats(), 'counted apart from reloads').to.include({ reloads: 1, unchanged: 2, rejected: 0 });
   });
 
-  it('picks up a change whose event was lost at the next periodic check', async function () {
+  it('picks up a change whose event was lost at the next periodic check, 2000 ms after start()', async function () {
+    const swappedAt: number[] = [];
+    holder.onSwap(() => swappedAt.push(Date.now()));
+    const startedAt = Date.now();
     await startWithVersion(1);
     await render(2);
-    // The periodic check runs every 2000 ms from start(); 25 ms of that went on the first read.
-    await clock.tickAsync(2000 - 25 - 1);
-    await settleRealIo();
-    expect(swaps).to.have.length(1);
-    const swapped = nextSwap();
-    await clock.tickAsync(1);
-    expect((await swapped).sources[0]?.version).to.equal(2);
+    // No event for it: a read needs a timer, and the first one due is the periodic check's.
+    await clock.nextAsync();
+    expect(Date.now() - startedAt, 'the first timer after the first read').to.equal(2000);
+    await new Promise<void>((resolve, reject) => {
+      const bound = realSetTimeout(() => { reject(new Error('the periodic check did not swap the new render in within 1 s of its timer')); }, 1000);
+      const swapped = () => { realClearTimeout(bound); resolve(); };
+      if (swappedAt.length >= 2) swapped();
+      else holder.onSwap(swapped);
+    });
+    expect(swappedAt.map((at) => at - startedAt), 'fake times of the swaps').to.deep.equal([25, 2000]);
+    expect(holder.current?.sources[0]?.version).to.equal(2);
   });
 
   const badFiles: [string, () => Promise<void>, RegExp][] = [
