@@ -1,6 +1,6 @@
 /**
  * One process for bench/memory.ts: the service's app listening, with or without the rendered
- * file watcher (AgentFileSource + the token sink watch) and the token lifecycle (agent mode,
+ * file watcher (AgentFileSource + the token sink watch) and the token watcher (agent mode,
  * 1 s checks against a real bao dev server). Prints one JSON line with its memory after the
  * warm-up and a full GC. Run with node --expose-gc.
  *
@@ -25,7 +25,8 @@ import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
 import { watchFile } from '../service/src/secrets/file-watch.js';
-import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
+import { AgentToken } from '../service/src/vault/agent-token.js';
+import { LifetimeWatcher } from '../service/src/vault/lifetime-watcher.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 
@@ -42,14 +43,16 @@ if (variant === 'watch-loop') {
   source.start();
   await source.firstSnapshot(10_000);
   stops.push(() => source.stop());
-  const lifecycle = new AgentTokenWatcher({
-    api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), report: gate, logger, rules: serviceScheduleRules(1000),
-    tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim(),
+  const watcher = new LifetimeWatcher({
+    strategy: new AgentToken({
+      api: nodeVaultApi(process.env.BENCH_VAULT_ADDR ?? ''), logger, tokenFile, readToken: async () => (await readFile(tokenFile, 'utf8')).trim(),
+    }),
+    report: gate, logger, rules: serviceScheduleRules(1000),
   });
-  const tokenWatch = watchFile(tokenFile, { onChange: () => { void lifecycle.checkNow(); }, onError: () => undefined, debounceMs: 25 });
+  const tokenWatch = watchFile(tokenFile, { onChange: () => { void watcher.checkNow(); }, onError: () => undefined, debounceMs: 25 });
   stops.push(() => tokenWatch.close());
-  await lifecycle.start();
-  stops.push(() => lifecycle.stop());
+  await watcher.start();
+  stops.push(() => watcher.stop());
 } else {
   holder.swap(parseRenderedFile(secretsFile, await readFile(secretsFile), appScope('dev'), Date.now()));
   gate.valid();

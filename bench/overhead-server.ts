@@ -9,7 +9,7 @@
  *   service         the service's createApp: request id, error handler, request log (pino), helmet, drain, traffic
  *                   gate, snapshot lookup and session keys, body parser, router
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
- *   service-loop    service + an AgentTokenWatcher checking a real token against a
+ *   service-loop    service + an LifetimeWatcher<TokenProblem> checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *   service-scraped service + the operator's port (admin listener, Prometheus metrics) on
  *                   <admin port>, which bench/overhead.ts scrapes every second
@@ -32,7 +32,9 @@ import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { requestLog } from '../service/src/http/request-log.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { createLogger, logOutput } from '../service/src/log/logger.js';
-import { AgentTokenWatcher } from '../service/src/vault/agent-token-watcher.js';
+import { AgentToken } from '../service/src/vault/agent-token.js';
+import { LifetimeWatcher } from '../service/src/vault/lifetime-watcher.js';
+import type { TokenProblem } from '../service/src/report/token-report.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 
@@ -65,22 +67,22 @@ function chainApp(steps: number): Koa {
   return app;
 }
 
-async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: AgentTokenWatcher }> {
+async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: LifetimeWatcher<TokenProblem> }> {
   const deps = openDependencies(logger);
   if (!withLoop) return { app: createApp(deps) };
   const addr = process.env.BENCH_VAULT_ADDR ?? '';
   const file = process.env.BENCH_TOKEN_FILE ?? '';
-  const lifecycle = new AgentTokenWatcher({
-    api: nodeVaultApi(addr), report: deps.gate, logger, rules: serviceScheduleRules(1000),
-    tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim(),
+  const lifecycle = new LifetimeWatcher({
+    strategy: new AgentToken({ api: nodeVaultApi(addr), logger, tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim() }),
+    report: deps.gate, logger, rules: serviceScheduleRules(1000),
   });
   await lifecycle.start();
-  if (!deps.gate.isOpen) throw new Error(`the lifecycle did not keep the gate open: ${JSON.stringify(deps.gate.current)}`);
+  if (!deps.gate.isOpen) throw new Error(`the token watcher did not keep the gate open: ${JSON.stringify(deps.gate.current)}`);
   return { app: createApp(deps), lifecycle };
 }
 
 let app: Koa;
-let lifecycle: AgentTokenWatcher | undefined;
+let lifecycle: LifetimeWatcher<TokenProblem> | undefined;
 switch (variant) {
   case 'plain': app = plainApp(false, false); break;
   case 'plain-log': app = plainApp(true, false); break;

@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/scale.ts [--instances=20] [--ttl=20] [--seconds=120]
  *
- * Every instance is the service's own SdkTokenRenewer with its own nodeVaultApi client, gate
+ * Every instance is the service's own token watcher (ServiceToken in a LifetimeWatcher) with its own nodeVaultApi client, gate
  * and secret id, all in this process (the loop is timers and HTTP calls; one event loop holds
  * 20 of them easily). All instances log in within the same second (a fleet restarted at once,
  * the worst case for a herd). Each renewal's time is recorded by wrapping the API the loop
@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { createLogger } from '../service/src/log/logger.js';
-import { SdkTokenRenewer } from '../service/src/vault/sdk-token-renewer.js';
+import type { TokenProblem } from '../service/src/report/token-report.js';
+import { LifetimeWatcher } from '../service/src/vault/lifetime-watcher.js';
+import { loginVouched, ServiceToken } from '../service/src/vault/service-token.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi, type VaultApi } from '../service/src/vault/vault-api.js';
 import { startDevServer } from '../service/test/support/bao.js';
@@ -46,20 +48,22 @@ runBenchmark(async () => {
 
   const logger = createLogger('warn', pino.destination({ dest: '/dev/null', sync: true }));
   const events: { at: number; kind: 'renew' | 'lookup' | 'login'; instance: number }[] = [];
-  const loops: SdkTokenRenewer[] = [];
+  const loops: LifetimeWatcher<TokenProblem>[] = [];
   const gates: TrafficGate[] = [];
   const t0 = Date.now();
   const cpuStart = await cpuSeconds(pid);
   await Promise.all(secretIds.map(async (secretId, instance) => {
     const real = nodeVaultApi(server.addr);
-    const api: Pick<VaultApi, 'lookupSelf' | 'renewSelf'> = {
+    const api: Pick<VaultApi, 'lookupSelf' | 'renewSelf' | 'revokeSelf'> = {
+      revokeSelf: (token) => real.revokeSelf(token),
       lookupSelf: (token) => { events.push({ at: Date.now(), kind: 'lookup', instance }); return real.lookupSelf(token); },
       renewSelf: (token) => { events.push({ at: Date.now(), kind: 'renew', instance }); return real.renewSelf(token); },
     };
     const login = () => { events.push({ at: Date.now(), kind: 'login', instance }); return real.loginAppRole(role, secretId); };
     const gate = new TrafficGate(logger);
-    const loop = new SdkTokenRenewer({ api, report: gate, logger, rules: serviceScheduleRules(0), initial: await login(), login });
-    await loop.start();
+    const initial = await login();
+    const loop = new LifetimeWatcher({ strategy: new ServiceToken({ api, logger, initial, login }), report: gate, logger, rules: serviceScheduleRules(0) });
+    await loop.start(loginVouched(initial));
     loops.push(loop);
     gates.push(gate);
   }));

@@ -16,21 +16,23 @@ import { WebhookSender } from './http/webhooks.js';
 import type { Logger } from './log/logger.js';
 import { instrumentVaultApi } from './metrics/instrumented-vault-api.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
-import { Started } from './process/graceful-shutdown.js';
+import { StopList } from './process/graceful-shutdown.js';
 import { stopOrder } from './process/stop-order.js';
 import { agentMode } from './secrets/agent-mode.js';
 import { databaseLease } from './secrets/database-lease.js';
 import { sdkMode } from './secrets/sdk-mode.js';
 import { selectMode, type SecretsMode } from './secrets/select-mode.js';
-import type { TokenKeeper } from './health/token-report.js';
+import type { TokenProblem } from './report/token-report.js';
 import { serviceScheduleRules } from './vault/token-schedule.js';
+import type { LifetimeWatcher } from './vault/lifetime-watcher.js';
 import { vaultApiFor } from './vault/vault-client.js';
 
 export interface RunningService {
   readonly mode: SecretsMode;
   readonly holder: SnapshotHolder;
   readonly gate: TrafficGate;
-  readonly lifecycle: TokenKeeper;
+  /** The token's watcher: the agent's token, or the service's own. */
+  readonly tokenWatcher: LifetimeWatcher<TokenProblem>;
   readonly server: Server;
   readonly port: number;
   /** The operator's port: /status and /metrics. */
@@ -44,7 +46,7 @@ export interface RunningService {
  * naming what is wrong, having stopped whatever it had started; it never listens then.
  */
 export async function startService(settings: Settings, env: NodeJS.ProcessEnv, logger: Logger): Promise<RunningService> {
-  const started = new Started(stopOrder, logger);
+  const started = new StopList(stopOrder, logger);
   try {
     const mode = selectMode(settings, env, existsSync);
     const adminToken = settings.adminTokenFile === '' ? undefined : await readNamedFile('ADMIN_TOKEN_FILE', settings.adminTokenFile);
@@ -63,24 +65,11 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const pools = new PoolHolder(
       { host: settings.databaseHost, port: settings.databasePort, database: settings.databaseName, ssl: databaseSsl }, holder, logger);
     started.add('database pools', () => pools.close());
-    if (leases !== undefined) {
-      // A revoked lease shows in PostgreSQL first (its sessions ended, its logins refused): the
-      // lease is looked up at once rather than at its next scheduled check.
-      // Vault ends the sessions before it forgets the lease, so a lookup at once can still find
-      // it: looked up again 1 s and 3 s later.
-      const timers = new Set<NodeJS.Timeout>();
-      const unsubscribe = pools.onCredentialsGone(() => {
-        void leases.checkNow();
-        for (const ms of [1000, 3000]) {
-          const timer = setTimeout(() => { timers.delete(timer); void leases.checkNow(); }, ms).unref();
-          timers.add(timer);
-        }
-      });
-      started.add('database errors watch', () => { unsubscribe(); for (const timer of timers) clearTimeout(timer); });
-    }
+    // A revoked lease shows in PostgreSQL first (its sessions ended, its logins refused).
+    if (leases !== undefined) started.add('database errors watch', pools.onCredentialsGone(() => { leases.credentialsGone(); }));
     const webhooks = new WebhookSender(settings.webhookUrl, logger);
     started.add('webhook deliveries', () => webhooks.drain());
-    const views = { gate, holder, token: () => secrets.token.status(), lease: () => leases?.status() ?? null };
+    const views = { gate, holder, token: () => ({ mode, ...secrets.token.status() }), lease: () => leases?.status() ?? null };
     metrics.observe({ ...views, reloads: () => {
       const stats = secrets.fileStats();
       return { loaded: stats?.reloads ?? 0, refused: stats?.rejected ?? 0, unchanged: stats?.unchanged ?? 0 };
@@ -97,7 +86,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const { server, port } = await listen(app, settings.port, undefined, 'PORT');
     logger.info({ port, adminPort: admin.port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');
     return {
-      mode, holder, gate, lifecycle: secrets.token, server, port, adminPort: admin.port,
+      mode, holder, gate, tokenWatcher: secrets.token, server, port, adminPort: admin.port,
       /**
        * Graceful: /readyz answers 503 at once and the service serves on for DRAIN_DELAY_MS,
        * then stops accepting, lets requests in flight finish (10 s at most), then stops what

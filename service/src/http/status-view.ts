@@ -1,6 +1,6 @@
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
-import type { LeaseStatus } from '../health/lease-report.js';
-import type { TokenStatus } from '../health/token-report.js';
+import type { LeaseStatus } from '../report/lease-report.js';
+import type { TokenStatus } from '../report/token-report.js';
 import type { TrafficGate } from './traffic-gate.js';
 
 export interface StatusSources {

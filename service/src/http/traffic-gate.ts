@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
-import type { LeaseProblem, LeaseReport } from '../health/lease-report.js';
-import type { TokenProblem, TokenReport } from '../health/token-report.js';
+import type { LeaseProblem, LeaseReport } from '../report/lease-report.js';
+import type { TokenProblem, TokenReport } from '../report/token-report.js';
 
 /** Stable codes clients and alerts can match on. */
 export type HaltCode = 'vault_token_unverified' | TokenProblem | LeaseProblem;

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
-import type { LeaseStatus } from '../health/lease-report.js';
-import type { TokenStatus } from '../health/token-report.js';
+import type { LeaseStatus } from '../report/lease-report.js';
+import type { TokenStatus } from '../report/token-report.js';
 
 /** What the metrics need of the traffic gate (http/traffic-gate.ts), declared here so metrics/ does not import http/. */
 export interface ObservedGate {

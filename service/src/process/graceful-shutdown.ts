@@ -106,7 +106,7 @@ function messageOf(error: unknown): string {
  * composition root) whatever order they started in, and only those that did start: the same
  * list stops a service that failed half-way through its start.
  */
-export class Started<Name extends string> {
+export class StopList<Name extends string> {
   readonly #order: readonly Name[];
   readonly #logger: Pick<Logger, 'error'>;
   readonly #stops = new Map<Name, StopStep['stop']>();

@@ -3,11 +3,12 @@ import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Settings } from '../config/settings.js';
 import { StartupError } from '../config/startup-error.js';
 import type { Logger } from '../log/logger.js';
-import type { Started } from '../process/graceful-shutdown.js';
+import type { StopList } from '../process/graceful-shutdown.js';
 import type { StopName } from '../process/stop-order.js';
-import { AgentTokenWatcher } from '../vault/agent-token-watcher.js';
+import type { TokenProblem, TokenReport } from '../report/token-report.js';
+import { AgentToken } from '../vault/agent-token.js';
 import { removeCredentialVariables } from '../vault/approle-credentials.js';
-import type { TokenKeeper, TokenReport } from '../health/token-report.js';
+import { LifetimeWatcher } from '../vault/lifetime-watcher.js';
 import type { ScheduleRules } from '../vault/token-schedule.js';
 import type { VaultApi } from '../vault/vault-api.js';
 import { AgentFileSource, type AgentFileStats } from './agent-file-source.js';
@@ -22,12 +23,13 @@ export interface ModeContext {
   readonly report: TokenReport;
   readonly rules: ScheduleRules;
   readonly logger: Logger;
-  readonly started: Started<StopName>;
+  readonly started: StopList<StopName>;
 }
 
 /** What a mode gives back: the first secrets are loaded; `start` starts keeping them. */
 export interface SecretsSource {
-  readonly token: TokenKeeper;
+  /** The token's watcher: the agent's token, or the service's own. */
+  readonly token: LifetimeWatcher<TokenProblem>;
   /** The token the service's other calls use (the lease checks). */
   currentToken(): Promise<string | undefined>;
   /** SDK mode: new database credentials now. Absent in agent mode: the agent renders them. */
@@ -65,7 +67,7 @@ export async function agentMode({ settings, env, api, holder, report, rules, log
   await source.watching();
   const file = settings.vaultTokenFile;
   const readToken = () => readTokenFile(file);
-  const token = new AgentTokenWatcher({ api, tokenFile: file, readToken, report, logger, rules });
+  const token = new LifetimeWatcher({ strategy: new AgentToken({ api, tokenFile: file, readToken, logger }), report, logger, rules });
   started.add('token checks', () => token.stop());
   // The agent writes a new token after each login: checked at once.
   const sink = watchFile(file, {

@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.js';
+import type { WatchStatus } from '../report/watch-status.js';
 import { CheckLoop } from './check-loop.js';
 import { KnownExpiry } from './known-expiry.js';
 import { renewalDelayMs, retryDelayMs, wakeDelayMs, type ScheduleRules } from './token-schedule.js';
 import { describeVaultError, failureText, isTransient } from './vault-error.js';
+import { initialState, transition, wakeAction, type Effect, type WatchEvent, type WatchState, type Wake } from './watch-state.js';
 
 /** Vault vouched for the thing watched: it is good for `ttlSeconds` more. */
 export interface Vouched {
@@ -19,50 +21,41 @@ export interface Vouched {
    * not from what is left, so checks do not bunch up as the token ages towards its renewal.
    */
   readonly fullTtlSeconds?: number;
-  /** Set when it still works but only a new one helps (renewal capped by the max TTL, not renewable). */
-  readonly replace?: string;
   /** Newly seen, vouched for by whoever issued it: asked about at once all the same. */
   readonly askNow?: boolean;
+  /** Asked about again this soon, whatever its TTL (the lease while PostgreSQL reports it gone). */
+  readonly checkAgainInMs?: number;
 }
 
 /** What one step learned. A step that throws learned nothing (Vault unreachable, sealed, rate-limited). */
 export type Finding<P extends string> =
   | Vouched
-  /** Vault said it is no good: reported at once, then the strategy tries to get a new one. */
+  /** It works until its known expiry, but only a replacement helps; `vouched`: what a capped renewal answered. */
+  | { readonly kind: 'outdated'; readonly why: string; readonly vouched?: Vouched }
+  /** Vault said it is no good: reported at once, then replaced where the strategy can. */
   | { readonly kind: 'refused'; readonly code: P; readonly reason: string }
-  /** It still works until its known expiry, but Vault refused to extend it: only a new one helps. */
-  | { readonly kind: 'replace'; readonly why: string }
   /** Nothing to ask Vault about yet (no token in the sink); reported when `code` is given. */
   | { readonly kind: 'waiting'; readonly code?: P; readonly reason: string }
-  /** Nothing held (kv mode): looked at again in a minute. */
+  /** Nothing held (static credentials): looked at again in a minute. */
   | { readonly kind: 'idle' };
 
-/** What is watched, and how: a token the agent keeps, the service's own token, a lease. */
+/** What is watched, and how: the agent's token, the service's own token, the database credentials' lease. */
 export interface Strategy<P extends string> {
   /** Named in logs: "the agent's token from /vault/secrets/token", "the lease on database/creds/…". */
   describe(): string;
   /** One check, or a renewal when `renewDue`. */
   step(renewDue: boolean): Promise<Finding<P>>;
-  /** Gets a working one again (log in, new credentials); absent where another process does (the agent). */
-  acquire?(why: string): Promise<Vouched>;
-  /** What is reported when the known expiry passes unverified; `acquireProblem`: why the last acquisition failed. */
-  expired(acquireProblem: string | undefined): { code: P; reason: string };
-  /** What is reported when getting a new one failed after it was refused. */
-  acquireFailed(problem: string): { code: P; reason: string };
+  /** Gets a working replacement (log in, new credentials); absent where another process does (the agent). */
+  replace?(why: string): Promise<Vouched>;
+  /** What is reported when the known expiry passes unverified; `replaceProblem`: why the last replacement failed. */
+  expired(replaceProblem: string | undefined): { code: P; reason: string };
+  /** What is reported when it was refused and no replacement could be got. */
+  replaceFailed(problem: string): { code: P; reason: string };
 }
 
 export interface Report<P extends string> {
   valid(ttlSeconds: number): void;
   invalid(code: P, reason: string): void;
-}
-
-/** The part of the operator's view every watcher shows. */
-export interface WatchStatus {
-  readonly ttlSeconds: number | null;
-  readonly renewable: boolean | null;
-  readonly lastCheckAt: string | null;
-  readonly lastCheckOk: boolean | null;
-  readonly nextCheckInSeconds: number | null;
 }
 
 export interface LifetimeWatcherOptions<P extends string> {
@@ -77,44 +70,50 @@ export interface LifetimeWatcherOptions<P extends string> {
 
 /** With nothing held, how often the watcher looks again. */
 const idleCheckMs = 60_000;
+/** Wakes at once in one run (a newly seen lease asked about, then replaced): more is a strategy's bug. */
+const maxWakesAtOnce = 4;
+
+/** What one wake learned, as the state machine's event, with what the effects need. */
+interface Learned<P extends string> {
+  event: WatchEvent;
+  finding?: { code: P; reason: string };
+  vouched?: Vouched;
+  retryAfterMs?: number;
+  problem?: string;
+}
 
 /**
  * One loop and one timing rule for everything with a lifetime in Vault, as Vault's own
  * LifetimeWatcher: renew (or, for what another process renews, check) at about two thirds of
  * the TTL with a random spread, check at least every maximum check interval (the kill switch),
  * retry what says nothing with capped backoff, and one rule for every refusal: report invalid
- * at once, then try to get a new one. The known expiry passing unverified is reported too.
- * What is watched, and how it is checked, renewed and acquired, is the strategy's.
+ * at once, then replace it where the strategy can. The known expiry passing unverified is
+ * reported too. What to do next is watch-state.ts's table; what is watched, and how it is
+ * checked, renewed and replaced, is the strategy's.
  */
 export class LifetimeWatcher<P extends string> {
-  readonly #o: Required<LifetimeWatcherOptions<P>>;
+  readonly #options: Required<LifetimeWatcherOptions<P>>;
   readonly #loop: CheckLoop;
   readonly #expiry: KnownExpiry;
+  #state: WatchState = initialState;
   #renewAt = Number.POSITIVE_INFINITY;
+  #checkAgainAt = Number.POSITIVE_INFINITY;
   #renewable: boolean | null = null;
   #lastCheck: { at: number; ok: boolean } | undefined;
-  /** Steps in a row without a vouching answer, for the backoff. */
-  #failures = 0;
-  /** Steps in a row that learned nothing (no answer), for the "answers again" line. */
-  #silent = 0;
-  /** Set while only a new one helps; `stillValid`: the current one works until its known expiry. */
-  #acquire: { why: string; stillValid: boolean } | undefined;
-  #acquireProblem: string | undefined;
+  /** The backoff drawn by the last transition that ended in a retry. */
+  #retryInMs = 0;
 
   constructor(options: LifetimeWatcherOptions<P>) {
-    this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
-    this.#loop = new CheckLoop(() => this.#step(), this.#o.now);
-    this.#expiry = new KnownExpiry(() => {
-      const { code, reason } = this.#o.strategy.expired(this.#acquireProblem);
-      this.#o.report.invalid(code, reason);
-    }, this.#o.now);
+    this.#options = { now: () => performance.now(), wallClock: Date.now, ...options };
+    this.#loop = new CheckLoop(() => this.#wake(), this.#options.now);
+    this.#expiry = new KnownExpiry(() => { this.#apply({ event: { kind: 'expired' } }); }, this.#options.now);
   }
 
   /** Runs the first step now, or, after `vouched` (a login made at start-up), at its renewal time. */
   start(vouched?: Vouched): Promise<void> {
     if (vouched === undefined) return this.#loop.start();
-    this.#vouched(vouched);
-    return this.#loop.start(this.#nextWake());
+    const wake = this.#apply({ event: { kind: 'vouched' }, vouched });
+    return this.#loop.start(this.#delay(wake));
   }
 
   async stop(): Promise<void> {
@@ -127,11 +126,14 @@ export class LifetimeWatcher<P extends string> {
     return this.#loop.wake();
   }
 
-  /** Gets a new one at the next step while the current one still works (what it depended on changed). */
+  /** Replaces it at the next wake, now, while the current one still works (what it depended on changed). */
   replaceSoon(why: string): Promise<void> {
-    if (this.#o.strategy.acquire === undefined) return Promise.resolve();
-    this.#acquire = { why, stillValid: true };
-    return this.#loop.wake();
+    return this.#apply({ event: { kind: 'replaceSoon', why } }) === 'now' ? this.#loop.wake() : Promise.resolve();
+  }
+
+  /** The state machine's current state, for tests and logs. */
+  get state(): WatchState['name'] {
+    return this.#state.name;
   }
 
   status(): WatchStatus {
@@ -146,105 +148,127 @@ export class LifetimeWatcher<P extends string> {
     };
   }
 
-  async #step(): Promise<number> {
-    const { strategy, logger, rules } = this.#o;
+  /** One wake of the loop: steps (or replaces) until the table says when to wake next. */
+  async #wake(): Promise<number> {
+    let wake: Wake = 'now';
+    for (let n = 0; wake === 'now' && n < maxWakesAtOnce; n++) {
+      wake = this.#apply(await this.#learn());
+    }
+    return wake === 'now' ? this.#options.rules.minDelayMs : this.#delay(wake);
+  }
+
+  /** Asks the strategy what the current state's wake does, and turns what it learned into an event. */
+  async #learn(): Promise<Learned<P>> {
+    const { strategy, now, rules } = this.#options;
     try {
-      if (this.#acquire !== undefined) return await this.#acquireAgain(this.#acquire.why, this.#acquire.stillValid);
-      const finding = await strategy.step(this.#o.now() >= this.#renewAt - rules.minDelayMs);
-      this.#answered();
+      if (wakeAction(this.#state.name) === 'replace' && strategy.replace !== undefined) {
+        return await this.#replace(strategy.replace.bind(strategy), this.#state.why ?? 'a replacement was asked for');
+      }
+      const finding = await strategy.step(now() >= this.#renewAt - rules.minDelayMs);
       switch (finding.kind) {
-        case 'vouched':
-          this.#vouched(finding);
-          if (finding.replace !== undefined) return await this.#acquireAgain(finding.replace, true);
-          if (finding.askNow === true) return await this.#step();
-          return this.#nextWake();
-        case 'refused':
-          this.#checked(false);
-          this.#expiry.clear();
-          this.#o.report.invalid(finding.code, finding.reason);
-          if (strategy.acquire !== undefined) return await this.#acquireAgain(finding.reason, false);
-          return retryDelayMs(this.#failures++, rules);
-        case 'replace':
-          return await this.#acquireAgain(finding.why, true);
-        case 'waiting':
-          if (finding.code !== undefined) this.#o.report.invalid(finding.code, finding.reason);
-          return retryDelayMs(this.#failures++, rules);
-        case 'idle':
-          this.#expiry.clear();
-          return wakeDelayMs(idleCheckMs, rules);
+        case 'vouched': return { event: { kind: 'vouched', askNow: finding.askNow === true }, vouched: finding };
+        case 'outdated': return { event: { kind: 'outdated', why: finding.why }, ...(finding.vouched === undefined ? {} : { vouched: finding.vouched }) };
+        case 'refused': return { event: { kind: 'refused', reason: finding.reason }, finding };
+        case 'waiting': return { event: { kind: 'waiting' }, ...(finding.code === undefined ? {} : { finding: { code: finding.code, reason: finding.reason } }) };
+        case 'idle': return { event: { kind: 'idle' } };
       }
     } catch (error) {
       // Nothing learned: an outage, a standby, a rate limit. Trusted until the known expiry.
-      this.#checked(false);
-      this.#silent++;
-      const delay = retryDelayMs(this.#failures++, rules, describeVaultError(error).retryAfterMs);
-      logger.warn({ problem: failureText(error), retryInMs: delay, expiresInMs: this.#expiry.remainingMs() ?? null },
-        `Vault said nothing about ${strategy.describe()}; trusted until its known expiry`);
-      return delay;
+      const retryAfterMs = describeVaultError(error).retryAfterMs;
+      return { event: { kind: 'unanswered' }, problem: failureText(error), ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
     }
   }
 
-  async #acquireAgain(why: string, stillValid: boolean): Promise<number> {
-    const { strategy, logger, rules, report } = this.#o;
-    const acquire = strategy.acquire?.bind(strategy);
-    if (acquire === undefined) return this.#nextWake();
-    logger.info({ why }, `getting ${strategy.describe()} anew`);
-    let got: Vouched;
+  async #replace(replace: (why: string) => Promise<Vouched>, why: string): Promise<Learned<P>> {
+    this.#options.logger.info({ why }, `replacing ${this.#options.strategy.describe()}`);
     try {
-      got = await acquire(why);
+      return { event: { kind: 'replaced' }, vouched: await replace(why) };
     } catch (error) {
-      this.#acquire = { why, stillValid };
       // Nothing learned: retried; a refusal was already reported, an expiry will be.
       if (isTransient(error)) throw error;
-      this.#answered();
-      const status = describeVaultError(error).status;
-      this.#acquireProblem = `${why}, and getting a new one failed: ${error instanceof Error && status === undefined ? error.message : failureText(error)}`;
-      if (!stillValid) {
-        const { code, reason } = strategy.acquireFailed(this.#acquireProblem);
-        report.invalid(code, reason);
-      }
-      if (stillValid && this.#expiry.remainingMs() !== undefined) {
-        logger.error({ problem: this.#acquireProblem }, 'cannot get a new one; traffic halts at the current one\'s known expiry');
-      }
-      return retryDelayMs(this.#failures++, rules);
+      const detail = error instanceof Error && describeVaultError(error).status === undefined ? error.message : failureText(error);
+      return { event: { kind: 'replaceRefused', problem: `${why}, and replacing it failed: ${detail}` } };
     }
-    this.#answered();
-    this.#acquire = undefined;
-    this.#acquireProblem = undefined;
-    this.#vouched(got);
-    logger.info({ ttlSeconds: got.ttlSeconds }, `got ${strategy.describe()} anew`);
-    return this.#nextWake();
   }
 
-  #vouched(v: Vouched): void {
+  /** Takes the transition for what was learned and carries out its effects; returns when to wake. */
+  #apply(learned: Learned<P>): Wake {
+    const { strategy, rules } = this.#options;
+    const previous = this.#state;
+    const { state, effects, wake } = transition(previous, learned.event, { canReplace: strategy.replace !== undefined });
+    this.#state = state;
+    if (wake === 'retry') this.#retryInMs = retryDelayMs(state.retries - 1, rules, learned.retryAfterMs);
+    if (learned.event.kind === 'refused' || learned.event.kind === 'unanswered') this.#checked(false);
+    for (const effect of effects) this.#carryOut(effect, learned, previous);
+    return wake;
+  }
+
+  #carryOut(effect: Effect, learned: Learned<P>, previous: WatchState): void {
+    const { strategy, logger, report } = this.#options;
+    switch (effect) {
+      case 'adopt':
+        if (learned.vouched !== undefined) this.#adopt(learned.vouched);
+        if (learned.event.kind === 'replaced') logger.info({ ttlSeconds: learned.vouched?.ttlSeconds }, `replaced ${strategy.describe()}`);
+        return;
+      case 'forget':
+        this.#expiry.clear();
+        return;
+      case 'reportFinding':
+        if (learned.finding !== undefined) report.invalid(learned.finding.code, learned.finding.reason);
+        return;
+      case 'reportReplaceFailed': {
+        const { code, reason } = strategy.replaceFailed(this.#state.replaceProblem ?? 'replacing it failed');
+        report.invalid(code, reason);
+        return;
+      }
+      case 'reportExpired': {
+        const { code, reason } = strategy.expired(this.#state.replaceProblem);
+        report.invalid(code, reason);
+        return;
+      }
+      case 'warnExpiryNear':
+        if (this.#expiry.remainingMs() !== undefined) {
+          logger.error({ problem: this.#state.replaceProblem }, 'cannot replace it; traffic halts at the current one\'s known expiry');
+        }
+        return;
+      case 'warnUnanswered':
+        logger.warn({ problem: learned.problem, retryInMs: this.#retryInMs, expiresInMs: this.#expiry.remainingMs() ?? null },
+          `Vault said nothing about ${strategy.describe()}; trusted until its known expiry`);
+        return;
+      case 'noteAnswered':
+        logger.info({ failedAttempts: previous.unanswered }, `Vault answers again about ${strategy.describe()}`);
+        return;
+    }
+  }
+
+  #adopt(v: Vouched): void {
     this.#checked(true);
-    this.#failures = 0;
     this.#renewable = v.renewable;
-    const now = this.#o.now();
+    const now = this.#options.now();
     if (v.expires) this.#expiry.set(v.ttlSeconds);
     else this.#expiry.clear();
     const ttlMs = v.expires ? Math.max(1, v.ttlSeconds) * 1000 : idleCheckMs * 1.5;
     const scheduleMs = v.expires && v.fullTtlSeconds !== undefined ? Math.max(ttlMs, v.fullTtlSeconds * 1000) : ttlMs;
-    if (v.fresh) this.#renewAt = now + renewalDelayMs(scheduleMs, this.#o.rules);
+    if (v.fresh) this.#renewAt = now + renewalDelayMs(scheduleMs, this.#options.rules);
     // The known expiry is rounded down and the renewal spread up to 5/6 of the TTL: a later
     // lookup can bring the expiry before the renewal. The renewal comes first.
-    if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#o.rules.minDelayMs);
-    this.#o.report.valid(Math.max(v.expires ? 1 : 0, v.ttlSeconds));
+    if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#options.rules.minDelayMs);
+    this.#checkAgainAt = v.checkAgainInMs === undefined ? Number.POSITIVE_INFINITY : now + v.checkAgainInMs;
+    this.#options.report.valid(Math.max(v.expires ? 1 : 0, v.ttlSeconds));
   }
 
   #checked(ok: boolean): void {
-    this.#lastCheck = { at: this.#o.wallClock(), ok };
+    this.#lastCheck = { at: this.#options.wallClock(), ok };
   }
 
-  /** Vault answered (whatever it said): one line closes an outage the warnings opened. */
-  #answered(): void {
-    if (this.#silent > 0) {
-      this.#o.logger.info({ failedAttempts: this.#silent }, `Vault answers again about ${this.#o.strategy.describe()}`);
+  /** The wait before the next wake. */
+  #delay(wake: Wake): number {
+    const { rules, now } = this.#options;
+    switch (wake) {
+      case 'scheduled': return wakeDelayMs(Math.min(this.#renewAt, this.#checkAgainAt) - now(), rules);
+      case 'idle': return wakeDelayMs(idleCheckMs, rules);
+      case 'retry': return this.#retryInMs;
+      case 'now': case 'keep': return 0;
     }
-    this.#silent = 0;
-  }
-
-  #nextWake(): number {
-    return wakeDelayMs(this.#renewAt - this.#o.now(), this.#o.rules);
   }
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { AgentTokenWatcher } from '../../src/vault/agent-token-watcher.js';
+import { AgentToken } from '../../src/vault/agent-token.js';
+import { LifetimeWatcher } from '../../src/vault/lifetime-watcher.js';
 import { serviceScheduleRules } from '../../src/vault/token-schedule.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
@@ -18,15 +19,15 @@ describe('reliability: stopping the agent token watcher while a check is in flig
     };
     await new Promise((r) => setImmediate(r)); // mocha arms this test's own timeout timer first
     const before = timers();
-    const lifecycle = new AgentTokenWatcher({
-      api, tokenFile: '/nowhere/token', readToken: () => Promise.resolve('a-token'),
+    const watcher = new LifetimeWatcher({
+      strategy: new AgentToken({ api, tokenFile: '/nowhere/token', readToken: () => Promise.resolve('a-token'), logger }),
       report: new TrafficGate(logger), logger, rules: serviceScheduleRules(500),
     });
-    await lifecycle.start();
+    await watcher.start();
     delayMs = 100;
-    const inFlight = lifecycle.checkNow();
+    const inFlight = watcher.checkNow();
     await new Promise((r) => setTimeout(r, 10));
-    await lifecycle.stop();
+    await watcher.stop();
     await inFlight;
     // Before the fix, a 300 s expiry alarm stayed armed here and kept the process alive.
     expect(timers()).to.equal(before);

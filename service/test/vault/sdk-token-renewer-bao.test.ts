@@ -47,7 +47,7 @@ describe(`SdkTokenRenewer against a real ${vaultServer.name} dev server`, functi
     expect(statuses.filter((s) => s !== 200), `${statuses.length} requests`).to.deep.equal([]);
     expect(log.lines.map((l) => l.msg)).to.include(newLogin);
     expect(fatal()).to.deep.equal([]);
-    const status = service?.lifecycle.status();
+    const status = service?.tokenWatcher.status();
     expect(status).to.include({ mode: 'sdk', renewable: true, lastCheckOk: true });
     expect(status?.ttlSeconds).to.be.within(0, 12);
   });
@@ -134,7 +134,7 @@ describe(`SdkTokenRenewer against a real ${vaultServer.name} dev server`, functi
   it('a 768 h token (Vault\'s default TTL) keeps the service open: no halt 1 ms after the start', async function () {
     const { url } = await start({ ROLE_TOKEN_TTL: '768h', ROLE_TOKEN_MAX_TTL: '768h' });
     expect((await poll(`${url}/readyz`, 1500)).every((s) => s === 200)).to.be.true;
-    expect(service?.lifecycle.status().ttlSeconds).to.be.greaterThan(768 * 3600 - 10);
+    expect(service?.tokenWatcher.status().ttlSeconds).to.be.greaterThan(768 * 3600 - 10);
     expect(fatal()).to.deep.equal([]);
   });
 

@@ -1,17 +1,19 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { AgentTokenWatcher } from '../../src/vault/agent-token-watcher.js';
+import type { TokenProblem } from '../../src/report/token-report.js';
+import { AgentToken } from '../../src/vault/agent-token.js';
+import { LifetimeWatcher } from '../../src/vault/lifetime-watcher.js';
 import { checkFraction, serviceScheduleRules } from '../../src/vault/token-schedule.js';
 import type { VaultApi } from '../../src/vault/vault-api.js';
 import { answered, gaps, refused, timed, tokenInfo as info, unreachable } from '../support/fake-vault.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
-describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', function () {
+describe('the agent\'s token, watched: timing (fake timers, hand-written fake Vault)', function () {
   let clock: sinon.SinonFakeTimers;
   let log: ReturnType<typeof capturingLogger>;
   let gate: TrafficGate;
-  let watchers: AgentTokenWatcher[];
+  let watchers: LifetimeWatcher<TokenProblem>[];
 
   beforeEach(function () {
     clock = sinon.useFakeTimers();
@@ -25,10 +27,10 @@ describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', func
   });
 
   function watcher(lookupSelf: VaultApi['lookupSelf'], readToken: () => Promise<string | undefined> = () => Promise.resolve('agent-token'),
-    maxCheckIntervalMs = 10_000, random: () => number = Math.random): AgentTokenWatcher {
-    const created = new AgentTokenWatcher({
-      api: { lookupSelf }, tokenFile: '/vault/secrets/token', readToken, report: gate, logger: log.logger,
-      rules: serviceScheduleRules(maxCheckIntervalMs, random),
+    maxCheckIntervalMs = 10_000, random: () => number = Math.random): LifetimeWatcher<TokenProblem> {
+    const created = new LifetimeWatcher({
+      strategy: new AgentToken({ api: { lookupSelf }, tokenFile: '/vault/secrets/token', readToken, logger: log.logger }),
+      report: gate, logger: log.logger, rules: serviceScheduleRules(maxCheckIntervalMs, random),
     });
     watchers.push(created);
     return created;
@@ -45,15 +47,20 @@ describe('AgentTokenWatcher timing (fake timers, hand-written fake Vault)', func
   it('times its TTL-driven checks from the full TTL the agent renews to, so they do not bunch up as the token ages', async function () {
     // The agent renews its 30 s token 21 s after each renewal: what is left shrinks, then jumps back.
     const ttl = 30;
-    const lookup = timed(() => {
+    const answers: { at: number; left: number }[] = [];
+    const lookupSelf = sinon.stub().callsFake(() => {
       const left = ttl - Math.floor((Date.now() % 21_000) / 1000);
+      answers.push({ at: Date.now(), left });
       return Promise.resolve({ ...info(left), expires: true, creationTtlSeconds: ttl });
     });
-    await watcher(lookup.stub, undefined, 0, () => 0.5).start();
+    await watcher(lookupSelf, undefined, 0, () => 0.5).start();
     await clock.tickAsync(10 * ttl * 1000);
-    // Two thirds of the full TTL apart, or at the known expiry when that comes first: 17 checks
-    // in these 10 TTLs. Timed from what is left, they came 22 (2.2 per TTL).
-    expect(lookup.times.length, lookup.times.join(' ')).to.be.at.most(18);
+    // Each check two thirds of the full TTL after the one before (20 s), or at the known expiry
+    // less the 250 ms minimum when that comes first; timed from what is left, they would come
+    // two thirds of what is left apart, closer and closer as the token ages.
+    const expected = answers.slice(0, -1).map(({ left }) => Math.min((ttl * 2) / 3 * 1000, left * 1000 - 250));
+    expect(gaps(answers.map((a) => a.at))).to.deep.equal(expected);
+    expect(answers.length).to.be.greaterThan(10);
   });
 
   it('at the token\'s last second (lookup-self answers a TTL of 0) halts when that second passes, not never', async function () {

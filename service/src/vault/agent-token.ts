@@ -1,41 +1,36 @@
 import type { Logger } from '../log/logger.js';
-import { LifetimeWatcher, type Finding, type Strategy } from './lifetime-watcher.js';
-import type { TokenKeeper, TokenProblem, TokenReport, TokenStatus } from '../health/token-report.js';
-import type { ScheduleRules } from './token-schedule.js';
+import type { TokenProblem } from '../report/token-report.js';
+import type { Finding, Strategy } from './lifetime-watcher.js';
 import type { VaultApi } from './vault-api.js';
 import { failureText, isTokenRefused } from './vault-error.js';
 
-export interface AgentTokenWatcherOptions {
+export interface AgentTokenOptions {
   api: Pick<VaultApi, 'lookupSelf'>;
   /** The agent's token sink (VAULT_TOKEN_FILE), named in what is reported. */
   tokenFile: string;
   readToken: () => Promise<string | undefined>;
-  report: TokenReport;
   logger: Logger;
-  rules: ScheduleRules;
-  now?: () => number;
-  wallClock?: () => number;
 }
 
 /**
- * Vault Agent owns the token and renews it; the service reads the agent's sink and asks Vault
- * about the token (lookup-self). The watcher's timing rule makes that at least every maximum
- * check interval, so a revoked token is seen within it. Getting a new token is the agent's.
+ * The agent's token: Vault Agent owns it and renews it; the service reads the agent's sink and
+ * asks Vault about the token (lookup-self). The watcher's timing rule makes that at least every
+ * maximum check interval, so a revoked token is seen within it. Replacing it is the agent's.
  */
-class AgentToken implements Strategy<TokenProblem> {
+export class AgentToken implements Strategy<TokenProblem> {
   #token: string | undefined;
-  readonly #o: AgentTokenWatcherOptions;
+  readonly #options: AgentTokenOptions;
 
-  constructor(options: AgentTokenWatcherOptions) {
-    this.#o = options;
+  constructor(options: AgentTokenOptions) {
+    this.#options = options;
   }
 
   describe(): string {
-    return `the agent's token from ${this.#o.tokenFile}`;
+    return `the agent's token from ${this.#options.tokenFile}`;
   }
 
   async step(): Promise<Finding<TokenProblem>> {
-    const { api, tokenFile, readToken, logger } = this.#o;
+    const { api, tokenFile, readToken, logger } = this.#options;
     const token = await readToken();
     if (token !== undefined && token !== this.#token) {
       if (this.#token !== undefined) logger.info({ file: tokenFile }, 'the agent wrote a new token');
@@ -65,38 +60,12 @@ class AgentToken implements Strategy<TokenProblem> {
   expired(): { code: TokenProblem; reason: string } {
     return {
       code: 'vault_token_expired',
-      reason: `the known expiry of the agent's token from ${this.#o.tokenFile} passed without a successful check: ` +
+      reason: `the known expiry of the agent's token from ${this.#options.tokenFile} passed without a successful check: ` +
         'Vault could not be reached to verify it',
     };
   }
 
-  acquireFailed(problem: string): { code: TokenProblem; reason: string } {
+  replaceFailed(problem: string): { code: TokenProblem; reason: string } {
     return { code: 'vault_token_invalid', reason: problem };
-  }
-}
-
-/** The agent's token, watched. */
-export class AgentTokenWatcher implements TokenKeeper {
-  readonly #watcher: LifetimeWatcher<TokenProblem>;
-
-  constructor(options: AgentTokenWatcherOptions) {
-    this.#watcher = new LifetimeWatcher({ ...options, strategy: new AgentToken(options) });
-  }
-
-  /** Runs the first check and resolves once it is done; the loop then goes on by itself. */
-  start(): Promise<void> {
-    return this.#watcher.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#watcher.stop();
-  }
-
-  checkNow(): Promise<void> {
-    return this.#watcher.checkNow();
-  }
-
-  status(): TokenStatus {
-    return { mode: 'agent', ...this.#watcher.status() };
   }
 }

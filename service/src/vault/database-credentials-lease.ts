@@ -1,20 +1,19 @@
+import { performance } from 'node:perf_hooks';
 import type { DatabaseLease } from '../config/snapshot.js';
 import type { Logger } from '../log/logger.js';
-import type { LeaseProblem, LeaseReport, LeaseStatus } from '../health/lease-report.js';
-import { LifetimeWatcher, type Finding, type Strategy, type Vouched } from './lifetime-watcher.js';
+import type { LeaseProblem } from '../report/lease-report.js';
+import type { Finding, Strategy, Vouched } from './lifetime-watcher.js';
 import { renewalCapped, type ScheduleRules } from './token-schedule.js';
 import type { LeaseInfo, VaultApi } from './vault-api.js';
 import { failureText, isLeaseGone, isTokenRefused, isTransient } from './vault-error.js';
 
-export interface LeaseKeeperOptions {
+export interface DatabaseCredentialsLeaseOptions {
   api: Pick<VaultApi, 'lookupLease' | 'renewLease'>;
-  /** The lease of the credentials in use, from the current snapshot; null when there is none (kv mode). */
+  /** The lease of the credentials in use, from the current snapshot; null when there is none (static credentials). */
   current: () => DatabaseLease | null;
   /** The token the calls use: the agent's, or the service's own. */
   token: () => Promise<string | undefined>;
-  report: LeaseReport;
   logger: Logger;
-  rules: ScheduleRules;
   /**
    * SDK mode: the service holds the lease, renews it, and calls this to fetch new credentials
    * (and swap the snapshot) when renewal stops extending the lease or the lease is gone. In
@@ -23,30 +22,71 @@ export interface LeaseKeeperOptions {
    */
   replace?: (why: string) => Promise<void>;
   now?: () => number;
-  wallClock?: () => number;
 }
+
+/**
+ * After PostgreSQL reports the credentials gone, the lease is looked up at once and again this
+ * long after: Vault ends the database sessions before it forgets the lease, so the first lookup
+ * can still find it.
+ */
+export const suspectLookupsMs = [1000, 3000] as const;
+
+/**
+ * The lease's schedule: the token's rules without the maximum check interval. The lease's own TTL
+ * times its lookups (renewals in SDK mode); a revocation is seen through PostgreSQL (`suspect`).
+ */
+export const leaseScheduleRules = (tokenRules: ScheduleRules): ScheduleRules => ({ ...tokenRules, maxCheckIntervalMs: 0 });
 
 const vouched = (info: LeaseInfo, fresh: boolean, fullTtlSeconds?: number): Vouched =>
   ({ kind: 'vouched', ttlSeconds: info.ttlSeconds, renewable: info.renewable, expires: true, fresh, ...(fullTtlSeconds === undefined ? {} : { fullTtlSeconds }) });
 
 /**
- * The database credentials' lease: looked up (an operator's revocation is seen within the
- * maximum check interval), renewed when the service holds it, replaced before its max TTL.
+ * The database credentials' lease: looked up on its own TTL's schedule (renewed when the service
+ * holds it), replaced before its max TTL, and looked up at once and twice more when PostgreSQL
+ * reports the credentials gone (`suspect`).
  */
-class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
+export class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
+  /** The lease watched; undefined while none is held (static credentials). */
   lease: DatabaseLease | undefined;
-  readonly #o: LeaseKeeperOptions;
+  readonly replace?: (why: string) => Promise<Vouched>;
+  readonly #options: DatabaseCredentialsLeaseOptions;
+  readonly #now: () => number;
+  /** When the lease is looked up again while suspect, on the monotonic clock, soonest first. */
+  #suspectLookups: number[] = [];
 
-  constructor(options: LeaseKeeperOptions) {
-    this.#o = options;
+  constructor(options: DatabaseCredentialsLeaseOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => performance.now());
+    // In agent mode the agent gets new credentials: the strategy then has no replace.
+    if (options.replace !== undefined) this.replace = (why) => this.#replace(why);
+  }
+
+  /** Who renews it, for the operator's view. */
+  get renewedBy(): 'agent' | 'service' {
+    return this.#options.replace === undefined ? 'agent' : 'service';
   }
 
   describe(): string {
     return `the lease on ${this.lease?.path ?? 'the database credentials'}`;
   }
 
+  /** PostgreSQL reported the credentials gone: the next lookups come now and `suspectLookupsMs` later. */
+  suspect(): void {
+    const now = this.#now();
+    this.#suspectLookups = suspectLookupsMs.map((ms) => now + ms);
+  }
+
   async step(renewDue: boolean): Promise<Finding<LeaseProblem>> {
-    const { api, current, token: currentToken, replace } = this.#o;
+    const finding = await this.#look(renewDue);
+    if (finding.kind !== 'vouched') return finding;
+    const now = this.#now();
+    this.#suspectLookups = this.#suspectLookups.filter((at) => at > now);
+    const next = this.#suspectLookups[0];
+    return next === undefined ? finding : { ...finding, checkAgainInMs: next - now };
+  }
+
+  async #look(renewDue: boolean): Promise<Finding<LeaseProblem>> {
+    const { api, current, token: currentToken, replace } = this.#options;
     const lease = current();
     if (lease === null) {
       this.lease = undefined;
@@ -61,7 +101,7 @@ class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
       // Agent mode: the agent renews the lease to its full duration, which times the next look.
       if (replace === undefined) return vouched(await api.lookupLease(lease.id, token), true, lease.durationSeconds);
       if (!renewDue) return vouched(await api.lookupLease(lease.id, token), false);
-      if (!lease.renewable) return { kind: 'replace', why: 'the lease is not renewable' };
+      if (!lease.renewable) return { kind: 'outdated', why: 'the lease is not renewable' };
       let renewed: LeaseInfo;
       try {
         renewed = await api.renewLease(lease.id, token, lease.durationSeconds);
@@ -70,13 +110,13 @@ class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
         // Vault refuses to renew a lease close to its max TTL ("past the max TTL, cannot renew")
         // although the previous renewal granted the full TTL: it still works until its known
         // expiry, and only new credentials help.
-        return { kind: 'replace', why: `renewal refused (${failureText(error)})` };
+        return { kind: 'outdated', why: `renewal refused (${failureText(error)})` };
       }
       if (!renewalCapped(renewed.ttlSeconds, lease.durationSeconds, renewed.renewable)) return vouched(renewed, true);
       // New credentials now, while these still work: the old pool drains before they end.
       return {
-        ...vouched(renewed, true),
-        replace: renewed.renewable ? `renewal no longer extends the lease (${renewed.ttlSeconds} s left of its max TTL)` : 'the lease is not renewable',
+        kind: 'outdated', vouched: vouched(renewed, true),
+        why: renewed.renewable ? `renewal no longer extends the lease (${renewed.ttlSeconds} s left of its max TTL)` : 'the lease is not renewable',
       };
     } catch (error) {
       if (isTokenRefused(error)) {
@@ -97,13 +137,11 @@ class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
     return vouched({ ttlSeconds: lease.durationSeconds, renewable: lease.renewable }, true);
   }
 
-  /** SDK mode only: the watcher has no acquire in agent mode (see LeaseKeeper). */
-  async acquire(why: string): Promise<Vouched> {
-    const replace = this.#o.replace;
-    if (replace === undefined) throw new Error('agent mode: Vault Agent renders new credentials');
-    this.#o.logger.info({ path: this.lease?.path, why }, 'fetching new database credentials');
-    await replace(why);
-    const lease = this.#o.current();
+  /** SDK mode only (see the constructor). */
+  async #replace(why: string): Promise<Vouched> {
+    this.#options.logger.info({ path: this.lease?.path, why }, 'fetching new database credentials');
+    await this.#options.replace?.(why);
+    const lease = this.#options.current();
     if (lease === null) throw new Error('no database credentials after fetching new ones');
     return this.#adopt(lease);
   }
@@ -112,60 +150,13 @@ class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
     return {
       code: 'database_lease_expired',
       reason: `the known expiry of the lease on ${this.lease?.path ?? 'the database credentials'} passed ` +
-        (this.#o.replace === undefined
+        (this.#options.replace === undefined
           ? 'without a successful lookup: Vault could not be reached, or Vault Agent stopped renewing it'
           : 'without a renewal or new credentials: Vault could not be reached or refused new credentials'),
     };
   }
 
-  acquireFailed(problem: string): { code: LeaseProblem; reason: string } {
+  replaceFailed(problem: string): { code: LeaseProblem; reason: string } {
     return { code: 'database_lease_revoked', reason: problem };
-  }
-}
-
-/** The database credentials' lease, watched (agent mode) or kept (SDK mode). */
-export class LeaseKeeper {
-  readonly #lease: DatabaseCredentialsLease;
-  readonly #watcher: LifetimeWatcher<LeaseProblem>;
-  readonly #renewedBy: LeaseStatus['renewedBy'];
-
-  constructor(options: LeaseKeeperOptions) {
-    const lease = new DatabaseCredentialsLease(options);
-    this.#lease = lease;
-    this.#renewedBy = options.replace === undefined ? 'agent' : 'service';
-    // In agent mode the agent gets new credentials: the strategy then has no acquire.
-    const strategy: Strategy<LeaseProblem> = options.replace === undefined
-      ? { describe: () => lease.describe(), step: (due) => lease.step(due), expired: () => lease.expired(), acquireFailed: (p) => lease.acquireFailed(p) }
-      : lease;
-    this.#watcher = new LifetimeWatcher({
-      ...options, strategy,
-      report: { valid: (ttl) => { options.report.leaseValid(ttl); }, invalid: (code, reason) => { options.report.leaseInvalid(code, reason); } },
-    });
-  }
-
-  start(): Promise<void> {
-    return this.#watcher.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#watcher.stop();
-  }
-
-  /** Looks at the lease now: new credentials were loaded. */
-  checkNow(): Promise<void> {
-    return this.#watcher.checkNow();
-  }
-
-  /** SDK mode: fetch new credentials at the next step, while the current ones still work (the token changed). */
-  replaceSoon(why: string): Promise<void> {
-    if (this.#lease.lease === undefined) return Promise.resolve();
-    return this.#watcher.replaceSoon(why);
-  }
-
-  /** null while the service holds no lease (kv mode). */
-  status(): LeaseStatus | null {
-    const lease = this.#lease.lease;
-    if (lease === undefined) return null;
-    return { path: lease.path, renewedBy: this.#renewedBy, ...this.#watcher.status() };
   }
 }

@@ -1,3 +1,5 @@
+import type { WatchStatus } from './watch-status.js';
+
 /** Why the service cannot vouch for its Vault token: stable codes clients and alerts match on. */
 export type TokenProblem =
   | 'vault_token_invalid'
@@ -16,21 +18,8 @@ export interface TokenReport {
   invalid(code: TokenProblem, reason: string): void;
 }
 
-/** What a token watcher shows the operator. */
-export interface TokenStatus {
+/** What the operator's view shows of the token. */
+export interface TokenStatus extends WatchStatus {
+  /** Who holds the token: Vault Agent, or the service itself (SDK mode). */
   readonly mode: 'agent' | 'sdk';
-  readonly ttlSeconds: number | null;
-  readonly renewable: boolean | null;
-  readonly lastCheckAt: string | null;
-  readonly lastCheckOk: boolean | null;
-  readonly nextCheckInSeconds: number | null;
-}
-
-/** What the composition root needs of either watcher. */
-export interface TokenKeeper {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** Checks at once (the agent wrote a new token); a check under way is followed by one more. */
-  checkNow(): Promise<void>;
-  status(): TokenStatus;
 }

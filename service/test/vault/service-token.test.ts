@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { SdkTokenRenewer } from '../../src/vault/sdk-token-renewer.js';
+import type { TokenProblem } from '../../src/report/token-report.js';
+import { LifetimeWatcher } from '../../src/vault/lifetime-watcher.js';
+import { loginVouched, ServiceToken } from '../../src/vault/service-token.js';
 import { checkFraction, checkSpread, serviceScheduleRules } from '../../src/vault/token-schedule.js';
 import type { LoginResult, VaultApi } from '../../src/vault/vault-api.js';
 import { retryAfterKey } from '../../src/vault/vault-transport.js';
@@ -9,13 +11,16 @@ import { answered, gaps, loginResult as login, refused, seeded, timed, tokenInfo
 import { capturingLogger } from '../support/rendered-secrets.js';
 
 type Api = Pick<VaultApi, 'lookupSelf' | 'renewSelf'>;
+
+/** The service's token and its watcher, started as sdk-mode.ts starts them. */
+interface Renewer { token: ServiceToken; watcher: LifetimeWatcher<TokenProblem>; initial: LoginResult; start(): Promise<void>; stop(): Promise<void> }
 const invalidSecretId = () => answered(400, 'invalid role or secret ID');
 
-describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', function () {
+describe('the service\'s token, watched and renewed: timing (fake timers, hand-written fake Vault)', function () {
   let clock: sinon.SinonFakeTimers;
   let log: ReturnType<typeof capturingLogger>;
   let gate: TrafficGate;
-  let renewers: SdkTokenRenewer[];
+  let renewers: Renewer[];
 
   beforeEach(function () {
     clock = sinon.useFakeTimers();
@@ -30,12 +35,16 @@ describe('SdkTokenRenewer timing (fake timers, hand-written fake Vault)', functi
 
   function renewer(api: Api, initial: LoginResult, options: {
     relogin?: sinon.SinonStub; random?: () => number; maxCheckIntervalMs?: number; now?: () => number;
-  } = {}): SdkTokenRenewer {
-    const created = new SdkTokenRenewer({
-      api, initial, login: (options.relogin ?? sinon.stub().rejects(new Error('no login expected'))) as () => Promise<LoginResult>,
-      report: gate, logger: log.logger, rules: serviceScheduleRules(options.maxCheckIntervalMs ?? 0, options.random ?? Math.random),
+  } = {}): Renewer {
+    const token = new ServiceToken({
+      api: { ...api, revokeSelf: sinon.stub().resolves() }, initial,
+      login: (options.relogin ?? sinon.stub().rejects(new Error('no login expected'))) as () => Promise<LoginResult>, logger: log.logger,
+    });
+    const watcher = new LifetimeWatcher({
+      strategy: token, report: gate, logger: log.logger, rules: serviceScheduleRules(options.maxCheckIntervalMs ?? 0, options.random ?? Math.random),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
+    const created: Renewer = { token, watcher, initial, start: () => watcher.start(loginVouched(initial)), stop: () => watcher.stop() };
     renewers.push(created);
     return created;
   }

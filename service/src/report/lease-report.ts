@@ -1,3 +1,5 @@
+import type { WatchStatus } from './watch-status.js';
+
 /** Why the service cannot vouch for its database credentials' lease: codes clients and alerts match on. */
 export type LeaseProblem = 'database_lease_revoked' | 'database_lease_expired';
 
@@ -13,13 +15,8 @@ export interface LeaseReport {
 }
 
 /** What the operator's view shows of the lease. */
-export interface LeaseStatus {
+export interface LeaseStatus extends WatchStatus {
   readonly path: string;
   /** Who renews it: Vault Agent, or the service itself (SDK mode). */
   readonly renewedBy: 'agent' | 'service';
-  readonly ttlSeconds: number | null;
-  readonly renewable: boolean | null;
-  readonly lastCheckAt: string | null;
-  readonly lastCheckOk: boolean | null;
-  readonly nextCheckInSeconds: number | null;
 }
