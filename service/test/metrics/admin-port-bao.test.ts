@@ -42,8 +42,14 @@ describe('the operator\'s port of a service in SDK mode, against a real bao dev 
 
   it('counts the service\'s real calls to Vault, and answers /status and /metrics while traffic is halted', async function () {
     const { url, admin } = await start();
-    await new Promise((r) => setTimeout(r, 1200)); // two lookups at the 500 ms interval
-    let text = await (await fetch(`${admin}/metrics`)).text();
+    // Two lookups at the 500 ms check interval: the second within two intervals + 1 s.
+    let text: string;
+    for (const end = Date.now() + 2 * 500 + 1000; ;) {
+      text = await (await fetch(`${admin}/metrics`)).text();
+      if (sample(text, 'saas_vault_requests_total', '{operation="lookup-self",outcome="ok"}') >= 2) break;
+      if (Date.now() > end) throw new Error('/metrics counted fewer than two lookup-self calls within two 500 ms check intervals + 1 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(sample(text, 'saas_vault_requests_total', '{operation="login",outcome="ok"}')).to.equal(1);
     expect(sample(text, 'saas_vault_requests_total', '{operation="read",outcome="ok"}')).to.equal(3);
     expect(sample(text, 'saas_vault_requests_total', '{operation="unwrap",outcome="ok"}')).to.equal(1);
