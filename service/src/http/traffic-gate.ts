@@ -32,7 +32,7 @@ export type GateState =
 /**
  * Open while the service can vouch for its Vault token and, with dynamic credentials, for the
  * lease of its database credentials; halted when it cannot: what the token watchers and the
- * lease keeper report, turned into traffic. A token problem is shown before a lease problem
+ * lease watchers report, turned into traffic. A token problem is shown before a lease problem
  * (the lease depends on the token). Each change of state is logged once: fatal when traffic
  * stops or its cause changes, info when it resumes.
  */

@@ -4,7 +4,7 @@ import type { WatchStatus } from './watch-status.js';
 export type LeaseProblem = 'database_lease_revoked' | 'database_lease_expired';
 
 /**
- * Where the lease keeper reports what it learns of the database credentials' lease. Like
+ * Where the lease's watcher reports what it learns of the database credentials' lease. Like
  * TokenReport, it decides nothing about traffic: the HTTP layer halts on `invalid`.
  */
 export interface LeaseReport {

@@ -6,7 +6,7 @@ import type { ModeContext, SecretsSource } from './agent-mode.js';
 /** What the composition root holds of the database credentials' lease. */
 export interface DatabaseLeaseWatch {
   start(): Promise<void>;
-  /** null while the service holds no lease (static credentials). */
+  /** null while the service holds no lease (kv credentials). */
   status(): LeaseStatus | null;
   /** PostgreSQL reported the credentials gone (sessions ended, logins refused): Vault is asked at once. */
   credentialsGone(): void;

@@ -27,7 +27,7 @@ export interface SdkRefresherOptions {
 
 /**
  * SDK mode's answer to the agent's re-renders: every KV path is read again at an interval,
- * and the database credentials are replaced when the lease keeper asks. A change becomes a
+ * and the database credentials are replaced when the lease's watcher asks. A change becomes a
  * new snapshot swapped whole, exactly as a new render does in agent mode; a read that fails
  * or a secret that does not validate is logged and leaves the last good snapshot in place.
  */
@@ -58,7 +58,7 @@ export class SdkRefresher {
 
   /**
    * Fetches new database credentials and swaps them in. Rejects, leaving the snapshot as it
-   * is, when Vault refuses or the answer does not validate: the lease keeper decides what that means.
+   * is, when Vault refuses or the answer does not validate: the lease's watcher decides what that means.
    */
   async replaceCredentials(): Promise<void> {
     const { api, scope, credentials, token } = this.#o;
@@ -76,7 +76,7 @@ export class SdkRefresher {
 
   async #rereadKv(): Promise<void> {
     const { api, scope, credentials, token, logger } = this.#o;
-    // Dynamic credentials are the lease keeper's: reading them here would issue a user per interval.
+    // Dynamic credentials are the lease's watcher's: reading them here would issue a user per interval.
     const groups = secretGroups.filter((group) => !(group === 'database' && credentials === 'dynamic'));
     const results = await Promise.all(groups.map(async (group) => {
       try {

@@ -51,7 +51,7 @@ export function snapshotOf(scope: AppScope, reads: SecretReads, mode: Credential
 const defaultBackoff: BackoffPolicy = { baseMs: 250, capMs: 5000 };
 
 /**
- * The seed's start-up steps 2 to 5: log in with AppRole, keep the token, read every secret
+ * SDK mode's start: log in with AppRole, keep the token, read every secret
  * path of the environment in parallel, and build the snapshot. Every failure becomes a
  * StartupError naming what is wrong (VAULT_ADDR, the credentials, a path, a policy).
  */

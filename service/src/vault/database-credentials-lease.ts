@@ -9,7 +9,7 @@ import { failureText, isLeaseGone, isTokenRefused, isTransient } from './vault-e
 
 export interface DatabaseCredentialsLeaseOptions {
   api: Pick<VaultApi, 'lookupLease' | 'renewLease'>;
-  /** The lease of the credentials in use, from the current snapshot; null when there is none (static credentials). */
+  /** The lease of the credentials in use, from the current snapshot; null when there is none (kv credentials). */
   current: () => DatabaseLease | null;
   /** The token the calls use: the agent's, or the service's own. */
   token: () => Promise<string | undefined>;
@@ -46,7 +46,7 @@ const vouched = (info: LeaseInfo, fresh: boolean, fullTtlSeconds?: number): Vouc
  * reports the credentials gone (`suspect`).
  */
 export class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
-  /** The lease watched; undefined while none is held (static credentials). */
+  /** The lease watched; undefined while none is held (kv credentials). */
   lease: DatabaseLease | undefined;
   readonly replace?: (why: string) => Promise<Vouched>;
   readonly #options: DatabaseCredentialsLeaseOptions;

@@ -36,7 +36,7 @@ export type Finding<P extends string> =
   | { readonly kind: 'refused'; readonly code: P; readonly reason: string }
   /** Nothing to ask Vault about yet (no token in the sink); reported when `code` is given. */
   | { readonly kind: 'waiting'; readonly code?: P; readonly reason: string }
-  /** Nothing held (static credentials): looked at again in a minute. */
+  /** Nothing held (kv credentials): looked at again in a minute. */
   | { readonly kind: 'idle' };
 
 /** What is watched, and how: the agent's token, the service's own token, the database credentials' lease. */

@@ -61,7 +61,7 @@ export function renewalCapped(renewedTtlSeconds: number, loginTtlSeconds: number
   return !renewable || renewedTtlSeconds < loginTtlSeconds;
 }
 
-/** The service's rules: 250 ms at least between checks, failures retried from 0.5 s up to 10 s. */
+/** The service's rules: 250 ms at least between checks; failures retried after 0.25–0.5 s, then twice as long each time, up to 5–10 s. */
 export function serviceScheduleRules(maxCheckIntervalMs: number, random: () => number = Math.random): ScheduleRules {
   return { maxCheckIntervalMs, minDelayMs: 250, backoff: { baseMs: 500, capMs: 10_000 }, random };
 }

@@ -217,7 +217,7 @@ describe('the database credentials\' lease on production\'s schedule (fake timer
       expect(gate.isOpen).to.be.false;
     });
 
-    it('does nothing and holds no lease with static credentials', async function () {
+    it('does nothing and holds no lease with kv credentials', async function () {
       current = null;
       const api = { lookupLease: sinon.stub(), renewLease: sinon.stub() };
       const { strategy, watcher } = watch(api);
