@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { privilege, run } from '../../../scripts/engine/engine.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { tempDir } from '../support/temp-dirs.js';
 

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
 import { renewalDelayMs, serviceScheduleRules, wakeDelayMs } from '../../src/vault/token-schedule.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 
 describe('readSettings', function () {
   it('reads every setting from the environment', function () {

@@ -10,7 +10,7 @@ import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { readSettings } from '../../src/config/settings.js';
 import { shutdownTimeoutFor } from '../../src/process/graceful-shutdown.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const run = promisify(execFile);
 

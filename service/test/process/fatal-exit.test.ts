@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import { join } from 'node:path';
 import sinon from 'sinon';
 import { exitOnFatalErrors, flushThenExit } from '../../src/process/fatal-exit.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
 describe('flushThenExit', function () {

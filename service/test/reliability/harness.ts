@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { AgentDir } from '../support/agent.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import type { Sample } from './load.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@ import { generatedPaths } from '../../../scripts/secrets/outputs.js';
 import type { SecretCatalogue } from '../../src/config/secret-catalogue.js';
 import { secretCatalogue } from '../../src/config/secret-catalogue.generated.js';
 import { schemaOf, secretGroups } from '../../src/config/secret-schema.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { copyProject } from '../support/project-copy.js';
 
 function runGenerate(cwd: string, ...args: string[]): Promise<{ code: number; output: string }> {

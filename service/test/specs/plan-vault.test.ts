@@ -6,7 +6,7 @@ import { settingsSchema } from '../../src/config/settings.js';
 import { secretGroups } from '../../src/config/secret-schema.js';
 import { publicHaltMessages } from '../../src/http/traffic-gate.js';
 import { appRoleName, credentialVariables } from '../../src/vault/approle-credentials.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { randomKey } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData } from '../support/vault-http.js';

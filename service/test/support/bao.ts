@@ -1,13 +1,15 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, constants } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { registerSecret } from './leak-scan.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
 import { freePort } from './ports.js';
+import { repoRoot } from './repo-root.js';
 import { tempDir } from './temp-dirs.js';
 
-export const repoRoot = resolve(import.meta.dirname, '../../..');
+export { repoRoot };
+
 
 export interface VaultServerKind {
   /** What titles and messages call it. */

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineUnavailable, run, startEngine, stopEngine, type RunResult, type StartedEngine } from '../../../scripts/engine/engine.js';
 import { ensureImages, writeEngineEnv, type StandInImages } from '../../../scripts/engine/images.js';
-import { repoRoot } from './bao.js';
+import { repoRoot } from './repo-root.js';
 import { tempDir } from './temp-dirs.js';
 
 /*

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { exposeToCluster, forwardFromHost, type Exposure, type Forward } from '../../../scripts/kubernetes/bridge.js';
 import { kubectl, startCluster, stopCluster, type StartedCluster } from '../../../scripts/kubernetes/cluster.js';
 import { clusterPaths } from '../../../scripts/kubernetes/paths.js';
-import { repoRoot } from './bao.js';
+import { repoRoot } from './repo-root.js';
 
 /**
  * The test suite's own cluster (.kubernetes-test/, beside a user's .kubernetes/): the one

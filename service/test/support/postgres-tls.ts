@@ -3,7 +3,7 @@ import { chmod, chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { serverUser } from '../../../scripts/stack/postgres.js';
-import { repoRoot } from './bao.js';
+import { repoRoot } from './repo-root.js';
 import type { TestPostgres } from './postgres.js';
 import { tempDir } from './temp-dirs.js';
 

@@ -1,6 +1,6 @@
 import { cp, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { repoRoot } from './bao.js';
+import { repoRoot } from './repo-root.js';
 import { tempDir } from './temp-dirs.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { settingsSchema } from '../../src/config/settings.js';
-import { repoRoot } from './bao.js';
+import { repoRoot } from './repo-root.js';
 
 /**
  * Every duration production runs on, read from the files the project ships (never restated
