@@ -10,6 +10,12 @@ import { spawnService, startService, type ServiceProcess } from '../support/serv
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
+/** What the test reads of the saas service's /status. */
+interface StatusView {
+  gate: { state: string; since: string };
+  token: { lastCheckAt: string | null };
+}
+
 interface RoleState {
   roleId: string;
   policies: string[];
@@ -120,9 +126,14 @@ describe('two applications and two environments on one real bao dev server, with
     // The admin cannot reach saas's role.
     expect((await vaultRequest(server.addr, admin.auth.client_token, 'LIST', 'auth/approle/role/saas-app-dev/secret-id')).status).to.equal(403);
 
+    const { adminUrl } = service;
+    const status = async () => await (await fetch(`${adminUrl}/status`)).json() as StatusView;
+    const gateBefore = (await status()).gate;
+    expect(gateBefore.state).to.equal('open');
     const killed = await runScript('scripts/prod/kill-switch.sh', ['dev'], baoEnv(server.dir, {
       VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: serverBin, APP_NAME: 'billing',
     }));
+    const killedAt = Date.now();
     expect(killed.code, killed.stderr).to.equal(0);
     expect(killed.stdout).to.match(/destroyed [1-9]\d* secret id\(s\) of billing-app-dev/);
     expect(killed.stdout).to.contain(`revoked ${billingTokens.length + 1} token(s) AppRole issued for billing-app-dev`);
@@ -132,8 +143,17 @@ describe('two applications and two environments on one real bao dev server, with
     expect((await roleState('billing-app-dev')).secretIds).to.deep.equal([]);
     expect(await tokenStatus(saasToken), 'saas token').to.equal(200);
     expect(await roleState('saas-app-dev')).to.deep.equal(saasBefore);
-    // Two check intervals later the saas service still serves.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // The saas service checks its token every 1000 ms: two checks recorded after the kill (the
+    // second began after it), within two intervals + 1 s, and its gate never closed: a halt and
+    // a new login in between would show as a later `since`.
+    const checks = new Set<string>();
+    for (const end = Date.now() + 2 * 1000 + 1000; checks.size < 2;) {
+      const { token } = await status();
+      if (token.lastCheckAt !== null && Date.parse(token.lastCheckAt) >= killedAt) checks.add(token.lastCheckAt);
+      if (checks.size < 2 && Date.now() > end) throw new Error(`the saas service checked its token ${checks.size} time(s) within two 1000 ms check intervals + 1 s of the kill`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect((await status()).gate, 'the saas service\'s gate').to.deep.equal(gateBefore);
     expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
   });
 
