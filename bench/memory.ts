@@ -1,5 +1,5 @@
 /**
- * 5c. Memory added by the rendered-file watcher and the token lifecycle loop, and by the
+ * 5c. Memory added by the rendered-file watcher and the token watcher, and by the
  * operator's port.
  *
  *   node --import tsx bench/memory.ts [--rounds=4] [--warmup=10000]

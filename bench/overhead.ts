@@ -1,6 +1,6 @@
 /**
  * 1. Request overhead: GET /readyz on a plain Koa app vs. the service's app (gate, snapshot
- * lookup, logging), and the service with its token lifecycle checking every second.
+ * lookup, logging), and the service with its token watcher checking every second.
  *
  *   node --import tsx bench/overhead.ts [--rounds=6] [--seconds=5] [--connections=10]
  *

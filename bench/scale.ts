@@ -1,5 +1,5 @@
 /**
- * 5a. Scale: 20 service token lifecycles (SDK mode, real AppRole logins) against one bao dev
+ * 5a. Scale: 20 service token watchers (SDK mode, real AppRole logins) against one bao dev
  * server with a short token TTL: when do the renewals fall, and what does the server spend?
  *
  *   node --import tsx bench/scale.ts [--instances=20] [--ttl=20] [--seconds=120]
@@ -107,7 +107,7 @@ runBenchmark(async () => {
     '',
     `Command: \`node --import tsx bench/scale.ts --instances=${instances} --ttl=${ttl} --seconds=${seconds}\``,
     '',
-    `${instances} SdkTokenRenewer instances (SDK mode, the service's own code and nodeVaultApi), all logging in at once ` +
+    `${instances} service token watchers (SDK mode, the service's own code and nodeVaultApi), all logging in at once ` +
     `(logins spread over ${loginSpreadMs} ms), token TTL ${ttl} s, run ${fmt(elapsed, 0)} s. ` +
     `Renewals ${count('renew')}, lookup-self calls ${count('lookup')}, re-logins ${count('login')}; gates halted at the end: ${halted}.`,
     '',

@@ -22,7 +22,7 @@ const engineFiles = /^service\/test\/(compose\/engine-.*|kubernetes\/.*)\.test\.
 const slowFirst = [
   'service/test/prod/soak.test.ts',
   'service/test/reliability/faults.test.ts',
-  'service/test/vault/sdk-token-renewer-bao.test.ts',
+  'service/test/vault/service-token-bao.test.ts',
   'service/test/prod/production.test.ts',
   'service/test/vault/agent-token-watcher-bao.test.ts',
   'service/test/prod/admin-access.test.ts',
@@ -36,7 +36,7 @@ const contract = [
   'service/test/policies/policies.test.ts',
   'service/test/agent-config/agent.test.ts',
   'service/test/main.test.ts',
-  'service/test/vault/sdk-token-renewer-bao.test.ts',
+  'service/test/vault/service-token-bao.test.ts',
   'service/test/vault/agent-token-watcher-bao.test.ts',
   'service/test/reliability/dynamic-credentials.test.ts',
   'service/test/prod/production.test.ts',
