@@ -9,7 +9,7 @@
  *   service         the service's createApp: request id, error handler, request log (pino), helmet, drain, traffic
  *                   gate, snapshot lookup and session keys, body parser, router
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
- *   service-loop    service + an LifetimeWatcher<TokenProblem> checking a real token against a
+ *   service-loop    service + the agent token's watcher checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *   service-scraped service + the operator's port (admin listener, Prometheus metrics) on
  *                   <admin port>, which bench/overhead.ts scrapes every second
@@ -67,22 +67,22 @@ function chainApp(steps: number): Koa {
   return app;
 }
 
-async function serviceApp(withLoop: boolean): Promise<{ app: Koa; lifecycle?: LifetimeWatcher<TokenProblem> }> {
+async function serviceApp(withLoop: boolean): Promise<{ app: Koa; tokenWatcher?: LifetimeWatcher<TokenProblem> }> {
   const deps = openDependencies(logger);
   if (!withLoop) return { app: createApp(deps) };
   const addr = process.env.BENCH_VAULT_ADDR ?? '';
   const file = process.env.BENCH_TOKEN_FILE ?? '';
-  const lifecycle = new LifetimeWatcher({
+  const tokenWatcher = new LifetimeWatcher({
     strategy: new AgentToken({ api: nodeVaultApi(addr), logger, tokenFile: file, readToken: async () => (await readFile(file, 'utf8')).trim() }),
     report: deps.gate, logger, rules: serviceScheduleRules(1000),
   });
-  await lifecycle.start();
+  await tokenWatcher.start();
   if (!deps.gate.isOpen) throw new Error(`the token watcher did not keep the gate open: ${JSON.stringify(deps.gate.current)}`);
-  return { app: createApp(deps), lifecycle };
+  return { app: createApp(deps), tokenWatcher };
 }
 
 let app: Koa;
-let lifecycle: LifetimeWatcher<TokenProblem> | undefined;
+let tokenWatcher: LifetimeWatcher<TokenProblem> | undefined;
 switch (variant) {
   case 'plain': app = plainApp(false, false); break;
   case 'plain-log': app = plainApp(true, false); break;
@@ -90,7 +90,7 @@ switch (variant) {
   case 'service':
   case 'service-b':
   case 'service-silent': ({ app } = await serviceApp(false)); break;
-  case 'service-loop': ({ app, lifecycle } = await serviceApp(true)); break;
+  case 'service-loop': ({ app, tokenWatcher } = await serviceApp(true)); break;
   case 'service-scraped': {
     ({ app } = await serviceApp(false));
     const metrics = new ServiceMetrics();
@@ -111,5 +111,5 @@ const server = app.listen(port, '127.0.0.1');
 process.once('SIGTERM', () => {
   server.close();
   server.closeAllConnections();
-  (lifecycle?.stop() ?? Promise.resolve()).then(() => process.exit(0), () => process.exit(1));
+  (tokenWatcher?.stop() ?? Promise.resolve()).then(() => process.exit(0), () => process.exit(1));
 });
