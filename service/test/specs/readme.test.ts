@@ -16,7 +16,7 @@ import type { ServiceMetrics } from '../../src/metrics/service-metrics.js';
 import { credentialVariables } from '../../src/vault/approle-credentials.js';
 import { retryDelayMs, serviceScheduleRules } from '../../src/vault/token-schedule.js';
 import type { VaultApi } from '../../src/vault/vault-api.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot } from '../support/repo-root.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 import { durationMs, retryBudgetMs } from '../support/shipped-durations.js';
 
