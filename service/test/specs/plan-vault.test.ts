@@ -2,11 +2,13 @@ import { expect } from 'chai';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { parse as parseYaml } from 'yaml';
 import { settingsSchema } from '../../src/config/settings.js';
 import { secretGroups } from '../../src/config/secret-schema.js';
 import { publicHaltMessages } from '../../src/http/traffic-gate.js';
 import { appRoleName, credentialVariables } from '../../src/vault/approle-credentials.js';
 import { repoRoot } from '../support/repo-root.js';
+import { durationMs, retryBudgetMs, shippedProduction } from '../support/shipped-durations.js';
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
@@ -109,6 +111,61 @@ function scriptsRunIn(source: string, fileName: string): string[] {
   return [...new Set(found)];
 }
 
+/** The text with every run of white space made one space: a sentence wrapped over lines reads as one. */
+const oneLine = (text: string) => text.replace(/\s+/g, ' ');
+
+/** The captures of `pattern` in `text`; fails naming the pattern when the text no longer says it. */
+function said(text: string, pattern: RegExp): string[] {
+  const match = pattern.exec(text);
+  expect(match, `the plan no longer says ${String(pattern)}`).to.not.equal(null);
+  return (match as RegExpExecArray).slice(1);
+}
+
+/** Each `path "…" { capabilities = [...] }` block of an HCL policy: the path and its capabilities, sorted. */
+function policyCapabilities(hcl: string): Map<string, string[]> {
+  const paths = new Map<string, string[]>();
+  for (const [, path = '', list = ''] of hcl.matchAll(/^path "([^"]+)" \{\s*capabilities\s*=\s*\[([^\]]*)\]/gm)) {
+    paths.set(path, [...list.matchAll(/"([a-z]+)"/g)].map((m) => m[1] ?? '').sort());
+  }
+  return paths;
+}
+
+/**
+ * The plan's table of a policy (the rows after `header`): each path of the first cell, `<env>`
+ * made dev, staging and prod, with the capabilities of the second cell, sorted.
+ */
+function tableCapabilities(plan: string, header: string): Map<string, string[]> {
+  const lines = plan.slice(plan.indexOf(header)).split('\n').slice(2);
+  const paths = new Map<string, string[]>();
+  for (const line of lines.slice(0, lines.findIndex((l) => !l.trim().startsWith('|')))) {
+    const [first = '', second = ''] = line.trim().replace(/^\| | \|$/g, '').split(' | ');
+    const capabilities = [...second.matchAll(/`([a-z]+)`/g)].map((m) => m[1] ?? '').sort();
+    for (const [, path = ''] of first.matchAll(/`([^`]+)`/g)) {
+      for (const env of path.includes('<env>') ? ['dev', 'staging', 'prod'] : ['']) paths.set(path.replace('<env>', env), capabilities);
+    }
+  }
+  return paths;
+}
+
+/** A duration as the plan writes it: `24 h`, `17 h 59 min`, `10 min`, `30 s`. */
+function inFrench(ms: number): string {
+  const parts = [[Math.floor(ms / 3_600_000), 'h'], [Math.floor((ms % 3_600_000) / 60_000), 'min'], [Math.floor((ms % 60_000) / 1000), 's']] as const;
+  return parts.filter(([n]) => n > 0).map(([n, unit]) => `${n} ${unit}`).join(' ');
+}
+
+/**
+ * A command the plan shows as a script's (`vault write -f sys/locked-users/<accesseur>/unlock/<role-id>`)
+ * as a pattern over the script's source: `vault` is `"$cli"`, a `<placeholder>` any word, and
+ * each word may be quoted.
+ */
+function commandPattern(command: string): RegExp {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const words = command.trim().split(/\s+/).map((word, i) => (i === 0 && word === 'vault'
+    ? '"\\$cli"'
+    : `"?${word.split(/<[^>\s]+>/).map(escape).join('\\S+')}"?`));
+  return new RegExp(words.join('\\s+'));
+}
+
 /** specs/vault/plan-vault.md must describe what the code does: names, paths and commands. */
 describe('specs/vault/plan-vault.md agrees with the code', function () {
   let plan: string;
@@ -191,8 +248,9 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
   });
 
   it('names the role and the policies the code uses', async function () {
-    const roles = new Set([...plan.matchAll(/auth\/approle\/role\/([\w-]+)/g)].map((m) => m[1]));
-    for (const role of roles) expect((['dev', 'staging', 'prod'] as const).map((env) => appRoleName('saas', env)), role).to.include(role);
+    const roles = new Set([...plan.matchAll(/auth\/approle\/role\/([\w<>-]+)/g)].map((m) => m[1]));
+    const named = [...(['dev', 'staging', 'prod'] as const).map((env) => appRoleName('saas', env)), appRoleName('saas', 'dev').replace(/dev$/, '<env>')];
+    for (const role of roles) expect(named, role).to.include(role);
     const policies = new Set(plan.match(/saas-app-(?:dev|staging|prod)\b|saas-orchestrator/g) ?? []);
     for (const policy of policies) expect(await exists(join(repoRoot, `policies/${policy}.hcl`)), policy).to.be.true;
     expect(plan).to.contain(await readFile(join(repoRoot, 'policies/saas-app-dev.hcl'), 'utf8').then((hcl) =>
@@ -258,5 +316,61 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
       expect(block).to.contain(setting);
       expect(bootstrap).to.contain(setting);
     }
+  });
+  it('lists the app service\'s whole environment, as docker-compose.yml gives it', async function () {
+    const compose = parseYaml(await readFile(join(repoRoot, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { environment?: Record<string, unknown> }> };
+    const [list = ''] = said(oneLine(plan), /L'environnement de `app` ne contient que [^:]*: ([^.]*)\./);
+    const listed = [...list.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]);
+    expect([...listed].sort()).to.deep.equal(Object.keys(compose.services.app?.environment ?? {}).sort());
+  });
+
+  it('gives the agent\'s retries as every agent-config/env/*.hcl sets them, and how long they last', async function () {
+    const [retries = '', minBackoff = '', maxBackoff = '', total = '', minutes = ''] = said(oneLine(plan),
+      /`num_retries = (\d+)`, avec une attente qui double de `min_backoff` \((\d+) s\) à `max_backoff` \((\d+) s\), soit (\d+) s, environ (\S+) minutes/);
+    for (const env of ['dev', 'staging', 'prod']) {
+      const hcl = await readFile(join(repoRoot, `agent-config/env/${env}.hcl`), 'utf8');
+      const setting = (name: string) => new RegExp(`^\\s*${name}\\s*=\\s*"?([^"\\s]+)"?`, 'm').exec(hcl)?.[1] ?? `no ${name}`;
+      const shipped = { minBackoff: durationMs(setting('min_backoff')), maxBackoff: durationMs(setting('max_backoff')) };
+      expect({ retries: setting('num_retries'), ...shipped }, env)
+        .to.deep.equal({ retries, minBackoff: Number(minBackoff) * 1000, maxBackoff: Number(maxBackoff) * 1000 });
+      expect(retryBudgetMs(shipped, { numRetries: Number(retries), secretIdNumUses: 0 }), env).to.equal(Number(total) * 1000);
+    }
+    expect(['une', 'deux', 'trois', 'quatre', 'cinq', 'six'][Math.round(Number(total) / 60) - 1], `${total} s`).to.equal(minutes);
+  });
+
+  it('gives saas-admin\'s capabilities path by path, exactly as policies/saas-admin.hcl grants them', async function () {
+    const granted = policyCapabilities(await readFile(join(repoRoot, 'policies/saas-admin.hcl'), 'utf8'));
+    expect(granted.get('secret/data/saas-infra/*'), 'the policy as read').to.deep.equal(['create', 'patch', 'read', 'update']);
+    const stated = tableCapabilities(plan, '| chemin | capacités | pour quoi |');
+    expect(Object.fromEntries([...stated].sort())).to.deep.equal(Object.fromEntries([...granted].sort()));
+  });
+
+  it('states the wrap TTLs the courier, the bootstrap and the first bootstrap ship, within the orchestrator policy\'s bound', async function () {
+    const { durations } = await shippedProduction();
+    const bootstrapWrap = durationMs(/\$\{SECRET_ID_WRAP_TTL:-([^}]+)\}/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1] ?? '');
+    const text = oneLine(plan);
+    for (const [, ttl = ''] of text.matchAll(/-wrap-ttl=(\w+)/g)) expect([durations.wrapTtl, bootstrapWrap], `-wrap-ttl=${ttl}`).to.include(durationMs(ttl));
+    expect(said(text, /`WRAP_TTL` vaut (\d+ min)/)[0]).to.equal(inFrench(durations.wrapTtl));
+    expect(said(text, /`SECRET_ID_WRAP_TTL=(\w+)`/)[0], 'the first bootstrap\'s').to.satisfy((ttl: string) => durationMs(ttl) === durations.firstWrapTtl);
+    expect(said(text, /enveloppés pour (\d+ minutes) par le courrier \((\d+ minutes) pour le premier/))
+      .to.deep.equal([inFrench(durations.wrapTtl), inFrench(durations.firstWrapTtl)].map((d) => d.replace('min', 'minutes')));
+    const orchestrator = await readFile(join(repoRoot, 'policies/saas-orchestrator.hcl'), 'utf8');
+    for (const [, max = ''] of orchestrator.matchAll(/max_wrapping_ttl = "(\w+)"/g)) expect(durations.wrapTtl).to.be.at.most(durationMs(max));
+  });
+
+  it('shows as a script\'s only commands that script runs', async function () {
+    const blocks = [...plan.matchAll(/^`(scripts\/[\w/-]+\.sh)` exécute :\n\n```sh\n([\s\S]*?)```/gm)];
+    expect(blocks.map(([, script]) => script)).to.include.members(['scripts/prod/renew-orchestrator-token.sh', 'scripts/prod/unlock-role-id.sh']);
+    for (const [, script = '', block = ''] of blocks) {
+      // The script's commands, not its comments.
+      const source = (await readFile(join(repoRoot, script), 'utf8')).split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+      for (const line of block.split('\n').filter((l) => l.startsWith('vault '))) {
+        expect(source, `${script}: ${line}`).to.match(commandPattern(line.replace(/#.*/, '')));
+      }
+    }
+    // A command the script does not run is caught, and one it runs with variables is found.
+    const unlock = await readFile(join(repoRoot, 'scripts/prod/unlock-role-id.sh'), 'utf8');
+    expect(unlock).to.match(commandPattern('vault write -f sys/locked-users/<accesseur>/unlock/<role-id>'));
+    expect(unlock).to.not.match(commandPattern('vault auth list -detailed'));
   });
 });
