@@ -5,8 +5,8 @@ import { apiServerPort, nodeIp, nodeName, podSubnet, type ClusterPaths } from '.
 
 /*
  * The files the components read, written at every start. Each setting that is not
- * Kubernetes' default says why; the measured constraints of these machines are in the README
- * ("Kubernetes on a real kubelet").
+ * Kubernetes' default says why; the measured constraints of these machines are in
+ * CONTRIBUTING.md ("Kubernetes on a real kubelet").
  */
 
 function kubeconfig(paths: ClusterPaths, server: string, identity: Identity): string {
