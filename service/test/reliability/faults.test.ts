@@ -83,6 +83,17 @@ function getOnce(url: string): Promise<number> {
   });
 }
 
+/** The JSON of one GET on a connection of its own. */
+function getJsonOnce<T>(url: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    request(url, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => { body += chunk.toString('utf8'); });
+      res.on('end', () => { resolve(JSON.parse(body) as T); });
+    }).on('error', reject).end();
+  });
+}
+
 describe('reliability under faults (issue 9): the service as a process under steady load, with a real bao dev server, agent and PostgreSQL', function () {
   this.timeout(120_000);
   let server: DevServer;
@@ -171,6 +182,41 @@ describe('reliability under faults (issue 9): the service as a process under ste
     return samples;
   }
 
+  /**
+   * Every project created in `samples` was answered with one snapshot's keys: the session key
+   * that signed (or signed again) its cookie and the webhook key that signed its event belong
+   * to an (app, api-keys) pair the service loaded. Returns how many distinct pairs answered.
+   */
+  async function expectNoMixedConfig(samples: readonly Sample[], name: string): Promise<number> {
+    const created = samples.filter((s) => s.kind === 'create' && s.status === 201);
+    const ids = created.map((s) => (JSON.parse(s.body) as { id: string }).id);
+    await until('every webhook is delivered', () => ids.every((id) => receiver.received.has(id)), 10_000);
+    const pairs = loadedPairs(await serviceLog());
+    const cookieData = cookie.split('; ')[0] ?? '';
+    const now = Math.floor(Date.now() / 1000);
+    const mixed: string[] = [];
+    const seen = new Set<string>();
+    created.forEach((sample, index) => {
+      // A cookie signed with an older key is signed again with the snapshot's first key.
+      const resigned = sample.setCookie.find((c) => c.startsWith('saas_session.sig='))?.split(';')[0]?.slice('saas_session.sig='.length);
+      const appVersion = resigned === undefined
+        ? appKeys.get(firstSessionKey)
+        : [...appKeys].find(([key]) => cookieSignature(cookieData, key) === resigned)?.[1];
+      const hook = receiver.received.get(ids[index] ?? '');
+      const apiVersion = [...apiKeys].find(([key]) => hook !== undefined && verifyWebhook(hook.body, hook.signature, key, now, 600))?.[1];
+      const pair = `${appVersion ?? '?'}/${apiVersion ?? '?'}`;
+      seen.add(pair);
+      if (!pairs.has(pair)) mixed.push(`${sample.phase}: app v${appVersion ?? '?'} with api-keys v${apiVersion ?? '?'}`);
+    });
+    figures.push({
+      fault: `mixed-config check: ${name}`, seconds: 0, requests: created.length, counts: { 201: created.length },
+      notes: `${seen.size} distinct (app, api-keys) version pairs answered, each one a snapshot the service loaded; ${mixed.length} mixed`,
+    });
+    expect(created.length, 'projects created').to.be.greaterThan(0);
+    expect(mixed.slice(0, 10), `${mixed.length} of ${created.length} answered with a mix of old and new configuration`).to.deep.equal([]);
+    return seen.size;
+  }
+
   before(async function () {
     this.timeout(90_000);
     backstopMs = await renderedFileCheckMs();
@@ -237,14 +283,28 @@ describe('reliability under faults (issue 9): the service as a process under ste
     for (const path of ['/readyz', '/healthz', '/nope']) await getOnce(`http://127.0.0.1:${running.port}${path}`);
     // The admin listener too: it must close with the rest.
     for (const path of ['/status', '/metrics']) await getOnce(`http://127.0.0.1:${running.adminPort}${path}`);
-    await sleep(1200); // a few token checks and backstop ticks
+    // Two token checks at the 500 ms interval (their timers armed, run and armed again): the
+    // second within two intervals + 1 s.
+    const checks = new Set<string>();
+    for (const end = Date.now() + 2 * 500 + 1000; checks.size < 2;) {
+      const { token } = await getJsonOnce<{ token: { lastCheckAt: string | null } }>(`http://127.0.0.1:${running.adminPort}/status`);
+      if (token.lastCheckAt !== null) checks.add(token.lastCheckAt);
+      if (checks.size < 2 && Date.now() > end) throw new Error('fewer than two token checks within two 500 ms intervals + 1 s');
+      await sleep(50);
+    }
     await running.close();
     // node-vault uses Node's shared HTTP agent, which keeps an idle connection to Vault for a
     // few seconds (keep-alive): a pool of the process, not a resource of this service instance.
     globalAgent.destroy();
-    await sleep(200);
-    const after = activeResources();
-    const grown = Object.entries(after).filter(([type, n]) => n > (before[type] ?? 0));
+    // Timers are judged at once: close() has cleared every one it armed, and a timer left armed
+    // would be gone once it fired. Listeners, watchers and sockets close on the loop's next
+    // turns: looked at until none is left over, 1 s at most.
+    const timersLeft = (activeResources().Timeout ?? 0) - (before.Timeout ?? 0);
+    const grownSince = (now: Record<string, number>) => Object.entries(now).filter(([type, n]) => n > (before[type] ?? 0));
+    let after = activeResources();
+    for (const end = Date.now() + 1000; grownSince(after).length > 0 && Date.now() < end; after = activeResources()) await sleep(20);
+    const grown = grownSince(after);
+    expect(timersLeft, 'timers close() left armed').to.be.at.most(0);
     expect(grown, `before ${JSON.stringify(before)}, running ${JSON.stringify(during)}, after ${JSON.stringify(after)}`).to.deep.equal([]);
     expect(Object.values(during).reduce((a, b) => a + b, 0)).to.be.greaterThan(Object.values(before).reduce((a, b) => a + b, 0));
   });
@@ -271,6 +331,8 @@ describe('reliability under faults (issue 9): the service as a process under ste
         `the last rotation loaded ${lastLoaded - written} ms after it was written (agent render interval 5 s, env/dev.hcl)`;
     });
     expect(samples.filter((s) => s.status === 503)).to.deep.equal([]);
+    expect(samples.filter((s) => s.kind === 'create' && s.status === 201).length, 'projects created').to.be.greaterThan(rotationSeconds * 5);
+    expect(await expectNoMixedConfig(samples, 'rotations'), 'distinct snapshots answered').to.be.greaterThan(rotationSeconds / 2);
   });
 
   it('keeps serving while the agent is killed and restarted', async function () {
@@ -336,11 +398,15 @@ describe('reliability under faults (issue 9): the service as a process under ste
       for (const accessor of accessors.keys) {
         await vaultData(server.addr, server.rootToken, 'POST', 'auth/approle/role/saas-app-dev/secret-id-accessor/destroy', { secret_id_accessor: accessor });
       }
+      const failedLogins = async () => ((await agent.log()).match(/invalid role or secret ID/gi) ?? []).length;
+      const failedBefore = await failedLogins();
       const revoked = Date.now();
       await revokeTokens();
       await until('the gate halts', async () => (await serviceLog()).some((e) => e.msg === haltedMessage && e.t >= revoked), 3000);
-      // The agent cannot log in again: the gate stays halted.
-      await sleep(5000);
+      // The agent cannot log in again: once it has tried (at its next renewal, within 5/6 of
+      // the 6 s TTL, + 1 s) or has given up, the gate is still halted.
+      await until('the agent tries its destroyed secret id, or exits', async () =>
+        agent.child.exitCode !== null || await failedLogins() > failedBefore, (6000 * 5) / 6 + 1000);
       expect((await serviceLog()).some((e) => e.msg === reopenedMessage && e.t >= revoked), 'reopened without a secret id').to.be.false;
       const agentExited = agent.child.exitCode !== null;
       // The operator: a fresh wrapped secret id, and the agent started again.
@@ -400,59 +466,34 @@ describe('reliability under faults (issue 9): the service as a process under ste
         return `refused in ${refusedIn} ms (${String(refusal?.reason)}); the next valid render loaded ${Math.round(recovery)} ms after it was written`;
       });
       expect(samples.filter((s) => s.status !== 200 && s.status !== 201)).to.deep.equal([]);
+      await expectNoMixedConfig(samples, `rendered file: ${what}`);
       // A lost event costs at most one stat check: its interval, plus 1 s for a busy machine.
       expect(refusals[0], `refused ${String(refusals[0])} ms after the fault (stat check every ${backstopMs} ms)`)
         .to.be.at.most(backstopMs + 1000);
     });
   }
 
-  it('answered no request with a mix of old and new configuration (session key and webhook key of one snapshot)', async function () {
-    const created = loads.flatMap((l) => l.samples).filter((s) => s.kind === 'create' && s.status === 201);
-    const ids = created.map((s) => (JSON.parse(s.body) as { id: string }).id);
-    await until('every webhook is delivered', () => ids.every((id) => receiver.received.has(id)), 10_000);
-    const pairs = loadedPairs(await serviceLog());
-    const cookieData = cookie.split('; ')[0] ?? '';
-    const now = Math.floor(Date.now() / 1000);
-    const mixed: string[] = [];
-    const seen = new Set<string>();
-    created.forEach((sample, index) => {
-      // A cookie signed with an older key is signed again with the snapshot's first key.
-      const resigned = sample.setCookie.find((c) => c.startsWith('saas_session.sig='))?.split(';')[0]?.slice('saas_session.sig='.length);
-      const appVersion = resigned === undefined
-        ? appKeys.get(firstSessionKey)
-        : [...appKeys].find(([key]) => cookieSignature(cookieData, key) === resigned)?.[1];
-      const hook = receiver.received.get(ids[index] ?? '');
-      const apiVersion = [...apiKeys].find(([key]) => hook !== undefined && verifyWebhook(hook.body, hook.signature, key, now, 600))?.[1];
-      const pair = `${appVersion ?? '?'}/${apiVersion ?? '?'}`;
-      seen.add(pair);
-      if (!pairs.has(pair)) mixed.push(`${sample.phase}: app v${appVersion ?? '?'} with api-keys v${apiVersion ?? '?'}`);
+  // A nested suite runs after every test of this one, wherever it stands: the service this
+  // test stops is the one the others use, and it checks it after whatever of them ran.
+  describe('the service process, at the end', function () {
+    it('never crashed, left no unhandled rejection nor leaked descriptors, and exits 0 on SIGTERM', async function () {
+      const pid = service.process.child.pid ?? 0;
+      await sleep(500);
+      const fds = await openFds(pid);
+      figures.push({
+        fault: 'process after every fault', seconds: 0, requests: 0, counts: {},
+        notes: `open descriptors at rest: ${baselineFds.total} after warm-up (${baselineFds.sockets} sockets), ${fds.total} after the faults (${fds.sockets} sockets)`,
+      });
+      expect(fds.others, 'files, pipes, watchers, event fds').to.deep.equal(baselineFds.others);
+      // Sockets: the listener, PostgreSQL's pool (10 at most) and webhook keep-alive connections.
+      expect(fds.sockets).to.be.at.most(baselineFds.sockets + 10);
+      expect(service.process.child.exitCode).to.equal(null);
+      expect(await service.process.stop('SIGTERM')).to.equal(0);
+      const text = await service.process.log();
+      expect(foreignLines(text), 'output that is not a log line: a crash, an unhandled rejection, a warning').to.deep.equal([]);
+      const log = parseLog(text);
+      expect(log.filter((e) => e.msg === 'request failed' || /unhandled|uncaught/i.test(e.msg))).to.deep.equal([]);
+      expect(log.at(-1)?.msg).to.equal('stopped');
     });
-    figures.push({
-      fault: 'mixed-config check over every fault', seconds: 0, requests: created.length, counts: { 201: created.length },
-      notes: `${seen.size} distinct (app, api-keys) version pairs answered, each one a snapshot the service loaded; ${mixed.length} mixed`,
-    });
-    expect(created.length).to.be.greaterThan(rotationSeconds * 5);
-    expect(seen.size).to.be.greaterThan(rotationSeconds / 2);
-    expect(mixed.slice(0, 10), `${mixed.length} of ${created.length}`).to.deep.equal([]);
-  });
-
-  it('never crashed, left no unhandled rejection nor leaked descriptors, and exits 0 on SIGTERM', async function () {
-    const pid = service.process.child.pid ?? 0;
-    await sleep(500);
-    const fds = await openFds(pid);
-    figures.push({
-      fault: 'process after every fault', seconds: 0, requests: 0, counts: {},
-      notes: `open descriptors at rest: ${baselineFds.total} after warm-up (${baselineFds.sockets} sockets), ${fds.total} after the faults (${fds.sockets} sockets)`,
-    });
-    expect(fds.others, 'files, pipes, watchers, event fds').to.deep.equal(baselineFds.others);
-    // Sockets: the listener, PostgreSQL's pool (10 at most) and webhook keep-alive connections.
-    expect(fds.sockets).to.be.at.most(baselineFds.sockets + 10);
-    expect(service.process.child.exitCode).to.equal(null);
-    expect(await service.process.stop('SIGTERM')).to.equal(0);
-    const text = await service.process.log();
-    expect(foreignLines(text), 'output that is not a log line: a crash, an unhandled rejection, a warning').to.deep.equal([]);
-    const log = parseLog(text);
-    expect(log.filter((e) => e.msg === 'request failed' || /unhandled|uncaught/i.test(e.msg))).to.deep.equal([]);
-    expect(log.at(-1)?.msg).to.equal('stopped');
   });
 });
