@@ -7,7 +7,7 @@
  * Two kinds of process (bench/memory-child.ts, node --expose-gc), both the service's app
  * listening with a loaded snapshot and every module imported: "base" without the watcher and
  * the loop, "watch-loop" with AgentFileSource (chokidar folder watch, 2 s stat backstop), the
- * token sink watch, and an AgentTokenWatcher checking a real token against a real bao dev server
+ * token sink watch, and the agent token's watcher checking a real token against a real bao dev server
  * every second. While they warm up, this process renames a new rendered file over the watched
  * one every second (as the agent would). After the warm-up, three full GCs, then RSS.
  * A third kind, "admin", is "base" plus the operator's port (admin listener and Prometheus

@@ -24,7 +24,7 @@ const slowFirst = [
   'service/test/reliability/faults.test.ts',
   'service/test/vault/service-token-bao.test.ts',
   'service/test/prod/production.test.ts',
-  'service/test/vault/agent-token-watcher-bao.test.ts',
+  'service/test/vault/agent-token-bao.test.ts',
   'service/test/prod/admin-access.test.ts',
   'service/test/reliability/dynamic-credentials.test.ts',
 ];
@@ -37,7 +37,7 @@ const contract = [
   'service/test/agent-config/agent.test.ts',
   'service/test/main.test.ts',
   'service/test/vault/service-token-bao.test.ts',
-  'service/test/vault/agent-token-watcher-bao.test.ts',
+  'service/test/vault/agent-token-bao.test.ts',
   'service/test/reliability/dynamic-credentials.test.ts',
   'service/test/prod/production.test.ts',
   'service/test/prod/admin-access.test.ts',

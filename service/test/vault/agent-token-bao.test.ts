@@ -59,7 +59,7 @@ const fatalLines = (ctx: AgentContext) => ctx.log.lines.filter((l) => l.level ==
  * service checks (it halts), or the service's next scheduled check is far off while a new
  * agent logs in (it does not).
  */
-describe(`AgentTokenWatcher: revocation, with a real ${vaultServer.name} agent and server (6 s TTL)`, function () {
+describe(`The agent's token, watched: revocation, with a real ${vaultServer.name} agent and server (6 s TTL)`, function () {
   this.timeout(60_000);
   agentModeSuite('6s', (ctx) => {
     it('halts within 500 ms + 1 s when the agent\'s token is revoked and the agent has no new one, and reopens once it has', async function () {
@@ -93,7 +93,7 @@ describe(`AgentTokenWatcher: revocation, with a real ${vaultServer.name} agent a
   });
 });
 
-describe(`AgentTokenWatcher: a new token before the next check, with a real ${vaultServer.name} agent and server (1 h TTL, no check interval)`, function () {
+describe(`The agent's token, watched: a new token before the next check, with a real ${vaultServer.name} agent and server (1 h TTL, no check interval)`, function () {
   this.timeout(60_000);
   agentModeSuite('1h', (ctx) => {
     it('does not halt when the agent has logged in again before the service\'s next check: the new token is checked as soon as it is written',
@@ -144,7 +144,7 @@ describe(`AgentTokenWatcher: a new token before the next check, with a real ${va
   }, '0');
 });
 
-describe(`AgentTokenWatcher: Vault outages, with a real ${vaultServer.name} agent and server (12 s TTL)`, function () {
+describe(`The agent's token, watched: Vault outages, with a real ${vaultServer.name} agent and server (12 s TTL)`, function () {
   this.timeout(60_000);
   agentModeSuite('12s', (ctx) => {
     it('keeps serving through a Vault outage shorter than the token\'s TTL', async function () {
@@ -178,7 +178,7 @@ describe(`AgentTokenWatcher: Vault outages, with a real ${vaultServer.name} agen
   });
 });
 
-describe(`AgentTokenWatcher: the kill switch, with the default 10 s check and the dev ${vaultServer.name} agent (30 s TTL)`, function () {
+describe(`The agent's token, watched: the kill switch, with the default 10 s check and the dev ${vaultServer.name} agent (30 s TTL)`, function () {
   this.timeout(120_000);
   agentModeSuite('30s', (ctx) => {
     const fatalSince = (count: number) => fatalLines(ctx).slice(count);
