@@ -21,6 +21,9 @@ export interface MetricSources {
   wallClock?: () => number;
 }
 
+/** prom-client's default gauges whose names end in `_total` (left out: see the constructor). */
+const defaultGaugesNamedTotal = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
 /** What a call to Vault came to, by the class of its answer: a label with a handful of values. */
 export type VaultOutcome = 'ok' | 'refused' | 'rate_limited' | 'unavailable' | 'unreachable' | 'rejected';
 
@@ -38,6 +41,11 @@ export class ServiceMetrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these three gauges `_total`, a suffix Prometheus keeps for counters:
+    // `promtool check metrics` fails on them, and rate() on them would mislead. prom-client
+    // can neither skip nor rename one default metric, so they are removed; nothing is lost,
+    // each is the sum of its labelled sibling (sum(nodejs_active_handles), ...).
+    for (const name of defaultGaugesNamedTotal) this.registry.removeSingleMetric(name);
     this.#vaultRequests = new Counter({
       name: 'saas_vault_requests_total', registers, labelNames: ['operation', 'outcome'] as const,
       help: 'Calls the service made to Vault, by operation and outcome',
