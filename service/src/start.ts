@@ -70,11 +70,11 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const webhooks = new WebhookSender(settings.webhookUrl, logger);
     started.add('webhook deliveries', () => webhooks.drain());
     const views = { gate, holder, token: () => ({ mode, ...secrets.token.status() }), lease: () => leases?.status() ?? null };
-    metrics.observe({ ...views, reloads: () => {
+    metrics.observe({ ...views, ...(secrets.agent === undefined ? {} : { agent: secrets.agent }), reloads: () => {
       const stats = secrets.fileStats();
       return { loaded: stats?.reloads ?? 0, refused: stats?.rejected ?? 0, unchanged: stats?.unchanged ?? 0 };
     } });
-    const status = statusView({ ...views, mode, appEnv: settings.appEnv, file: () => secrets.fileStats() });
+    const status = statusView({ ...views, mode, appEnv: settings.appEnv, file: () => secrets.fileStats(), agent: () => secrets.agent?.() ?? null });
     const admin = await listen(createAdminApp({ status, metrics, token: adminToken }), settings.adminPort, settings.adminHost, 'ADMIN_HOST, ADMIN_PORT');
     started.add('admin listener', () => closeNow(admin.server));
 

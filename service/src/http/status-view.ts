@@ -1,4 +1,5 @@
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { AgentStatus } from '../report/agent-report.js';
 import type { LeaseStatus } from '../report/lease-report.js';
 import type { TokenStatus } from '../report/token-report.js';
 import type { TrafficGate } from './traffic-gate.js';
@@ -9,6 +10,8 @@ export interface StatusSources {
   gate: TrafficGate;
   holder: SnapshotHolder;
   token: () => TokenStatus;
+  /** Whether Vault Agent renewed its token in time (agent mode); null in SDK mode. */
+  agent: () => AgentStatus | null;
   /** The rendered file's reload counts in agent mode; null in SDK mode. */
   file: () => unknown;
   /** The database credentials' lease (dynamic mode); null in kv mode. */
@@ -29,6 +32,7 @@ export function statusView(sources: StatusSources): () => unknown {
       appEnv: sources.appEnv,
       gate: { ...gate, since: new Date(gate.since).toISOString() },
       token: sources.token(),
+      agent: sources.agent(),
       lease: sources.lease(),
       secrets: {
         loadedAt: snapshot === undefined ? null : new Date(snapshot.loadedAt).toISOString(),

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
+import type { AgentStatus } from '../report/agent-report.js';
 import type { LeaseStatus } from '../report/lease-report.js';
 import type { TokenStatus } from '../report/token-report.js';
 
@@ -14,6 +15,8 @@ export interface MetricSources {
   gate: ObservedGate;
   holder: SnapshotHolder;
   token: () => TokenStatus;
+  /** Whether Vault Agent renewed its token in time (agent mode); absent in SDK mode. */
+  agent?: () => AgentStatus;
   /** The database credentials' lease (dynamic mode); null in kv mode. */
   lease?: () => LeaseStatus | null;
   /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
@@ -66,6 +69,14 @@ export class ServiceMetrics {
       help: 'Seconds left before the Vault token\'s known expiry; 0 when none is known (refused, expired, not verified)',
       collect() { this.set(sources.token().ttlSeconds ?? 0); },
     });
+    const agent = sources.agent;
+    if (agent !== undefined) {
+      new Gauge({
+        name: 'saas_agent_overdue', registers,
+        help: '1 while Vault Agent is late renewing its token (dead, stuck, or cut off from Vault), 0 otherwise; absent in SDK mode',
+        collect() { this.set(agent().state === 'overdue' ? 1 : 0); },
+      });
+    }
     const lease = sources.lease ?? (() => null);
     new Gauge({
       name: 'saas_secret_lease_ttl_seconds', registers, labelNames: ['path'] as const,

@@ -5,6 +5,7 @@ import { StartupError } from '../config/startup-error.js';
 import type { Logger } from '../log/logger.js';
 import type { StopList } from '../process/graceful-shutdown.js';
 import type { StopName } from '../process/stop-order.js';
+import type { AgentStatus } from '../report/agent-report.js';
 import type { TokenProblem, TokenReport } from '../report/token-report.js';
 import { AgentToken } from '../vault/agent-token.js';
 import { removeCredentialVariables } from '../vault/approle-credentials.js';
@@ -36,6 +37,8 @@ export interface SecretsSource {
   readonly replaceCredentials?: (why: string) => Promise<void>;
   /** SDK mode: calls `listener` after each new login; returns the unsubscribe. */
   readonly onNewLogin?: (listener: () => void) => () => void;
+  /** Agent mode: whether Vault Agent renewed its token in time. */
+  readonly agent?: () => AgentStatus;
   fileStats(): AgentFileStats | null;
   start(): Promise<void>;
 }
@@ -67,7 +70,8 @@ export async function agentMode({ settings, env, api, holder, report, rules, log
   await source.watching();
   const file = settings.vaultTokenFile;
   const readToken = () => readTokenFile(file);
-  const token = new LifetimeWatcher({ strategy: new AgentToken({ api, tokenFile: file, readToken, logger }), report, logger, rules });
+  const agentToken = new AgentToken({ api, tokenFile: file, readToken, logger });
+  const token = new LifetimeWatcher({ strategy: agentToken, report, logger, rules });
   started.add('token checks', () => token.stop());
   // The agent writes a new token after each login: checked at once.
   const sink = watchFile(file, {
@@ -77,5 +81,5 @@ export async function agentMode({ settings, env, api, holder, report, rules, log
   });
   started.add('token sink watch', () => sink.close());
   await sink.ready;
-  return { token, currentToken: readToken, fileStats: () => source.stats(), start: () => token.start() };
+  return { token, currentToken: readToken, agent: () => agentToken.status(), fileStats: () => source.stats(), start: () => token.start() };
 }

@@ -26,6 +26,26 @@ export interface TokenInfo {
   readonly expires?: boolean;
   /** The TTL it was created with (`creation_ttl`), which each renewal restores until the max TTL. */
   readonly creationTtlSeconds?: number;
+  /** The last renewal (or the issue, before any); absent when Vault did not say. */
+  readonly lastGrant?: TokenGrant;
+}
+
+/**
+ * What the token's last renewal (or its issue) granted: `expire_time` less `last_renewal` (or
+ * `issue_time`), two of Vault's own clock readings from one answer, so no clock of this machine
+ * is compared with Vault's. `at` is Vault's timestamp, used only to tell one grant from the next.
+ */
+export interface TokenGrant {
+  readonly at: string;
+  readonly ttlSeconds: number;
+}
+
+export function lastGrant(data: { expire_time?: string | null; last_renewal?: string | null; issue_time?: string | null }): TokenGrant | undefined {
+  const at = data.last_renewal ?? data.issue_time ?? '';
+  const expire = Date.parse(data.expire_time ?? '');
+  const granted = Date.parse(at);
+  if (Number.isNaN(expire) || Number.isNaN(granted) || expire < granted) return undefined;
+  return { at, ttlSeconds: Math.round((expire - granted) / 1000) };
 }
 
 /**
@@ -129,11 +149,15 @@ export function nodeVaultApi(addr: string, options: VaultApiOptions = { timeoutM
     },
     async lookupSelf(token) {
       const body = (await client.request({ path: '/auth/token/lookup-self', method: 'GET', ...as(token) })) as {
-        data: { ttl: number; renewable: boolean; policies: string[]; expire_time: string | null; creation_ttl: number };
+        data: {
+          ttl: number; renewable: boolean; policies: string[]; expire_time: string | null; creation_ttl: number;
+          issue_time?: string | null; last_renewal?: string | null;
+        };
       };
+      const grant = lastGrant(body.data);
       return {
         ttlSeconds: body.data.ttl, renewable: body.data.renewable, policies: body.data.policies, expires: body.data.expire_time !== null,
-        creationTtlSeconds: body.data.creation_ttl,
+        creationTtlSeconds: body.data.creation_ttl, ...(grant === undefined ? {} : { lastGrant: grant }),
       };
     },
     async renewSelf(token) {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { buildSnapshot } from '../../src/config/snapshot.js';
+import type { AgentStatus } from '../../src/report/agent-report.js';
 import type { LeaseStatus } from '../../src/report/lease-report.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { instrumentVaultApi, vaultOutcome } from '../../src/metrics/instrumented-vault-api.js';
@@ -66,6 +67,18 @@ describe('ServiceMetrics (a hand-written fake of Vault behind the instrumented A
     expect(sample(await other.text(), 'saas_secret_lease_ttl_seconds', '{path="database/creds/saas-app-dev"}')).to.equal(1234);
     lease = { ...lease, ttlSeconds: null };
     expect(sample(await other.text(), 'saas_secret_lease_ttl_seconds', '{path="database/creds/saas-app-dev"}'), 'none known').to.equal(0);
+  });
+
+  it('shows whether Vault Agent is overdue in agent mode (1 or 0), and has no such metric in SDK mode', async function () {
+    expect(await metrics.text(), 'SDK mode: no agent').to.not.match(/saas_agent_overdue/);
+    const other = new ServiceMetrics();
+    let agent: AgentStatus = { state: 'on_time', lastRenewalSecondsAgo: 3, renewalDueInSeconds: 200 };
+    other.observe({ gate, holder, token: () => token, agent: () => agent, reloads: () => reloads });
+    expect(sample(await other.text(), 'saas_agent_overdue')).to.equal(0);
+    agent = { state: 'overdue', lastRenewalSecondsAgo: 230, renewalDueInSeconds: -10 };
+    expect(sample(await other.text(), 'saas_agent_overdue')).to.equal(1);
+    agent = { state: 'unknown', lastRenewalSecondsAgo: null, renewalDueInSeconds: null };
+    expect(sample(await other.text(), 'saas_agent_overdue')).to.equal(0);
   });
 
   it('counts halts by code, once per halt as the fatal line does, not per refused check', async function () {
