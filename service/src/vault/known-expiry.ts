@@ -17,13 +17,16 @@ export class KnownExpiry {
   }
 
   /**
-   * Verified just now with `ttlSeconds` left. Vault counts whole seconds down, so 0 is "under a
-   * second left", never "no expiry": a token that never expires (a root token) is `clear()`ed.
+   * Verified just now with `ttlSeconds` left. Vault counts whole seconds down: what is left is
+   * at least `ttlSeconds` and under one more, and the expiry is taken at the low end, so traffic
+   * halts before Vault ends the token and the database user its leases hold, never after. So 0
+   * is "under a second left", which expires at once, never "no expiry": a token that never
+   * expires (a root token) is `clear()`ed.
    */
   set(ttlSeconds: number): void {
     this.clear();
     const now = this.#now();
-    const at = now + Math.max(1, ttlSeconds) * 1000;
+    const at = now + Math.max(0, ttlSeconds) * 1000;
     this.#expiresAt = at;
     this.#cancel = setLongTimeout(() => {
       if (this.#expiresAt !== at) return;

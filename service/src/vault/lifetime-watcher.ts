@@ -102,6 +102,8 @@ export class LifetimeWatcher<P extends string> {
   #lastCheck: { at: number; ok: boolean } | undefined;
   /** The backoff drawn by the last transition that ended in a retry. */
   #retryInMs = 0;
+  /** The known expiry passed unverified: a refusal after it says it expired, not that it was revoked. */
+  #expiryPassed = false;
 
   constructor(options: LifetimeWatcherOptions<P>) {
     this.#options = { now: () => performance.now(), wallClock: Date.now, ...options };
@@ -213,15 +215,19 @@ export class LifetimeWatcher<P extends string> {
       case 'forget':
         this.#expiry.clear();
         return;
-      case 'reportFinding':
-        if (learned.finding !== undefined) report.invalid(learned.finding.code, learned.finding.reason);
+      case 'reportFinding': {
+        if (learned.finding === undefined) return;
+        const { code, reason } = learned.event.kind === 'refused' && this.#expiryPassed ? strategy.expired(this.#state.replaceProblem) : learned.finding;
+        report.invalid(code, reason);
         return;
+      }
       case 'reportReplaceFailed': {
         const { code, reason } = strategy.replaceFailed(this.#state.replaceProblem ?? 'replacing it failed');
         report.invalid(code, reason);
         return;
       }
       case 'reportExpired': {
+        this.#expiryPassed = true;
         const { code, reason } = strategy.expired(this.#state.replaceProblem);
         report.invalid(code, reason);
         return;
@@ -254,7 +260,9 @@ export class LifetimeWatcher<P extends string> {
     // lookup can bring the expiry before the renewal. The renewal comes first.
     if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#options.rules.minDelayMs);
     this.#checkAgainAt = v.checkAgainInMs === undefined ? Number.POSITIVE_INFINITY : now + v.checkAgainInMs;
-    this.#options.report.valid(Math.max(v.expires ? 1 : 0, v.ttlSeconds));
+    this.#expiryPassed = false;
+    // Under a second left: the known expiry passes at once, and says so; it is not vouched for.
+    if (!v.expires || v.ttlSeconds > 0) this.#options.report.valid(v.ttlSeconds);
   }
 
   #checked(ok: boolean): void {

@@ -63,15 +63,26 @@ describe('the agent\'s token, watched: timing (fake timers, hand-written fake Va
     expect(answers.length).to.be.greaterThan(10);
   });
 
-  it('at the token\'s last second (lookup-self answers a TTL of 0) halts when that second passes, not never', async function () {
-    const lookupSelf = sinon.stub().resolves({ ...info(0), expires: true });
+  it('at the token\'s last second (lookup-self answers a TTL of 0) halts at once with vault_token_expired, before Vault ends it, not never', async function () {
+    const lookupSelf = sinon.stub().resolves(info(30));
     const w = watcher(lookupSelf);
     await w.start();
     expect(gate.isOpen).to.be.true;
-    expect(w.status().ttlSeconds, 'a known expiry, not none').to.equal(1);
-    lookupSelf.rejects(unreachable());
-    await clock.tickAsync(1000);
+    lookupSelf.resolves({ ...info(0), expires: true });
+    await w.checkNow();
+    await clock.tickAsync(0);
     expect(gate.current).to.include({ state: 'halted', code: 'vault_token_expired' });
+  });
+
+  it('a refusal after the known expiry passed says the token expired, not that it was revoked (the agent stopped renewing it)', async function () {
+    const lookupSelf = sinon.stub().resolves(info(5));
+    await watcher(lookupSelf).start();
+    lookupSelf.rejects(unreachable());
+    await clock.tickAsync(5000);
+    expect(gate.current).to.include({ state: 'halted', code: 'vault_token_expired' });
+    lookupSelf.rejects(refused());
+    await clock.tickAsync(20_000);
+    expect(fatal().map((l) => l.code), 'one halt, for the expiry').to.deep.equal(['vault_token_expired']);
   });
 
   it('a root token (no expire_time) keeps no expiry; it is still checked', async function () {

@@ -89,7 +89,7 @@ describe('setLongTimeout and KnownExpiry (fake timers)', function () {
     expect(expiry.remainingMs()).to.equal(undefined);
   });
 
-  it('KnownExpiry: a new verification moves the alarm; clear() leaves none; a TTL of 0 is under a second, not forever', async function () {
+  it('KnownExpiry: a new verification moves the alarm; clear() leaves none; a TTL of 0 is under a second, so it passes at once, not never', async function () {
     const expired = sinon.spy();
     const expiry = new KnownExpiry(expired, () => Date.now());
     expiry.set(10);
@@ -101,10 +101,17 @@ describe('setLongTimeout and KnownExpiry (fake timers)', function () {
     await clock.tickAsync(60_000);
     expect(expired.callCount).to.equal(0);
     expect(clock.countTimers()).to.equal(0);
-    // The agent's token at its last second: lookup-self answers a TTL of 0.
+    // The agent's token at its last second: lookup-self answers a TTL of 0. Taken at the low
+    // end of what may be left, so traffic halts before Vault ends the token, never after.
     expiry.set(0);
-    expect(expiry.remainingMs()).to.equal(1000);
-    await clock.tickAsync(1000);
+    expect(expiry.remainingMs()).to.equal(0);
+    await clock.tickAsync(0);
     expect(expired.callCount).to.equal(1);
+    // 5 s read: expires 5 s from now, not 6.
+    expiry.set(5);
+    await clock.tickAsync(4999);
+    expect(expired.callCount).to.equal(1);
+    await clock.tickAsync(1);
+    expect(expired.callCount).to.equal(2);
   });
 });
