@@ -120,6 +120,15 @@ export class DatabaseCredentialsLease implements Strategy<LeaseProblem> {
       };
     } catch (error) {
       if (isTokenRefused(error)) {
+        // PostgreSQL says the credentials are gone, and Vault refuses the token that created the
+        // lease: a lease ends with its token (revoked or expired), so both say it is gone.
+        if (this.#suspectLookups.length > 0) {
+          return {
+            kind: 'refused', code: 'database_lease_revoked',
+            reason: `PostgreSQL reports the credentials of ${lease.path} gone, and Vault refuses the token that holds their lease ` +
+              `(${failureText(error)}): a lease ends with its token`,
+          };
+        }
         // Said about the token, not the lease: the token's watcher reports it.
         throw Object.assign(new Error(`the token was refused (${failureText(error)}); the token's check reports it`), { cause: error });
       }

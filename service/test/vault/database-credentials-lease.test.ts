@@ -183,6 +183,32 @@ describe('the database credentials\' lease on production\'s schedule (fake timer
     });
   });
 
+  describe('when PostgreSQL reports the credentials gone and Vault refuses the token (it expired or was revoked)', function () {
+    it('the lease is gone with its token: reported revoked, no known expiry left in the status', async function () {
+      const api = { lookupLease: sinon.stub().resolves(info(3000)), renewLease: sinon.stub() };
+      current = lease('lease-1', 3600);
+      const { watcher, credentialsGone } = watch(api);
+      await watcher.start();
+      expect(watcher.status().ttlSeconds).to.be.greaterThan(2900);
+      api.lookupLease.rejects(answered(403, 'permission denied'));
+      await credentialsGone();
+      expect(gate.current).to.include({ state: 'halted', code: 'database_lease_revoked' });
+      expect((gate.current as { reason: string }).reason).to.include('a lease ends with its token');
+      expect(watcher.status()).to.include({ ttlSeconds: null, lastCheckOk: false });
+    });
+
+    it('without PostgreSQL\'s report a refused token says nothing of the lease (the token\'s watcher reports it)', async function () {
+      const api = { lookupLease: sinon.stub().resolves(info(3000)), renewLease: sinon.stub() };
+      current = lease('lease-1', 3600);
+      const { watcher } = watch(api);
+      await watcher.start();
+      api.lookupLease.rejects(answered(403, 'permission denied'));
+      await watcher.checkNow();
+      expect(gate.isOpen).to.be.true;
+      expect(watcher.status().ttlSeconds).to.be.greaterThan(2900);
+    });
+  });
+
   describe('held by Vault Agent (agent mode)', function () {
     it('only looks the lease up, two thirds into the full duration the agent renews it to; never renews it nor fetches credentials', async function () {
       const lookup = timed(() => Promise.resolve(info(3000)));
