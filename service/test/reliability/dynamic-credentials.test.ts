@@ -18,6 +18,7 @@ import { startRecordingProxy, type RecordingProxy } from '../support/recording-p
 import { startService, type ServiceProcess } from '../support/service.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
+import { asDuration, scaleDurations, shippedProduction } from '../support/shipped-durations.js';
 import { fastRenderConfig, sleep, until } from './harness.js';
 import { SteadyLoad, type RequestSpec, type Sample } from './load.js';
 
@@ -451,5 +452,45 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
         }
       });
     }
+  });
+  describe('the agent dead until its token expires (1/30 of the shipped token TTL, lease TTL and check interval)', function () {
+    it('traffic halts with vault_token_expired before Vault ends the database user: no database_unavailable first', async function () {
+      const d = scaleDurations((await shippedProduction()).durations, 30);
+      await enableDynamicCredentials(server, pg, { appEnv, ttl: asDuration(d.leaseTtl), maxTtl: asDuration(d.leaseMaxTtl) });
+      const agentDir = await prepareAgentDir(server, appEnv, {
+        ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl), ROLE_SECRET_ID_NUM_USES: '0',
+      });
+      const agent = startAgent(server, agentDir, appEnv, appEnv, { DATABASE_CREDENTIALS: 'dynamic' });
+      let service: ServiceProcess | undefined;
+      try {
+        await waitForFile(agentDir.renderedFile, agent);
+        await waitForFile(agentDir.tokenFile, agent);
+        registerSecret('agent token (expiry test)', await readFile(agentDir.tokenFile, 'utf8'));
+        const file = JSON.parse(await readFile(agentDir.renderedFile, 'utf8')) as { database: { data: { username: string; password: string } } };
+        registerSecret('rendered dynamic database password (expiry test)', file.database.data.password);
+        service = await startService({
+          SECRETS_MODE: 'agent', DATABASE_CREDENTIALS: 'dynamic', APP_ENV: appEnv, VAULT_ADDR: server.addr,
+          SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile, TOKEN_CHECK_MAX_INTERVAL_MS: String(d.checkInterval),
+          DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port), DATABASE_NAME: 'saas',
+        });
+        const running = service;
+        const load = new SteadyLoad(running.url, 40, await signedIn(running));
+        load.start('agent dead until its token expires');
+        agent.child.kill('SIGKILL');
+        // What is left of the token (its TTL at most), one check interval, and 1 s.
+        await until('halted', async () => (await status(running)).gate.state === 'halted', d.tokenTtl + d.checkInterval + 1000);
+        // Vault ends the token, its lease and so the database user: the requests go on past that.
+        await until('the database user dropped', async () => !(await issuedUsers()).includes(file.database.data.username), 10_000);
+        await sleep(1000);
+        const samples = await load.stop();
+        const refused = samples.filter((s) => s.status !== 200 && s.status !== 201);
+        expect(refused.length, 'requests answered once halted').to.be.greaterThan(0);
+        expect([...new Set(refused.map((s) => `${s.status} ${s.code ?? s.error ?? ''}`))]).to.deep.equal(['503 vault_token_expired']);
+        expect((await status(running)).gate.code).to.equal('vault_token_expired');
+      } finally {
+        await service?.process.stop();
+        await agent.stop();
+      }
+    });
   });
 });
