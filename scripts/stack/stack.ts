@@ -1,9 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { Supervisor } from './supervise.js';
 import {
   ensurePostgres, initPostgres, postgresCommand, provisionAppRole, serverUser, superuserEnv, waitForPostgres,
   type PostgresLayout,
@@ -21,13 +22,19 @@ export const repoRoot = resolve(import.meta.dirname, '../..');
 export interface StackPaths {
   readonly root: string;
   readonly logs: string;
+  /** The supervisor's own log: what it started, restarted and stopped. */
+  readonly stackLog: string;
   readonly pids: string;
   readonly env: string;
 }
 
 export function stackPaths(root = process.env.STACK_DIR ?? join(repoRoot, '.stack')): StackPaths {
-  return { root, logs: join(root, 'logs'), pids: join(root, 'pids.json'), env: join(root, 'stack.env') };
+  const logs = join(root, 'logs');
+  return { root, logs, stackLog: join(logs, 'stack.log'), pids: join(root, 'pids.json'), env: join(root, 'stack.env') };
 }
+
+/** The process that runs `up` and then supervises: recorded in pids.json under this name. */
+export const supervisorName = 'supervisor';
 
 interface Started {
   name: string;
@@ -49,6 +56,20 @@ async function startTimeOf(pid: number): Promise<string | undefined> {
       return undefined;
     }
   }
+}
+
+/** Every long-running process, as started: how to start it again. */
+interface Spec {
+  readonly name: string;
+  readonly command: string;
+  readonly args: string[];
+  readonly options: SpawnOptions;
+}
+
+interface SpawnOptions {
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  user?: { uid: number; gid: number } | undefined;
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess | undefined, logFile: string,
@@ -80,22 +101,33 @@ async function httpStatus(url: string): Promise<number> {
 export class Stack {
   readonly paths: StackPaths;
   readonly #started: Started[] = [];
-  readonly #children: ChildProcess[] = [];
+  readonly #children = new Map<string, { spec: Spec; child: ChildProcess; startedAtMs: number }>();
+  #supervisor: Supervisor | undefined;
+  #writing: Promise<void> = Promise.resolve();
 
   constructor(paths: StackPaths) {
     this.paths = paths;
   }
 
-  /** Brings the whole stack up and resolves once the service answers /readyz 200. */
-  async up(log: (line: string) => void): Promise<{ appUrl: string; vaultAddr: string }> {
-    const { root, logs } = this.paths;
-    const credentials = databaseCredentials();
+  /** Before `up`, in the process that runs the CLI: refuses a running stack, then empties the folder. */
+  async prepare(): Promise<void> {
     if (await this.#anyAlive()) {
       throw new Error(`a stack is already running (${this.paths.pids}): run "npm run stack:down" first`);
     }
-    await rm(root, { recursive: true, force: true });
-    await mkdir(logs, { recursive: true });
-    await chmod(root, 0o755); // PostgreSQL runs as its own user when the stack runs as root
+    await rm(this.paths.root, { recursive: true, force: true });
+    await mkdir(this.paths.logs, { recursive: true });
+    await chmod(this.paths.root, 0o755); // PostgreSQL runs as its own user when the stack runs as root
+  }
+
+  /** Brings the whole stack up and resolves once the service answers /readyz 200. */
+  async up(log: (line: string) => void): Promise<{ appUrl: string; vaultAddr: string }> {
+    const { root } = this.paths;
+    const credentials = databaseCredentials();
+    // The process running this supervises the others: stack:down signals it first.
+    const self = await startTimeOf(process.pid);
+    if (self === undefined) throw new Error('cannot read this process\'s start time');
+    this.#started.push({ name: supervisorName, pid: process.pid, startedAt: self });
+    await this.#record();
     const bao = (await run('sh', [join(repoRoot, 'scripts/install-openbao.sh')])).stdout.trim();
     const dist = join(repoRoot, 'dist/main.js');
     if (!existsSync(dist)) throw new Error(`${dist} is missing: run "npm run build" (npm run stack does)`);
@@ -181,52 +213,99 @@ export class Stack {
     return { appUrl, vaultAddr };
   }
 
-  /** Stops exactly the processes this stack's pid file names, newest first. */
-  async down(log: (line: string) => void): Promise<void> {
-    const started = await this.#recorded();
-    for (const process of started.reverse()) {
-      if (await startTimeOf(process.pid) !== process.startedAt) {
-        log(`${process.name.padEnd(12)} not running`);
+  /**
+   * From here on, a process that exits is started again (supervise.ts: bounded backoff, a
+   * bounded count per window), until stopAll(). One that exited during `up` counts too.
+   */
+  supervise(log: (line: string) => void): void {
+    const supervisor = new Supervisor(log);
+    this.#supervisor = supervisor;
+    for (const { spec, child, startedAtMs } of this.#children.values()) {
+      supervisor.watch(spec.name, child, () => this.#restart(spec), startedAtMs);
+    }
+  }
+
+  /**
+   * In the supervisor (or with none left): no more restarts, then stops exactly the processes
+   * pids.json names, newest first, each only if it still has the start time recorded.
+   */
+  async stopAll(log: (line: string) => void): Promise<void> {
+    await this.#supervisor?.stop();
+    await this.#writing;
+    // The supervisor knows what it started; another process reads it from pids.json.
+    const recorded = this.#started.length > 0 ? [...this.#started] : await this.#recorded();
+    for (const started of recorded.reverse()) {
+      if (started.name === supervisorName) continue;
+      if (await startTimeOf(started.pid) !== started.startedAt) {
+        log(`${started.name.padEnd(12)} not running`);
         continue;
       }
-      await stopPid(process.pid);
-      log(`${process.name.padEnd(12)} stopped (pid ${process.pid})`);
+      await stopPid(started.pid);
+      log(`${started.name.padEnd(12)} stopped (pid ${started.pid})`);
     }
     await rm(this.paths.pids, { force: true });
   }
 
-  /** Resolves when any process of the stack exits, with its name and code. */
-  firstExit(): Promise<{ name: string; code: number | null }> {
-    return new Promise((resolve) => {
-      this.#children.forEach((child, index) => {
-        child.once('exit', (code) => { resolve({ name: this.#started[index]?.name ?? '?', code }); });
-      });
-    });
-  }
-
-  /** Lets the CLI exit while the processes go on (detached mode). */
-  release(): void {
-    for (const child of this.#children) child.unref();
+  /**
+   * `stack:down`, from another process: stops the supervisor first (which stops what it
+   * started, restarted ones included, and writes so in logs/stack.log, relayed here), then
+   * whatever pids.json still names (a supervisor killed outright leaves its processes there).
+   */
+  async down(log: (line: string) => void): Promise<void> {
+    const supervisor = (await this.#recorded()).find((started) => started.name === supervisorName);
+    if (supervisor !== undefined && supervisor.pid !== process.pid && await startTimeOf(supervisor.pid) === supervisor.startedAt) {
+      const from = await stat(this.paths.stackLog).then((s) => s.size, () => 0);
+      await stopPid(supervisor.pid, 90_000);
+      const said = await readFile(this.paths.stackLog).then((b) => b.subarray(from).toString('utf8'), () => '');
+      for (const line of said.split('\n')) if (line.startsWith('stack: ')) log(line.slice('stack: '.length));
+      log(`${supervisorName.padEnd(12)} stopped (pid ${supervisor.pid})`);
+    }
+    await this.stopAll(log);
   }
 
   #log(name: string): string {
     return join(this.paths.logs, `${name}.log`);
   }
 
-  async #spawn(name: string, command: string, args: string[], options: {
-    env: NodeJS.ProcessEnv; cwd?: string; user?: { uid: number; gid: number } | undefined;
-  }): Promise<ChildProcess> {
+  async #spawn(name: string, command: string, args: string[], options: SpawnOptions): Promise<ChildProcess> {
+    const spec = { name, command, args, options };
+    const { child, started } = await this.#start(spec);
+    this.#started.push(started);
+    await this.#record();
+    return child;
+  }
+
+  /** Starts a supervised process again, as it was first started, and records its new pid in place of the old one. */
+  async #restart(spec: Spec): Promise<ChildProcess> {
+    const at = this.#started.findIndex((started) => started.name === spec.name);
+    const old = this.#started[at];
+    // What it left in its process group (PostgreSQL's backends after a SIGKILL): gone first.
+    if (old !== undefined) killGroup(old.pid);
+    const { child, started } = await this.#start(spec);
+    this.#started.splice(at, 1, started);
+    await this.#record();
+    return child;
+  }
+
+  async #start(spec: Spec): Promise<{ child: ChildProcess; started: Started }> {
+    const { name, command, args, options } = spec;
     const out = openSync(this.#log(name), 'a');
     // Its own process group: a Ctrl-C in the terminal reaches the CLI, which stops them in order.
     const child = spawn(command, args, { cwd: options.cwd ?? '/', env: options.env, detached: true, stdio: ['ignore', out, out], ...options.user });
     closeSync(out);
+    const startedAtMs = Date.now();
     if (child.pid === undefined) throw new Error(`${name} could not be started (${command})`);
     const startedAt = await startTimeOf(child.pid);
     if (startedAt === undefined) throw new Error(`${name} exited at once (${command}): see ${this.#log(name)}`);
-    this.#started.push({ name, pid: child.pid, startedAt });
-    this.#children.push(child);
-    await writeFile(this.paths.pids, JSON.stringify(this.#started, null, 2));
-    return child;
+    this.#children.set(name, { spec, child, startedAtMs });
+    return { child, started: { name, pid: child.pid, startedAt } };
+  }
+
+  /** pids.json, rewritten one write after the other. */
+  #record(): Promise<void> {
+    const text = JSON.stringify(this.#started, null, 2);
+    this.#writing = this.#writing.then(() => writeFile(this.paths.pids, text));
+    return this.#writing;
   }
 
   async #recorded(): Promise<Started[]> {
@@ -245,10 +324,24 @@ export class Stack {
   }
 }
 
-async function stopPid(pid: number): Promise<void> {
+/** SIGKILL to what is left of a process group (the stack starts each process as the leader of its own). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Nothing left.
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; then whatever it left in its process group (a shell's sleep). */
+async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
   process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + graceMs;
   while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (alive()) process.kill(pid, 'SIGKILL');
+  // Until it is reaped (a zombie still answers signal 0), for at most 5 s more.
+  const reaped = Date.now() + 5000;
+  while (alive() && Date.now() < reaped) await new Promise((r) => setTimeout(r, 20));
+  killGroup(pid);
 }

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../support/repo-root.js';
 import { randomKey } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData } from '../support/vault-http.js';
+import { stackRestartBounds } from '../../../scripts/stack/supervise.js';
 
 const run = promisify(execFile);
 
@@ -42,11 +43,20 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     appUrl = env.APP_URL ?? '';
   });
   after(async function () {
-    const pids = JSON.parse(await readFile(join(stackDir, 'pids.json'), 'utf8')) as { name: string; pid: number }[];
-    const down = await stackCli(stackDir, 'down');
-    for (const { name } of pids) expect(down.stdout).to.contain(`stack: ${name.padEnd(12)} stopped`);
-    for (const { pid } of pids) expect(() => process.kill(pid, 0), `pid ${pid} still alive`).to.throw();
+    // The last test brings it down; a failure before it leaves this to do.
+    if (await readFile(join(stackDir, 'pids.json')).then(() => true, () => false)) await stackCli(stackDir, 'down');
   });
+
+  interface Recorded { name: string; pid: number; startedAt: string }
+  /** Every pid pids.json has named so far: the stack:down test looks for any of them, and what they started. */
+  const everRecorded = new Set<number>();
+  async function recorded(): Promise<Recorded[]> {
+    const list = JSON.parse(await readFile(join(stackDir, 'pids.json'), 'utf8')) as Recorded[];
+    for (const { pid } of list) everRecorded.add(pid);
+    return list;
+  }
+  const pidOf = async (name: string) => (await recorded()).find((p) => p.name === name)?.pid;
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
   async function call(path: string, init: { method?: string; body?: unknown; cookie?: string } = {}) {
     const response = await fetch(`${appUrl}${path}`, {
@@ -175,5 +185,44 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       expect(log.includes(value), `app.log holds ${what}`).to.equal(false);
       expect(responses.filter((response) => response.includes(value)).length, `HTTP responses holding ${what}`).to.equal(0);
     }
+  });
+
+  it('restarts the agent after a SIGKILL (the supervisor: first restart after 0.5 s), and records its new pid', async function () {
+    const before = await pidOf('vault-agent');
+    expect(before).to.be.a('number');
+    const killedAt = Date.now();
+    process.kill(before ?? 0, 'SIGKILL');
+    // The first restart waits firstDelayMs; starting `bao agent` and recording its pid takes well under 1 s.
+    const bound = stackRestartBounds.firstDelayMs + 1000;
+    let after: number | undefined;
+    await until('no new vault-agent recorded and alive', async () => {
+      after = await pidOf('vault-agent');
+      return after !== undefined && after !== before && alive(after);
+    }, bound);
+    const took = Date.now() - killedAt;
+    expect(took).to.be.at.least(stackRestartBounds.firstDelayMs);
+    const said = await readFile(join(stackDir, 'logs/stack.log'), 'utf8');
+    expect(said).to.contain('stack: vault-agent  was killed by SIGKILL; restarting it in 0.5 s, restart 1 of at most 5 within 60 s');
+    expect(said).to.contain(`stack: vault-agent  restarted (pid ${String(after)})`);
+  });
+
+  it('stack:down stops every process the stack started, the restarted agent too, and leaves no process behind', async function () {
+    const names = (await recorded()).map((p) => p.name);
+    expect(names).to.include.members(['supervisor', 'vault', 'postgres', 'vault-agent', 'app']);
+    const down = await stackCli(stackDir, 'down');
+    for (const name of names) expect(down.stdout).to.contain(`stack: ${name.padEnd(12)} stopped`);
+    for (const pid of everRecorded) expect(alive(pid), `pid ${pid} still alive`).to.equal(false);
+    // Nor anything they started: no process in a session the stack opened (each process leads
+    // its own), working in its folder or naming it.
+    const left: string[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+      const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (everRecorded.has(session) || cwd.startsWith(stackDir) || cmdline.includes(stackDir)) left.push(`${entry}: ${cmdline}`);
+    }
+    expect(left).to.deep.equal([]);
   });
 });
