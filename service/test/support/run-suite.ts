@@ -39,6 +39,7 @@ const contract = [
   'service/test/vault/service-token-bao.test.ts',
   'service/test/vault/agent-token-bao.test.ts',
   'service/test/vault/agent-overdue-bao.test.ts',
+  'service/test/agent-config/render-failures-bao.test.ts',
   'service/test/reliability/dynamic-credentials.test.ts',
   'service/test/prod/production.test.ts',
   'service/test/prod/admin-access.test.ts',
