@@ -356,7 +356,7 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     await ready(15_000);
   });
 
-  it('a crashed agent (SIGKILL) is started again by its restart policy and logs in again', async function () {
+  it('a crashed agent (SIGKILL) is started again by its restart policy, logs in again, and the app sees it on time', async function () {
     // `docker-compose kill` is a stop by hand, which Docker's restart policies never undo
     // (`docker-compose up -d` starts it again); a process that dies is restarted.
     await secretIdWaiting();
@@ -366,6 +366,10 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     await newLogin(old, startAndLoginMs);
     expect((await state('vault-agent')).restarts).to.equal(before.restarts + 1);
     await ready(1_000);
+    // The app's sink watch (25 ms) and one lookup of the new token, + 1 s: the agent on time, no step by hand.
+    const agentState = async () => ((await (await get(`${adminUrl}/status`)).json()) as { agent: { state: string } | null }).agent?.state;
+    await poll('the agent on time in the app\'s /status', 25 + 1000 + 1000, async () => (await agentState() === 'on_time' ? true : undefined));
+    expect(/^saas_agent_overdue 0$/m.test(await (await get(`${adminUrl}/metrics`)).text()), 'saas_agent_overdue 0').to.be.true;
   });
 
   it('a revoked agent token: the agent logs in again within the healthcheck\'s interval, by itself or restarted by the check', async function () {
