@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSettings } from '../../src/config/settings.js';
@@ -159,14 +159,16 @@ describe(`a full filesystem under the rendered file, with a real ${vaultServer.n
     expect(await agent.exited).to.equal(1);
     console.log(`      the restarted agent exited (1) ${Date.now() - started} ms after its start`);
     expect(await agent.log()).to.match(/error creating file sink: error during write check: .*no space left on device/);
+    const secretIdLeft = await stat(join(agentDir.credentialsDir, 'secret-id')).then(() => true, () => false);
+    expect(secretIdLeft, 'it exits before its login: the delivered secret id waits for the next start').to.be.true;
     expect((await status()).agent.state).to.equal('overdue');
     expect(await overdueGauge()).to.equal(1);
     expect(await apiKeysVersion()).to.equal(lastGood);
   });
 
-  it('space freed, the agent restarted as a supervisor does (a fresh wrapped secret id): the new version loads, overdue clears', async function () {
+  it('space freed, the agent restarted as a supervisor does (the secret id delivered before, still unread): the new version loads, overdue clears', async function () {
     await rm(filler);
-    await writeFile(join(agentDir.credentialsDir, 'secret-id'), await wrappedSecretId(server));
+    // The secret id delivered for the failed start is still there, unread.
     agent = startAgent(server, agentDir);
     const started = Date.now();
     await timeUntilAgent('on_time', durations.tokenTtl, 'the restarted agent');
