@@ -12,13 +12,15 @@
 # config/env/<APP_ENV>.hcl adds what differs per environment: the AppRole auto-auth (the
 # wrapped secret id must come from that environment's role, saas-app-<env>: one role per
 # application and environment, scripts/lib/app-name.sh), how often KV is re-read, and how long
-# failures are retried before the agent gives up. An agent merges auto_auth whole from the
-# last file that has one, so the block lives there entirely.
+# failed reads are retried before the agent exits 1 (a render that fails after the reads, a
+# missing key or a file it cannot write, is not retried: env/dev.hcl). An agent merges auto_auth
+# whole from the last file that has one, so the block lives there entirely.
 
 template {
   source      = "config/secrets.json.ctmpl"
   destination = "secrets/app.json"
   perms       = "0440"
-  # A key the template names but Vault lacks stops the render instead of printing "".
+  # A key the template names but Vault lacks stops the render instead of printing "": the
+  # agent (both servers') exits 1 at once, without retrying, and the last good file stays.
   error_on_missing_key = true
 }

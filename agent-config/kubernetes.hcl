@@ -14,6 +14,7 @@
 auto_auth {
   method "kubernetes" {
     # As env/prod.hcl's AppRole login: from 1 s, doubling, up to 30 s between failed logins.
+    # The agent also paces the template's read retries with them (env/<env>.hcl counts them).
     min_backoff = "1s"
     max_backoff = "30s"
     config = {

@@ -1,10 +1,25 @@
-# dev: secrets change while people work, so KV is re-read every few seconds. Failures are
-# retried for about four minutes, then the agent exits non-zero. Minutes, not seconds:
-# when an operator revokes the agent's token (a rotation), every render fails with 403 until
-# the agent notices at its next renewal (about two thirds into the 5-minute token TTL) and logs in
-# again with its secret id; an agent that gave up sooner would turn a rotation into an outage.
-# Each failed render is logged by the agent at once, so a denied path or a missing key still
-# shows immediately.
+# dev: secrets change while people work, so KV is re-read every few seconds.
+#
+# How a render fails, the same for both servers' agents (OpenBao 2.7 and Vault 1.21, measured by
+# service/test/agent-config/render-failures-bao.test.ts and agent.test.ts), each failure logged
+# at once:
+# - A read that fails (Vault sealed or unreachable, a path the policy denies, a path with no
+#   secret, a revoked token) is retried: vault.retry below, 241 s, then the agent exits 1.
+#   Minutes, not seconds: when an operator revokes the agent's token (a rotation), reads fail
+#   with 403 until the agent logs in again with its secret id (at its next renewal at the
+#   latest, about two thirds into the 5-minute token TTL); an agent that gave up sooner would
+#   turn a rotation into an outage.
+# - A render that fails after the reads is never retried: a key the template names but Vault
+#   lacks (error_on_missing_key, agent.hcl) or a rendered file it cannot write (a full
+#   filesystem: "no space left on device"). The agent exits 1 at once ("template server
+#   error: ...", OpenBao's adding backoff=-1ns: no restart; then "runtime error encountered:
+#   ... exitCode=1"), at the first re-read after the change: within 5 s here. That exit is
+#   exit_on_retry_failure's: without it both agents restart their template runner forever,
+#   backing off from about 1 s, alive and renewing their token, and the service sees nothing.
+# An agent that exits leaves the last good file, which the service keeps serving; the service
+# sees the agent overdue within one renewal period (RELIABILITY.md). Started again on a still
+# full filesystem, the agent exits 1 at once, before logging in ("error creating file sink:
+# error during write check"): the secret id waits unread until there is space.
 template_config {
   static_secret_render_interval = "5s"
   exit_on_retry_failure         = true
@@ -12,7 +27,8 @@ template_config {
 
 vault {
   retry {
-    # 12 retries back off from 1 s to 30 s (min_backoff and max_backoff, below): 241 s.
+    # Failed reads only (see above): 12 retries back off from 1 s to 30 s (min_backoff and
+    # max_backoff, below): 241 s.
     num_retries = 12
   }
 }

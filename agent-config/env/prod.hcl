@@ -7,9 +7,13 @@ template_config {
 
 vault {
   retry {
-    # 12 retries back off from 1 s to 30 s (min_backoff and max_backoff, below): about
-    # four minutes (241 s) of outage is ridden out on the last good render before the agent
-    # exits; the compose restart policy then starts it again, and it logs in once Vault answers.
+    # Failed reads only (Vault sealed or unreachable, a path denied or without a secret, a
+    # revoked token): 12 retries back off from 1 s to 30 s (min_backoff and max_backoff,
+    # below): about four minutes (241 s) of outage is ridden out on the last good render before
+    # the agent exits 1; the compose restart policy then starts it again, and it logs in once
+    # Vault answers. A render that fails after the reads (a key missing in Vault, a rendered
+    # file it cannot write: a full filesystem) is never retried: both servers' agents exit 1
+    # at the first re-read after the change, within 5 minutes here (env/dev.hcl says more).
     num_retries = 12
   }
 }
