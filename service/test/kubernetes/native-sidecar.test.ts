@@ -34,11 +34,15 @@ interface Pod {
     podIP?: string; phase: string;
     conditions?: { type: string; status: string }[];
     containerStatuses?: { name: string; ready: boolean; state: Record<string, unknown> }[];
-    initContainerStatuses?: { name: string; started?: boolean; state: Record<string, unknown> }[];
+    initContainerStatuses?: { name: string; started?: boolean; restartCount?: number; state: Record<string, unknown> }[];
   };
 }
 interface EndpointSlice { endpoints?: { addresses: string[]; conditions: { ready?: boolean } }[] }
-interface Status { secrets: { paths: { path: string; version: number | null }[] }; lease: { path: string } | null }
+interface Status {
+  secrets: { paths: { path: string; version: number | null }[] };
+  lease: { path: string } | null;
+  agent: { state: 'on_time' | 'overdue' | 'unknown' } | null;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -231,6 +235,28 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     // The agent logs in again with the pod's token (its backoff is at most max_backoff).
     await until('200 again', vault.durations.maxBackoff + 30_000, async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined));
     expect(await agentToken(pod)).to.not.equal(token);
+  });
+
+  it('a crashed agent sidecar is started again by the kubelet, logs in with the pod\'s token, and the app sees it on time', async function () {
+    const [pod] = await runningPods();
+    if (pod === undefined) throw new Error('no pod');
+    const restarts = async () => (await cluster.api<Pod>(`/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`))
+      .status.initContainerStatuses?.find((c) => c.name === 'vault-agent')?.restartCount ?? 0;
+    const before = await restarts();
+    const token = await agentToken(pod);
+    registerSecret('agent token', token);
+    // SIGQUIT: the Go runtime dumps its stacks and exits 2, a crash (PID 1 of its container ignores SIGKILL sent from inside).
+    await cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'sh', '-c', 'kill -QUIT 1']).catch(() => '');
+    // The kubelet's restart (its back-off starts at 10 s), the agent's login, its first render.
+    await until('the sidecar restarted', 60_000, async () => (await restarts() > before ? true : undefined));
+    const fresh = await until('a new token in the sink', vault.durations.maxBackoff + 30_000, async () => {
+      const now = await agentToken(pod).catch(() => token);
+      return now !== token && now !== '' ? now : undefined;
+    });
+    registerSecret('agent token', fresh);
+    // The app's sink watch and one lookup, + 1 s: on time, with no step by hand.
+    await until('the agent on time in /status', 25 + 1000 + 1000, async () => ((await podStatus(pod)).agent?.state === 'on_time' ? true : undefined));
+    expect((await fetch(`${await podUrl(pod)}/readyz`)).status).to.equal(200);
   });
 
   it('drains the app before the agent stops when a pod is deleted', async function () {
