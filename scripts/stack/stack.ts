@@ -15,8 +15,9 @@ const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, '../..');
 
 /**
- * The local stack: the compose topology as processes on loopback, running the same
- * bootstrap script, agent configuration and service build. Everything lives in one folder
+ * The local stack: the compose topology as processes on loopback, running the same scripts
+ * (vault-init's, the database engine's, secret-id-courier's), agent configuration and service
+ * build, supervised as compose's restart policies do (supervise.ts). Everything lives in one folder
  * (.stack/ by default, STACK_DIR to move it): logs, data, credentials, the pids it started.
  */
 export interface StackPaths {
@@ -132,8 +133,9 @@ export class Stack {
     const dist = join(repoRoot, 'dist/main.js');
     if (!existsSync(dist)) throw new Error(`${dist} is missing: run "npm run build" (npm run stack does)`);
 
+    // The dev server's HOME, where it stores its root token (~/.vault-token), as compose's vault-home.
     const home = join(root, 'home');
-    await mkdir(home, { recursive: true });
+    await mkdir(home, { recursive: true, mode: 0o700 });
     const rootToken = randomBytes(16).toString('hex');
     const vaultPort = await freePort();
     const vaultAddr = `http://127.0.0.1:${vaultPort}`;
@@ -143,15 +145,37 @@ export class Stack {
     await waitFor('vault', async () => await httpStatus(`${vaultAddr}/v1/sys/health`) === 200, vault, this.#log('vault'));
     log(`vault        ${vaultAddr}`);
 
-    // vault-init: the same bootstrap compose runs, with bao as the CLI.
+    // vault-init: the script compose's vault-init runs, with bao as the CLI: bootstrap.sh (the
+    // role id and a wrapped secret id in credentials/), postgres-credentials.sh (pg-init/) and
+    // the orchestrator token secret-id-courier uses (orchestrator/token). It reads the root
+    // token where the dev server stored it. credentials/ and orchestrator/ are this user's
+    // only (0700, their files 0400), as compose's tmpfs volumes are the vault user's.
     const agentDir = join(root, 'agent');
+    const credentialsDir = join(agentDir, 'credentials');
+    const orchestratorDir = join(root, 'orchestrator');
+    const pgInit = join(root, 'pg-init');
     await mkdir(join(agentDir, 'secrets'), { recursive: true, mode: 0o750 });
+    await mkdir(credentialsDir, { mode: 0o700 });
+    await mkdir(orchestratorDir, { mode: 0o700 });
     await symlink(join(repoRoot, 'agent-config'), join(agentDir, 'config'));
-    const operatorEnv = { ...vaultEnv, VAULT_TOKEN: rootToken, VAULT_CLI: bao, APP_ENV: 'dev' };
-    const bootstrap = await run('sh', [join(repoRoot, 'scripts/bootstrap.sh'), 'dev', join(agentDir, 'credentials')],
-      { env: operatorEnv });
-    await writeFile(this.#log('vault-init'), bootstrap.stdout);
+    const init = await run('sh', [join(repoRoot, 'scripts/compose-vault-init.sh')], {
+      env: {
+        PATH: process.env.PATH, VAULT_ADDR: vaultAddr, VAULT_CLI: bao, APP_ENV: 'dev',
+        VAULT_TOKEN_FILE_PATH: join(home, '.vault-token'), CREDENTIALS_DIR: credentialsDir, PG_INIT_DIR: pgInit,
+        ORCHESTRATOR_DIR: orchestratorDir,
+      },
+    });
+    await writeFile(this.#log('vault-init'), init.stdout);
     log('vault-init   bootstrap done');
+    const operatorEnv = { ...vaultEnv, VAULT_TOKEN: rootToken, VAULT_CLI: bao, APP_ENV: 'dev' };
+
+    // secret-id-courier: the orchestrator production ships, as compose runs it (a look every
+    // 5 s): one wrapped secret id always waiting in credentials/, which the agent removes at
+    // each login, so an agent the supervisor starts again logs in at once.
+    await this.#spawn('secret-id-courier', 'sh', [
+      join(repoRoot, 'scripts/prod/deliver-secret-ids.sh'), credentialsDir, join(orchestratorDir, 'token'),
+    ], { env: { PATH: process.env.PATH, VAULT_ADDR: vaultAddr, VAULT_CLI: bao, APP_ENV: 'dev', DELIVERY_INTERVAL: '5s' } });
+    log(`secret-id-courier keeps a wrapped secret id waiting in ${credentialsDir}`);
 
     const layout: PostgresLayout = {
       bindir: await ensurePostgres(), dataDir: join(root, 'postgres/data'), socketDir: join(root, 'postgres/socket'),
@@ -161,8 +185,6 @@ export class Stack {
     const pg = postgresCommand(layout);
     const postgres = await this.#spawn('postgres', pg.command, pg.args, { env: { PATH: process.env.PATH }, user: await serverUser() });
     await waitFor('postgres', async () => { await waitForPostgres(layout, 1000); return true; }, postgres, this.#log('postgres'));
-    const pgInit = join(root, 'pg-init');
-    await run('sh', [join(repoRoot, 'scripts/postgres-credentials.sh'), pgInit], { env: operatorEnv });
     await provisionAppRole(layout, pgInit);
     log(`postgres     127.0.0.1:${layout.port}`);
 
