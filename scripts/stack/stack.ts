@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Supervisor } from './supervise.js';
@@ -22,6 +22,8 @@ export const repoRoot = resolve(import.meta.dirname, '../..');
  */
 export interface StackPaths {
   readonly root: string;
+  /** The agent's folder: credentials/, secrets/ (its token sink and the rendered file), config/. */
+  readonly agent: string;
   readonly logs: string;
   /** The supervisor's own log: what it started, restarted and stopped. */
   readonly stackLog: string;
@@ -31,7 +33,7 @@ export interface StackPaths {
 
 export function stackPaths(root = process.env.STACK_DIR ?? join(repoRoot, '.stack')): StackPaths {
   const logs = join(root, 'logs');
-  return { root, logs, stackLog: join(logs, 'stack.log'), pids: join(root, 'pids.json'), env: join(root, 'stack.env') };
+  return { root, agent: join(root, 'agent'), logs, stackLog: join(logs, 'stack.log'), pids: join(root, 'pids.json'), env: join(root, 'stack.env') };
 }
 
 /** The process that runs `up` and then supervises: recorded in pids.json under this name. */
@@ -71,6 +73,49 @@ interface SpawnOptions {
   env: NodeJS.ProcessEnv;
   cwd?: string;
   user?: { uid: number; gid: number } | undefined;
+}
+
+/** The tmpfs mounted at `path`, if any (/proc/mounts; its paths escape spaces and such as octal). */
+export async function tmpfsAt(path: string): Promise<boolean> {
+  const mounts = await readFile('/proc/mounts', 'utf8').catch(() => '');
+  const real = await realpath(path).catch(() => path);
+  return mounts.split('\n').some((line) => {
+    const [, target, type] = line.split(' ');
+    return type === 'tmpfs' && target?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) === real;
+  });
+}
+
+/**
+ * The agent's folder on a tmpfs, as compose's `secrets` and `credentials` volumes: its token
+ * and the rendered secrets never touch the disk. Mounting needs root on Linux; elsewhere, or
+ * when the mount fails, the folder stays on the persistent filesystem, which the log says once.
+ */
+export const agentTmpfsOptions = 'size=1m,mode=0700,nosuid,nodev,noexec';
+
+export async function agentFolder(path: string, log: (line: string) => void): Promise<void> {
+  await mkdir(path, { mode: 0o700 });
+  const where = `${path} is on the persistent filesystem, not a tmpfs`;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
+    log(`vault-agent  ${where}: mounting one needs root on Linux (here uid ${String(process.getuid?.())} on ${process.platform})`);
+    return;
+  }
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', agentTmpfsOptions, 'tmpfs', path]);
+    log(`vault-agent  ${path} is a tmpfs (${agentTmpfsOptions})`);
+  } catch (error) {
+    log(`vault-agent  ${where}: mount failed (${(error as { stderr?: string }).stderr?.trim() ?? (error as Error).message})`);
+  }
+}
+
+/** Unmounts the agent's tmpfs, once nothing uses it. */
+export async function unmountAgentFolder(path: string, log: (line: string) => void): Promise<void> {
+  if (!await tmpfsAt(path)) return;
+  try {
+    await run('umount', [path]);
+    log(`vault-agent  ${path} unmounted`);
+  } catch (error) {
+    log(`vault-agent  ${path} could not be unmounted: ${(error as { stderr?: string }).stderr?.trim() ?? (error as Error).message}`);
+  }
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess | undefined, logFile: string,
@@ -115,6 +160,8 @@ export class Stack {
     if (await this.#anyAlive()) {
       throw new Error(`a stack is already running (${this.paths.pids}): run "npm run stack:down" first`);
     }
+    // A stack that was never taken down (its supervisor killed outright) may have left its tmpfs.
+    await unmountAgentFolder(this.paths.agent, () => undefined);
     await rm(this.paths.root, { recursive: true, force: true });
     await mkdir(this.paths.logs, { recursive: true });
     await chmod(this.paths.root, 0o755); // PostgreSQL runs as its own user when the stack runs as root
@@ -150,11 +197,12 @@ export class Stack {
     // the orchestrator token secret-id-courier uses (orchestrator/token). It reads the root
     // token where the dev server stored it. credentials/ and orchestrator/ are this user's
     // only (0700, their files 0400), as compose's tmpfs volumes are the vault user's.
-    const agentDir = join(root, 'agent');
+    const agentDir = this.paths.agent;
     const credentialsDir = join(agentDir, 'credentials');
     const orchestratorDir = join(root, 'orchestrator');
     const pgInit = join(root, 'pg-init');
-    await mkdir(join(agentDir, 'secrets'), { recursive: true, mode: 0o750 });
+    await agentFolder(agentDir, log);
+    await mkdir(join(agentDir, 'secrets'), { mode: 0o750 });
     await mkdir(credentialsDir, { mode: 0o700 });
     await mkdir(orchestratorDir, { mode: 0o700 });
     await symlink(join(repoRoot, 'agent-config'), join(agentDir, 'config'));
@@ -265,6 +313,7 @@ export class Stack {
       await stopPid(started.pid);
       log(`${started.name.padEnd(12)} stopped (pid ${started.pid})`);
     }
+    await unmountAgentFolder(this.paths.agent, log);
     await rm(this.paths.pids, { force: true });
   }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { chmod, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../support/repo-root.js';
@@ -187,6 +187,31 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     }
   });
 
+  /** /proc/mounts' tmpfs entries under the stack's folder: mount point and options. */
+  async function tmpfsUnder(dir: string): Promise<{ target: string; options: string }[]> {
+    const real = await realpath(dir);
+    return (await readFile('/proc/mounts', 'utf8')).split('\n').map((line) => line.split(' '))
+      .filter(([, target, type]) => type === 'tmpfs' && target !== undefined && (target === real || target.startsWith(`${real}/`)))
+      .map(([, target, , options]) => ({ target: target ?? '', options: options ?? '' }));
+  }
+
+  it('keeps the agent\'s folder (token sink, rendered secrets, credentials) on a tmpfs as root on Linux, else says so once', async function () {
+    const said = await readFile(join(stackDir, 'logs/stack.log'), 'utf8');
+    if (process.platform !== 'linux' || process.getuid?.() !== 0) {
+      expect(said.match(/is on the persistent filesystem, not a tmpfs: mounting one needs root on Linux/g)).to.have.length(1);
+      return;
+    }
+    const agentDir = await realpath(join(stackDir, 'agent'));
+    const mounts = await tmpfsUnder(stackDir);
+    expect(mounts.map((m) => m.target)).to.deep.equal([agentDir]);
+    expect(mounts[0]?.options.split(',')).to.include.members(['rw', 'nosuid', 'nodev', 'noexec', 'size=1024k', 'mode=700']);
+    expect((await stat(agentDir)).mode & 0o777).to.equal(0o700);
+    // What the agent writes is there: its sink and the rendered file.
+    for (const file of ['secrets/token', 'secrets/app.json', 'credentials/role-id']) expect((await stat(join(agentDir, file))).dev).to.equal((await stat(agentDir)).dev);
+    expect((await stat(agentDir)).dev).to.not.equal((await stat(stackDir)).dev);
+    expect(said.match(/vault-agent {2}\S+ is a tmpfs \(size=1m,mode=0700,nosuid,nodev,noexec\)/g)).to.have.length(1);
+  });
+
   it('keeps a wrapped secret id waiting for the agent\'s next login (secret-id-courier), readable by this user only', async function () {
     const credentials = join(stackDir, 'agent/credentials');
     const file = join(credentials, 'secret-id');
@@ -273,5 +298,8 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       if (everRecorded.has(session) || cwd.startsWith(stackDir) || cmdline.includes(stackDir)) left.push(`${entry}: ${cmdline}`);
     }
     expect(left).to.deep.equal([]);
+    // The agent's tmpfs (as root) is unmounted, and its contents gone with it.
+    expect(await tmpfsUnder(stackDir)).to.deep.equal([]);
+    if (process.getuid?.() === 0) expect(down.stdout).to.match(/stack: vault-agent {2}\S+ unmounted/);
   });
 });
