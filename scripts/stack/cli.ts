@@ -67,7 +67,8 @@ async function detach(): Promise<void> {
   supervisor.disconnect();
   supervisor.unref();
   if (outcome.ready === undefined) {
-    console.error(`stack: ${outcome.failed ?? 'failed'} (see ${stack.paths.stackLog})`);
+    // What the supervisor said is above; a supervisor that died without a word said nothing.
+    console.error(`stack: not started${outcome.failed?.startsWith('the supervisor exited') === true ? ` (${outcome.failed})` : ''}: see ${stack.paths.stackLog}`);
     process.exit(1);
   }
   sayOut('running in the background; stop it with "npm run stack:down"');
