@@ -278,6 +278,10 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     expect(restarted).to.not.contain('no known secret ID');
     expect(readyz.length).to.be.greaterThan(5);
     expect(readyz.filter((status) => status !== 200), `/readyz during the restart (${String(took)} ms to a new token)`).to.deep.equal([]);
+    // The app took the new token (its sink watch and one lookup, within the second waited above): the agent on time.
+    const status = await (await fetch(`${env.ADMIN_URL ?? ''}/status`)).json() as { agent: { state: string } | null };
+    expect(status.agent?.state).to.equal('on_time');
+    expect(await (await fetch(`${env.ADMIN_URL ?? ''}/metrics`)).text()).to.match(/^saas_agent_overdue 0$/m);
   });
 
   it('stack:down stops every process the stack started, the restarted agent too, and leaves no process behind', async function () {
