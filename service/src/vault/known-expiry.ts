@@ -18,15 +18,15 @@ export class KnownExpiry {
 
   /**
    * Verified just now with `ttlSeconds` left. Vault counts whole seconds down: what is left is
-   * at least `ttlSeconds` and under one more, and the expiry is taken at the low end, so traffic
-   * halts before Vault ends the token and the database user its leases hold, never after. So 0
-   * is "under a second left", which expires at once, never "no expiry": a token that never
-   * expires (a root token) is `clear()`ed.
+   * at least `ttlSeconds` and under one more. `atLowEnd` takes the expiry there, so traffic halts
+   * before Vault ends it (a TTL of 0, under a second left, expires at once); otherwise at the
+   * high end, a second more. Either way 0 is never "no expiry": a token that never expires (a
+   * root token) is `clear()`ed.
    */
-  set(ttlSeconds: number): void {
+  set(ttlSeconds: number, atLowEnd = true): void {
     this.clear();
     const now = this.#now();
-    const at = now + Math.max(0, ttlSeconds) * 1000;
+    const at = now + (Math.max(0, ttlSeconds) + (atLowEnd ? 0 : 1)) * 1000;
     this.#expiresAt = at;
     this.#cancel = setLongTimeout(() => {
       if (this.#expiresAt !== at) return;

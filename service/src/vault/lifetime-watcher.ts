@@ -63,6 +63,12 @@ export interface LifetimeWatcherOptions<P extends string> {
   report: Report<P>;
   logger: Logger;
   rules: ScheduleRules;
+  /**
+   * Where in Vault's rounded-down TTL the known expiry is taken: at its low end (the default:
+   * traffic halts before Vault ends it), or a second later, for what another process may renew
+   * in its last second (Vault Agent, a database lease: secrets/database-lease.ts).
+   */
+  expiryAtLowEnd?: boolean;
   /** A monotonic clock: expiry is measured locally, never from server timestamps. */
   now?: () => number;
   wallClock?: () => number;
@@ -106,7 +112,7 @@ export class LifetimeWatcher<P extends string> {
   #expiryPassed = false;
 
   constructor(options: LifetimeWatcherOptions<P>) {
-    this.#options = { now: () => performance.now(), wallClock: Date.now, ...options };
+    this.#options = { now: () => performance.now(), wallClock: Date.now, expiryAtLowEnd: true, ...options };
     this.#loop = new CheckLoop(() => this.#wake(), this.#options.now);
     this.#expiry = new KnownExpiry(() => { this.#apply({ event: { kind: 'expired' } }); }, this.#options.now);
   }
@@ -251,7 +257,7 @@ export class LifetimeWatcher<P extends string> {
     this.#checked(true);
     this.#renewable = v.renewable;
     const now = this.#options.now();
-    if (v.expires) this.#expiry.set(v.ttlSeconds);
+    if (v.expires) this.#expiry.set(v.ttlSeconds, this.#options.expiryAtLowEnd);
     else this.#expiry.clear();
     const ttlMs = v.expires ? Math.max(1, v.ttlSeconds) * 1000 : idleCheckMs * 1.5;
     const scheduleMs = v.expires && v.fullTtlSeconds !== undefined ? Math.max(ttlMs, v.fullTtlSeconds * 1000) : ttlMs;
@@ -261,8 +267,9 @@ export class LifetimeWatcher<P extends string> {
     if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#options.rules.minDelayMs);
     this.#checkAgainAt = v.checkAgainInMs === undefined ? Number.POSITIVE_INFINITY : now + v.checkAgainInMs;
     this.#expiryPassed = false;
-    // Under a second left: the known expiry passes at once, and says so; it is not vouched for.
+    // Under a second left, at the low end: the known expiry passes at once, and says so; it is not vouched for.
     if (!v.expires || v.ttlSeconds > 0) this.#options.report.valid(v.ttlSeconds);
+    else if (!this.#options.expiryAtLowEnd) this.#options.report.valid(1);
   }
 
   #checked(ok: boolean): void {

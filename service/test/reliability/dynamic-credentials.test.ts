@@ -483,7 +483,9 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
         await until('the database user dropped', async () => !(await issuedUsers()).includes(file.database.data.username), 10_000);
         await sleep(1000);
         const samples = await load.stop();
-        const refused = samples.filter((s) => s.status !== 200 && s.status !== 201);
+        // Answers only: a socket the server closed as idle just as the keep-alive client reused
+        // it (status 0, "socket hang up") is the client's race, not an answer of the service.
+        const refused = samples.filter((s) => s.status !== 0 && s.status !== 200 && s.status !== 201);
         expect(refused.length, 'requests answered once halted').to.be.greaterThan(0);
         expect([...new Set(refused.map((s) => `${s.status} ${s.code ?? s.error ?? ''}`))]).to.deep.equal(['503 vault_token_expired']);
         expect((await status(running)).gate.code).to.equal('vault_token_expired');
