@@ -267,9 +267,11 @@ export class LifetimeWatcher<P extends string> {
     if (v.expires) this.#renewAt = Math.min(this.#renewAt, now + ttlMs - this.#options.rules.minDelayMs);
     this.#checkAgainAt = v.checkAgainInMs === undefined ? Number.POSITIVE_INFINITY : now + v.checkAgainInMs;
     this.#expiryPassed = false;
-    // Under a second left, at the low end: the known expiry passes at once, and says so; it is not vouched for.
-    if (!v.expires || v.ttlSeconds > 0) this.#options.report.valid(v.ttlSeconds);
-    else if (!this.#options.expiryAtLowEnd) this.#options.report.valid(1);
+    // Vouched for as long as its known expiry lies ahead, as status() shows it: at the low end a
+    // TTL of 0 leaves none, so the expiry passes at once and says so instead.
+    const remaining = this.#expiry.remainingMs();
+    if (!v.expires) this.#options.report.valid(v.ttlSeconds);
+    else if (remaining !== undefined && remaining > 0) this.#options.report.valid(Math.floor(remaining / 1000));
   }
 
   #checked(ok: boolean): void {

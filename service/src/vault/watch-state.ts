@@ -141,14 +141,13 @@ export function rowIndex(state: StateName, event: WatchEvent, abilities: Abiliti
 export function transition(state: WatchState, event: WatchEvent, abilities: Abilities): Transition {
   const row = table[rowIndex(state.name, event, abilities)] as Row;
   const name = row.to === '=' ? state.name : row.to;
-  // Vault answered (whatever it said) after leaving calls unanswered: one line says so.
+  // Vault answered (whatever it said): after calls it left unanswered, one line says so.
   const answered = event.kind !== 'unanswered' && event.kind !== 'replaceSoon' && event.kind !== 'expired';
   const effects: Effect[] = answered && state.unanswered > 0 ? ['noteAnswered', ...row.effects] : [...row.effects];
-  return { state: nextState(state, event, name, row.wake), effects, wake: row.wake };
+  return { state: nextState(state, event, name, row.wake, answered), effects, wake: row.wake };
 }
 
-function nextState(state: WatchState, event: WatchEvent, name: StateName, wake: Wake): WatchState {
-  const answered = event.kind !== 'unanswered' && event.kind !== 'replaceSoon' && event.kind !== 'expired';
+function nextState(state: WatchState, event: WatchEvent, name: StateName, wake: Wake, answered: boolean): WatchState {
   const unanswered = event.kind === 'unanswered' ? state.unanswered + 1 : answered ? 0 : state.unanswered;
   const adopted = event.kind === 'vouched' || event.kind === 'replaced';
   const retries = adopted ? 0 : wake === 'retry' ? state.retries + 1 : state.retries;
