@@ -32,24 +32,24 @@ export interface SdkRefresherOptions {
  * or a secret that does not validate is logged and leaves the last good snapshot in place.
  */
 export class SdkRefresher {
-  readonly #o: Required<SdkRefresherOptions>;
+  readonly #options: Required<SdkRefresherOptions>;
   readonly #loop: CheckLoop;
   #reads: Record<SecretGroup, SecretRead>;
   /** The last refused set, so a bad secret is logged once, not at every interval. */
   #lastRefused: string | undefined;
 
   constructor(options: SdkRefresherOptions) {
-    this.#o = { now: () => performance.now(), wallClock: Date.now, ...options };
+    this.#options = { now: () => performance.now(), wallClock: Date.now, ...options };
     this.#reads = { ...options.initial };
     this.#loop = new CheckLoop(async () => {
       await this.#rereadKv();
-      return this.#o.intervalMs;
-    }, this.#o.now);
+      return this.#options.intervalMs;
+    }, this.#options.now);
   }
 
   /** The first re-read comes one interval after start-up's read. */
   start(): Promise<void> {
-    return this.#loop.start(this.#o.intervalMs);
+    return this.#loop.start(this.#options.intervalMs);
   }
 
   stop(): Promise<void> {
@@ -61,12 +61,12 @@ export class SdkRefresher {
    * is, when Vault refuses or the answer does not validate: the lease's watcher decides what that means.
    */
   async replaceCredentials(): Promise<void> {
-    const { api, scope, credentials, token } = this.#o;
+    const { api, scope, credentials, token } = this.#options;
     const read = await readGroup(api, token(), scope, 'database', credentials);
     const reads = { ...this.#reads, database: read };
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = snapshotOf(scope, reads, credentials, this.#o.wallClock());
+      snapshot = snapshotOf(scope, reads, credentials, this.#options.wallClock());
     } catch (error) {
       throw new Error(invalidSecretsText(error, scope, credentials), { cause: error });
     }
@@ -75,7 +75,7 @@ export class SdkRefresher {
   }
 
   async #rereadKv(): Promise<void> {
-    const { api, scope, credentials, token, logger } = this.#o;
+    const { api, scope, credentials, token, logger } = this.#options;
     // Dynamic credentials are the lease's watcher's: reading them here would issue a user per interval.
     const groups = secretGroups.filter((group) => !(group === 'database' && credentials === 'dynamic'));
     const results = await Promise.all(groups.map(async (group) => {
@@ -91,23 +91,23 @@ export class SdkRefresher {
     for (const result of results) if (result !== undefined) reads[result[0]] = result[1];
     let snapshot: ConfigSnapshot;
     try {
-      snapshot = snapshotOf(scope, reads, credentials, this.#o.wallClock());
+      snapshot = snapshotOf(scope, reads, credentials, this.#options.wallClock());
     } catch (error) {
       const problem = invalidSecretsText(error, scope, credentials);
       if (problem !== this.#lastRefused) {
         this.#lastRefused = problem;
-        logger.error({ problem, keptRevision: this.#o.holder.current?.revision },
+        logger.error({ problem, keptRevision: this.#options.holder.current?.revision },
           'secrets read again from Vault refused; keeping the last good configuration');
       }
       return;
     }
     this.#lastRefused = undefined;
     this.#reads = reads;
-    if (snapshot.revision !== this.#o.holder.current?.revision) this.#swap(snapshot, 'secrets reloaded from Vault');
+    if (snapshot.revision !== this.#options.holder.current?.revision) this.#swap(snapshot, 'secrets reloaded from Vault');
   }
 
   #swap(snapshot: ConfigSnapshot, message: string): void {
-    this.#o.holder.swap(snapshot);
-    this.#o.logger.info({ versions: sourceVersions(snapshot) }, message);
+    this.#options.holder.swap(snapshot);
+    this.#options.logger.info({ versions: sourceVersions(snapshot) }, message);
   }
 }
