@@ -152,13 +152,46 @@ path "auth/approle/role/saas-app-prod/secret-id-accessor/destroy" {
 path "auth/token/create/saas-orchestrator" {
   capabilities = ["update"]
 }
-# The kill switch (scripts/prod/kill-switch.sh) revokes the app's tokens one by one. Vault files
-# an AppRole login's lease under auth/approle/login/ whatever the role, so no lease prefix tells
-# one role's tokens apart, and an accessor is random: the script lists the accessors (LIST takes
-# sudo), looks each up for its path and its metadata role_name, and revokes those of
-# saas-app-<env>. Vault's ACL cannot tie lookup-accessor and revoke-accessor to a role: these
-# three paths are the only ones here that reach past this application (see the plan,
-# section 6); the rest of the kill switch (secret ids, database leases) is scoped by path.
+# The kill switch (scripts/prod/kill-switch.sh) locks the app's roles on every auth method, and
+# --reopen puts back what the lock replaced. AppRole's lock is secret_id_bound_cidrs, which the
+# blocks above allow. On any other method's mount (+: one path segment, so no new block for a
+# new mount), the role saas-app-<env> may be read and its bound_service_account_names set to
+# the lock (kill-switch:locked) or to the manifests' service account (saas-app) only: any other
+# name, a glob included, would let other pods in. A cluster whose service account is not
+# saas-app lists it here. The exact AppRole blocks above take precedence on auth/approle/.
+path "auth/+/role/saas-app-dev" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "bound_service_account_names" = ["kill-switch:locked", "saas-app"]
+  }
+}
+path "auth/+/role/saas-app-staging" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "bound_service_account_names" = ["kill-switch:locked", "saas-app"]
+  }
+}
+path "auth/+/role/saas-app-prod" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "bound_service_account_names" = ["kill-switch:locked", "saas-app"]
+  }
+}
+# What the lock replaced, one field per role path, kept until --reopen restores it and deletes
+# the record. Outside saas-project/: no app policy reaches it.
+path "secret/data/saas-kill-switch/*" {
+  capabilities = ["create", "read", "update", "patch"]
+}
+path "secret/metadata/saas-kill-switch/*" {
+  capabilities = ["delete"]
+}
+# The kill switch revokes the app's tokens one by one: every token carrying the policy
+# saas-app-<env>, whichever method issued it. Vault files a login's lease under
+# auth/<method>/login/ whatever the role, so no lease prefix tells one role's tokens apart, and
+# an accessor is random: the script lists the accessors (LIST takes sudo), looks each up for its
+# policies, and revokes those with saas-app-<env>. Vault's ACL cannot tie lookup-accessor and
+# revoke-accessor to a role: these three paths are the only ones here that reach past this
+# application (see the plan, section 6); the rest of the kill switch is scoped by path.
 path "auth/token/accessors" {
   capabilities = ["list", "sudo"]
 }
@@ -177,8 +210,8 @@ path "sys/leases/lookup/database/creds/saas-app-*" {
   capabilities = ["list", "sudo"]
 }
 
-# Recovery: an agent that kept logging in with a dead secret id locks the role id (5 failures,
-# 15 minutes). The unlock needs the AppRole mount's accessor, which `vault auth list` shows;
+# Recovery (kill-switch.sh --reopen, unlock-role-id.sh): an agent that kept logging in with a
+# dead secret id locks the role id (5 failures, 15 minutes). The unlock needs the AppRole mount's accessor, which `vault auth list` shows;
 # reading sys/auth changes nothing (enabling a method is a write on sys/auth/<path>). Only
 # under an AppRole mount's accessor (auth_approle_...): a locked admin user of userpass stays
 # locked. A role id is random, so the unlock cannot be tied to this application's roles.

@@ -54,6 +54,8 @@ case $app_env in
 esac
 # app, app_kv_prefix, app_role, app_policy
 . "$here/lib/app-name.sh"
+# kill_switch_cidr
+. "$here/lib/kill-switch-lock.sh"
 policy_name=$(app_role "$app_env")
 policy_file="$policy_dir/saas-app-$app_env.hcl"
 [ -r "$policy_file" ] || fail "policy file $policy_file not found or not readable"
@@ -125,7 +127,9 @@ wanted="[$policy_name] $token_ttl_s $token_max_ttl_s $secret_id_ttl_s $secret_id
 current="$(role_field token_policies) $(role_field token_ttl) $(role_field token_max_ttl)"
 current="$current $(role_field secret_id_ttl) $(role_field secret_id_num_uses) $(role_field token_num_uses)"
 current="$current $(role_field secret_id_bound_cidrs)"
-if [ "$current" = "$wanted" ]; then
+if [ "$(role_field secret_id_bound_cidrs)" = "[$kill_switch_cidr]" ]; then
+  say "role $role is locked by the kill switch: left as it is (scripts/prod/kill-switch.sh --reopen $app_env reopens it)"
+elif [ "$current" = "$wanted" ]; then
   say "role $role unchanged"
 else
   "$cli" write "$role_path" token_policies="$policy_name" \

@@ -53,6 +53,8 @@ case $app_env in
 esac
 # app, app_role
 . "$here/lib/app-name.sh"
+# kill_switch_name
+. "$here/lib/kill-switch-lock.sh"
 role=$(app_role "$app_env")
 
 use_cli_with_token
@@ -91,6 +93,10 @@ if [ -n "$reviewer" ]; then set -- "$@" token_reviewer_jwt=@"$reviewer"; fi
   fail "cannot write auth/kubernetes/config: $(reason)"
 say "auth/kubernetes/config: $host${reviewer:+, reviewer token from $reviewer}"
 
+if [ "$("$cli" read -field=bound_service_account_names "auth/kubernetes/role/$role" 2>/dev/null)" = "[$kill_switch_name]" ]; then
+  say "role $role is locked by the kill switch: left as it is (scripts/prod/kill-switch.sh --reopen $app_env reopens it)"
+  exit 0
+fi
 "$cli" write "auth/kubernetes/role/$role" \
   bound_service_account_names="$service_account" bound_service_account_namespaces="$namespace" \
   token_policies="$role" token_ttl="$token_ttl" token_max_ttl="$token_max_ttl" >/dev/null 2>"$errors" ||

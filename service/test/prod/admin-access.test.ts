@@ -94,6 +94,14 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     return listed.code === 0 ? JSON.parse(listed.stdout) as string[] : [];
   };
 
+  /** The shipped agent's max_backoff (agent-config/env/prod.hcl): its longest wait between two logins. */
+  const maxBackoffMs = async () => {
+    const shipped = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
+    const seconds = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(shipped)?.[1]);
+    expect(seconds, 'max_backoff in agent-config/env/prod.hcl, in seconds').to.be.above(0);
+    return seconds * 1000;
+  };
+
   before(async function () {
     tls = await generateTls();
     node = await startServerNode(tls);
@@ -372,15 +380,16 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     expect((await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, agentToken)).status, 'the agent keeps its token').to.equal(200);
   });
 
-  it('kill-switch.sh takes every token and secret id away in one step: the service halts within its check interval', async function () {
+  it('kill-switch.sh locks the role and takes every token and secret id away: the service halts within its check interval', async function () {
     if (service === undefined || agent === undefined) this.skip();
     const url = `http://127.0.0.1:${service.port}/readyz`;
     const agentToken = (await readFile(agent.token, 'utf8')).trim();
     const killed = await adminScript('kill-switch.sh', ['prod']);
     const at = Date.now();
     expect(killed.code, killed.stderr).to.equal(0);
-    expect(killed.stdout).to.contain('destroyed 1 secret id(s) of saas-app-prod');
-    expect(killed.stdout).to.match(/revoked [1-9]\d* token\(s\) AppRole issued for saas-app-prod/);
+    expect(killed.stdout).to.contain("locked auth/approle/role/saas-app-prod (secret_id_bound_cidrs 0.0.0.0/32; was ''");
+    expect(killed.stdout).to.contain('destroyed 1 secret id(s) of auth/approle/role/saas-app-prod');
+    expect(killed.stdout).to.match(/revoked [1-9]\d* token\(s\) with the policy saas-app-prod/);
     expect(killed.stdout).to.contain('database/creds/saas-app-prod');
     await timeUntil(url, 503, 3000);
     expect(Date.now() - at, 'within the check interval (1 s) and a lookup').to.be.at.most(2500);
@@ -389,30 +398,59 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     expect(await accessors()).to.deep.equal([]);
   });
 
-  it('recovery: a fresh wrapped secret id brings the same agent and service back, no restart, within the agent\'s max_backoff', async function () {
+  it('stays halted while the orchestrator delivers a fresh secret id and the agent keeps trying: the lock refuses the login', async function () {
     if (service === undefined || agent === undefined) this.skip();
-    // Since the kill the agent has been failing to log in, waiting longer each time up to the
-    // shipped max_backoff: its next try may be that far away. Then the login, the render and
-    // the service's check of the new token.
-    const shipped = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
-    const maxBackoffS = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(shipped)?.[1]);
-    expect(maxBackoffS, 'max_backoff in agent-config/env/prod.hcl, in seconds').to.be.above(0);
+    const url = `http://127.0.0.1:${service.port}/readyz`;
+    // What the courier does every period: a fresh wrapped secret id in the agent's file. The
+    // agent reads it at its next try (at most the shipped max_backoff away) and removes it.
+    const secretIdFile = join(credentials, 'secret-id');
+    await issueSecretId(secretIdFile);
+    const bound = (await maxBackoffMs()) + 5000;
+    const statuses: number[] = [];
+    const deadline = Date.now() + bound;
+    while (await stat(secretIdFile).then(() => true, () => false)) {
+      if (Date.now() > deadline) throw new Error(`the agent did not read the fresh secret id within ${bound} ms`);
+      statuses.push(await statusOf(url));
+      await sleep(250);
+    }
+    const refused = Date.now() + 10_000;
+    while (!(await agent.proc.log()).includes('unauthorized by CIDR restrictions on the role')) {
+      if (Date.now() > refused) throw new Error(`no refused login in the agent's log:\n${(await agent.proc.log()).split('\n').slice(-10).join('\n')}`);
+      statuses.push(await statusOf(url));
+      await sleep(250);
+    }
+    statuses.push(...await poll(url, 2000, 250));
+    expect(statuses.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
+    expect(agent.proc.child.exitCode, 'the agent keeps trying').to.equal(null);
+  });
+
+  it('kill-switch.sh --reopen restores the role: the same agent and service come back by themselves within max_backoff + the check interval', async function () {
+    if (service === undefined || agent === undefined) this.skip();
+    const pid = agent.proc.child.pid;
     const revoked = await readFile(agent.token, 'utf8');
+    const reopened = await adminScript('kill-switch.sh', ['--reopen', 'prod']);
+    expect(reopened.code, reopened.stderr).to.equal(0);
+    expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-prod to ''");
+    const field = await asAdmin(['read', '-field=secret_id_bound_cidrs', 'auth/approle/role/saas-app-prod']);
+    expect(field.stdout.trim(), 'exactly what was there').to.equal('[]');
+    // The refused login used up the secret id on HashiCorp Vault (OpenBao's stays valid, and its
+    // agent logs in with the one it remembers): the courier's next delivery, as it does whenever
+    // the file is gone. Then the agent's next try (at most max_backoff away), the render and the
+    // service's check of the new token.
     await issueSecretId(join(credentials, 'secret-id'));
-    // Two steps, each with its own bound, so a failure says which one was late. First the
-    // agent's next try (at most max_backoff away) and its login: a new token in the sink.
-    const loginBound = maxBackoffS * 1000 + 5000;
-    const deadline = Date.now() + loginBound;
+    const bound = (await maxBackoffMs()) + 5000;
+    const deadline = Date.now() + bound;
     while (await readFile(agent.token, 'utf8').catch(() => revoked) === revoked) {
       if (Date.now() > deadline) {
-        throw new Error(`no new token within ${loginBound} ms of the new secret id; the agent's log ends:\n${(await agent.proc.log()).split('\n').slice(-15).join('\n')}`);
+        throw new Error(`no new token within ${bound} ms of the reopen; the agent's log ends:\n${(await agent.proc.log()).split('\n').slice(-15).join('\n')}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
-    // Then the render with new database credentials and the service's check of the new token:
-    // a check interval (1 s here) and the agent's render, with the machine's load on both.
     await timeUntil(`http://127.0.0.1:${service.port}/readyz`, 200, 15_000);
     expect(agent.proc.child.exitCode, 'the agent never exited').to.equal(null);
+    expect(agent.proc.child.pid, 'the same agent process').to.equal(pid);
+    const again = await adminScript('kill-switch.sh', ['--reopen', 'prod']);
+    expect(again.stdout).to.contain('saas-app-prod is not locked (no record at secret/saas-kill-switch/prod): nothing to reopen');
   });
 
   it('a locked role id (5 failed logins) refuses even a valid secret id until unlock-role-id.sh', async function () {

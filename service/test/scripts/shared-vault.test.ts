@@ -91,7 +91,7 @@ describe('two applications and two environments on one real bao dev server, with
     expect((await roleState('saas-app-staging')).policies).to.deep.equal(['saas-app-staging']);
   });
 
-  it('kill-switch.sh as billing-admin takes billing\'s tokens and secret ids away; saas keeps serving', async function () {
+  it('kill-switch.sh as billing-admin takes billing\'s tokens and secret ids away and locks its role until --reopen; saas keeps serving and logging in', async function () {
     // saas in dev: a service of its own (SDK mode, as the start tests run it) and an agent-like token.
     const saasToken = await login(saasDev);
     const wrappedFile = join(await tempDir('saas-wrapped'), 'secret-id');
@@ -135,8 +135,9 @@ describe('two applications and two environments on one real bao dev server, with
     }));
     const killedAt = Date.now();
     expect(killed.code, killed.stderr).to.equal(0);
-    expect(killed.stdout).to.match(/destroyed [1-9]\d* secret id\(s\) of billing-app-dev/);
-    expect(killed.stdout).to.contain(`revoked ${billingTokens.length + 1} token(s) AppRole issued for billing-app-dev`);
+    expect(killed.stdout).to.contain("locked auth/approle/role/billing-app-dev (secret_id_bound_cidrs 0.0.0.0/32; was ''");
+    expect(killed.stdout).to.match(/destroyed [1-9]\d* secret id\(s\) of auth\/approle\/role\/billing-app-dev/);
+    expect(killed.stdout).to.contain(`revoked ${billingTokens.length + 1} token(s) with the policy billing-app-dev`);
     expect(killed.stdout).to.contain('database/creds/billing-app-dev');
 
     for (const token of billingTokens) expect(await tokenStatus(token), 'billing token').to.equal(403);
@@ -155,6 +156,39 @@ describe('two applications and two environments on one real bao dev server, with
     }
     expect((await status()).gate, 'the saas service\'s gate').to.deep.equal(gateBefore);
     expect((await fetch(`${service.url}/readyz`)).status).to.equal(200);
+
+    // Locked: a fresh billing secret id (what its courier delivers) is refused; saas logs in.
+    const refused = await runBootstrap(server, 'dev', billingDev, { APP_NAME: 'billing' });
+    expect(refused.code, refused.stderr).to.equal(0);
+    expect(refused.stdout, 'a bootstrap re-run keeps the lock').to.contain('role billing-app-dev is locked by the kill switch: left as it is');
+    const loginAs = async (credentials: string) => {
+      const wrapping = (await readFile(join(credentials, 'secret-id'), 'utf8')).trim();
+      const { secret_id: secretId } = await vaultData<{ secret_id: string }>(server.addr, wrapping, 'POST', 'sys/wrapping/unwrap');
+      registerSecret('secret id', secretId);
+      const roleId = (await readFile(join(credentials, 'role-id'), 'utf8')).trim();
+      return { roleId, secretId, response: await vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', { role_id: roleId, secret_id: secretId }) };
+    };
+    const locked = await loginAs(billingDev);
+    expect(locked.response.status, 'billing\'s login while locked').to.equal(400);
+    expect(JSON.stringify(locked.response.body)).to.contain('unauthorized by CIDR restrictions on the role');
+    const saasWrapped = await tempDir('saas-again');
+    expect((await runBootstrap(server, 'dev', saasWrapped)).code).to.equal(0);
+    const saasLogin = await loginAs(saasWrapped);
+    expect(saasLogin.response.status, 'saas logs in while billing is locked').to.equal(200);
+    registerSecret('app token', (saasLogin.response.body as { auth: { client_token: string } }).auth.client_token);
+
+    // billing's admin reopens: exactly what was there, and billing logs in again.
+    const reopened = await runScript('scripts/prod/kill-switch.sh', ['--reopen', 'dev'], baoEnv(server.dir, {
+      VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: serverBin, APP_NAME: 'billing',
+    }));
+    expect(reopened.code, reopened.stderr).to.equal(0);
+    expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/billing-app-dev to ''");
+    const role = await vaultData<{ secret_id_bound_cidrs: string[] | null }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/billing-app-dev');
+    expect(role.secret_id_bound_cidrs ?? []).to.deep.equal([]);
+    const again = await vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', { role_id: locked.roleId, secret_id: locked.secretId });
+    expect(again.status, 'billing\'s login after the reopen (OpenBao keeps the refused secret id valid)').to.equal(200);
+    registerSecret('app token', (again.body as { auth: { client_token: string } }).auth.client_token);
+    expect(await roleState('saas-app-dev'), 'saas\'s role untouched').to.deep.include({ roleId: saasBefore.roleId, policies: saasBefore.policies });
   });
 
   it('runs billing end to end with APP_NAME=billing: SDK mode, and agent mode with the shipped template', async function () {
