@@ -3,6 +3,8 @@ import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { readSettings } from '../../src/config/settings.js';
+import { vaultServers } from '../support/bao.js';
 import { repoRoot } from '../support/repo-root.js';
 import { randomKey } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
@@ -282,6 +284,72 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     const status = await (await fetch(`${env.ADMIN_URL ?? ''}/status`)).json() as { agent: { state: string } | null };
     expect(status.agent?.state).to.equal('on_time');
     expect(await (await fetch(`${env.ADMIN_URL ?? ''}/metrics`)).text()).to.match(/^saas_agent_overdue 0$/m);
+  });
+
+  it('kill-switch.sh (root token) halts the app within the check interval + 1 s, keeps it halted through two courier intervals of refused logins, and --reopen brings the same app back', async function () {
+    // The shipped durations: the app's check interval (the default: the stack sets none), the
+    // stack's courier interval, the agent's longest wait between two logins (env/dev.hcl).
+    const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
+    const deliveryMs = Number(/DELIVERY_INTERVAL: '(\d+)s'/.exec(await readFile(join(repoRoot, 'scripts/stack/stack.ts'), 'utf8'))?.[1]) * 1000;
+    const maxBackoffMs = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8'))?.[1]) * 1000;
+    expect(deliveryMs, 'the courier\'s DELIVERY_INTERVAL in scripts/stack/stack.ts').to.be.above(0);
+    const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
+    expect(maxBackoffMs, 'max_backoff in agent-config/env/dev.hcl').to.be.above(0);
+    expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
+    this.timeout(tokenTtlMs + 3 * deliveryMs + checkMs + 2 * maxBackoffMs + 60_000);
+    const app = await pidOf('app');
+    const agentBefore = await pidOf('vault-agent');
+    const kill = (...args: string[]) => run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), ...args], {
+      env: { PATH: process.env.PATH, VAULT_ADDR: env.VAULT_ADDR, VAULT_TOKEN: env.VAULT_TOKEN, VAULT_CLI: vaultServers.bao.bin },
+    });
+
+    const killed = await kill('dev');
+    const at = Date.now();
+    let reopenedByTest = false;
+    try {
+      expect(killed.stdout).to.contain('locked auth/approle/role/saas-app-dev (secret_id_bound_cidrs 0.0.0.0/32');
+      await until('a 503 after the kill', async () => (await fetch(`${appUrl}/readyz`)).status === 503, checkMs + 6000);
+      const haltedMs = Date.now() - at;
+      expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
+
+      // The agent finds its token gone at its next renewal (two thirds into the role's token TTL)
+      // and logs in again: refused by the lock, having used up the secret id that was waiting, which
+      // the courier then replaces. From then on, two courier intervals, every answer a 503 and the
+      // agent trying again.
+      const agentLog = join(stackDir, 'logs/vault-agent.log');
+      const refusals = async () => (await readFile(agentLog, 'utf8')).split('unauthorized by CIDR restrictions on the role').length - 1;
+      const deliveries = async () => (await readFile(join(stackDir, 'logs/secret-id-courier.log'), 'utf8')).split('delivered a wrapped secret id').length - 1;
+      const delivered = await deliveries();
+      const answers: number[] = [];
+      await until('the agent refused by the lock', async () => {
+        answers.push((await fetch(`${appUrl}/readyz`)).status);
+        return await refusals() > 0;
+      }, (tokenTtlMs * 2) / 3 + maxBackoffMs + 5000);
+      const refused = await refusals();
+      for (const end = Date.now() + 2 * deliveryMs + 1000; Date.now() < end;) {
+        answers.push((await fetch(`${appUrl}/readyz`)).status);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(answers.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
+      expect(await refusals(), 'the agent kept trying').to.be.above(refused);
+      expect(await deliveries(), 'the courier delivered during the lock').to.be.above(delivered);
+
+      const reopened = await kill('--reopen', 'dev');
+      reopenedByTest = true;
+      const reopenedAt = Date.now();
+      expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-dev to ''");
+      // The secret id the courier delivered last may have been used up by a refused login: the
+      // next delivery, the agent's next try, the render and the app's check, + 1 s.
+      const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
+      await until('a 200 after the reopen', async () => (await fetch(`${appUrl}/readyz`)).status === 200, readyBound + 30_000);
+      const readyMs = Date.now() - reopenedAt;
+      expect(await pidOf('app'), 'the same app process').to.equal(app);
+      console.log(`      halted ${haltedMs} ms; ready ${readyMs} ms after the reopen; vault-agent ${await pidOf('vault-agent') === agentBefore ? 'the same process' : 'restarted by the supervisor'}`);
+      expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
+    } finally {
+      // A failure above leaves the role reopened for the tests after this one.
+      if (!reopenedByTest) await kill('--reopen', 'dev');
+    }
   });
 
   it('stack:down stops every process the stack started, the restarted agent too, and leaves no process behind', async function () {
