@@ -4,6 +4,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
+import { readSettings } from '../../src/config/settings.js';
 import { serverBin, repoRoot } from '../support/bao.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
@@ -197,6 +198,78 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     });
     registerSecret('prod agent token', third);
     await appReady(30_000);
+  });
+
+  it('kill-switch.sh halts the app within the check interval + 1 s, keeps it halted through two courier intervals of refused logins, and --reopen brings it back with the same app container', async function () {
+    // The shipped durations: the service's check interval, the courier's delivery interval,
+    // the agent's longest wait between two logins.
+    const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
+    const courier = /DELIVERY_INTERVAL:-(\d+)s/.exec(await readFile(join(repoRoot, 'scripts/prod/deliver-secret-ids.sh'), 'utf8'));
+    const deliveryMs = Number(courier?.[1]) * 1000;
+    const backoff = /max_backoff\s*=\s*"(\d+)s"/.exec(await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8'));
+    const maxBackoffMs = Number(backoff?.[1]) * 1000;
+    expect(deliveryMs, 'DELIVERY_INTERVAL in deliver-secret-ids.sh').to.be.above(0);
+    const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
+    expect(maxBackoffMs, 'max_backoff in agent-config/env/prod.hcl').to.be.above(0);
+    expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
+    this.timeout(tokenTtlMs + 3 * deliveryMs + checkMs + 2 * maxBackoffMs + 120_000);
+    const before = await compose.containers(false);
+    const restarts = (containers: typeof before, service: string) => Number(containers.get(service)?.inspect.RestartCount ?? -1);
+
+    const killed = await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), 'prod'], { VAULT_TOKEN: adminToken });
+    const at = Date.now();
+    let reopenedByTest = false;
+    try {
+      expect(killed.stdout).to.contain('locked auth/approle/role/saas-app-prod (secret_id_bound_cidrs 0.0.0.0/32');
+      await poll('a 503 after the kill', checkMs + 6000, async () => ((await get(`${appUrl}/readyz`)).status === 503 ? true : undefined));
+      const haltedMs = Date.now() - at;
+      expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
+
+      // The agent finds its token gone at its next renewal (two thirds into the role's token TTL)
+      // and logs in again: refused by the lock, having used up the secret id that was waiting, which
+      // the courier then replaces. From then on, two courier intervals, every answer a 503 and the
+      // agent trying again.
+      const count = async (service: string, text: string) =>
+        (await compose.must(['logs', '--no-log-prefix', service])).split(text).length - 1;
+      const refusals = () => count('vault-agent', 'unauthorized by CIDR restrictions on the role');
+      // Any failed login: after the first refusal, HashiCorp Vault's agent retries the secret id
+      // that refusal used up (invalid role or secret ID), then a locked-out role id.
+      const failures = () => count('vault-agent', 'error authenticating');
+      const deliveries = () => count('secret-id-courier', 'delivered a wrapped secret id');
+      const delivered = await deliveries();
+      const answers: number[] = [];
+      await poll('the agent refused by the lock', (tokenTtlMs * 2) / 3 + maxBackoffMs + 5000, async () => {
+        answers.push((await get(`${appUrl}/readyz`)).status);
+        return await refusals() > 0 ? true : undefined;
+      });
+      const failed = await failures();
+      for (const end = Date.now() + 2 * deliveryMs + 1000; Date.now() < end;) {
+        answers.push((await get(`${appUrl}/readyz`)).status);
+        await sleep(1000);
+      }
+      expect(answers.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
+      expect(await failures(), 'the agent kept trying').to.be.above(failed);
+      expect(await deliveries(), 'the courier delivered during the lock').to.be.above(delivered);
+
+      const reopened = await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), '--reopen', 'prod'], { VAULT_TOKEN: adminToken });
+      reopenedByTest = true;
+      const reopenedAt = Date.now();
+      expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-prod to ''");
+      // The secret id the courier delivered last may have been used up by a refused login: the
+      // next delivery (within its interval), the agent's next try (within max_backoff), the render
+      // and the app's check of the new token (within the check interval), + 1 s.
+      const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
+      await appReady(readyBound + 30_000);
+      const readyMs = Date.now() - reopenedAt;
+      const after = await compose.containers(false);
+      expect(after.get('app')?.id, 'the same app container').to.equal(before.get('app')?.id);
+      expect(restarts(after, 'app'), 'the app never restarted').to.equal(restarts(before, 'app'));
+      console.log(`      halted ${haltedMs} ms; ready ${readyMs} ms after the reopen; vault-agent restarts ${restarts(before, 'vault-agent')} -> ${restarts(after, 'vault-agent')}, same container: ${String(after.get('vault-agent')?.id === before.get('vault-agent')?.id)}`);
+      expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
+    } finally {
+      // A failure above leaves the role reopened for the tests after this one.
+      if (!reopenedByTest) await run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), '--reopen', 'prod'], { env: { ...vaultEnv, VAULT_TOKEN: adminToken } });
+    }
   });
 
   // That the app then halts once the token's known expiry passes unverified is shown on processes

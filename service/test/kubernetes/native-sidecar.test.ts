@@ -267,6 +267,12 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       [...pod.status.containerStatuses ?? [], ...pod.status.initContainerStatuses ?? []].find((c) => c.name === container)?.restartCount ?? 0;
     const urls = await Promise.all(before.map((pod) => podUrl(pod)));
     const kill = (args: string[]) => runScript('scripts/prod/kill-switch.sh', args, vault.node.cliEnv({ VAULT_TOKEN: vault.adminToken }));
+    // The admin may set the role's bound names to the lock or to the manifests' account only.
+    for (const names of ['*', 'saas-app,default', 'other']) {
+      const widened = await cliAs(vault.node, vault.adminToken, ['write', 'auth/kubernetes/role/saas-app-prod', `bound_service_account_names=${names}`]);
+      expect(widened.code, names).to.not.equal(0);
+      expect(widened.stderr, names).to.contain('permission denied');
+    }
 
     const killed = await kill(['prod']);
     const at = Date.now();
