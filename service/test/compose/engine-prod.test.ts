@@ -225,15 +225,15 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
       const haltedMs = Date.now() - at;
       expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
 
-      // The agent finds its token gone at its next renewal (two thirds into the role's token TTL)
-      // and logs in again: refused by the lock, having used up the secret id that was waiting, which
-      // the courier then replaces. From then on, two courier intervals, every answer a 503 and the
+      // The agent finds its token gone (HashiCorp Vault's at a refused render, OpenBao's at its
+      // next renewal: two thirds into the role's token TTL at most) and logs in again with the
+      // secret id that was waiting: refused by the lock. The courier replaces the file it read. From then on, two courier intervals, every answer a 503 and the
       // agent trying again.
       const count = async (service: string, text: string) =>
         (await compose.must(['logs', '--no-log-prefix', service])).split(text).length - 1;
       const refusals = () => count('vault-agent', 'unauthorized by CIDR restrictions on the role');
-      // Any failed login: after the first refusal, HashiCorp Vault's agent retries the secret id
-      // that refusal used up (invalid role or secret ID), then a locked-out role id.
+      // Any failed login: after the first refusal, HashiCorp Vault's agent retries a secret id
+      // that no longer logs in (invalid role or secret ID), then a locked-out role id.
       const failures = () => count('vault-agent', 'error authenticating');
       const deliveries = () => count('secret-id-courier', 'delivered a wrapped secret id');
       const delivered = await deliveries();
@@ -255,8 +255,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
       reopenedByTest = true;
       const reopenedAt = Date.now();
       expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-prod to ''");
-      // The secret id the courier delivered last may have been used up by a refused login: the
-      // next delivery (within its interval), the agent's next try (within max_backoff), the render
+      // HashiCorp Vault's agent needs the courier's next secret id (see above): the next delivery (within its interval), the agent's next try (within max_backoff), the render
       // and the app's check of the new token (within the check interval), + 1 s.
       const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
       await appReady(readyBound + 30_000);

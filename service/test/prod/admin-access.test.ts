@@ -440,8 +440,8 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-prod to ''");
     const field = await asAdmin(['read', '-field=secret_id_bound_cidrs', 'auth/approle/role/saas-app-prod']);
     expect(field.stdout.trim(), 'exactly what was there').to.equal('[]');
-    // The refused login used up the secret id on HashiCorp Vault (OpenBao's stays valid, and its
-    // agent logs in with the one it remembers): the courier's next delivery, as it does whenever
+    // HashiCorp Vault's agent retries a secret id that no longer logs in (OpenBao's logs in with
+    // the one it read during the lock): the courier's next delivery, as it does whenever
     // the file is gone. Then the agent's next try (at most max_backoff away), the render and the
     // service's check of the new token.
     await issueSecretId(join(credentials, 'secret-id'));

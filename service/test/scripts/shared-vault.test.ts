@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile } from '../support/agent.js';
-import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer } from '../support/bao.js';
+import { serverBin, baoEnv, repoRoot, startDevServer, vaultServer, type DevServer } from '../support/bao.js';
 import { runScript } from '../support/bao-server.js';
 import { runBootstrap } from '../support/bootstrap.js';
 import { registerSecret } from '../support/leak-scan.js';
@@ -22,7 +22,7 @@ interface RoleState {
   secretIds: string[];
 }
 
-describe('two applications and two environments on one real bao dev server, with a real bao agent', function () {
+describe(`two applications and two environments on one real ${vaultServer.name} dev server, with a real agent`, function () {
   this.timeout(120_000);
   let server: DevServer;
   let saasDev: string;
@@ -186,7 +186,7 @@ describe('two applications and two environments on one real bao dev server, with
     const role = await vaultData<{ secret_id_bound_cidrs: string[] | null }>(server.addr, server.rootToken, 'GET', 'auth/approle/role/billing-app-dev');
     expect(role.secret_id_bound_cidrs ?? []).to.deep.equal([]);
     const again = await vaultRequest(server.addr, undefined, 'POST', 'auth/approle/login', { role_id: locked.roleId, secret_id: locked.secretId });
-    expect(again.status, 'billing\'s login after the reopen (OpenBao keeps the refused secret id valid)').to.equal(200);
+    expect(again.status, 'billing\'s login after the reopen: the refused secret id stays valid').to.equal(200);
     registerSecret('app token', (again.body as { auth: { client_token: string } }).auth.client_token);
     expect(await roleState('saas-app-dev'), 'saas\'s role untouched').to.deep.include({ roleId: saasBefore.roleId, policies: saasBefore.policies });
   });

@@ -312,9 +312,9 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       const haltedMs = Date.now() - at;
       expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
 
-      // The agent finds its token gone at its next renewal (two thirds into the role's token TTL)
-      // and logs in again: refused by the lock, having used up the secret id that was waiting, which
-      // the courier then replaces. From then on, two courier intervals, every answer a 503 and the
+      // OpenBao's agent finds its token gone at its next renewal (two thirds into the role's token
+      // TTL) and logs in again with the secret id that was waiting: refused by the lock. The
+      // courier replaces the file it read. From then on, two courier intervals, every answer a 503 and the
       // agent trying again.
       const agentLog = join(stackDir, 'logs/vault-agent.log');
       const refusals = async () => (await readFile(agentLog, 'utf8')).split('unauthorized by CIDR restrictions on the role').length - 1;
@@ -339,7 +339,7 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       reopenedByTest = true;
       const reopenedAt = Date.now();
       expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-dev to ''");
-      // The secret id the courier delivered last may have been used up by a refused login: the
+      // The bound of compose's (HashiCorp Vault's agent may need the courier's next secret id): the
       // next delivery, the agent's next try, the render and the app's check, + 1 s.
       const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
       await until('a 200 after the reopen', async () => (await fetch(`${appUrl}/readyz`)).status === 200, readyBound + 30_000);

@@ -30,8 +30,9 @@ const slowFirst = [
   'service/test/reliability/dynamic-credentials.test.ts',
 ];
 
-// Bootstrap and policies, agent mode, SDK mode, the token lifecycle and the kill switch, dynamic
-// database credentials, and the production path: run against each server.
+// Bootstrap and policies, agent mode, SDK mode, the token lifecycle and the kill switch (its lock
+// and reopen beside a second application too), dynamic database credentials, and the production
+// path: run against each server.
 const contract = [
   'service/test/scripts/bootstrap.test.ts',
   'service/test/policies/policies.test.ts',
@@ -44,6 +45,7 @@ const contract = [
   'service/test/reliability/dynamic-credentials.test.ts',
   'service/test/prod/production.test.ts',
   'service/test/prod/admin-access.test.ts',
+  'service/test/scripts/shared-vault.test.ts',
 ];
 type Server = keyof typeof vaultServers;
 
