@@ -177,6 +177,24 @@ describe(`two applications and two environments on one real ${vaultServer.name} 
     expect(saasLogin.response.status, 'saas logs in while billing is locked').to.equal(200);
     registerSecret('app token', (saasLogin.response.body as { auth: { client_token: string } }).auth.client_token);
 
+    // Nobody else reopens it: not saas's admin (another application's), nor code holding an app
+    // token (saas's here), which cannot read the record either.
+    const saasAdminPolicy = (await readFile(join(repoRoot, 'policies/saas-admin.hcl'), 'utf8'));
+    await vaultData(server.addr, server.rootToken, 'PUT', 'sys/policies/acl/saas-admin', { policy: saasAdminPolicy });
+    const saasAdmin = (await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create',
+      { policies: ['saas-admin'], ttl: '10m' })).body as { auth: { client_token: string } };
+    registerSecret('saas admin token', saasAdmin.auth.client_token);
+    const saasAppToken = (saasLogin.response.body as { auth: { client_token: string } }).auth.client_token;
+    for (const [who, token] of [['saas-admin', saasAdmin.auth.client_token], ['an app token', saasAppToken]] as const) {
+      const tried = await runScript('scripts/prod/kill-switch.sh', ['--reopen', 'dev'], baoEnv(server.dir, {
+        VAULT_ADDR: server.addr, VAULT_TOKEN: token, VAULT_CLI: serverBin, APP_NAME: 'billing',
+      }));
+      expect(tried.code, `${who} reopening billing`).to.equal(1);
+      expect(tried.stderr, who).to.match(/permission denied/);
+      expect((await vaultRequest(server.addr, token, 'GET', 'secret/data/billing-kill-switch/dev')).status, `${who} reading the record`).to.equal(403);
+      expect((await vaultRequest(server.addr, token, 'POST', 'auth/approle/role/billing-app-dev', { secret_id_bound_cidrs: '' })).status, `${who} unlocking the role`).to.equal(403);
+    }
+
     // billing's admin reopens: exactly what was there, and billing logs in again.
     const reopened = await runScript('scripts/prod/kill-switch.sh', ['--reopen', 'dev'], baoEnv(server.dir, {
       VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: serverBin, APP_NAME: 'billing',
