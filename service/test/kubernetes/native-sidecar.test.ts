@@ -1,152 +1,45 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { processesIn } from '../../../scripts/kubernetes/netns.js';
-import { ensureServerInstalled, repoRoot } from '../support/bao.js';
-import { cliAs, runScript } from '../support/bao-server.js';
-import { startTestCluster, type TestCluster } from '../support/kubernetes.js';
+import { repoRoot } from '../support/bao.js';
+import { cliAs } from '../support/bao-server.js';
+import type { TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
-import { scaledAgentFile, startScaledVault, type ScaledVault } from '../support/scaled-production.js';
-import { asDuration } from '../support/shipped-durations.js';
-import { tempDir } from '../support/temp-dirs.js';
+import { deployNativeSidecar, namespace, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
+import type { ScaledVault } from '../support/scaled-production.js';
 
 /**
- * deploy/kubernetes/overlays/native-sidecar on a real one-node cluster (npm run k8s:start's),
- * against a production bao (Raft, TLS, initialised, first-bootstrap.sh, the database engine
- * on a real PostgreSQL) configured by scripts/kubernetes-auth.sh: the agent logs in with the
- * pod's service account token, which Vault checks with a real TokenReview.
- *
- * What the test changes in the shipped manifests, in an overlay of its own: the images (the
- * project's stand-ins), 2 replicas, host aliases sending vault.vault.svc and postgres.saas.svc
- * to the node (where the host's bao and PostgreSQL are exposed, at 8200 and 5432), and every
- * Vault duration divided by one factor, 30 as in the soak test, whose comment says why not 60
- * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
- * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
- * grace period) are Kubernetes' whole seconds and stay as shipped.
+ * deploy/kubernetes/overlays/native-sidecar on a real one-node cluster against a production
+ * OpenBao, as support/native-sidecar.ts deploys it (what it changes in the shipped manifests is
+ * said there). The kill switch on this deployment, against both servers: kill-switch.test.ts.
  */
-const factor = 30;
-const namespace = 'saas';
-
-interface Pod {
-  metadata: { name: string; uid: string; deletionTimestamp?: string };
-  status: {
-    podIP?: string; phase: string;
-    conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount?: number; state: Record<string, unknown> }[];
-    initContainerStatuses?: { name: string; started?: boolean; restartCount?: number; state: Record<string, unknown> }[];
-  };
-}
 interface EndpointSlice { endpoints?: { addresses: string[]; conditions: { ready?: boolean } }[] }
-interface Status {
-  secrets: { paths: { path: string; version: number | null }[] };
-  lease: { path: string } | null;
-  agent: { state: 'on_time' | 'overdue' | 'unknown' } | null;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      const found = await check();
-      if (found !== undefined) return found;
-    } catch (error) { last = error instanceof Error ? error.message : String(error); }
-    await sleep(100);
-  }
-  throw new Error(`${what} within ${ms} ms${last === '' ? '' : ` (last: ${last})`}`);
-}
 
 describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a real kubelet', function () {
   this.timeout(120_000);
+  let deployed: NativeSidecar;
   let cluster: TestCluster;
   let vault: ScaledVault;
-  let overlay: string;
   let cookie = '';
 
-  const pods = async (): Promise<Pod[]> =>
-    (await cluster.api<{ items: Pod[] }>(`/api/v1/namespaces/${namespace}/pods?labelSelector=app%3Dsaas-app`)).items;
-  const runningPods = async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined);
-  /** A pod's port 3000 (or 3001, the operator's) at a loopback port of the host. */
-  const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
-  const podStatus = async (pod: Pod): Promise<Status> => (await (await fetch(`${await podUrl(pod, 3001)}/status`)).json()) as Status;
-  const agentToken = (pod: Pod) => cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'cat', '/vault/secrets/token']);
+  const runningPods = () => deployed.runningPods();
+  const podUrl = (pod: Pod, port?: number) => deployed.podUrl(pod, port);
+  const podStatus = (pod: Pod) => deployed.podStatus(pod);
+  const agentToken = (pod: Pod) => deployed.agentToken(pod);
 
   before(async function () {
     // Cold, the first run builds Kubernetes (about 14 minutes on 2 cores), printing its progress.
     this.timeout(30 * 60_000);
-    await ensureServerInstalled();
-    // Both, even when one fails: the after hook stops whichever started.
-    const [startedCluster, startedVault] = await Promise.allSettled([startTestCluster(), startScaledVault(factor, ['vault.vault.svc'])]);
-    if (startedCluster.status === 'fulfilled') cluster = startedCluster.value;
-    if (startedVault.status === 'fulfilled') vault = startedVault.value;
-    for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
-    const d = vault.durations;
-    await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
-    await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
-
-    // The operator's steps, as the README gives them: the namespace, Vault's CA, the reviewer.
-    await cluster.kube(['create', 'namespace', namespace]);
-    await cluster.kube(['create', 'secret', 'generic', 'vault-ca', '-n', namespace, `--from-file=ca.crt=${vault.tls.ca}`]);
-    await cluster.kube(['apply', '-k', join(repoRoot, 'deploy/kubernetes/token-reviewer')]);
-    const reviewer = await until('the reviewer token', 30_000, async () => {
-      const encoded = await cluster.kube(['get', 'secret', '-n', 'vault', 'vault-token-reviewer', '-o', 'jsonpath={.data.token}']);
-      return encoded === '' ? undefined : Buffer.from(encoded, 'base64').toString();
-    });
-    registerSecret('token reviewer jwt', reviewer);
-    const work = await tempDir('kubernetes');
-    await writeFile(join(work, 'reviewer.jwt'), reviewer, { mode: 0o600 });
-    const configured = await runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
-      VAULT_TOKEN: vault.harnessToken, KUBERNETES_HOST: cluster.apiServerUrl, KUBERNETES_CA_FILE: cluster.caFile,
-      TOKEN_REVIEWER_JWT_FILE: join(work, 'reviewer.jwt'),
-      ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl),
-    }));
-    expect(configured.code, configured.stderr).to.equal(0);
-
-    // The shipped overlay, with only what a test cluster needs changed (see the comment above).
-    overlay = join(work, 'overlay');
-    await mkdir(overlay);
-    await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
-    await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff']));
-    const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
-    const [appImage = '', appTag = ''] = cluster.images.app.split(':');
-    await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization',
-      // kustomize takes a base's path relative to the kustomization only.
-      resources: [relative(overlay, join(repoRoot, 'deploy/kubernetes/overlays/native-sidecar'))],
-      images: [
-        { name: 'hashicorp/vault', newName: vaultImage, newTag: vaultTag },
-        { name: 'registry.example.com/saas-app', newName: appImage, newTag: appTag },
-      ],
-      configMapGenerator: [{ name: 'saas-vault-agent', namespace, behavior: 'merge', files: ['prod.hcl', 'kubernetes.hcl'] }],
-      patches: [{ patch: JSON.stringify({
-        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
-        spec: { replicas: 2, template: { spec: {
-          hostAliases: [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }],
-          containers: [{ name: 'app', env: [{ name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) }] }],
-        } } },
-      }) }],
-    }));
-    await cluster.kube(['apply', '-f', '-'], await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
-    await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
+    deployed = await deployNativeSidecar();
+    ({ cluster, vault } = deployed);
   });
 
   after(async function () {
     this.timeout(120_000);
-    // Undefined when the before hook failed early.
-    const started = cluster as TestCluster | undefined;
-    if (started !== undefined) {
-      for (const pod of await pods().catch(() => [])) {
-        for (const container of ['app', 'vault-agent']) {
-          const log = await started.kube(['logs', '-n', namespace, pod.metadata.name, '-c', container]).catch(() => '');
-          recordOutput(`${pod.metadata.name}/${container} log`, log);
-        }
-      }
-      await started.stop();
-    }
-    await (vault as ScaledVault | undefined)?.stop();
+    // Undefined when the before hook failed (it stopped what it started).
+    await (deployed as NativeSidecar | undefined)?.stop();
   });
 
   it('admits both overlays as shipped (injector and native sidecar) in a server-side dry run', async function () {
@@ -257,82 +150,6 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     // The app's sink watch and one lookup, + 1 s: on time, with no step by hand.
     await until('the agent on time in /status', 25 + 1000 + 1000, async () => ((await podStatus(pod)).agent?.state === 'on_time' ? true : undefined));
     expect((await fetch(`${await podUrl(pod)}/readyz`)).status).to.equal(200);
-  });
-
-  it('kill-switch.sh locks the kubernetes role: both replicas halt, stay halted through two login backoffs, and --reopen brings the same pods back', async function () {
-    const d = vault.durations;
-    const before = await runningPods();
-    expect(before).to.have.length(2);
-    const restarts = (pod: Pod, container: string) =>
-      [...pod.status.containerStatuses ?? [], ...pod.status.initContainerStatuses ?? []].find((c) => c.name === container)?.restartCount ?? 0;
-    const urls = await Promise.all(before.map((pod) => podUrl(pod)));
-    const kill = (args: string[]) => runScript('scripts/prod/kill-switch.sh', args, vault.node.cliEnv({ VAULT_TOKEN: vault.adminToken }));
-    // The admin may set the role's bound names to the lock or to the manifests' account only.
-    for (const names of ['*', 'saas-app,default', 'other']) {
-      const widened = await cliAs(vault.node, vault.adminToken, ['write', 'auth/kubernetes/role/saas-app-prod', `bound_service_account_names=${names}`]);
-      expect(widened.code, names).to.not.equal(0);
-      expect(widened.stderr, names).to.contain('permission denied');
-    }
-
-    const killed = await kill(['prod']);
-    const at = Date.now();
-    let open = false;
-    try {
-      expect(killed.code, killed.stderr).to.equal(0);
-      expect(killed.stdout).to.contain("locked auth/kubernetes/role/saas-app-prod (bound_service_account_names kill-switch:locked; was 'saas-app'");
-      expect(killed.stdout).to.contain('locked auth/approle/role/saas-app-prod');
-      expect(killed.stdout).to.match(/revoked [1-9]\d* token\(s\) with the policy saas-app-prod/);
-      const haltBound = d.checkInterval + 1000;
-      const halted = await Promise.all(urls.map(async (url) => {
-        await until(`a 503 from ${url}`, haltBound + 5000, async () => ((await fetch(`${url}/readyz`)).status === 503 ? true : undefined));
-        return Date.now() - at;
-      }));
-      for (const ms of halted) expect(ms, `halted after ${halted.join(' and ')} ms`).to.be.at.most(haltBound);
-
-      // Each agent finds its token gone at its next renewal or render and logs in again with its
-      // pod's token, which the cluster vouches for and the locked role refuses. Then two login
-      // backoffs, every answer a 503, each agent trying again (or restarted by the kubelet).
-      const state = async (pod: Pod) => {
-        const now = await cluster.api<Pod>(`/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`);
-        const log = await cluster.kube(['logs', '-n', namespace, pod.metadata.name, '-c', 'vault-agent']).catch(() => '');
-        return { refused: log.split('service account name not authorized').length - 1, restarts: restarts(now, 'vault-agent') };
-      };
-      const first = await Promise.all(before.map((pod) => until(`${pod.metadata.name}'s agent refused`, d.tokenTtl + d.maxBackoff + 30_000,
-        async () => { const seen = await state(pod); return seen.refused > 0 ? seen : undefined; })));
-      const answers: number[] = [];
-      for (const end = Date.now() + 2 * d.maxBackoff; Date.now() < end;) {
-        answers.push(...await Promise.all(urls.map(async (url) => (await fetch(`${url}/readyz`)).status)));
-        await sleep(100);
-      }
-      expect(answers.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
-      const later = await Promise.all(before.map(state));
-      later.forEach((seen, i) => {
-        const was = first[i] ?? { refused: 0, restarts: 0 };
-        expect(seen.refused > was.refused || seen.restarts > was.restarts, `${before[i]?.metadata.name ?? ''}'s agent kept trying`).to.equal(true);
-      });
-      const reopened = await kill(['--reopen', 'prod']);
-      open = true;
-      const reopenedAt = Date.now();
-      expect(reopened.code, reopened.stderr).to.equal(0);
-      expect(reopened.stdout).to.contain("restored bound_service_account_names of auth/kubernetes/role/saas-app-prod to 'saas-app'");
-      // The agent's next login (at most max_backoff away), its render, the app's check, + 1 s.
-      const readyBound = d.checkInterval + d.maxBackoff + 1000;
-      const ready = await Promise.all(urls.map(async (url) => {
-        await until(`a 200 from ${url}`, readyBound + 30_000, async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined));
-        return Date.now() - reopenedAt;
-      }));
-      const after = await runningPods();
-      expect(after.map((pod) => pod.metadata.uid).sort(), 'the same pods').to.deep.equal(before.map((pod) => pod.metadata.uid).sort());
-      for (const pod of after) {
-        const was = before.find((p) => p.metadata.uid === pod.metadata.uid);
-        expect(restarts(pod, 'app'), 'the same app container').to.equal(was === undefined ? -1 : restarts(was, 'app'));
-        console.log(`      ${pod.metadata.name}: agent restarts ${was === undefined ? '?' : restarts(was, 'vault-agent')} -> ${restarts(pod, 'vault-agent')}; halted ${halted.join(', ')} ms; ready ${ready.join(', ')} ms after the reopen`);
-      }
-      for (const ms of ready) expect(ms, `ready ${ready.join(' and ')} ms after the reopen`).to.be.at.most(readyBound);
-    } finally {
-      // A failure above leaves the role reopened for the tests after this one.
-      if (!open) await kill(['--reopen', 'prod']);
-    }
   });
 
   it('drains the app before the agent stops when a pod is deleted', async function () {

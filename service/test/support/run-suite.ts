@@ -5,7 +5,9 @@
  * compose files on the Docker engine and the Kubernetes files (whose images come from that
  * engine, which a file stops when it started it), which run together, one after the other, in
  * one process. The contract tests (what the project relies on Vault for) run
- * twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER, support/bao.ts).
+ * twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER, support/bao.ts); of
+ * the engine's files, the kill switch on Kubernetes runs again against HashiCorp Vault once the
+ * others are done, in the same worker.
  * A file's output is printed whole when it ends, so it reads as mocha's own; the last lines
  * add up every file's counts as mocha prints them.
  */
@@ -47,6 +49,8 @@ const contract = [
   'service/test/prod/admin-access.test.ts',
   'service/test/scripts/shared-vault.test.ts',
 ];
+// Of the engine's files, those that run against both servers (after the others, in their worker).
+const engineContract = ['service/test/kubernetes/kill-switch.test.ts'];
 type Server = keyof typeof vaultServers;
 
 type Counts = Record<'passing' | 'pending' | 'failing', number>;
@@ -80,12 +84,16 @@ const all = (await readdir(testRoot, { recursive: true }))
 const engine = all.filter((file) => engineFiles.test(file));
 const rest = all.filter((file) => !engineFiles.test(file));
 const units = [
-  engine,
   ...slowFirst.filter((file) => rest.includes(file)).map((file) => [file]),
   ...rest.filter((file) => !slowFirst.includes(file)).map((file) => [file]),
 ].filter((files) => files.length > 0).map((files): Unit => ({ files, server: 'bao' }));
-const queue = units.flatMap((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]);
-const missing = contract.filter((file) => !all.includes(file));
+// Each entry runs its units one after the other in one worker: the engine's files first, then
+// those of them that run against HashiCorp Vault too, on the same engine.
+const queue: Unit[][] = [
+  [{ files: engine, server: 'bao' as const }, ...engineContract.map((file) => ({ files: [file], server: 'vault' as const }))],
+  ...units.map((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]).flat().map((unit) => [unit]),
+];
+const missing = [...contract, ...engineContract].filter((file) => !all.includes(file));
 if (missing.length > 0) throw new Error(`run-suite.ts names contract files that do not exist: ${missing.join(', ')}`);
 
 for (const { name, bin } of Object.values(vaultServers)) {
@@ -96,11 +104,14 @@ for (const { name, bin } of Object.values(vaultServers)) {
 const started = Date.now();
 const outcomes: Outcome[] = [];
 await Promise.all(Array.from({ length: workers }, async () => {
-  for (let unit = queue.shift(); unit !== undefined; unit = queue.shift()) {
-    const outcome = await runMocha(unit);
-    outcomes.push(outcome);
-    const against = contract.includes(unit.files[0] ?? '') ? `, against ${vaultServers[unit.server].name}` : '';
-    process.stdout.write(`\n── ${unit.files.join(', ')}${against} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
+  for (let chain = queue.shift(); chain !== undefined; chain = queue.shift()) {
+    for (const unit of chain) {
+      const outcome = await runMocha(unit);
+      outcomes.push(outcome);
+      const both = unit.server === 'vault' || contract.includes(unit.files[0] ?? '');
+      const against = both ? `, against ${vaultServers[unit.server].name}` : '';
+      process.stdout.write(`\n── ${unit.files.join(', ')}${against} (${outcome.seconds.toFixed(0)} s)\n${outcome.output}`);
+    }
   }
 }));
 
@@ -114,7 +125,7 @@ for (const outcome of outcomes.filter((each) => each.counts.failing > 0)) {
   const failures = outcome.output.slice(outcome.output.search(/^ *\d+ failing\b/m)).split('\n').slice(1, 41);
   process.stdout.write(`\n── failed in ${outcome.unit.files.join(', ')} (${vaultServers[outcome.unit.server].name}):\n${failures.join('\n')}\n`);
 }
-process.stdout.write(`\n  all ${all.length} files (${contract.length} of them against both servers), ${workers} at a time:\n`);
+process.stdout.write(`\n  all ${all.length} files (${contract.length + engineContract.length} of them against both servers), ${workers} at a time:\n`);
 for (const outcome of uncounted) process.stdout.write(`  ${outcome.unit.files.join(', ')} (${vaultServers[outcome.unit.server].name}) ended (exit ${outcome.code}) without counting a failure\n`);
 process.stdout.write(`  ${total('passing')} passing (${minutes}m)\n`);
 if (total('pending') > 0) process.stdout.write(`  ${total('pending')} pending\n`);

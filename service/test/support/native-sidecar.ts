@@ -1,0 +1,166 @@
+import { expect } from 'chai';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { ensureServerInstalled, repoRoot } from './bao.js';
+import { runScript } from './bao-server.js';
+import { startTestCluster, type TestCluster } from './kubernetes.js';
+import { recordOutput, registerSecret } from './leak-scan.js';
+import { scaledAgentFile, startScaledVault, type ScaledVault } from './scaled-production.js';
+import { asDuration } from './shipped-durations.js';
+import { tempDir } from './temp-dirs.js';
+
+/**
+ * deploy/kubernetes/overlays/native-sidecar on a real one-node cluster (npm run k8s:start's),
+ * against a production Vault of the suite's server (TEST_VAULT_SERVER: Raft, TLS, initialised,
+ * first-bootstrap.sh, the database engine on a real PostgreSQL) configured by
+ * scripts/kubernetes-auth.sh: the agent logs in with the pod's service account token, which
+ * Vault checks with a real TokenReview.
+ *
+ * What changes in the shipped manifests, in an overlay of its own: the images (the project's
+ * stand-ins), 2 replicas, host aliases sending vault.vault.svc and postgres.saas.svc to the node
+ * (where the host's Vault and PostgreSQL are exposed, at 8200 and 5432), and every Vault
+ * duration divided by one factor, 30 as in the soak test, whose comment says why not 60
+ * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
+ * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
+ * grace period) are Kubernetes' whole seconds and stay as shipped.
+ */
+export const factor = 30;
+export const namespace = 'saas';
+
+export interface Pod {
+  metadata: { name: string; uid: string; deletionTimestamp?: string };
+  status: {
+    podIP?: string; phase: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: { name: string; ready: boolean; restartCount?: number; state: Record<string, unknown> }[];
+    initContainerStatuses?: { name: string; started?: boolean; restartCount?: number; state: Record<string, unknown> }[];
+  };
+}
+export interface Status {
+  secrets: { paths: { path: string; version: number | null }[] };
+  lease: { path: string } | null;
+  agent: { state: 'on_time' | 'overdue' | 'unknown' } | null;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The first defined answer of `check`, asked every 100 ms; throws naming `what` after `ms`. */
+export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const found = await check();
+      if (found !== undefined) return found;
+    } catch (error) { last = error instanceof Error ? error.message : String(error); }
+    await sleep(100);
+  }
+  throw new Error(`${what} within ${ms} ms${last === '' ? '' : ` (last: ${last})`}`);
+}
+
+/** The cluster, its Vault, and the app deployed, with the ways a test reaches its pods. */
+export interface NativeSidecar {
+  readonly cluster: TestCluster;
+  readonly vault: ScaledVault;
+  pods(): Promise<Pod[]>;
+  /** The pods not being deleted that have an address. */
+  runningPods(): Promise<Pod[]>;
+  /** A pod's port 3000 (or 3001, the operator's) at a loopback port of the host. */
+  podUrl(pod: Pod, port?: number): Promise<string>;
+  podStatus(pod: Pod): Promise<Status>;
+  agentToken(pod: Pod): Promise<string>;
+  /** Records every container's log for the secret scan, then stops the cluster and Vault. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the cluster and the Vault, runs the operator's steps as the README gives them, applies
+ * the overlay and waits for the rollout. On a failure, stops whatever started before throwing.
+ */
+export async function deployNativeSidecar(): Promise<NativeSidecar> {
+  await ensureServerInstalled();
+  // Both, even when one fails: whichever started is stopped.
+  const [startedCluster, startedVault] = await Promise.allSettled([startTestCluster(), startScaledVault(factor, ['vault.vault.svc'])]);
+  const cluster = startedCluster.status === 'fulfilled' ? startedCluster.value : undefined;
+  const vault = startedVault.status === 'fulfilled' ? startedVault.value : undefined;
+  const pods = async (): Promise<Pod[]> =>
+    cluster === undefined ? [] : (await cluster.api<{ items: Pod[] }>(`/api/v1/namespaces/${namespace}/pods?labelSelector=app%3Dsaas-app`)).items;
+  const stop = async () => {
+    if (cluster !== undefined) {
+      for (const pod of await pods().catch(() => [])) {
+        for (const container of ['app', 'vault-agent']) {
+          const log = await cluster.kube(['logs', '-n', namespace, pod.metadata.name, '-c', container]).catch(() => '');
+          recordOutput(`${pod.metadata.name}/${container} log`, log);
+        }
+      }
+      await cluster.stop();
+    }
+    await vault?.stop();
+  };
+  try {
+    for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
+    if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
+    await configure(cluster, vault);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
+  return {
+    cluster, vault, pods, stop, podUrl,
+    runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
+    podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`)).json()) as Status,
+    agentToken: (pod) => cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'cat', '/vault/secrets/token']),
+  };
+}
+
+async function configure(cluster: TestCluster, vault: ScaledVault): Promise<void> {
+  const d = vault.durations;
+  await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
+  await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
+
+  // The operator's steps, as the README gives them: the namespace, Vault's CA, the reviewer.
+  await cluster.kube(['create', 'namespace', namespace]);
+  await cluster.kube(['create', 'secret', 'generic', 'vault-ca', '-n', namespace, `--from-file=ca.crt=${vault.tls.ca}`]);
+  await cluster.kube(['apply', '-k', join(repoRoot, 'deploy/kubernetes/token-reviewer')]);
+  const reviewer = await until('the reviewer token', 30_000, async () => {
+    const encoded = await cluster.kube(['get', 'secret', '-n', 'vault', 'vault-token-reviewer', '-o', 'jsonpath={.data.token}']);
+    return encoded === '' ? undefined : Buffer.from(encoded, 'base64').toString();
+  });
+  registerSecret('token reviewer jwt', reviewer);
+  const work = await tempDir('kubernetes');
+  await writeFile(join(work, 'reviewer.jwt'), reviewer, { mode: 0o600 });
+  const configured = await runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
+    VAULT_TOKEN: vault.harnessToken, KUBERNETES_HOST: cluster.apiServerUrl, KUBERNETES_CA_FILE: cluster.caFile,
+    TOKEN_REVIEWER_JWT_FILE: join(work, 'reviewer.jwt'),
+    ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl),
+  }));
+  expect(configured.code, configured.stderr).to.equal(0);
+
+  // The shipped overlay, with only what a test cluster needs changed (see the comment above).
+  const overlay = join(work, 'overlay');
+  await mkdir(overlay);
+  await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
+  await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff']));
+  const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
+  const [appImage = '', appTag = ''] = cluster.images.app.split(':');
+  await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({
+    apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization',
+    // kustomize takes a base's path relative to the kustomization only.
+    resources: [relative(overlay, join(repoRoot, 'deploy/kubernetes/overlays/native-sidecar'))],
+    images: [
+      { name: 'hashicorp/vault', newName: vaultImage, newTag: vaultTag },
+      { name: 'registry.example.com/saas-app', newName: appImage, newTag: appTag },
+    ],
+    configMapGenerator: [{ name: 'saas-vault-agent', namespace, behavior: 'merge', files: ['prod.hcl', 'kubernetes.hcl'] }],
+    patches: [{ patch: JSON.stringify({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
+      spec: { replicas: 2, template: { spec: {
+        hostAliases: [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }],
+        containers: [{ name: 'app', env: [{ name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) }] }],
+      } } },
+    }) }],
+  }));
+  await cluster.kube(['apply', '-f', '-'], await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
+  await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
+}
