@@ -209,6 +209,32 @@ describe(`two applications and two environments on one real ${vaultServer.name} 
     expect(await roleState('saas-app-dev'), 'saas\'s role untouched').to.deep.include({ roleId: saasBefore.roleId, policies: saasBefore.policies });
   });
 
+  it('kill-switch.sh names a role it cannot lock (a method it knows no lock for), still locks and revokes the rest, and exits 1', async function () {
+    const root = server.rootToken;
+    expect((await vaultRequest(server.addr, root, 'POST', 'sys/auth/jwt', { type: 'jwt' })).status).to.equal(204);
+    try {
+      const role = await vaultRequest(server.addr, root, 'POST', 'auth/jwt/role/billing-app-dev', {
+        role_type: 'jwt', user_claim: 'sub', bound_audiences: 'billing', token_policies: 'billing-app-dev',
+      });
+      expect(role.status, JSON.stringify(role.body)).to.be.oneOf([200, 204]);
+      const rendered = (await readFile(join(repoRoot, 'policies/saas-admin.hcl'), 'utf8')).replaceAll('saas-', 'billing-');
+      await vaultData(server.addr, root, 'PUT', 'sys/policies/acl/billing-admin', { policy: rendered });
+      const admin = (await vaultRequest(server.addr, root, 'POST', 'auth/token/create', { policies: ['billing-admin'], ttl: '10m' })).body as { auth: { client_token: string } };
+      registerSecret('billing admin token', admin.auth.client_token);
+      const env = baoEnv(server.dir, { VAULT_ADDR: server.addr, VAULT_TOKEN: admin.auth.client_token, VAULT_CLI: serverBin, APP_NAME: 'billing' });
+      const killed = await runScript('scripts/prod/kill-switch.sh', ['dev'], env);
+      expect(killed.code, killed.stderr).to.equal(1);
+      expect(killed.stderr).to.contain('no lock known for auth/jwt/role/billing-app-dev (jwt): its tokens are revoked, but it can log in again');
+      expect(killed.stdout).to.contain('locked auth/approle/role/billing-app-dev');
+      expect(killed.stdout).to.contain('revoked the database credentials leased under database/creds/billing-app-dev');
+      const reopened = await runScript('scripts/prod/kill-switch.sh', ['--reopen', 'dev'], env);
+      expect(reopened.code, reopened.stderr).to.equal(0);
+      expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/billing-app-dev to ''");
+    } finally {
+      await vaultRequest(server.addr, root, 'DELETE', 'sys/auth/jwt');
+    }
+  });
+
   it('runs billing end to end with APP_NAME=billing: SDK mode, and agent mode with the shipped template', async function () {
     const billingPaths = ['database', 'api-keys', 'app'].map((group) => `secret/data/billing-project/dev/${group}`);
     // SDK mode: billing's role id and a wrapped secret id of billing-app-dev, as bootstrap.sh writes them.
