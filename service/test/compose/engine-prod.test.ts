@@ -9,6 +9,7 @@ import { serverBin, repoRoot } from '../support/bao.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
+import { holdThroughLock } from '../support/kill-switch-hold.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 /*
@@ -200,7 +201,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await appReady(30_000);
   });
 
-  it('kill-switch.sh halts the app within the check interval + 1 s, keeps it halted through two courier intervals of refused logins, and --reopen brings it back with the same app container', async function () {
+  it('kill-switch.sh halts the app within the check interval + 1 s, keeps it halted through a restarted agent\'s refused logins and two courier intervals, and --reopen brings it back with the same app container', async function () {
     // The shipped durations: the service's check interval, the courier's delivery interval,
     // the agent's longest wait between two logins.
     const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
@@ -212,7 +213,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
     expect(maxBackoffMs, 'max_backoff in agent-config/env/prod.hcl').to.be.above(0);
     expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
-    this.timeout(tokenTtlMs + 3 * deliveryMs + checkMs + 2 * maxBackoffMs + 120_000);
+    this.timeout(tokenTtlMs + 4 * deliveryMs + checkMs + 2 * maxBackoffMs + 120_000);
     const before = await compose.containers(false);
     const restarts = (containers: typeof before, service: string) => Number(containers.get(service)?.inspect.RestartCount ?? -1);
 
@@ -225,31 +226,17 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
       const haltedMs = Date.now() - at;
       expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
 
-      // The agent finds its token gone (HashiCorp Vault's at a refused render, OpenBao's at its
-      // next renewal: two thirds into the role's token TTL at most) and logs in again with the
-      // secret id that was waiting: refused by the lock. The courier replaces the file it read. From then on, two courier intervals, every answer a 503 and the
-      // agent trying again.
-      const count = async (service: string, text: string) =>
-        (await compose.must(['logs', '--no-log-prefix', service])).split(text).length - 1;
-      const refusals = () => count('vault-agent', 'unauthorized by CIDR restrictions on the role');
-      // Any failed login: after the first refusal, HashiCorp Vault's agent retries a secret id
-      // that no longer logs in (invalid role or secret ID), then a locked-out role id.
-      const failures = () => count('vault-agent', 'error authenticating');
-      const deliveries = () => count('secret-id-courier', 'delivered a wrapped secret id');
-      const delivered = await deliveries();
-      const answers: number[] = [];
-      await poll('the agent refused by the lock', (tokenTtlMs * 2) / 3 + maxBackoffMs + 5000, async () => {
-        answers.push((await get(`${appUrl}/readyz`)).status);
-        return await refusals() > 0 ? true : undefined;
-      });
-      const failed = await failures();
-      for (const end = Date.now() + 2 * deliveryMs + 1000; Date.now() < end;) {
-        answers.push((await get(`${appUrl}/readyz`)).status);
-        await sleep(1000);
-      }
-      expect(answers.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
-      expect(await failures(), 'the agent kept trying').to.be.above(failed);
-      expect(await deliveries(), 'the courier delivered during the lock').to.be.above(delivered);
+      // An agent restarted by its restart policy is one of the actors the lock holds off: stopped
+      // here from inside (as when it gives up its retries), it starts again and logs in at once,
+      // rather than at its token's next renewal, minutes away (3.6 min at most: 215 s in a run
+      // that waited for it, RELIABILITY.md).
+      await compose.must(['exec', '-T', 'vault-agent', 'sh', '-c', 'kill -TERM 1']);
+      const { refusedAfterMs } = await holdThroughLock({
+        readyz: async () => (await get(`${appUrl}/readyz`)).status,
+        agentLog: () => compose.must(['logs', '--no-log-prefix', 'vault-agent']),
+        courierLog: () => compose.must(['logs', '--no-log-prefix', 'secret-id-courier']),
+        tokenTtlMs, maxBackoffMs, deliveryMs,
+      }, at);
 
       const reopened = await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), '--reopen', 'prod'], { VAULT_TOKEN: adminToken });
       reopenedByTest = true;
@@ -263,7 +250,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
       const after = await compose.containers(false);
       expect(after.get('app')?.id, 'the same app container').to.equal(before.get('app')?.id);
       expect(restarts(after, 'app'), 'the app never restarted').to.equal(restarts(before, 'app'));
-      console.log(`      halted ${haltedMs} ms; ready ${readyMs} ms after the reopen; vault-agent restarts ${restarts(before, 'vault-agent')} -> ${restarts(after, 'vault-agent')}, same container: ${String(after.get('vault-agent')?.id === before.get('vault-agent')?.id)}`);
+      console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen; vault-agent restarts ${restarts(before, 'vault-agent')} -> ${restarts(after, 'vault-agent')}, same container: ${String(after.get('vault-agent')?.id === before.get('vault-agent')?.id)}`);
       expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
     } finally {
       // A failure above leaves the role reopened for the tests after this one.

@@ -7,6 +7,7 @@ import { readSettings } from '../../src/config/settings.js';
 import { vaultServers } from '../support/bao.js';
 import { repoRoot } from '../support/repo-root.js';
 import { randomKey } from '../support/rendered-secrets.js';
+import { holdThroughLock } from '../support/kill-switch-hold.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData } from '../support/vault-http.js';
 import { stackRestartBounds } from '../../../scripts/stack/supervise.js';
@@ -286,7 +287,7 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     expect(await (await fetch(`${env.ADMIN_URL ?? ''}/metrics`)).text()).to.match(/^saas_agent_overdue 0$/m);
   });
 
-  it('kill-switch.sh (root token) halts the app within the check interval + 1 s, keeps it halted through two courier intervals of refused logins, and --reopen brings the same app back', async function () {
+  it('kill-switch.sh (root token) halts the app within the check interval + 1 s, keeps it halted through a restarted agent\'s refused logins and two courier intervals, and --reopen brings the same app back', async function () {
     // The shipped durations: the app's check interval (the default: the stack sets none), the
     // stack's courier interval, the agent's longest wait between two logins (env/dev.hcl).
     const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
@@ -296,9 +297,8 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
     expect(maxBackoffMs, 'max_backoff in agent-config/env/dev.hcl').to.be.above(0);
     expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
-    this.timeout(tokenTtlMs + 3 * deliveryMs + checkMs + 2 * maxBackoffMs + 60_000);
+    this.timeout(tokenTtlMs + 4 * deliveryMs + checkMs + 2 * maxBackoffMs + 60_000);
     const app = await pidOf('app');
-    const agentBefore = await pidOf('vault-agent');
     const kill = (...args: string[]) => run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), ...args], {
       env: { PATH: process.env.PATH, VAULT_ADDR: env.VAULT_ADDR, VAULT_TOKEN: env.VAULT_TOKEN, VAULT_CLI: vaultServers.bao.bin },
     });
@@ -312,28 +312,16 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       const haltedMs = Date.now() - at;
       expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
 
-      // OpenBao's agent finds its token gone at its next renewal (two thirds into the role's token
-      // TTL) and logs in again with the secret id that was waiting: refused by the lock. The
-      // courier replaces the file it read. From then on, two courier intervals, every answer a 503 and the
-      // agent trying again.
-      const agentLog = join(stackDir, 'logs/vault-agent.log');
-      const refusals = async () => (await readFile(agentLog, 'utf8')).split('unauthorized by CIDR restrictions on the role').length - 1;
-      const deliveries = async () => (await readFile(join(stackDir, 'logs/secret-id-courier.log'), 'utf8')).split('delivered a wrapped secret id').length - 1;
-      const delivered = await deliveries();
-      const answers: number[] = [];
-      await until('the agent refused by the lock', async () => {
-        answers.push((await fetch(`${appUrl}/readyz`)).status);
-        return await refusals() > 0;
-      }, (tokenTtlMs * 2) / 3 + maxBackoffMs + 5000);
-      const failures = async () => (await readFile(agentLog, 'utf8')).split('error authenticating').length - 1;
-    const failed = await failures();
-      for (const end = Date.now() + 2 * deliveryMs + 1000; Date.now() < end;) {
-        answers.push((await fetch(`${appUrl}/readyz`)).status);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      expect(answers.filter((status) => status !== 503), 'every /readyz answer during the lock').to.deep.equal([]);
-      expect(await failures(), 'the agent kept trying').to.be.above(failed);
-      expect(await deliveries(), 'the courier delivered during the lock').to.be.above(delivered);
+      // A restarted agent is one of the actors the lock holds off: killed here, the stack's
+      // supervisor starts it again within 0.5 s and it logs in at once, rather than at its token's
+      // next renewal, minutes away (compose's test waits for that one).
+      process.kill(await pidOf('vault-agent') ?? 0, 'SIGKILL');
+      const { refusedAfterMs } = await holdThroughLock({
+        readyz: async () => (await fetch(`${appUrl}/readyz`)).status,
+        agentLog: () => readFile(join(stackDir, 'logs/vault-agent.log'), 'utf8'),
+        courierLog: () => readFile(join(stackDir, 'logs/secret-id-courier.log'), 'utf8'),
+        tokenTtlMs, maxBackoffMs, deliveryMs,
+      }, at);
 
       const reopened = await kill('--reopen', 'dev');
       reopenedByTest = true;
@@ -345,7 +333,7 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
       await until('a 200 after the reopen', async () => (await fetch(`${appUrl}/readyz`)).status === 200, readyBound + 30_000);
       const readyMs = Date.now() - reopenedAt;
       expect(await pidOf('app'), 'the same app process').to.equal(app);
-      console.log(`      halted ${haltedMs} ms; ready ${readyMs} ms after the reopen; vault-agent ${await pidOf('vault-agent') === agentBefore ? 'the same process' : 'restarted by the supervisor'}`);
+      console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen`);
       expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
     } finally {
       // A failure above leaves the role reopened for the tests after this one.

@@ -23,7 +23,6 @@ const engineFiles = /^service\/test\/(compose\/engine-.*|kubernetes\/.*)\.test\.
 // the order changes only the wall time (`npm run test:timings` measures each file).
 const slowFirst = [
   'service/test/prod/soak.test.ts',
-  'service/test/stack/stack.test.ts',
   'service/test/reliability/faults.test.ts',
   'service/test/vault/service-token-bao.test.ts',
   'service/test/prod/production.test.ts',
