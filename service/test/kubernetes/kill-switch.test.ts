@@ -53,6 +53,10 @@ describe(`Kubernetes: the kill switch locks the kubernetes role and --reopen res
         return Date.now() - at;
       }));
       for (const ms of halted) expect(ms, `halted after ${halted.join(' and ')} ms`).to.be.at.most(haltBound);
+      // The operator's configuration run again leaves the lock in place, and says so.
+      const again = await deployed.configureAuth();
+      expect(again.code, again.stderr).to.equal(0);
+      expect(again.stdout).to.contain('role saas-app-prod is locked by the kill switch: left as it is');
 
       // Each agent finds its token gone at its next renewal or render and logs in again with its
       // pod's token, which the cluster vouches for and the locked role refuses. Then two login

@@ -69,6 +69,8 @@ export interface NativeSidecar {
   podUrl(pod: Pod, port?: number): Promise<string>;
   podStatus(pod: Pod): Promise<Status>;
   agentToken(pod: Pod): Promise<string>;
+  /** scripts/kubernetes-auth.sh run again as the operator first ran it. */
+  configureAuth(): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Records every container's log for the secret scan, then stops the cluster and Vault. */
   stop(): Promise<void>;
 }
@@ -97,24 +99,25 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     }
     await vault?.stop();
   };
+  let configureAuth: NativeSidecar['configureAuth'];
   try {
     for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
     if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
-    await configure(cluster, vault);
+    configureAuth = await configure(cluster, vault);
   } catch (error) {
     await stop();
     throw error;
   }
   const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
   return {
-    cluster, vault, pods, stop, podUrl,
+    cluster, vault, pods, stop, podUrl, configureAuth,
     runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
     podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`)).json()) as Status,
     agentToken: (pod) => cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'cat', '/vault/secrets/token']),
   };
 }
 
-async function configure(cluster: TestCluster, vault: ScaledVault): Promise<void> {
+async function configure(cluster: TestCluster, vault: ScaledVault): Promise<NativeSidecar['configureAuth']> {
   const d = vault.durations;
   await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
   await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
@@ -130,11 +133,12 @@ async function configure(cluster: TestCluster, vault: ScaledVault): Promise<void
   registerSecret('token reviewer jwt', reviewer);
   const work = await tempDir('kubernetes');
   await writeFile(join(work, 'reviewer.jwt'), reviewer, { mode: 0o600 });
-  const configured = await runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
+  const configureAuth = () => runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
     VAULT_TOKEN: vault.harnessToken, KUBERNETES_HOST: cluster.apiServerUrl, KUBERNETES_CA_FILE: cluster.caFile,
     TOKEN_REVIEWER_JWT_FILE: join(work, 'reviewer.jwt'),
     ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl),
   }));
+  const configured = await configureAuth();
   expect(configured.code, configured.stderr).to.equal(0);
 
   // The shipped overlay, with only what a test cluster needs changed (see the comment above).
@@ -163,4 +167,5 @@ async function configure(cluster: TestCluster, vault: ScaledVault): Promise<void
   }));
   await cluster.kube(['apply', '-f', '-'], await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
   await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
+  return configureAuth;
 }
