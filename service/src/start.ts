@@ -81,7 +81,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const drain = new DrainState();
     const app = createApp({
       holder, gate, logger, drain, retryAfterSeconds: () => secrets.token.status().nextCheckInSeconds ?? 5,
-      pools, projects: new ProjectStore(), webhooks,
+      pools, projects: new ProjectStore({ quota: settings.tenantProjectQuota }), webhooks,
     });
     const { server, port } = await listen(app, settings.port, undefined, 'PORT');
     logger.info({ port, adminPort: admin.port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');

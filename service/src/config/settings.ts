@@ -45,6 +45,14 @@ convict.addFormat({
   },
   coerce: (value: string) => (/^(0|[1-9][0-9]{0,4})$/.test(value) ? Number(value) : Number.NaN),
 });
+// Counts: digits only, at least 1 (convict's `nat` read `10k` as 10).
+convict.addFormat({
+  name: 'positive-count',
+  validate: (value: unknown) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new Error('must be a whole number, at least 1');
+  },
+  coerce: (value: string) => (/^[1-9][0-9]{0,8}$/.test(value) ? Number(value) : Number.NaN),
+});
 convict.addFormat({
   name: 'http-url-or-empty',
   validate: (value: unknown) => {
@@ -149,6 +157,10 @@ export const settingsSchema = {
     doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
     env: 'WEBHOOK_URL',
   },
+  tenantProjectQuota: {
+    doc: 'the most projects one tenant may hold; a create beyond it answers 409 quota_exceeded',
+    format: 'positive-count', default: 1000, env: 'TENANT_PROJECT_QUOTA',
+  },
   secretsWaitMs: {
     doc: 'how long start-up waits for the first valid render (a duration)', format: 'positive-duration', default: 30_000,
     env: 'SECRETS_WAIT_MS',
@@ -187,6 +199,7 @@ export interface Settings {
   readonly databaseSslMode: 'disable' | 'verify-full';
   readonly databaseCaFile: string;
   readonly webhookUrl: string;
+  readonly tenantProjectQuota: number;
   readonly secretsWaitMs: number;
   readonly logLevel: string;
   readonly drainDelayMs: number;
@@ -207,6 +220,7 @@ export function rereadIntervalMs(settings: Pick<Settings, 'appEnv' | 'secretsRer
 const durations = 'a whole number of milliseconds, or one with a unit: 250ms, 10s, 5m, 1h (at most 2147483647 ms)';
 const requirements: Partial<Record<string, string>> = {
   'strict-port': 'must be a port number from 0 to 65535',
+  'positive-count': 'must be a whole number from 1 to 999999999',
   'positive-duration': `must be a duration above 0: ${durations}`,
   duration: `must be a duration, 0 or more: ${durations}`,
   interval: `must be 0 or a duration of at least ${minIntervalMs} ms: ${durations}`,

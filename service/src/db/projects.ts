@@ -17,7 +17,34 @@ interface Row {
   name: string;
   description: string;
   created_at: Date;
+  /** created_at in microseconds since the epoch: the exact position a page ends at. */
+  position: string;
 }
+
+/** One page of a tenant's projects, oldest first, and where the next one starts when more remain. */
+export interface ProjectPage {
+  readonly projects: Project[];
+  readonly next?: string;
+}
+
+/** A create refused: the tenant holds `quota` projects already. */
+export class ProjectQuotaReached extends Error {
+  constructor(readonly tenant: string, readonly quota: number) {
+    super(`tenant ${tenant} holds ${quota} projects, its quota`);
+  }
+}
+
+/** A page's end as the API hands it out: the last row's position and id, opaque to callers. */
+const cursorPattern = /^(\d{1,20})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+const encodeCursor = (row: Row) => Buffer.from(`${row.position}.${row.id}`).toString('base64url');
+/** The position and id a cursor names, or undefined when it is not one this store gave. */
+export function decodeCursor(cursor: string): { position: string; id: string } | undefined {
+  if (cursor.length > 100) return undefined;
+  const match = cursorPattern.exec(Buffer.from(cursor, 'base64url').toString());
+  return match === null ? undefined : { position: match[1] ?? '', id: match[2] ?? '' };
+}
+const columns = `id, name, description, created_at,
+  ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS position`;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS projects (
@@ -34,9 +61,17 @@ const toProject = (row: Row): Project => ({
   id: row.id, name: row.name, description: row.description, createdAt: row.created_at.toISOString(),
 });
 
-/** Projects, always scoped to one tenant: no query can reach another tenant's rows. */
+/**
+ * Projects, always scoped to one tenant: no query can reach another tenant's rows. A tenant
+ * holds at most `quota` projects, and lists them a page at a time.
+ */
 export class ProjectStore {
   #ready: Promise<void> | undefined;
+  readonly #quota: number;
+
+  constructor(options: { quota: number }) {
+    this.#quota = options.quota;
+  }
 
   async #ensureSchema(pool: pg.Pool): Promise<void> {
     // Once per process; a failure is forgotten so the next request tries again.
@@ -47,25 +82,49 @@ export class ProjectStore {
     await this.#ready;
   }
 
+  /**
+   * Counts and inserts under a lock on the tenant (a transaction-scoped advisory lock), so that
+   * creates racing at the quota cannot both pass the count; other tenants do not wait.
+   */
   async create(pool: pg.Pool, tenant: string, project: NewProject): Promise<Project> {
     await this.#ensureSchema(pool);
-    const result = await pool.query<Row>(
-      'INSERT INTO projects (tenant, name, description) VALUES ($1, $2, $3) RETURNING id, name, description, created_at',
-      [tenant, project.name, project.description]);
-    return toProject(result.rows[0] as Row);
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [tenant]);
+      const held = await client.query<{ count: string }>('SELECT count(*) FROM projects WHERE tenant = $1', [tenant]);
+      if (Number(held.rows[0]?.count) >= this.#quota) throw new ProjectQuotaReached(tenant, this.#quota);
+      const result = await client.query<Row>(
+        `INSERT INTO projects (tenant, name, description) VALUES ($1, $2, $3) RETURNING ${columns}`,
+        [tenant, project.name, project.description]);
+      await client.query('COMMIT');
+      return toProject(result.rows[0] as Row);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
-  async list(pool: pg.Pool, tenant: string): Promise<Project[]> {
+  /** Up to `limit` projects after the cursor `after` (from the start without one), oldest first. */
+  async list(pool: pg.Pool, tenant: string, page: { limit: number; after?: { position: string; id: string } }): Promise<ProjectPage> {
     await this.#ensureSchema(pool);
-    const result = await pool.query<Row>(
-      'SELECT id, name, description, created_at FROM projects WHERE tenant = $1 ORDER BY created_at, id', [tenant]);
-    return result.rows.map(toProject);
+    // One row more than asked says whether another page follows.
+    const result = page.after === undefined
+      ? await pool.query<Row>(`SELECT ${columns} FROM projects WHERE tenant = $1 ORDER BY created_at, id LIMIT $2`, [tenant, page.limit + 1])
+      : await pool.query<Row>(
+        `SELECT ${columns} FROM projects WHERE tenant = $1
+           AND (created_at, id) > ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)
+         ORDER BY created_at, id LIMIT $4`, [tenant, page.after.position, page.after.id, page.limit + 1]);
+    const rows = result.rows.slice(0, page.limit);
+    const last = rows.at(-1);
+    return { projects: rows.map(toProject), ...(result.rows.length > page.limit && last !== undefined ? { next: encodeCursor(last) } : {}) };
   }
 
   async get(pool: pg.Pool, tenant: string, id: string): Promise<Project | undefined> {
     await this.#ensureSchema(pool);
-    const result = await pool.query<Row>(
-      'SELECT id, name, description, created_at FROM projects WHERE tenant = $1 AND id = $2', [tenant, id]);
+    const result = await pool.query<Row>(`SELECT ${columns} FROM projects WHERE tenant = $1 AND id = $2`, [tenant, id]);
     const row = result.rows[0];
     return row === undefined ? undefined : toProject(row);
   }

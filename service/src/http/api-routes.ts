@@ -3,7 +3,7 @@ import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { PoolHolder } from '../db/pool-holder.js';
-import type { ProjectStore } from '../db/projects.js';
+import { decodeCursor, ProjectQuotaReached, type ProjectStore } from '../db/projects.js';
 import { ClientError } from './errors.js';
 import { clearSession, isTenant, readSession, writeSession } from './session.js';
 import type { WebhookSender } from './webhooks.js';
@@ -24,6 +24,23 @@ const newProject = z.strictObject({
   description: z.string().max(2000).default(''),
 });
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A list's page: `limit` rows by default, at most `maxPage` (the answer's size is bounded). */
+export const pageSize = { default: 50, max: 100 } as const;
+
+function readPage(query: Record<string, string | string[] | undefined>): { limit: number; after?: { position: string; id: string } } {
+  const { limit: limitText, after: afterText } = query;
+  let limit: number = pageSize.default;
+  if (limitText !== undefined) {
+    limit = typeof limitText === 'string' && /^[1-9][0-9]{0,2}$/.test(limitText) ? Number(limitText) : Number.NaN;
+    if (!(limit <= pageSize.max)) {
+      throw new ClientError(400, 'invalid_input', `limit: a whole number from 1 to ${pageSize.max}, the largest page`);
+    }
+  }
+  if (afterText === undefined) return { limit };
+  const after = typeof afterText === 'string' ? decodeCursor(afterText) : undefined;
+  if (after === undefined) throw new ClientError(400, 'invalid_input', 'after: not a cursor from a previous page\'s "next"');
+  return { limit, after };
+}
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body ?? {});
@@ -65,12 +82,16 @@ export function apiRoutes({ pools, projects, webhooks }: ApiDependencies): Route
 
   router.get('/projects', requireSession, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
-    ctx.body = { projects: await pools.use((pool) => projects.list(pool, tenant), config) };
+    const page = readPage(ctx.query);
+    ctx.body = await pools.use((pool) => projects.list(pool, tenant, page), config);
   });
   router.post('/projects', requireSession, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const input = parse(newProject, ctx.request.body);
-    const project = await pools.use((pool) => projects.create(pool, tenant, input), config);
+    const project = await pools.use((pool) => projects.create(pool, tenant, input), config).catch((error: unknown) => {
+      if (!(error instanceof ProjectQuotaReached)) throw error;
+      throw new ClientError(409, 'quota_exceeded', `tenant ${tenant} holds ${error.quota} projects, its quota (TENANT_PROJECT_QUOTA): delete one first`);
+    });
     webhooks.send({ type: 'project.created', tenant, data: project }, config.secrets['api-keys'].webhook_signing_key);
     ctx.status = 201;
     ctx.set('Location', `/api/projects/${project.id}`);

@@ -5,6 +5,7 @@ import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { ProjectStore } from '../../src/db/projects.js';
+import { pageSize } from '../../src/http/api-routes.js';
 import { createApp } from '../../src/http/app.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { verifyWebhook } from '../../src/http/webhook-signature.js';
@@ -32,6 +33,9 @@ async function startReceiver(): Promise<{ url: string; received: Received[]; ser
   await new Promise((r) => server.once('listening', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, server };
 }
+
+/** The test's quota: above the default page, so that an unpaged list of a full tenant is cut short. */
+const quota = pageSize.default + 10;
 
 describe('the SaaS API on a real PostgreSQL', function () {
   this.timeout(30_000);
@@ -93,7 +97,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
-      pools, projects: new ProjectStore(), webhooks,
+      pools, projects: new ProjectStore({ quota }), webhooks,
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -168,7 +172,57 @@ describe('the SaaS API on a real PostgreSQL', function () {
     expect(verifyWebhook(hook.body, hook.signature, randomKey(), sentTo)).to.be.false;
   });
 
+  interface Page { projects: { id: string; name: string }[]; next?: string }
+  const create = (cookie: string, name: string) => api('/projects', cookie, { method: 'POST', body: JSON.stringify({ name }) });
+
+  it('lists a tenant\'s projects a page at a time, oldest first, with a next cursor while more remain', async function () {
+    const pages = await signIn('pages');
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await (await create(pages, `p${i}`)).json() as { id: string }).id);
+    const seen: string[] = [];
+    let next: string | undefined;
+    let read = 0;
+    do {
+      const page = await (await api(`/projects?limit=2${next === undefined ? '' : `&after=${next}`}`, pages)).json() as Page;
+      expect(page.projects.length, `page ${read + 1}`).to.be.at.most(2);
+      seen.push(...page.projects.map((p) => p.id));
+      next = page.next;
+      read += 1;
+    } while (next !== undefined && read < 10);
+    expect(seen, 'every project once, in order').to.deep.equal(made);
+    expect(read, 'pages of 2, 2 and 1, the last without next').to.equal(3);
+    // A cursor only says where a page ends: given to another tenant, it shows that tenant's rows.
+    const first = await (await api('/projects?limit=1', pages)).json() as Page;
+    const other = await (await api(`/projects?after=${first.next ?? ''}`, await signIn('globex'))).json() as Page;
+    for (const project of other.projects) expect(made).to.not.include(project.id);
+  });
+
+  it(`holds a tenant to its quota (${quota} here), even for creates racing at it, and bounds an unpaged list to ${pageSize.default}`, async function () {
+    const full = await signIn('full');
+    for (let i = 0; i < quota; i++) expect((await create(full, `q${i}`)).status).to.equal(201);
+    const refused = await create(full, 'one more');
+    expect(refused.status).to.equal(409);
+    const { error } = await refused.json() as { error: { code: string; message: string } };
+    expect(error.code).to.equal('quota_exceeded');
+    expect(error.message).to.equal(`tenant full holds ${quota} projects, its quota (TENANT_PROJECT_QUOTA): delete one first`);
+    // Another tenant is not held by this one's quota.
+    expect((await create(await signIn('roomy'), 'first')).status).to.equal(201);
+
+    const listed = await (await api('/projects', full)).json() as Page;
+    expect(listed.projects, 'the default page').to.have.length(pageSize.default);
+    expect(listed.next, 'more remain').to.be.a('string');
+    // Two places free, five creates at once: two are made, three refused.
+    for (const project of listed.projects.slice(0, 2)) expect((await api(`/projects/${project.id}`, full, { method: 'DELETE' })).status).to.equal(204);
+    const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => create(full, `race${i}`)));
+    expect(racing.map((r) => r.status).sort()).to.deep.equal([201, 201, 409, 409, 409]);
+  });
+
   const badRequests: [string, () => Promise<Response>, number, string][] = [
+    ['a page of 0', async () => api('/projects?limit=0', await signIn('acme')), 400, 'invalid_input'],
+    [`a page over ${pageSize.max}`, async () => api(`/projects?limit=${pageSize.max + 1}`, await signIn('acme')), 400, 'invalid_input'],
+    ['a page size that is not a number', async () => api('/projects?limit=10x', await signIn('acme')), 400, 'invalid_input'],
+    ['two page sizes', async () => api('/projects?limit=1&limit=2', await signIn('acme')), 400, 'invalid_input'],
+    ['a made-up cursor', async () => api(`/projects?after=${Buffer.from('1.x').toString('base64url')}`, await signIn('acme')), 400, 'invalid_input'],
     ['bad JSON', async () => api('/projects', await signIn('acme'), { method: 'POST', body: '{"name": "hunter2",' }),
       400, 'bad_request'],
     ['an oversize body', async () => api('/projects', await signIn('acme'),
@@ -194,6 +248,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
       const body = JSON.parse(text) as { error: { code: string; message: string } };
       expect(body.error.code).to.equal(code);
       expect(body.error.message).to.be.a('string').and.not.be.empty;
+      if (/page|cursor/.test(what)) expect(body.error.message, 'names the bound').to.match(/^(limit: a whole number from 1 to 100|after: not a cursor)/);
       expect(text).to.not.match(/\n\s+at |node_modules|\.ts:\d+|hunter2/);
     });
   }

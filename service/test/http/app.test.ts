@@ -11,6 +11,7 @@ import { createApp } from '../../src/http/app.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
+import { readSettings } from '../../src/config/settings.js';
 
 describe('createApp with the traffic gate', function () {
   let server: Server;
@@ -29,7 +30,7 @@ describe('createApp with the traffic gate', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 2.2,
-      pools, projects: new ProjectStore(), webhooks: new WebhookSender('', log.logger),
+      pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), webhooks: new WebhookSender('', log.logger),
     });
     server = app.listen(0);
     await new Promise((r) => server.once('listening', r));

@@ -3,7 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { parseDurationMs, settingsSchema } from '../../src/config/settings.js';
+import { parseDurationMs, readSettings, settingsSchema } from '../../src/config/settings.js';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
@@ -157,7 +157,7 @@ describe('README.md agrees with the code', function () {
       holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 3), 'rev', Date.now()));
       // Nothing here reaches the database: the pool connects lazily.
       pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, logger);
-      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, projects: new ProjectStore(), webhooks: new WebhookSender('', logger) });
+      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), webhooks: new WebhookSender('', logger) });
       server = app.listen(0, '127.0.0.1');
       await new Promise((resolve) => server.once('listening', resolve));
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
