@@ -157,6 +157,10 @@ export const settingsSchema = {
     doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
     env: 'WEBHOOK_URL',
   },
+  tenantRequestsPerSecond: {
+    doc: 'the API requests one tenant may make per second on each replica (bursts up to twice that); beyond it, 429 rate_limited',
+    format: 'positive-count', default: 20, env: 'TENANT_REQUESTS_PER_SECOND',
+  },
   tenantProjectQuota: {
     doc: 'the most projects one tenant may hold; a create beyond it answers 409 quota_exceeded',
     format: 'positive-count', default: 1000, env: 'TENANT_PROJECT_QUOTA',
@@ -199,6 +203,7 @@ export interface Settings {
   readonly databaseSslMode: 'disable' | 'verify-full';
   readonly databaseCaFile: string;
   readonly webhookUrl: string;
+  readonly tenantRequestsPerSecond: number;
   readonly tenantProjectQuota: number;
   readonly secretsWaitMs: number;
   readonly logLevel: string;

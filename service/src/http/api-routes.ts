@@ -6,12 +6,14 @@ import type { PoolHolder } from '../db/pool-holder.js';
 import { decodeCursor, ProjectQuotaReached, type ProjectStore } from '../db/projects.js';
 import { ClientError } from './errors.js';
 import { clearSession, isTenant, readSession, writeSession } from './session.js';
+import type { TenantRate } from './tenant-rate.js';
 import type { WebhookSender } from './webhooks.js';
 
 export interface ApiDependencies {
   pools: PoolHolder;
   projects: ProjectStore;
   webhooks: WebhookSender;
+  tenantRate: TenantRate;
 }
 
 export interface ApiState {
@@ -49,19 +51,29 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   throw new ClientError(400, 'invalid_input', problems.join('; '));
 }
 
-async function requireSession(ctx: Context, next: Next): Promise<void> {
-  const session = readSession(ctx);
-  if (session === undefined) throw new ClientError(401, 'unauthenticated', 'sign in first: POST /api/session');
-  (ctx.state as ApiState).tenant = session.tenant;
-  await next();
+/** The session's tenant, held to its rate: every route behind a session counts. */
+function sessionRoutes(tenantRate: TenantRate) {
+  return async function requireSession(ctx: Context, next: Next): Promise<void> {
+    const session = readSession(ctx);
+    if (session === undefined) throw new ClientError(401, 'unauthenticated', 'sign in first: POST /api/session');
+    const wait = tenantRate.take(session.tenant);
+    if (wait > 0) {
+      ctx.set('Retry-After', String(wait));
+      throw new ClientError(429, 'rate_limited',
+        `tenant ${session.tenant} is over ${tenantRate.perSecond} requests per second on this replica (TENANT_REQUESTS_PER_SECOND): retry after ${wait} s`);
+    }
+    (ctx.state as ApiState).tenant = session.tenant;
+    await next();
+  };
 }
 
 /**
  * The SaaS API: a signed session naming the tenant (app group), tenant-scoped projects in
  * PostgreSQL (database group), and a signed webhook per created project (api-keys group).
  */
-export function apiRoutes({ pools, projects, webhooks }: ApiDependencies): Router {
+export function apiRoutes({ pools, projects, webhooks, tenantRate }: ApiDependencies): Router {
   const router = new Router({ prefix: '/api' });
+  const requireSession = sessionRoutes(tenantRate);
 
   // Stands in for a real sign-in: the point is the signed cookie, not the identity check.
   router.post('/session', (ctx) => {

@@ -12,7 +12,7 @@ describe('readSettings', function () {
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
       VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
-      DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250',
+      DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250', TENANT_REQUESTS_PER_SECOND: '7',
       DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500', DATABASE_SSL_MODE: 'verify-full',
       DATABASE_CA_FILE: '/run/pg-ca.pem', APP_NAME: 'billing',
     });
@@ -21,7 +21,7 @@ describe('readSettings', function () {
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
       vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
-      drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250,
+      drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250, tenantRequestsPerSecond: 7,
       databaseCredentials: 'dynamic', secretsRereadIntervalMs: 2500, databaseSslMode: 'verify-full',
       databaseCaFile: '/run/pg-ca.pem',
     });

@@ -6,7 +6,8 @@ import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { ProjectStore } from '../../src/db/projects.js';
 import { pageSize } from '../../src/http/api-routes.js';
-import { createApp } from '../../src/http/app.js';
+import { createApp, type AppDependencies } from '../../src/http/app.js';
+import { TenantRate } from '../../src/http/tenant-rate.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { verifyWebhook } from '../../src/http/webhook-signature.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
@@ -46,6 +47,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
   let pools: PoolHolder;
   let server: Server;
   let url: string;
+  let deps: AppDependencies;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let webhooks: WebhookSender;
   let log: ReturnType<typeof capturingLogger>;
@@ -95,10 +97,12 @@ describe('the SaaS API on a real PostgreSQL', function () {
     gate.valid();
     webhooks = new WebhookSender(receiver.url, log.logger);
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
-    const app = createApp({
-      holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
-      pools, projects: new ProjectStore({ quota }), webhooks,
-    });
+    deps = {
+      holder, gate, logger: log.logger, retryAfterSeconds: () => 1, pools, projects: new ProjectStore({ quota }), webhooks,
+      // The tests below send bursts; the tenant's rate is tested on an app of its own.
+      tenantRate: new TenantRate({ perSecond: 1000 }),
+    };
+    const app = createApp(deps);
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -215,6 +219,30 @@ describe('the SaaS API on a real PostgreSQL', function () {
     for (const project of listed.projects.slice(0, 2)) expect((await api(`/projects/${project.id}`, full, { method: 'DELETE' })).status).to.equal(204);
     const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => create(full, `race${i}`)));
     expect(racing.map((r) => r.status).sort()).to.deep.equal([201, 201, 409, 409, 409]);
+  });
+
+  it('answers a tenant over its rate with 429 rate_limited and Retry-After; other tenants go on', async function () {
+    const limited = createApp({ ...deps, tenantRate: new TenantRate({ perSecond: 2 }) }).listen(0, '127.0.0.1');
+    await new Promise((r) => limited.once('listening', r));
+    try {
+      const list = (cookie: string) =>
+        fetch(`http://127.0.0.1:${(limited.address() as AddressInfo).port}/api/projects?limit=1`, { headers: { Cookie: cookie } });
+      const acme = await signIn('acme');
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await list(acme)).status);
+      expect(statuses, 'a burst of twice the rate, then refused').to.deep.equal([200, 200, 200, 200, 429]);
+      const refused = await list(acme);
+      expect(refused.headers.get('retry-after')).to.equal('1');
+      expect((await refused.json() as { error: unknown }).error).to.deep.equal({
+        code: 'rate_limited', message: 'tenant acme is over 2 requests per second on this replica (TENANT_REQUESTS_PER_SECOND): retry after 1 s',
+      });
+      expect((await list(await signIn('globex'))).status, 'another tenant').to.equal(200);
+      // Retry-After holds: once it has passed, the tenant is served again.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await list(acme)).status).to.equal(200);
+    } finally {
+      await new Promise((r) => limited.close(r));
+    }
   });
 
   const badRequests: [string, () => Promise<Response>, number, string][] = [

@@ -13,6 +13,7 @@ import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { appScope, capturingLogger, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
+import { TenantRate } from '../../src/http/tenant-rate.js';
 
 /** A stand-in for PoolHolder.use: counts the probes and answers as told. */
 function fakePools(answer: () => Promise<unknown>) {
@@ -92,7 +93,7 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
-      pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), webhooks: new WebhookSender('', log.logger),
+      pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', log.logger),
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

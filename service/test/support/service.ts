@@ -23,11 +23,13 @@ export async function spawnService(env: NodeJS.ProcessEnv, project = repoRoot): 
   const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(project, 'service/src/main.ts')], {
     cwd: project,
     // No drain delay unless a test asks for one: stop() would otherwise wait DRAIN_DELAY_MS (5 s).
-    // No project quota either: the load harnesses (soak, faults, dynamic credentials) create a
-    // project every few requests for one tenant, up to about 1,600 in a soak, to exercise Vault's
-    // lifecycle; http/api-routes.test.ts tests the quota.
+    // No project quota or tenant rate either: the load harnesses (soak, faults, dynamic
+    // credentials) send one tenant's requests at up to 40 a second and create a project every
+    // few, up to about 1,600 in a soak, to exercise Vault's lifecycle; http/api-routes.test.ts
+    // tests the quota and the rate.
     env: {
-      PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: String(adminPort), DRAIN_DELAY_MS: '0', TENANT_PROJECT_QUOTA: '999999999',
+      PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: String(adminPort), DRAIN_DELAY_MS: '0',
+      TENANT_PROJECT_QUOTA: '999999999', TENANT_REQUESTS_PER_SECOND: '999999999',
       ...env,
     },
     logFile: join(dir, 'service.log'),
