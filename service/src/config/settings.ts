@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { parseTrustedProxies } from '../http/trusted-proxies.js';
 
 /**
  * Durations: a whole number of milliseconds (`250`), or a whole number with one explicit unit
@@ -44,6 +45,14 @@ convict.addFormat({
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65_535) throw new Error('must be a port');
   },
   coerce: (value: string) => (/^(0|[1-9][0-9]{0,4})$/.test(value) ? Number(value) : Number.NaN),
+});
+// Addresses or CIDR blocks, comma-separated (http/trusted-proxies.ts); empty: none.
+convict.addFormat({
+  name: 'proxy-list',
+  validate: (value: unknown) => {
+    if (!Array.isArray(value) || value.some((entry) => typeof entry !== 'string')) throw new Error('must be addresses or CIDR blocks');
+  },
+  coerce: (value: string) => parseTrustedProxies(value) ?? value,
 });
 // Counts: digits only, at least 1 (convict's `nat` read `10k` as 10).
 convict.addFormat({
@@ -157,6 +166,11 @@ export const settingsSchema = {
     doc: 'where project events are POSTed, HMAC-signed (empty: no webhooks)', format: String, default: '',
     env: 'WEBHOOK_URL',
   },
+  trustedProxies: {
+    doc: 'the proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-Proto: https marks a request as ' +
+      'over TLS, so its session cookie is Secure; empty: none, only the connection itself counts',
+    format: 'proxy-list', default: [] as string[], env: 'TRUSTED_PROXIES',
+  },
   tenantRequestsPerSecond: {
     doc: 'the API requests one tenant may make per second on each replica (bursts up to twice that); beyond it, 429 rate_limited',
     format: 'positive-count', default: 20, env: 'TENANT_REQUESTS_PER_SECOND',
@@ -203,6 +217,7 @@ export interface Settings {
   readonly databaseSslMode: 'disable' | 'verify-full';
   readonly databaseCaFile: string;
   readonly webhookUrl: string;
+  readonly trustedProxies: readonly string[];
   readonly tenantRequestsPerSecond: number;
   readonly tenantProjectQuota: number;
   readonly secretsWaitMs: number;
@@ -226,6 +241,7 @@ const durations = 'a whole number of milliseconds, or one with a unit: 250ms, 10
 const requirements: Partial<Record<string, string>> = {
   'strict-port': 'must be a port number from 0 to 65535',
   'positive-count': 'must be a whole number from 1 to 999999999',
+  'proxy-list': 'must be IP addresses or CIDR blocks, comma-separated (10.0.0.0/8,::1), or empty',
   'positive-duration': `must be a duration above 0: ${durations}`,
   duration: `must be a duration, 0 or more: ${durations}`,
   interval: `must be 0 or a duration of at least ${minIntervalMs} ms: ${durations}`,

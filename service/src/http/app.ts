@@ -12,6 +12,7 @@ import { requestLog } from './request-log.js';
 import { securityHeaders } from './security-headers.js';
 import { useSessionKeys } from './session.js';
 import { gateMiddleware, type TrafficGate } from './traffic-gate.js';
+import { TrustedProxies } from './trusted-proxies.js';
 
 export interface AppDependencies extends ApiDependencies {
   holder: SnapshotHolder;
@@ -20,6 +21,8 @@ export interface AppDependencies extends ApiDependencies {
   retryAfterSeconds: () => number;
   /** Set when the shutdown starts (start.ts); absent: an app that never drains (tests, benchmarks). */
   drain?: DrainState;
+  /** Whose X-Forwarded-Proto counts (TRUSTED_PROXIES); absent: nobody's. */
+  trustedProxies?: TrustedProxies;
 }
 
 /** One step of the service's middleware, named for the benchmark that measures each one's cost. */
@@ -42,7 +45,7 @@ export function createApp(deps: AppDependencies): Koa {
 
 /** createApp's middleware, in order (bench/overhead-chain.ts mounts the first k of them). */
 export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
-  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState() } = deps;
+  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState(), trustedProxies = new TrustedProxies() } = deps;
   const router = new Router();
 
   router.get('/healthz', (ctx) => {
@@ -80,7 +83,7 @@ export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
           return;
         }
         (ctx.state as ApiState).config = config;
-        useSessionKeys(ctx, config.secrets.app.session_keys);
+        useSessionKeys(ctx, config.secrets.app.session_keys, trustedProxies.overTls(ctx.req));
         // The database pool of this snapshot stays open for the whole request, rotation or not.
         const release = deps.pools.hold(config);
         try {

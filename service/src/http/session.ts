@@ -11,10 +11,12 @@ export function isTenant(value: unknown): value is string {
 /**
  * Signed session cookies keyed by the `app` group's session_keys of the request's snapshot:
  * the first key signs, every key verifies, so adding a new key in front rotates without
- * logging anyone out, and dropping the old one retires its cookies.
+ * logging anyone out, and dropping the old one retires its cookies. A cookie set on a request
+ * that came over TLS (trusted-proxies.ts) is Secure.
  */
-export function useSessionKeys(ctx: Context, keys: readonly string[]): void {
-  ctx.cookies = new Cookies(ctx.req, ctx.res, { keys: [...keys], secure: ctx.request.secure });
+export function useSessionKeys(ctx: Context, keys: readonly string[], overTls: boolean): void {
+  // The cookies library marks what it sets Secure when told the request came over TLS.
+  ctx.cookies = new Cookies(ctx.req, ctx.res, { keys: [...keys], secure: overTls });
 }
 
 export function readSession(ctx: Context): { tenant: string } | undefined {

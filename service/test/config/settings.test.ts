@@ -12,7 +12,7 @@ describe('readSettings', function () {
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
       VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
-      DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250', TENANT_REQUESTS_PER_SECOND: '7',
+      DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250', TENANT_REQUESTS_PER_SECOND: '7', TRUSTED_PROXIES: '10.0.0.0/8,::1',
       DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500', DATABASE_SSL_MODE: 'verify-full',
       DATABASE_CA_FILE: '/run/pg-ca.pem', APP_NAME: 'billing',
     });
@@ -21,7 +21,7 @@ describe('readSettings', function () {
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
       vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
-      drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250, tenantRequestsPerSecond: 7,
+      drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250, tenantRequestsPerSecond: 7, trustedProxies: ['10.0.0.0/8', '::1'],
       databaseCredentials: 'dynamic', secretsRereadIntervalMs: 2500, databaseSslMode: 'verify-full',
       databaseCaFile: '/run/pg-ca.pem',
     });
@@ -160,6 +160,13 @@ describe('readSettings', function () {
     }
     expect(readSettings({ TENANT_PROJECT_QUOTA: '1' }).tenantProjectQuota).to.equal(1);
     expect(readSettings({}).tenantProjectQuota).to.equal(1000);
+  });
+
+  it('refuses TRUSTED_PROXIES that are not addresses or CIDR blocks, naming the variable; none by default', function () {
+    for (const wrong of ['proxy.example', '10.0.0.0/33', '*']) {
+      expect(() => readSettings({ TRUSTED_PROXIES: wrong }), `TRUSTED_PROXIES=${wrong}`).to.throw(/^TRUSTED_PROXIES must be IP addresses or CIDR blocks/);
+    }
+    expect(readSettings({}).trustedProxies).to.deep.equal([]);
   });
 
   it('keeps 0 for the token check and KV re-read intervals, and refuses anything from 1 ms to below the 100 ms floor', function () {

@@ -8,6 +8,7 @@ import { ProjectStore } from '../../src/db/projects.js';
 import { pageSize } from '../../src/http/api-routes.js';
 import { createApp, type AppDependencies } from '../../src/http/app.js';
 import { TenantRate } from '../../src/http/tenant-rate.js';
+import { TrustedProxies } from '../../src/http/trusted-proxies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { verifyWebhook } from '../../src/http/webhook-signature.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
@@ -219,6 +220,24 @@ describe('the SaaS API on a real PostgreSQL', function () {
     for (const project of listed.projects.slice(0, 2)) expect((await api(`/projects/${project.id}`, full, { method: 'DELETE' })).status).to.equal(204);
     const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => create(full, `race${i}`)));
     expect(racing.map((r) => r.status).sort()).to.deep.equal([201, 201, 409, 409, 409]);
+  });
+
+  it('marks the session cookie Secure when a trusted proxy says the request came over TLS, and only then', async function () {
+    const behindProxy = createApp({ ...deps, trustedProxies: new TrustedProxies(['127.0.0.1']) }).listen(0, '127.0.0.1');
+    await new Promise((r) => behindProxy.once('listening', r));
+    try {
+      const signInAt = async (base: string, headers: Record<string, string>) => (await fetch(`${base}/api/session`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ tenant: 'acme' }),
+      })).headers.getSetCookie();
+      const proxied = `http://127.0.0.1:${(behindProxy.address() as AddressInfo).port}`;
+      const https = { 'X-Forwarded-Proto': 'https' };
+      for (const cookie of await signInAt(proxied, https)) expect(cookie, 'from the trusted proxy, over TLS').to.match(/; secure\b/i);
+      for (const cookie of await signInAt(proxied, {})) expect(cookie, 'from the trusted proxy, plain HTTP').to.not.match(/; secure\b/i);
+      // The same header from a peer nobody trusts changes nothing.
+      for (const cookie of await signInAt(url, https)) expect(cookie, 'no trusted proxy').to.not.match(/; secure\b/i);
+    } finally {
+      await new Promise((r) => behindProxy.close(r));
+    }
   });
 
   it('answers a tenant over its rate with 429 rate_limited and Retry-After; other tenants go on', async function () {

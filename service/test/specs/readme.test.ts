@@ -47,9 +47,9 @@ const headingsOf = (markdown: string) => markdown.split('\n').filter((l) => /^#{
 type Entry = (typeof settingsSchema)[keyof typeof settingsSchema];
 const durationFormats = new Set(['positive-duration', 'duration', 'interval']);
 
-/** The schema's default as the README's table writes it: none for an empty string, a duration's value in ms. */
+/** The schema's default as the README's table writes it: none for an empty string or list, a duration's value in ms. */
 function documentedDefault(entry: Entry, cell: string): unknown {
-  if (cell === 'none') return '';
+  if (cell === 'none') return Array.isArray(entry.default) ? [] : '';
   const value = /^`([^`]*)`$/.exec(cell)?.[1];
   if (value === undefined) return `a default in backticks or none, not ${cell}`;
   if (typeof entry.format === 'string' && durationFormats.has(entry.format)) return parseDurationMs(value);
