@@ -89,6 +89,12 @@ export class ProjectStore {
   async create(pool: pg.Pool, tenant: string, project: NewProject): Promise<Project> {
     await this.#ensureSchema(pool);
     const client = await pool.connect();
+    // A checked-out client's connection error (PostgreSQL ending the session: a password
+    // rotation, a revoked user) is an 'error' event with no listener of the pool's: without this
+    // one it would end the process. A client that failed is destroyed, not given back.
+    let broken: Error | undefined;
+    const onError = (error: Error) => { broken = error; };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [tenant]);
@@ -100,10 +106,12 @@ export class ProjectStore {
       await client.query('COMMIT');
       return toProject(result.rows[0] as Row);
     } catch (error) {
+      if (!(error instanceof ProjectQuotaReached)) broken ??= error instanceof Error ? error : new Error(String(error));
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 

@@ -222,6 +222,27 @@ describe('the SaaS API on a real PostgreSQL', function () {
     expect(racing.map((r) => r.status).sort()).to.deep.equal([201, 201, 409, 409, 409]);
   });
 
+  it('survives PostgreSQL ending a create\'s session mid-transaction: 503 database_unavailable, and the next create works', async function () {
+    const ended = await signIn('ended');
+    // A session of the test's holds the tenant's lock, so the create waits on it; PostgreSQL
+    // then ends the waiting session, as a password rotation or a revoked user does. Unhandled,
+    // that connection's error would end this very process.
+    const holder = postgres.query("SELECT pg_advisory_lock(hashtext('ended')); SELECT pg_sleep(3)", 'saas');
+    await new Promise((r) => setTimeout(r, 300));
+    const creating = create(ended, 'cut off');
+    const waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'";
+    for (const deadline = Date.now() + 5000; await postgres.query(waiting) !== '1';) {
+      if (Date.now() > deadline) throw new Error('the create never waited on the tenant\'s lock');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await postgres.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'");
+    const answer = await creating;
+    expect(answer.status).to.equal(503);
+    expect((await answer.json() as { error: { code: string } }).error.code).to.equal('database_unavailable');
+    await holder;
+    expect((await create(ended, 'after')).status, 'a new connection').to.equal(201);
+  });
+
   it('marks the session cookie Secure when a trusted proxy says the request came over TLS, and only then', async function () {
     const behindProxy = createApp({ ...deps, trustedProxies: new TrustedProxies(['127.0.0.1']) }).listen(0, '127.0.0.1');
     await new Promise((r) => behindProxy.once('listening', r));

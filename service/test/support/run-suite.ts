@@ -58,7 +58,9 @@ interface Outcome { unit: Unit; code: number; counts: Counts; counted: boolean; 
 
 function runMocha(unit: Unit): Promise<Outcome> {
   const started = Date.now();
-  const child = spawn(process.execPath, ['node_modules/mocha/bin/mocha.js', ...unit.files], {
+  // --exit: a file whose test failed may leave a load or a poll running (a dead service's port
+  // asked forever); once mocha has reported, the process ends rather than holding up the suite.
+  const child = spawn(process.execPath, ['node_modules/mocha/bin/mocha.js', '--exit', ...unit.files], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TEST_VAULT_SERVER: unit.server },
   });
   const chunks: Buffer[] = [];
