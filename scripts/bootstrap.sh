@@ -126,8 +126,9 @@ role_field() {
 wanted="[$policy_name] $token_ttl_s $token_max_ttl_s $secret_id_ttl_s $secret_id_num_uses 0 [$(echo "$secret_id_bound_cidrs" | tr ',' ' ')]"
 current="$(role_field token_policies) $(role_field token_ttl) $(role_field token_max_ttl)"
 current="$current $(role_field secret_id_ttl) $(role_field secret_id_num_uses) $(role_field token_num_uses)"
-current="$current $(role_field secret_id_bound_cidrs)"
-if [ "$(role_field secret_id_bound_cidrs)" = "[$kill_switch_cidr]" ]; then
+bound_cidrs=$(role_field secret_id_bound_cidrs)
+current="$current $bound_cidrs"
+if [ "$bound_cidrs" = "[$kill_switch_cidr]" ]; then
   say "role $role is locked by the kill switch: left as it is (scripts/prod/kill-switch.sh --reopen $app_env reopens it)"
 elif [ "$current" = "$wanted" ]; then
   say "role $role unchanged"

@@ -91,17 +91,27 @@ list_or_fail() {
   printf '%s\n' "$out"
 }
 
-# The roles named $role, one line each: "<mount path> <type> <accessor>", from the auth
-# methods enabled (sys/auth, read by `auth list`). A mount without such a role answers 404
-# (no role of that name, or no role/ path at all, as userpass).
+# A mount as the loops below keep it, "<path>|<type>|<accessor>", split into $path (ending in
+# /), $type, $accessor, and the role's path under it, $role_path.
+use_mount() {
+  path=${1%%|*}
+  rest=${1#*|}
+  type=${rest%%|*}
+  accessor=${rest#*|}
+  role_path=auth/${path}role/$role
+}
+
+# The mounts that have a role named $role, from the auth methods enabled (sys/auth, read by
+# `auth list`). A mount without such a role answers 404 (no role of that name, or no role/ path
+# at all, as userpass).
 mounts=$("$cli" auth list 2>"$errors") || fail "cannot list the auth methods ($(reason)): is the token's policy $app-admin?"
 roles=''
 for mount in $(printf '%s\n' "$mounts" | awk 'NR > 2 && $1 ~ /\/$/ && $2 != "token" { print $1 "|" $2 "|" $3 }'); do
-  path=${mount%%|*}
-  if "$cli" read -field=token_policies "auth/${path}role/$role" >/dev/null 2>"$errors"; then
+  use_mount "$mount"
+  if "$cli" read -field=token_policies "$role_path" >/dev/null 2>"$errors"; then
     roles="$roles $mount"
   elif ! grep -q -e 'No value found' -e 'unsupported path' -e 'Code: 404' "$errors"; then
-    fail "cannot read auth/${path}role/$role ($(reason)): is the token's policy $app-admin?"
+    fail "cannot read $role_path ($(reason)): is the token's policy $app-admin?"
   fi
 done
 [ -n "$roles" ] || fail "no role $role on any auth method: is APP_NAME ($app) right, and the environment ($app_env)?"
@@ -130,13 +140,9 @@ record_exists() {
 if [ "$reopen" = true ]; then
   record_exists || { say "$role is not locked (no record at secret/$record): nothing to reopen"; exit 0; }
   for mount in $roles; do
-    path=${mount%%|*}
-    rest=${mount#*|}
-    type=${rest%%|*}
-    accessor=${rest#*|}
+    use_mount "$mount"
     field=$(lock_field "$type")
     [ -n "$field" ] || continue
-    role_path=auth/${path}role/$role
     current=$(as_list "$("$cli" read -field="$field" "$role_path" 2>"$errors")") || fail "cannot read $role_path ($(reason))"
     if [ "$current" = "$(locked_value "$type")" ]; then
       saved=$("$cli" kv get -mount=secret -field="$role_path" "$record" 2>"$errors") ||
@@ -165,10 +171,7 @@ unlockable=''
 saved_any=false
 record_exists && saved_any=true
 for mount in $roles; do
-  path=${mount%%|*}
-  rest=${mount#*|}
-  type=${rest%%|*}
-  role_path=auth/${path}role/$role
+  use_mount "$mount"
   field=$(lock_field "$type")
   if [ -z "$field" ]; then
     unlockable="$unlockable $role_path ($type)"
@@ -190,8 +193,8 @@ done
 
 # 2. The AppRole roles' secret ids.
 for mount in $roles; do
-  case $mount in *'|approle|'*) ;; *) continue ;; esac
-  role_path=auth/${mount%%|*}role/$role
+  use_mount "$mount"
+  [ "$type" = approle ] || continue
   destroyed=0
   for accessor in $(list_or_fail "$role_path/secret-id"); do
     "$cli" write "$role_path/secret-id-accessor/destroy" secret_id_accessor="$accessor" >/dev/null 2>"$errors" ||
