@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { parseTrustedProxies } from '../http/trusted-proxies.js';
+import { isIP } from 'node:net';
 
 /**
  * Durations: a whole number of milliseconds (`250`), or a whole number with one explicit unit
@@ -46,6 +46,21 @@ convict.addFormat({
   },
   coerce: (value: string) => (/^(0|[1-9][0-9]{0,4})$/.test(value) ? Number(value) : Number.NaN),
 });
+/**
+ * TRUSTED_PROXIES as entries (comma-separated addresses or CIDR blocks, IPv4 or IPv6), or
+ * undefined when one is neither.
+ */
+export function parseTrustedProxies(text: string): string[] | undefined {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  for (const entry of entries) {
+    const [address = '', prefix, extra] = entry.split('/');
+    const version = isIP(address);
+    if (version === 0 || extra !== undefined) return undefined;
+    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))) return undefined;
+  }
+  return entries;
+}
+
 // Addresses or CIDR blocks, comma-separated (http/trusted-proxies.ts); empty: none.
 convict.addFormat({
   name: 'proxy-list',

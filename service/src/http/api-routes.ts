@@ -26,7 +26,7 @@ const newProject = z.strictObject({
   description: z.string().max(2000).default(''),
 });
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** A list's page: `limit` rows by default, at most `maxPage` (the answer's size is bounded). */
+/** A list's page: `default` rows unless ?limit= says otherwise, at most `max` (the answer's size is bounded). */
 export const pageSize = { default: 50, max: 100 } as const;
 
 function readPage(query: Record<string, string | string[] | undefined>): { limit: number; after?: { position: string; id: string } } {
@@ -52,7 +52,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 /** The session's tenant, held to its rate: every route behind a session counts. */
-function sessionRoutes(tenantRate: TenantRate) {
+function requireSessionWithin(tenantRate: TenantRate) {
   return async function requireSession(ctx: Context, next: Next): Promise<void> {
     const session = readSession(ctx);
     if (session === undefined) throw new ClientError(401, 'unauthenticated', 'sign in first: POST /api/session');
@@ -73,7 +73,7 @@ function sessionRoutes(tenantRate: TenantRate) {
  */
 export function apiRoutes({ pools, projects, webhooks, tenantRate }: ApiDependencies): Router {
   const router = new Router({ prefix: '/api' });
-  const requireSession = sessionRoutes(tenantRate);
+  const requireSession = requireSessionWithin(tenantRate);
 
   // Stands in for a real sign-in: the point is the signed cookie, not the identity check.
   router.post('/session', (ctx) => {

@@ -13,7 +13,7 @@ export class TrustedProxies {
   readonly #list = new BlockList();
   readonly #empty: boolean;
 
-  /** `entries`: what parseTrustedProxies accepted. */
+  /** `entries`: addresses or CIDR blocks, as settings.ts's parseTrustedProxies accepts them. */
   constructor(entries: readonly string[] = []) {
     for (const entry of entries) {
       const [address = '', prefix] = entry.split('/');
@@ -35,19 +35,4 @@ export class TrustedProxies {
     const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
     return first === 'https';
   }
-}
-
-/**
- * TRUSTED_PROXIES as entries (comma-separated addresses or CIDR blocks, IPv4 or IPv6), or
- * undefined when one is neither.
- */
-export function parseTrustedProxies(text: string): string[] | undefined {
-  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
-  for (const entry of entries) {
-    const [address = '', prefix, extra] = entry.split('/');
-    const version = isIP(address);
-    if (version === 0 || extra !== undefined) return undefined;
-    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))) return undefined;
-  }
-  return entries;
 }

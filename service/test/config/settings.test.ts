@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
+import { parseTrustedProxies, readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
 import { renewalDelayMs, serviceScheduleRules, wakeDelayMs } from '../../src/vault/token-schedule.js';
 import { repoRoot } from '../support/repo-root.js';
 
@@ -160,6 +160,14 @@ describe('readSettings', function () {
     }
     expect(readSettings({ TENANT_PROJECT_QUOTA: '1' }).tenantProjectQuota).to.equal(1);
     expect(readSettings({}).tenantProjectQuota).to.equal(1000);
+  });
+
+  it('parses TRUSTED_PROXIES: addresses and CIDR blocks, IPv4 and IPv6; anything else refused', function () {
+    expect(parseTrustedProxies('')).to.deep.equal([]);
+    expect(parseTrustedProxies(' 10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1')).to.deep.equal(['10.0.0.0/8', '192.168.1.7', 'fd00::/8', '::1']);
+    for (const wrong of ['10.0.0.0/33', 'fd00::/129', 'proxy.example', '10.0.0.1/8/1', '10.0.0.0/x', '*']) {
+      expect(parseTrustedProxies(wrong), wrong).to.equal(undefined);
+    }
   });
 
   it('refuses TRUSTED_PROXIES that are not addresses or CIDR blocks, naming the variable; none by default', function () {
