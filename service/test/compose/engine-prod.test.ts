@@ -4,12 +4,12 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
-import { readSettings } from '../../src/config/settings.js';
 import { serverBin, repoRoot } from '../support/bao.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
-import { holdThroughLock } from '../support/kill-switch-hold.js';
+import { killHoldReopen, killHoldReopenBoundMs } from '../support/kill-switch-hold.js';
+import { shippedProduction } from '../support/shipped-durations.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 /*
@@ -202,60 +202,26 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
   });
 
   it('kill-switch.sh halts the app within the check interval + 1 s, keeps it halted through a restarted agent\'s refused logins and two courier intervals, and --reopen brings it back with the same app container', async function () {
-    // The shipped durations: the service's check interval, the courier's delivery interval,
-    // the agent's longest wait between two logins.
-    const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
-    const courier = /DELIVERY_INTERVAL:-(\d+)s/.exec(await readFile(join(repoRoot, 'scripts/prod/deliver-secret-ids.sh'), 'utf8'));
-    const deliveryMs = Number(courier?.[1]) * 1000;
-    const backoff = /max_backoff\s*=\s*"(\d+)s"/.exec(await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8'));
-    const maxBackoffMs = Number(backoff?.[1]) * 1000;
-    expect(deliveryMs, 'DELIVERY_INTERVAL in deliver-secret-ids.sh').to.be.above(0);
-    const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
-    expect(maxBackoffMs, 'max_backoff in agent-config/env/prod.hcl').to.be.above(0);
-    expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
-    this.timeout(tokenTtlMs + 4 * deliveryMs + checkMs + 2 * maxBackoffMs + 120_000);
+    const { durations: d } = await shippedProduction();
+    const platform = {
+      appEnv: 'prod', checkMs: d.checkInterval, tokenTtlMs: d.tokenTtl, maxBackoffMs: d.maxBackoff, deliveryMs: d.deliveryInterval,
+      readyz: async () => (await get(`${appUrl}/readyz`)).status,
+      agentLog: () => compose.must(['logs', '--no-log-prefix', 'vault-agent']),
+      courierLog: () => compose.must(['logs', '--no-log-prefix', 'secret-id-courier']),
+      killSwitch: async (args: string[]) => (await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), ...args], { VAULT_TOKEN: adminToken })).stdout,
+      // Stopped from inside, as when it gives up its retries: its restart policy starts it again.
+      restartAgent: async () => { await compose.must(['exec', '-T', 'vault-agent', 'sh', '-c', 'kill -TERM 1']); },
+    };
+    this.timeout(killHoldReopenBoundMs(platform));
     const before = await compose.containers(false);
     const restarts = (containers: typeof before, service: string) => Number(containers.get(service)?.inspect.RestartCount ?? -1);
-
-    const killed = await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), 'prod'], { VAULT_TOKEN: adminToken });
-    const at = Date.now();
-    let reopenedByTest = false;
-    try {
-      expect(killed.stdout).to.contain('locked auth/approle/role/saas-app-prod (secret_id_bound_cidrs 0.0.0.0/32');
-      await poll('a 503 after the kill', checkMs + 6000, async () => ((await get(`${appUrl}/readyz`)).status === 503 ? true : undefined));
-      const haltedMs = Date.now() - at;
-      expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
-
-      // An agent restarted by its restart policy is one of the actors the lock holds off: stopped
-      // here from inside (as when it gives up its retries), it starts again and logs in at once,
-      // rather than at its token's next renewal, minutes away (3.6 min at most: 215 s in a run
-      // that waited for it, RELIABILITY.md).
-      await compose.must(['exec', '-T', 'vault-agent', 'sh', '-c', 'kill -TERM 1']);
-      const { refusedAfterMs } = await holdThroughLock({
-        readyz: async () => (await get(`${appUrl}/readyz`)).status,
-        agentLog: () => compose.must(['logs', '--no-log-prefix', 'vault-agent']),
-        courierLog: () => compose.must(['logs', '--no-log-prefix', 'secret-id-courier']),
-        tokenTtlMs, maxBackoffMs, deliveryMs,
-      }, at);
-
-      const reopened = await script([join(repoRoot, 'scripts/prod/kill-switch.sh'), '--reopen', 'prod'], { VAULT_TOKEN: adminToken });
-      reopenedByTest = true;
-      const reopenedAt = Date.now();
-      expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-prod to ''");
-      // HashiCorp Vault's agent needs the courier's next secret id (see above): the next delivery (within its interval), the agent's next try (within max_backoff), the render
-      // and the app's check of the new token (within the check interval), + 1 s.
-      const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
-      await appReady(readyBound + 30_000);
-      const readyMs = Date.now() - reopenedAt;
-      const after = await compose.containers(false);
-      expect(after.get('app')?.id, 'the same app container').to.equal(before.get('app')?.id);
-      expect(restarts(after, 'app'), 'the app never restarted').to.equal(restarts(before, 'app'));
-      console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen; vault-agent restarts ${restarts(before, 'vault-agent')} -> ${restarts(after, 'vault-agent')}, same container: ${String(after.get('vault-agent')?.id === before.get('vault-agent')?.id)}`);
-      expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
-    } finally {
-      // A failure above leaves the role reopened for the tests after this one.
-      if (!reopenedByTest) await run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), '--reopen', 'prod'], { env: { ...vaultEnv, VAULT_TOKEN: adminToken } });
-    }
+    // The agent's own renewal would find the revocation minutes later (215 s in a run that waited
+    // for it, RELIABILITY.md): restarted, it logs in at once.
+    const { haltedMs, refusedAfterMs, readyMs } = await killHoldReopen(platform);
+    const after = await compose.containers(false);
+    expect(after.get('app')?.id, 'the same app container').to.equal(before.get('app')?.id);
+    expect(restarts(after, 'app'), 'the app never restarted').to.equal(restarts(before, 'app'));
+    console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen; vault-agent restarts ${restarts(before, 'vault-agent')} -> ${restarts(after, 'vault-agent')}, same container: ${String(after.get('vault-agent')?.id === before.get('vault-agent')?.id)}`);
   });
 
   // That the app then halts once the token's known expiry passes unverified is shown on processes

@@ -13,6 +13,7 @@ import { startTestPostgres } from '../support/postgres.js';
 import { spawnManaged, type ManagedProcess } from '../support/processes.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
+import { shippedProduction } from '../support/shipped-durations.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 /**
@@ -95,12 +96,7 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
   };
 
   /** The shipped agent's max_backoff (agent-config/env/prod.hcl): its longest wait between two logins. */
-  const maxBackoffMs = async () => {
-    const shipped = await readFile(join(repoRoot, 'agent-config/env/prod.hcl'), 'utf8');
-    const seconds = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(shipped)?.[1]);
-    expect(seconds, 'max_backoff in agent-config/env/prod.hcl, in seconds').to.be.above(0);
-    return seconds * 1000;
-  };
+  const maxBackoffMs = async () => (await shippedProduction()).durations.maxBackoff;
 
   before(async function () {
     tls = await generateTls();

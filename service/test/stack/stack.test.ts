@@ -3,11 +3,11 @@ import { execFile } from 'node:child_process';
 import { chmod, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { readSettings } from '../../src/config/settings.js';
 import { vaultServers } from '../support/bao.js';
 import { repoRoot } from '../support/repo-root.js';
 import { randomKey } from '../support/rendered-secrets.js';
-import { holdThroughLock } from '../support/kill-switch-hold.js';
+import { killHoldReopen, killHoldReopenBoundMs } from '../support/kill-switch-hold.js';
+import { shippedAgentDurationMs, shippedProduction } from '../support/shipped-durations.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultData } from '../support/vault-http.js';
 import { stackRestartBounds } from '../../../scripts/stack/supervise.js';
@@ -289,56 +289,26 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
 
   it('kill-switch.sh (root token) halts the app within the check interval + 1 s, keeps it halted through a restarted agent\'s refused logins and two courier intervals, and --reopen brings the same app back', async function () {
     // The shipped durations: the app's check interval (the default: the stack sets none), the
-    // stack's courier interval, the agent's longest wait between two logins (env/dev.hcl).
-    const checkMs = readSettings({}).tokenCheckMaxIntervalMs;
+    // role's token TTL, the agent's max_backoff (env/dev.hcl), the stack's courier interval.
+    const { durations: d } = await shippedProduction();
     const deliveryMs = Number(/DELIVERY_INTERVAL: '(\d+)s'/.exec(await readFile(join(repoRoot, 'scripts/stack/stack.ts'), 'utf8'))?.[1]) * 1000;
-    const maxBackoffMs = Number(/max_backoff\s*=\s*"(\d+)s"/.exec(await readFile(join(repoRoot, 'agent-config/env/dev.hcl'), 'utf8'))?.[1]) * 1000;
     expect(deliveryMs, 'the courier\'s DELIVERY_INTERVAL in scripts/stack/stack.ts').to.be.above(0);
-    const tokenTtlMs = Number(/ROLE_TOKEN_TTL:-(\d+)m/.exec(await readFile(join(repoRoot, 'scripts/bootstrap.sh'), 'utf8'))?.[1]) * 60_000;
-    expect(maxBackoffMs, 'max_backoff in agent-config/env/dev.hcl').to.be.above(0);
-    expect(tokenTtlMs, 'ROLE_TOKEN_TTL in scripts/bootstrap.sh, in minutes').to.be.above(0);
-    this.timeout(tokenTtlMs + 4 * deliveryMs + checkMs + 2 * maxBackoffMs + 60_000);
+    const platform = {
+      appEnv: 'dev', checkMs: d.checkInterval, tokenTtlMs: d.tokenTtl, maxBackoffMs: await shippedAgentDurationMs('env/dev.hcl', 'max_backoff'), deliveryMs,
+      readyz: async () => (await fetch(`${appUrl}/readyz`)).status,
+      agentLog: () => readFile(join(stackDir, 'logs/vault-agent.log'), 'utf8'),
+      courierLog: () => readFile(join(stackDir, 'logs/secret-id-courier.log'), 'utf8'),
+      killSwitch: async (args: string[]) => (await run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), ...args], {
+        env: { PATH: process.env.PATH, VAULT_ADDR: env.VAULT_ADDR, VAULT_TOKEN: env.VAULT_TOKEN, VAULT_CLI: vaultServers.bao.bin },
+      })).stdout,
+      // Killed: the stack's supervisor starts it again within 0.5 s.
+      restartAgent: async () => { process.kill(await pidOf('vault-agent') ?? 0, 'SIGKILL'); },
+    };
+    this.timeout(killHoldReopenBoundMs(platform));
     const app = await pidOf('app');
-    const kill = (...args: string[]) => run('sh', [join(repoRoot, 'scripts/prod/kill-switch.sh'), ...args], {
-      env: { PATH: process.env.PATH, VAULT_ADDR: env.VAULT_ADDR, VAULT_TOKEN: env.VAULT_TOKEN, VAULT_CLI: vaultServers.bao.bin },
-    });
-
-    const killed = await kill('dev');
-    const at = Date.now();
-    let reopenedByTest = false;
-    try {
-      expect(killed.stdout).to.contain('locked auth/approle/role/saas-app-dev (secret_id_bound_cidrs 0.0.0.0/32');
-      await until('a 503 after the kill', async () => (await fetch(`${appUrl}/readyz`)).status === 503, checkMs + 6000);
-      const haltedMs = Date.now() - at;
-      expect(haltedMs, 'halted within the check interval + 1 s').to.be.at.most(checkMs + 1000);
-
-      // A restarted agent is one of the actors the lock holds off: killed here, the stack's
-      // supervisor starts it again within 0.5 s and it logs in at once, rather than at its token's
-      // next renewal, minutes away (compose's test waits for that one).
-      process.kill(await pidOf('vault-agent') ?? 0, 'SIGKILL');
-      const { refusedAfterMs } = await holdThroughLock({
-        readyz: async () => (await fetch(`${appUrl}/readyz`)).status,
-        agentLog: () => readFile(join(stackDir, 'logs/vault-agent.log'), 'utf8'),
-        courierLog: () => readFile(join(stackDir, 'logs/secret-id-courier.log'), 'utf8'),
-        tokenTtlMs, maxBackoffMs, deliveryMs,
-      }, at);
-
-      const reopened = await kill('--reopen', 'dev');
-      reopenedByTest = true;
-      const reopenedAt = Date.now();
-      expect(reopened.stdout).to.contain("restored secret_id_bound_cidrs of auth/approle/role/saas-app-dev to ''");
-      // The bound of compose's (HashiCorp Vault's agent may need the courier's next secret id): the
-      // next delivery, the agent's next try, the render and the app's check, + 1 s.
-      const readyBound = checkMs + deliveryMs + maxBackoffMs + 1000;
-      await until('a 200 after the reopen', async () => (await fetch(`${appUrl}/readyz`)).status === 200, readyBound + 30_000);
-      const readyMs = Date.now() - reopenedAt;
-      expect(await pidOf('app'), 'the same app process').to.equal(app);
-      console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen`);
-      expect(readyMs, 'ready within the check interval + the courier\'s interval + the agent\'s backoff + 1 s').to.be.at.most(readyBound);
-    } finally {
-      // A failure above leaves the role reopened for the tests after this one.
-      if (!reopenedByTest) await kill('--reopen', 'dev');
-    }
+    const { haltedMs, refusedAfterMs, readyMs } = await killHoldReopen(platform);
+    expect(await pidOf('app'), 'the same app process').to.equal(app);
+    console.log(`      halted ${haltedMs} ms; first failed login ${refusedAfterMs} ms after the kill; ready ${readyMs} ms after the reopen`);
   });
 
   it('stack:down stops every process the stack started, the restarted agent too, and leaves no process behind', async function () {

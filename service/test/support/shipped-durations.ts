@@ -68,6 +68,11 @@ function hclValue(text: string, file: string, name: string): string {
   return match[1] as string;
 }
 
+/** A duration an agent configuration ships (`name = "30s"` in `file`, under agent-config/), in milliseconds. */
+export async function shippedAgentDurationMs(file: string, name: string): Promise<number> {
+  return durationMs(hclValue(await shipped(join('agent-config', file)), file, name));
+}
+
 export async function shippedProduction(): Promise<{ durations: ProductionDurations; counts: ProductionCounts }> {
   const bootstrap = await shipped('scripts/bootstrap.sh');
   const first = await shipped('scripts/prod/first-bootstrap.sh');
