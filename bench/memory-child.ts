@@ -16,7 +16,6 @@ import { parseRenderedFile } from '../service/src/secrets/rendered-file.js';
 import { appScope } from '../service/test/support/rendered-secrets.js';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../service/src/db/pool-holder.js';
-import { ProjectStore } from '../service/src/db/projects.js';
 import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp } from '../service/src/http/app.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
@@ -30,7 +29,7 @@ import { LifetimeWatcher } from '../service/src/vault/lifetime-watcher.js';
 import { serviceScheduleRules } from '../service/src/vault/token-schedule.js';
 import { nodeVaultApi } from '../service/src/vault/vault-api.js';
 import { readSettings } from '../service/src/config/settings.js';
-import { TenantRate } from '../service/src/http/tenant-rate.js';
+import { routeDependencies } from '../service/src/http/route-dependencies.js';
 
 const [variant = '', warmText = '15000'] = process.argv.slice(2);
 const secretsFile = process.env.BENCH_SECRETS_FILE ?? '';
@@ -61,7 +60,7 @@ if (variant === 'watch-loop') {
 }
 const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
 const app = createApp({
-  holder, gate, logger, pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', logger),
+  holder, gate, logger, pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', logger),
   retryAfterSeconds: () => 5,
 });
 const server = app.listen(0, '127.0.0.1');

@@ -1,14 +1,13 @@
 import { buildSnapshot } from '../../service/src/config/snapshot.js';
 import { SnapshotHolder } from '../../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../../service/src/db/pool-holder.js';
-import { ProjectStore } from '../../service/src/db/projects.js';
 import type { AppDependencies } from '../../service/src/http/app.js';
 import { TrafficGate } from '../../service/src/http/traffic-gate.js';
 import { WebhookSender } from '../../service/src/http/webhooks.js';
 import type { Logger } from '../../service/src/log/logger.js';
 import { appScope, renderedDocument } from '../../service/test/support/rendered-secrets.js';
 import { readSettings } from '../../service/src/config/settings.js';
-import { TenantRate } from '../../service/src/http/tenant-rate.js';
+import { routeDependencies } from '../../service/src/http/route-dependencies.js';
 
 /**
  * The service's app dependencies with one snapshot loaded and the gate open, for benchmarks of
@@ -20,5 +19,5 @@ export function openDependencies(logger: Logger): AppDependencies {
   const gate = new TrafficGate(logger);
   gate.valid();
   const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
-  return { holder, gate, logger, pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', logger), retryAfterSeconds: () => 5 };
+  return { holder, gate, logger, pools, webhooks: new WebhookSender('', logger), retryAfterSeconds: () => 5, ...routeDependencies(readSettings({})) };
 }

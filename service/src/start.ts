@@ -4,9 +4,7 @@ import { readNamedFile } from './config/named-file.js';
 import type { Settings } from './config/settings.js';
 import { SnapshotHolder } from './config/snapshot-holder.js';
 import { PoolHolder } from './db/pool-holder.js';
-import { ProjectStore } from './db/projects.js';
-import { TenantRate } from './http/tenant-rate.js';
-import { TrustedProxies } from './http/trusted-proxies.js';
+import { routeDependencies } from './http/route-dependencies.js';
 import { databaseTls } from './db/tls.js';
 import { createAdminApp } from './http/admin-app.js';
 import { createApp } from './http/app.js';
@@ -83,9 +81,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const drain = new DrainState();
     const app = createApp({
       holder, gate, logger, drain, retryAfterSeconds: () => secrets.token.status().nextCheckInSeconds ?? 5,
-      pools, projects: new ProjectStore({ quota: settings.tenantProjectQuota }), webhooks,
-      tenantRate: new TenantRate({ perSecond: settings.tenantRequestsPerSecond }),
-      trustedProxies: new TrustedProxies(settings.trustedProxies),
+      pools, webhooks, ...routeDependencies(settings),
     });
     const { server, port } = await listen(app, settings.port, undefined, 'PORT');
     logger.info({ port, adminPort: admin.port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');

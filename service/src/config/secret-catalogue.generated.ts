@@ -39,6 +39,28 @@ export const secretCatalogue = {
         }
       }
     },
+    "oidc": {
+      "doc": "the service's client at the OpenID Connect issuer it signs users in with (OIDC_ISSUER_URL)",
+      "source": "kv",
+      "keys": {
+        "client_id": {
+          "type": "string",
+          "minLength": 1,
+          "doc": "the client id the issuer gave",
+          "example": {
+            "fixed": "set-by-the-issuer"
+          }
+        },
+        "client_secret": {
+          "type": "string",
+          "minLength": 16,
+          "doc": "the client secret the issuer gave: a rotated one is used at the next sign-in",
+          "example": {
+            "randomHex": 32
+          }
+        }
+      }
+    },
     "app": {
       "doc": "the service's own keys",
       "source": "kv",
@@ -57,7 +79,7 @@ export const secretCatalogue = {
 } as const satisfies SecretCatalogue;
 
 /** The secret groups the service reads, in the catalogue's order. */
-export const secretGroups = ['database', 'api-keys', 'app'] as const;
+export const secretGroups = ['database', 'api-keys', 'oidc', 'app'] as const;
 export type SecretGroup = (typeof secretGroups)[number];
 
 /** One snapshot's secrets: Vault's own key names, each typed as the catalogue declares it. */
@@ -73,6 +95,13 @@ export interface Secrets {
   readonly 'api-keys': {
     /** HMAC key signing outbound webhooks */
     readonly webhook_signing_key: string;
+  };
+  /** the service's client at the OpenID Connect issuer it signs users in with (OIDC_ISSUER_URL) */
+  readonly oidc: {
+    /** the client id the issuer gave */
+    readonly client_id: string;
+    /** the client secret the issuer gave: a rotated one is used at the next sign-in */
+    readonly client_secret: string;
   };
   /** the service's own keys */
   readonly app: {

@@ -94,6 +94,23 @@ convict.addFormat({
   coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
 });
 
+// Space-separated scope names, openid among them (an ID token is what the sign-in reads).
+convict.addFormat({
+  name: 'oidc-scopes',
+  validate: (value: unknown) => {
+    if (typeof value !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/.test(value) ||
+      !value.split(' ').includes('openid')) {
+      throw new Error('must be scopes, space-separated, openid among them');
+    }
+  },
+});
+convict.addFormat({
+  name: 'claim-name',
+  validate: (value: unknown) => {
+    if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$/.test(value)) throw new Error('must be a claim name');
+  },
+});
+
 convict.addFormat({
   name: 'app-name',
   validate: (value: unknown) => {
@@ -186,6 +203,29 @@ export const settingsSchema = {
       'over TLS, so its session cookie is Secure; empty: none, only the connection itself counts',
     format: 'proxy-list', default: [] as string[], env: 'TRUSTED_PROXIES',
   },
+  oidcIssuerUrl: {
+    doc: 'the OpenID Connect issuer users sign in with (its discovery document is at <url>/.well-known/openid-configuration); ' +
+      'empty: no sign-in, /auth/login answers 503', format: 'http-url-or-empty', default: '', env: 'OIDC_ISSUER_URL',
+  },
+  oidcRedirectUrl: {
+    doc: 'the service\'s /auth/callback as the browser reaches it, registered at the issuer; https, or http on a loopback ' +
+      'host in dev', format: 'http-url-or-empty', default: '', env: 'OIDC_REDIRECT_URL',
+  },
+  oidcScopes: {
+    doc: 'the scopes the sign-in asks for, space-separated, openid among them', format: 'oidc-scopes', default: 'openid tenant',
+    env: 'OIDC_SCOPES',
+  },
+  oidcTenantClaim: {
+    doc: 'the ID token claim naming the user\'s tenant', format: 'claim-name', default: 'tenant', env: 'OIDC_TENANT_CLAIM',
+  },
+  sessionIdleTimeoutMs: {
+    doc: 'a session unused this long ends (a duration), checked by the server', format: 'positive-duration',
+    default: 1_800_000, env: 'SESSION_IDLE_TIMEOUT_MS',
+  },
+  sessionAbsoluteTimeoutMs: {
+    doc: 'a session ends this long after its sign-in, used or not (a duration), checked by the server',
+    format: 'positive-duration', default: 28_800_000, env: 'SESSION_ABSOLUTE_TIMEOUT_MS',
+  },
   tenantRequestsPerSecond: {
     doc: 'the API requests one tenant may make per second on each replica (bursts up to twice that); beyond it, 429 rate_limited',
     format: 'positive-count', default: 20, env: 'TENANT_REQUESTS_PER_SECOND',
@@ -233,6 +273,12 @@ export interface Settings {
   readonly databaseCaFile: string;
   readonly webhookUrl: string;
   readonly trustedProxies: readonly string[];
+  readonly oidcIssuerUrl: string;
+  readonly oidcRedirectUrl: string;
+  readonly oidcScopes: string;
+  readonly oidcTenantClaim: string;
+  readonly sessionIdleTimeoutMs: number;
+  readonly sessionAbsoluteTimeoutMs: number;
   readonly tenantRequestsPerSecond: number;
   readonly tenantProjectQuota: number;
   readonly secretsWaitMs: number;
@@ -263,6 +309,8 @@ const requirements: Partial<Record<string, string>> = {
   'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
   'true-or-false': 'must be true or false',
   'app-name': 'must be lowercase letters and digits, starting with a letter, at most 20',
+  'oidc-scopes': 'must be scope names separated by single spaces, openid among them',
+  'claim-name': 'must be a claim name: a letter or _, then up to 99 letters, digits or _ . : / -',
 };
 
 function requirement(format: unknown): string {
@@ -274,6 +322,36 @@ type Entry = (typeof settingsSchema)[keyof typeof settingsSchema];
 
 /** Settings valid alone that make no sense together. */
 function combinationProblems(env: NodeJS.ProcessEnv): string[] {
+  return [...databaseTlsProblems(env), ...signInProblems(env)];
+}
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The issuer and the redirect go together. The redirect is where the session cookie is set:
+ * https, or plain http on a loopback host in dev (the cookie never crosses a network in clear).
+ * A plain-http issuer is dev's (Vault's dev server) and nowhere else's.
+ */
+function signInProblems(env: NodeJS.ProcessEnv): string[] {
+  const issuer = env.OIDC_ISSUER_URL ?? '';
+  const redirect = env.OIDC_REDIRECT_URL ?? '';
+  if (!(issuer === '' || isHttpUrl(issuer)) || !(redirect === '' || isHttpUrl(redirect))) return []; // named on their own
+  if ((issuer === '') !== (redirect === '')) return ['OIDC_ISSUER_URL and OIDC_REDIRECT_URL go together: set both, or neither'];
+  if (issuer === '') return [];
+  const dev = (env.APP_ENV ?? 'dev') === 'dev';
+  const problems: string[] = [];
+  const redirectUrl = new URL(redirect);
+  if (redirectUrl.pathname !== '/auth/callback' || redirectUrl.search !== '' || redirectUrl.hash !== '') {
+    problems.push('OIDC_REDIRECT_URL must be the service\'s /auth/callback, with no query: https://<host>/auth/callback');
+  }
+  if (redirectUrl.protocol === 'http:' && !(dev && loopbackHosts.has(redirectUrl.hostname))) {
+    problems.push('OIDC_REDIRECT_URL must be https, or http on a loopback host (localhost, 127.0.0.1, [::1]) with APP_ENV=dev');
+  }
+  if (new URL(issuer).protocol === 'http:' && !dev) problems.push('OIDC_ISSUER_URL must be https outside APP_ENV=dev');
+  return problems;
+}
+
+function databaseTlsProblems(env: NodeJS.ProcessEnv): string[] {
   if (![undefined, 'disable', 'verify-full'].includes(env.DATABASE_SSL_MODE)) return []; // named on its own already
   const verify = env.DATABASE_SSL_MODE === 'verify-full';
   const caFile = env.DATABASE_CA_FILE ?? '';

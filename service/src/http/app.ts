@@ -4,13 +4,15 @@ import Koa from 'koa';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
 import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
+import { authRoutes, type SignInSettings } from './auth-routes.js';
+import type { OidcIssuer } from '../sign-in/oidc-issuer.js';
 import { DatabaseReadiness } from './database-readiness.js';
 import { DrainState, drainMiddleware } from './drain.js';
 import { errorHandler } from './errors.js';
 import { requestId } from './request-id.js';
 import { requestLog } from './request-log.js';
 import { securityHeaders } from './security-headers.js';
-import { useSessionKeys } from './session.js';
+import { useSessionKeys } from './cookies.js';
 import { gateMiddleware, type TrafficGate } from './traffic-gate.js';
 import { TrustedProxies } from './trusted-proxies.js';
 
@@ -23,7 +25,13 @@ export interface AppDependencies extends ApiDependencies {
   drain?: DrainState;
   /** Whose X-Forwarded-Proto counts (TRUSTED_PROXIES); absent: nobody's. */
   trustedProxies?: TrustedProxies;
+  /** The OpenID Connect issuer (OIDC_ISSUER_URL); absent: /auth/login answers 503. */
+  issuer?: OidcIssuer;
+  signIn: SignInSettings;
+  /** Cookies over plain HTTP: APP_ENV=dev only (cookies.ts). */
+  plainHttpCookies: boolean;
 }
+
 
 /** One step of the service's middleware, named for the benchmark that measures each one's cost. */
 export interface ChainStep {
@@ -45,7 +53,7 @@ export function createApp(deps: AppDependencies): Koa {
 
 /** createApp's middleware, in order (bench/overhead-chain.ts mounts the first k of them). */
 export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
-  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState(), trustedProxies = new TrustedProxies() } = deps;
+  const { holder, gate, logger, retryAfterSeconds, drain = new DrainState(), trustedProxies = new TrustedProxies(), plainHttpCookies } = deps;
   const router = new Router();
 
   router.get('/healthz', (ctx) => {
@@ -64,6 +72,7 @@ export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
     ctx.body = { status: 'ready' };
   });
   const api = apiRoutes(deps);
+  const auth = authRoutes(deps);
 
   return [
     // First: every log line of the request, the error handler's included, carries its id.
@@ -83,7 +92,7 @@ export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
           return;
         }
         (ctx.state as ApiState).config = config;
-        useSessionKeys(ctx, config.secrets.app.session_keys, trustedProxies.overTls(ctx.req));
+        useSessionKeys(ctx, config.secrets.app.session_keys, trustedProxies.overTls(ctx.req), plainHttpCookies);
         // The database pool of this snapshot stays open for the whole request, rotation or not.
         const release = deps.pools.hold(config);
         try {
@@ -96,6 +105,8 @@ export function serviceChain(deps: AppDependencies): readonly ChainStep[] {
     { name: 'body parser', middleware: bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', encoding: 'utf-8' }) },
     { name: 'routes', middleware: router.routes() },
     { name: 'allowed methods', middleware: router.allowedMethods() },
+    { name: 'auth routes', middleware: auth.routes() },
+    { name: 'auth allowed methods', middleware: auth.allowedMethods() },
     { name: 'api routes', middleware: api.routes() },
     { name: 'api allowed methods', middleware: api.allowedMethods() },
   ];

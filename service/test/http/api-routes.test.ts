@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
-import { ProjectStore } from '../../src/db/projects.js';
+import { readSettings } from '../../src/config/settings.js';
 import { pageSize } from '../../src/http/api-routes.js';
 import { createApp, type AppDependencies } from '../../src/http/app.js';
+import { routeDependencies } from '../../src/http/route-dependencies.js';
 import { TenantRate } from '../../src/http/tenant-rate.js';
 import { TrustedProxies } from '../../src/http/trusted-proxies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
@@ -14,6 +15,8 @@ import { verifyWebhook } from '../../src/http/webhook-signature.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { appScope, capturingLogger, randomKey, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
+import { startIdentityProvider, type IdentityProvider } from '../support/sign-in.js';
+import type { DevServer } from '../support/bao.js';
 
 interface Received {
   body: string;
@@ -39,9 +42,13 @@ async function startReceiver(): Promise<{ url: string; received: Received[]; ser
 /** The test's quota: above the default page, so that an unpaged list of a full tenant is cut short. */
 const quota = pageSize.default + 10;
 
-describe('the SaaS API on a real PostgreSQL', function () {
+/** The tenants these tests sign in as: each a demo user of Vault's OpenID Connect provider. */
+const tenants = ['acme', 'globex', 'pages', 'full', 'roomy', 'ended'];
+
+describe('the SaaS API on a real PostgreSQL, signed in through OpenBao\'s OpenID Connect provider', function () {
   this.timeout(30_000);
   let postgres: TestPostgres;
+  let identity: IdentityProvider & { server: DevServer };
   let holder: SnapshotHolder;
   /** Every secret value the holder has served since the first snapshot, with what it was. */
   const served = new Map<string, string>();
@@ -64,10 +71,11 @@ describe('the SaaS API on a real PostgreSQL', function () {
 
   /** The secrets in use now, as a copy to change: each test starts from them, whatever ran before. */
   function current(): Secrets {
-    const { database, 'api-keys': apiKeys, app } = (holder.current as ConfigSnapshot).secrets;
+    const { database, 'api-keys': apiKeys, oidc, app } = (holder.current as ConfigSnapshot).secrets;
     return {
       database: { username: database.username, password: database.password },
       'api-keys': { webhook_signing_key: apiKeys.webhook_signing_key },
+      oidc: { ...oidc },
       app: { session_keys: [...app.session_keys] },
     };
   }
@@ -85,6 +93,10 @@ describe('the SaaS API on a real PostgreSQL', function () {
     postgres = await startTestPostgres();
     const secrets = sampleSecrets();
     await postgres.provision(secrets.database.username, secrets.database.password);
+    // The redirect the issuer holds: the tests' browser calls the callback where the app listens.
+    const redirectUrl = 'http://127.0.0.1/auth/callback';
+    identity = await startIdentityProvider(redirectUrl, { DEMO_USERS: tenants.join(' ') });
+    secrets.oidc = await identity.credentials();
     receiver = await startReceiver();
     log = capturingLogger();
     holder = new SnapshotHolder();
@@ -98,11 +110,12 @@ describe('the SaaS API on a real PostgreSQL', function () {
     gate.valid();
     webhooks = new WebhookSender(receiver.url, log.logger);
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
-    deps = {
-      holder, gate, logger: log.logger, retryAfterSeconds: () => 1, pools, projects: new ProjectStore({ quota }), webhooks,
+    const settings = readSettings({
+      OIDC_ISSUER_URL: identity.issuerUrl, OIDC_REDIRECT_URL: redirectUrl, TENANT_PROJECT_QUOTA: String(quota),
       // The tests below send bursts; the tenant's rate is tested on an app of its own.
-      tenantRate: new TenantRate({ perSecond: 1000 }),
-    };
+      TENANT_REQUESTS_PER_SECOND: '1000',
+    });
+    deps = { holder, gate, logger: log.logger, retryAfterSeconds: () => 1, pools, webhooks, ...routeDependencies(settings) };
     const app = createApp(deps);
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -113,14 +126,12 @@ describe('the SaaS API on a real PostgreSQL', function () {
     await pools.close();
     await new Promise((r) => receiver.server.close(r));
     await postgres.stop();
+    await identity.server.stop();
   });
 
-  async function signIn(tenant: string): Promise<string> {
-    const response = await fetch(`${url}/api/session`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant }),
-    });
-    expect(response.status).to.equal(204);
-    return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  /** A new session of the demo user `tenant`, signed in as a browser does: its Cookie header. */
+  async function signIn(tenant: string, at = url): Promise<string> {
+    return (await identity.signIn(at, tenant)).cookieHeader;
   }
 
   function api(path: string, cookie: string, init: { method?: string; body?: string } = {}) {
@@ -129,7 +140,7 @@ describe('the SaaS API on a real PostgreSQL', function () {
 
   it('signs the session cookie with the current session key', async function () {
     const cookie = await signIn('acme');
-    expect(cookie).to.match(/^saas_session=[\w-]+; saas_session\.sig=[\w-]+$/);
+    expect(cookie).to.match(/^saas_session=[\w-]{43}; saas_session\.sig=[\w-]+$/);
     expect(await (await api('/session', cookie)).json()).to.deep.equal({ tenant: 'acme' });
     const forged = cookie.replace(/saas_session=[\w-]+/, `saas_session=${Buffer.from('{"tenant":"evil"}').toString('base64url')}`);
     expect((await api('/session', forged)).status).to.equal(401);
@@ -243,19 +254,24 @@ describe('the SaaS API on a real PostgreSQL', function () {
     expect((await create(ended, 'after')).status, 'a new connection').to.equal(201);
   });
 
-  it('marks the session cookie Secure when a trusted proxy says the request came over TLS, and only then', async function () {
+  it('sets a __Host- cookie marked Secure when a trusted proxy says the request came over TLS, and only then', async function () {
     const behindProxy = createApp({ ...deps, trustedProxies: new TrustedProxies(['127.0.0.1']) }).listen(0, '127.0.0.1');
     await new Promise((r) => behindProxy.once('listening', r));
     try {
-      const signInAt = async (base: string, headers: Record<string, string>) => (await fetch(`${base}/api/session`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ tenant: 'acme' }),
-      })).headers.getSetCookie();
       const proxied = `http://127.0.0.1:${(behindProxy.address() as AddressInfo).port}`;
       const https = { 'X-Forwarded-Proto': 'https' };
-      for (const cookie of await signInAt(proxied, https)) expect(cookie, 'from the trusted proxy, over TLS').to.match(/; secure\b/i);
-      for (const cookie of await signInAt(proxied, {})) expect(cookie, 'from the trusted proxy, plain HTTP').to.not.match(/; secure\b/i);
+      const overTls = await identity.signIn(proxied, 'acme', https);
+      expect(overTls.cookies.map((c) => c.name)).to.deep.equal(['__Host-saas_session', '__Host-saas_session.sig']);
+      for (const cookie of overTls.cookies) expect(cookie, 'from the trusted proxy, over TLS').to.include({ secure: true, httpOnly: true });
+      const https200 = await fetch(`${proxied}/api/session`, { headers: { ...https, Cookie: overTls.cookieHeader } });
+      expect(https200.status, 'the __Host- cookie, over TLS').to.equal(200);
+      // Over plain HTTP the app reads the plain name only: a Secure cookie never counts there.
+      expect((await fetch(`${proxied}/api/session`, { headers: { Cookie: overTls.cookieHeader } })).status).to.equal(401);
+      for (const cookie of (await identity.signIn(proxied, 'acme')).cookies) {
+        expect(cookie, 'from the trusted proxy, plain HTTP (dev)').to.include({ secure: false, httpOnly: true });
+      }
       // The same header from a peer nobody trusts changes nothing.
-      for (const cookie of await signInAt(url, https)) expect(cookie, 'no trusted proxy').to.not.match(/; secure\b/i);
+      for (const cookie of (await identity.signIn(url, 'acme', https)).cookies) expect(cookie, 'no trusted proxy').to.include({ secure: false });
     } finally {
       await new Promise((r) => behindProxy.close(r));
     }
@@ -301,8 +317,6 @@ describe('the SaaS API on a real PostgreSQL', function () {
       { method: 'POST', body: JSON.stringify({ name: 'a', owner: 'root' }) }), 400, 'invalid_input'],
     ['an empty name', async () => api('/projects', await signIn('acme'), { method: 'POST', body: JSON.stringify({ name: '  ' }) }),
       400, 'invalid_input'],
-    ['a bad tenant', () => fetch(`${url}/api/session`, { method: 'POST', body: JSON.stringify({ tenant: '../x' }),
-      headers: { 'Content-Type': 'application/json' } }), 400, 'invalid_input'],
     ['no session', () => api('/projects', ''), 401, 'unauthenticated'],
     ['a malformed id', async () => api('/projects/not-a-uuid', await signIn('acme')), 404, 'not_found'],
     ['an unknown route', () => fetch(`${url}/nope`), 404, 'not_found'],

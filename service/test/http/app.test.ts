@@ -6,13 +6,12 @@ import helmet from 'koa-helmet';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
-import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
-import { TenantRate } from '../../src/http/tenant-rate.js';
+import { routeDependencies } from '../../src/http/route-dependencies.js';
 
 describe('createApp with the traffic gate', function () {
   let server: Server;
@@ -31,7 +30,7 @@ describe('createApp with the traffic gate', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 2.2,
-      pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', log.logger),
+      pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', log.logger),
     });
     server = app.listen(0);
     await new Promise((r) => server.once('listening', r));

@@ -5,7 +5,6 @@ import type pg from 'pg';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
-import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
 import { DatabaseReadiness } from '../../src/http/database-readiness.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
@@ -13,7 +12,7 @@ import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { appScope, capturingLogger, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
-import { TenantRate } from '../../src/http/tenant-rate.js';
+import { routeDependencies } from '../../src/http/route-dependencies.js';
 
 /** A stand-in for PoolHolder.use: counts the probes and answers as told. */
 function fakePools(answer: () => Promise<unknown>) {
@@ -93,7 +92,7 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
-      pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', log.logger),
+      pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', log.logger),
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

@@ -7,9 +7,8 @@ import { parseDurationMs, readSettings, settingsSchema } from '../../src/config/
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
-import { ProjectStore } from '../../src/db/projects.js';
 import { createApp } from '../../src/http/app.js';
-import { TenantRate } from '../../src/http/tenant-rate.js';
+import { routeDependencies } from '../../src/http/route-dependencies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { WebhookSender } from '../../src/http/webhooks.js';
 import { instrumentVaultApi } from '../../src/metrics/instrumented-vault-api.js';
@@ -158,7 +157,7 @@ describe('README.md agrees with the code', function () {
       holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 3), 'rev', Date.now()));
       // Nothing here reaches the database: the pool connects lazily.
       pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, logger);
-      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, projects: new ProjectStore({ quota: readSettings({}).tenantProjectQuota }), tenantRate: new TenantRate({ perSecond: readSettings({}).tenantRequestsPerSecond }), webhooks: new WebhookSender('', logger) });
+      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', logger) });
       server = app.listen(0, '127.0.0.1');
       await new Promise((resolve) => server.once('listening', resolve));
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -51,6 +51,8 @@ export function trackPending(promise: Promise<unknown>): void {
 
 const secretKeys = /^(client_token|token|secret_id|root_token|wrapping_token|password|session_keys|unseal_keys_b64|unseal_keys_hex|keys_base64|.+_key)$/;
 
+const publicFields = new Set(['username', 'client_id']);
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -64,7 +66,8 @@ function registerStrings(what: string, value: unknown): void {
 /**
  * Registers the secrets a Vault request or response body holds: tokens, secret ids, unseal
  * keys wherever they sit, and every value of a KV v2 secret (a write's `data`, a read's
- * `data.data`) except a username.
+ * `data.data`) except a username and an OpenID Connect client id (public: every sign-in's
+ * redirect to the issuer carries it).
  */
 export function registerFromVaultJson(what: string, text: string, kind: 'request' | 'response'): void {
   let document: unknown;
@@ -77,7 +80,7 @@ export function registerFromVaultJson(what: string, text: string, kind: 'request
   const data = document.data;
   const kv = kind === 'request' ? data : isObject(data) ? data.data : undefined;
   if (isObject(kv)) {
-    for (const [key, value] of Object.entries(kv)) if (key !== 'username') registerStrings(`${what} ${key}`, value);
+    for (const [key, value] of Object.entries(kv)) if (!publicFields.has(key)) registerStrings(`${what} ${key}`, value);
   }
   const walk = (value: unknown, key: string): void => {
     if (typeof value === 'string') {

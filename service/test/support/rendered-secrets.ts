@@ -16,6 +16,7 @@ export function sampleSecrets() {
   return {
     database: { username: 'saas_app', password: randomKey() },
     'api-keys': { webhook_signing_key: randomKey() },
+    oidc: { client_id: 'sample-client', client_secret: randomKey() },
     app: { session_keys: [randomKey()] },
   };
 }

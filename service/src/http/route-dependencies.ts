@@ -1,0 +1,36 @@
+import type { Settings } from '../config/settings.js';
+import { ProjectStore } from '../db/projects.js';
+import { SessionStore } from '../db/sessions.js';
+import { OidcIssuer } from '../sign-in/oidc-issuer.js';
+import type { SignInSettings } from './auth-routes.js';
+import { TenantRate } from './tenant-rate.js';
+import { TrustedProxies } from './trusted-proxies.js';
+
+/** What the routes take from the settings, built in one place for the service, its tests and the benchmarks. */
+export interface RouteDependencies {
+  projects: ProjectStore;
+  sessions: SessionStore;
+  tenantRate: TenantRate;
+  trustedProxies: TrustedProxies;
+  issuer?: OidcIssuer;
+  signIn: SignInSettings;
+  plainHttpCookies: boolean;
+}
+
+export function routeDependencies(settings: Settings): RouteDependencies {
+  const dev = settings.appEnv === 'dev';
+  return {
+    projects: new ProjectStore({ quota: settings.tenantProjectQuota }),
+    sessions: new SessionStore({ idleMs: settings.sessionIdleTimeoutMs, absoluteMs: settings.sessionAbsoluteTimeoutMs }),
+    tenantRate: new TenantRate({ perSecond: settings.tenantRequestsPerSecond }),
+    trustedProxies: new TrustedProxies(settings.trustedProxies),
+    ...(settings.oidcIssuerUrl === '' ? {} : {
+      issuer: new OidcIssuer({ url: settings.oidcIssuerUrl, allowHttp: dev, timeoutMs: settings.vaultRequestTimeoutMs }),
+    }),
+    signIn: {
+      redirectUrl: settings.oidcRedirectUrl, scopes: settings.oidcScopes, tenantClaim: settings.oidcTenantClaim,
+      sessionAbsoluteMs: settings.sessionAbsoluteTimeoutMs,
+    },
+    plainHttpCookies: dev,
+  };
+}

@@ -1,0 +1,63 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { playSignIn, type SignedIn } from '../../../scripts/sign-in/play-browser.js';
+import { baoEnv, serverBin, startDevServer, type DevServer } from './bao.js';
+import { runScript } from './bao-server.js';
+import { registerSecret } from './leak-scan.js';
+import { tempDir } from './temp-dirs.js';
+import { vaultData } from './vault-http.js';
+
+/** Vault's OpenID Connect provider as scripts/demo-identity.sh makes it, on one server. */
+export interface IdentityProvider {
+  /** OIDC_ISSUER_URL for the service. */
+  readonly issuerUrl: string;
+  /** The client's credentials, as the script wrote them to the oidc group. */
+  credentials(): Promise<{ client_id: string; client_secret: string }>;
+  /** Signs in as a demo user (acme, globex) at the service at `appUrl`, as a browser does. */
+  signIn(appUrl: string, user?: string, headers?: Record<string, string>): Promise<SignedIn>;
+  /** A demo user's password, as the script wrote it. */
+  password(user: string): Promise<string>;
+}
+
+type Server = Pick<DevServer, 'addr' | 'rootToken' | 'dir'>;
+
+/**
+ * Runs scripts/demo-identity.sh against `server` (the provider, the demo users, the oidc group
+ * of `appEnv`); the service's /auth/callback registered as `redirectUrl`.
+ */
+export async function addIdentityProvider(server: Server, redirectUrl: string, appEnv = 'dev',
+  extraEnv: NodeJS.ProcessEnv = {}): Promise<IdentityProvider> {
+  const usersDir = join(await tempDir('demo-users'), 'users');
+  const env = baoEnv(server.dir, { VAULT_ADDR: server.addr, VAULT_TOKEN: server.rootToken, VAULT_CLI: serverBin, ...extraEnv });
+  const run = await runScript('scripts/demo-identity.sh', [appEnv, redirectUrl, usersDir], env);
+  if (run.code !== 0) throw new Error(`demo-identity.sh failed (${run.code}): ${run.stderr}`);
+  const app = extraEnv.APP_NAME ?? 'saas';
+  const issuerUrl = `${extraEnv.ISSUER_ADDR ?? server.addr}/v1/identity/oidc/provider/${app}-${appEnv}`;
+  const password = async (user: string) => {
+    const value = (await readFile(join(usersDir, user), 'utf8')).trim();
+    registerSecret(`demo user ${user}'s password`, value);
+    return value;
+  };
+  return {
+    issuerUrl,
+    async credentials() {
+      const data = await vaultData<{ data: { client_id: string; client_secret: string } }>(
+        server.addr, server.rootToken, 'GET', `secret/data/${app}-project/${appEnv}/oidc`);
+      registerSecret('the oidc client secret', data.data.client_secret);
+      return data.data;
+    },
+    password,
+    async signIn(appUrl, user = 'acme', headers = {}) {
+      // The cookies are not registered with the leak scan: the callback's answer carries them by
+      // design. http/auth-routes.test.ts checks that no log holds one.
+      return playSignIn({ appUrl, user, password: await password(user), vaultAddr: server.addr, headers });
+    },
+  };
+}
+
+/** A dev server of its own with the provider: for apps run in the test's process, with no other Vault. */
+export async function startIdentityProvider(redirectUrl: string, extraEnv: NodeJS.ProcessEnv = {}):
+  Promise<IdentityProvider & { server: DevServer }> {
+  const server = await startDevServer();
+  return { server, ...await addIdentityProvider(server, redirectUrl, 'dev', extraEnv) };
+}
