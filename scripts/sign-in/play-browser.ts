@@ -23,6 +23,8 @@ export interface BrowserSignIn {
   readonly vaultAddr?: string;
   /** Sent to the service with each request (a test's X-Forwarded-Proto behind its "proxy"). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** How to reach Vault (default: the global fetch): a test's Vault with a CA of its own. */
+  readonly vaultFetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 export interface SignedIn {
@@ -64,8 +66,10 @@ function keep(jar: Map<string, JarCookie>, response: Response): void {
 
 const cookieHeader = (jar: Map<string, JarCookie>) => [...jar.values()].map(({ name, value }) => `${name}=${value}`).join('; ');
 
-async function vaultJson(url: string, init: RequestInit, step: string): Promise<Record<string, unknown>> {
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+type VaultFetch = NonNullable<BrowserSignIn['vaultFetch']>;
+
+async function vaultJson(vaultFetch: VaultFetch, url: string, init: RequestInit, step: string): Promise<Record<string, unknown>> {
+  const response = await vaultFetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   const body = await response.json().catch(() => ({})) as Record<string, unknown>;
   if (!response.ok) {
     const errors = Array.isArray(body.errors) ? body.errors.join(', ') : `HTTP ${response.status}`;
@@ -75,7 +79,7 @@ async function vaultJson(url: string, init: RequestInit, step: string): Promise<
 }
 
 export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
-  const { appUrl, user, password, headers = {} } = options;
+  const { appUrl, user, password, headers = {}, vaultFetch = (url: string, init: RequestInit) => fetch(url, init) } = options;
   const jar = new Map<string, JarCookie>();
 
   // 1. The service sends the browser to the issuer, with the sign-in cookie.
@@ -91,15 +95,15 @@ export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
   const apiPath = authorize.pathname.replace(/^\/ui\/vault\//, '/v1/');
 
   // 2. The user signs in to Vault (the demo user's userpass) and lets the client in.
-  const vaultLogin = await vaultJson(`${vaultAddr}/v1/auth/userpass/login/${encodeURIComponent(user)}`,
+  const vaultLogin = await vaultJson(vaultFetch, `${vaultAddr}/v1/auth/userpass/login/${encodeURIComponent(user)}`,
     { method: 'POST', body: JSON.stringify({ password }) }, `signing in to Vault at ${vaultAddr} as ${user}`);
   const vaultToken = (vaultLogin.auth as { client_token?: string } | undefined)?.client_token ?? '';
   let answer: Record<string, unknown>;
   try {
-    answer = await vaultJson(`${vaultAddr}${apiPath}${authorize.search}`, { headers: { 'X-Vault-Token': vaultToken } },
+    answer = await vaultJson(vaultFetch, `${vaultAddr}${apiPath}${authorize.search}`, { headers: { 'X-Vault-Token': vaultToken } },
       `the issuer's authorization endpoint ${apiPath}`);
   } finally {
-    await fetch(`${vaultAddr}/v1/auth/token/revoke-self`, { method: 'POST', headers: { 'X-Vault-Token': vaultToken } })
+    await vaultFetch(`${vaultAddr}/v1/auth/token/revoke-self`, { method: 'POST', headers: { 'X-Vault-Token': vaultToken } })
       .then((r) => r.body?.cancel(), () => undefined);
   }
   if (typeof answer.code !== 'string') {

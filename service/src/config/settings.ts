@@ -207,6 +207,10 @@ export const settingsSchema = {
     doc: 'the OpenID Connect issuer users sign in with (its discovery document is at <url>/.well-known/openid-configuration); ' +
       'empty: no sign-in, /auth/login answers 503', format: 'http-url-or-empty', default: '', env: 'OIDC_ISSUER_URL',
   },
+  oidcCaFile: {
+    doc: 'the CA certificate (PEM file) the issuer\'s TLS certificate chains to; empty: the system CAs', format: String,
+    default: '', env: 'OIDC_CA_FILE',
+  },
   oidcRedirectUrl: {
     doc: 'the service\'s /auth/callback as the browser reaches it, registered at the issuer; https, or http on a loopback ' +
       'host in dev', format: 'http-url-or-empty', default: '', env: 'OIDC_REDIRECT_URL',
@@ -274,6 +278,7 @@ export interface Settings {
   readonly webhookUrl: string;
   readonly trustedProxies: readonly string[];
   readonly oidcIssuerUrl: string;
+  readonly oidcCaFile: string;
   readonly oidcRedirectUrl: string;
   readonly oidcScopes: string;
   readonly oidcTenantClaim: string;

@@ -25,7 +25,9 @@ export function routeDependencies(settings: Settings): RouteDependencies {
     tenantRate: new TenantRate({ perSecond: settings.tenantRequestsPerSecond }),
     trustedProxies: new TrustedProxies(settings.trustedProxies),
     ...(settings.oidcIssuerUrl === '' ? {} : {
-      issuer: new OidcIssuer({ url: settings.oidcIssuerUrl, allowHttp: dev, timeoutMs: settings.vaultRequestTimeoutMs }),
+      issuer: new OidcIssuer({
+        url: settings.oidcIssuerUrl, allowHttp: dev, timeoutMs: settings.vaultRequestTimeoutMs, caFile: settings.oidcCaFile,
+      }),
     }),
     signIn: {
       redirectUrl: settings.oidcRedirectUrl, scopes: settings.oidcScopes, tenantClaim: settings.oidcTenantClaim,

@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import * as oidc from 'openid-client';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 /** The client's credentials: the catalogue's oidc group, from the request's snapshot. */
 export interface ClientCredentials {
@@ -13,6 +15,8 @@ export interface IssuerOptions {
   readonly allowHttp: boolean;
   /** How long one call to the issuer may take. */
   readonly timeoutMs: number;
+  /** OIDC_CA_FILE: the CA (PEM file) the issuer's certificate chains to; empty: the system's CAs. */
+  readonly caFile: string;
 }
 
 /** The issuer could not be reached or described itself wrongly: sign-in is unavailable for now. */
@@ -51,10 +55,11 @@ export class OidcIssuer {
   }
 
   async #discover(credentials: ClientCredentials): Promise<oidc.Configuration> {
-    const { url, allowHttp, timeoutMs } = this.#options;
+    const { url, allowHttp, timeoutMs, caFile } = this.#options;
     try {
       const configuration = await oidc.discovery(new URL(url), credentials.client_id, credentials.client_secret, undefined, {
         timeout: Math.ceil(timeoutMs / 1000),
+        ...(caFile === '' ? {} : { [oidc.customFetch]: await fetchTrusting(caFile) }),
         // openid-client marks it deprecated to make it stand out: dev's plain-http Vault only.
         // eslint-disable-next-line @typescript-eslint/no-deprecated
         ...(allowHttp ? { execute: [oidc.allowInsecureRequests] } : {}),
@@ -65,4 +70,25 @@ export class OidcIssuer {
       throw new IssuerUnavailable(`the issuer ${url} did not give its discovery document: ${(error as Error).message}`);
     }
   }
+}
+
+/**
+ * fetch trusting the CA in `caFile` alone (undici's, with a dispatcher of its own: Node's
+ * global fetch takes no CA option). Read at each discovery, so a renewed CA file is used.
+ */
+export async function fetchTrusting(caFile: string): Promise<(url: string, init?: object) => Promise<Response>> {
+  let ca: string;
+  try {
+    ca = await readFile(caFile, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read OIDC_CA_FILE ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  const dispatcher = new Agent({ connect: { ca } });
+  return async (url, init) => asGlobalResponse(await undiciFetch(url, { ...init, dispatcher }));
+}
+
+/** undici's answer as a Response of the global fetch's, which openid-client checks answers against. */
+function asGlobalResponse(answer: Awaited<ReturnType<typeof undiciFetch>>): Response {
+  const body = [101, 204, 205, 304].includes(answer.status) ? null : answer.body as ReadableStream | null;
+  return new Response(body, { status: answer.status, statusText: answer.statusText, headers: [...answer.headers] });
 }
