@@ -17,8 +17,9 @@ export const repoRoot = resolve(import.meta.dirname, '../..');
 /**
  * The local stack: the compose topology as processes on loopback, running the same scripts
  * (vault-init's, the database engine's, secret-id-courier's), agent configuration and service
- * build, supervised as compose's restart policies do (supervise.ts). Everything lives in one folder
- * (.stack/ by default, STACK_DIR to move it): logs, data, credentials, the pids it started.
+ * build, with the dev sign-in (demo-identity.sh), supervised as compose's restart policies do
+ * (supervise.ts). Everything lives in one folder (.stack/ by default, STACK_DIR to move it):
+ * logs, data, credentials, the pids it started.
  */
 export interface StackPaths {
   readonly root: string;
@@ -217,6 +218,23 @@ export class Stack {
     log('vault-init   bootstrap done');
     const operatorEnv = { ...vaultEnv, VAULT_TOKEN: rootToken, VAULT_CLI: bao, APP_ENV: 'dev' };
 
+    // The sign-in: Vault's own OpenID Connect provider with the demo users (demo-identity.sh,
+    // after bootstrap: it writes the client's id and secret to the oidc group, which the agent
+    // renders). The provider registers the app's /auth/callback, so the app's port is chosen here.
+    const appPort = await freePort();
+    const appUrl = `http://127.0.0.1:${appPort}`;
+    const redirectUrl = `${appUrl}/auth/callback`;
+    const demoUsersDir = join(root, 'demo-users');
+    const identity = await run('sh', [join(repoRoot, 'scripts/demo-identity.sh'), 'dev', redirectUrl, demoUsersDir], { env: operatorEnv })
+      .catch(async (error: unknown) => {
+        const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+        await writeFile(this.#log('demo-identity'), `${stdout}${stderr}`);
+        throw new Error(`demo-identity.sh failed: ${stderr.trim() || (error as Error).message} (see ${this.#log('demo-identity')})`);
+      });
+    await writeFile(this.#log('demo-identity'), identity.stdout);
+    const issuerUrl = `${vaultAddr}/v1/identity/oidc/provider/saas-dev`;
+    log(`demo-identity sign-in at ${issuerUrl}: demo users acme and globex (passwords in ${demoUsersDir})`);
+
     // secret-id-courier: the orchestrator production ships, as compose runs it (a look every
     // 5 s): one wrapped secret id always waiting in credentials/, which the agent removes at
     // each login, so an agent the supervisor starts again logs in at once.
@@ -256,8 +274,6 @@ export class Stack {
     log('vault-agent  rendered secrets/app.json');
 
     // The app's environment, as in docker-compose.yml: addresses, paths, mode; no secret.
-    const appPort = await freePort();
-    const appUrl = `http://127.0.0.1:${appPort}`;
     const adminPort = await freePort();
     const adminUrl = `http://127.0.0.1:${adminPort}`;
     const app = await this.#spawn('app', process.execPath, [dist], {
@@ -268,6 +284,7 @@ export class Stack {
         ADMIN_PORT: String(adminPort),
         VAULT_ADDR: vaultAddr, SECRETS_FILE: rendered, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
         DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(layout.port), DATABASE_NAME: 'saas',
+        OIDC_ISSUER_URL: issuerUrl, OIDC_REDIRECT_URL: redirectUrl,
       },
     });
     await waitFor('app', async () => await httpStatus(`${appUrl}/readyz`) === 200, app, this.#log('app'));
@@ -276,6 +293,7 @@ export class Stack {
     await writeFile(this.paths.env, [
       '# Written by the local stack. For the operator only: VAULT_TOKEN is the dev root token.',
       `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${rootToken}`, `VAULT_CLI=${bao}`, `APP_URL=${appUrl}`, `ADMIN_URL=${adminUrl}`, 'APP_ENV=dev', `DATABASE_CREDENTIALS=${credentials}`,
+      `DEMO_USERS_DIR=${demoUsersDir}`,
       `PGHOST=${String(pgEnv.PGHOST)}`, `PGPORT=${String(pgEnv.PGPORT)}`, 'PGUSER=postgres', '',
     ].join('\n'), { mode: 0o600 });
     log(`app          ${appUrl}`);
