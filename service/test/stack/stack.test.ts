@@ -72,11 +72,37 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     return { status: response.status, text, cookie: response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') };
   }
 
-  async function signIn(tenant: string): Promise<string> {
-    const response = await call('/api/session', { method: 'POST', body: { tenant } });
-    expect(response.status).to.equal(204);
-    return response.cookie;
+  /** This environment without the variables that name a stack: the stack's own come from its folder or its stack.env. */
+  function withoutStack(): NodeJS.ProcessEnv {
+    const named = new Set(['APP_URL', 'ADMIN_URL', 'VAULT_ADDR', 'VAULT_TOKEN', 'DEMO_USERS_DIR', 'STACK_DIR']);
+    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !named.has(name)));
   }
+
+  let jars = 0;
+  /**
+   * Signs in as the README's user does: `npm run --silent dev:sign-in -- <user> <jar>` (Vault's
+   * OpenID Connect provider, played as a browser plays it) with `env` in its environment, then
+   * the jar's cookies, as `curl -b <jar>` sends them.
+   */
+  async function signInWith(user: string, env: NodeJS.ProcessEnv): Promise<string> {
+    jars += 1;
+    const jar = join(dirname(stackDir), `jar-${String(jars)}`);
+    const signedIn = await run('npm', ['run', '--silent', 'dev:sign-in', '--', user, jar], { cwd: repoRoot, env, timeout: 60_000 });
+    // What the command printed is scanned for secrets with the HTTP responses.
+    responses.push(signedIn.stdout, signedIn.stderr);
+    expect(signedIn.stdout).to.contain(`signed in to ${appUrl} as ${user} (tenant ${user})`);
+    expect((await stat(jar)).mode & 0o777, 'the jar\'s mode').to.equal(0o600);
+    // curl's format: domain, subdomains, path, secure, expiry, name, value; an HttpOnly cookie's line starts #HttpOnly_.
+    const cookies = (await readFile(jar, 'utf8')).split('\n').filter((line) => line !== '' && (!line.startsWith('#') || line.startsWith('#HttpOnly_')))
+      .map((line) => line.split('\t'));
+    // Over plain HTTP (dev, loopback) the session cookie has the plain name, signed, HttpOnly, not Secure.
+    expect(cookies.map((fields) => fields[5])).to.include.members(['saas_session', 'saas_session.sig']);
+    for (const fields of cookies) expect([fields[0], fields[3]]).to.deep.equal(['#HttpOnly_127.0.0.1', 'FALSE']);
+    return cookies.map((fields) => `${fields[5] ?? ''}=${fields[6] ?? ''}`).join('; ');
+  }
+
+  /** As the README: stack.env sourced (`set -a; . .stack/stack.env; set +a`), then dev:sign-in. */
+  const signIn = (user: string) => signInWith(user, { ...withoutStack(), ...env });
 
   async function loadedVersion(group: string): Promise<number | undefined> {
     const status = await (await fetch(`${env.ADMIN_URL ?? ''}/status`)).json() as { secrets: { paths: { path: string; version: number }[] } };
@@ -100,9 +126,29 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     }
   }
 
-  it('writes stack.env with the Vault address, the dev root token and the app URL', function () {
-    expect(env).to.include.keys('VAULT_ADDR', 'VAULT_TOKEN', 'APP_URL', 'ADMIN_URL', 'APP_ENV');
+  it('writes stack.env with the Vault address, the dev root token, the app URL and the demo users\' folder', function () {
+    expect(env).to.include.keys('VAULT_ADDR', 'VAULT_TOKEN', 'APP_URL', 'ADMIN_URL', 'APP_ENV', 'DEMO_USERS_DIR');
     expect(env.APP_ENV).to.equal('dev');
+    expect(env.DEMO_USERS_DIR).to.equal(join(stackDir, 'demo-users'));
+  });
+
+  it('makes Vault\'s OpenID Connect provider with the demo users (demo-identity.sh), which dev:sign-in signs in with from the stack\'s folder alone', async function () {
+    const said = await readFile(join(stackDir, 'logs/stack.log'), 'utf8');
+    const issuer = `${env.VAULT_ADDR ?? ''}/v1/identity/oidc/provider/saas-dev`;
+    expect(said).to.contain(`stack: demo-identity sign-in at ${issuer}: demo users acme and globex (passwords in ${join(stackDir, 'demo-users')})`);
+    // The provider registered the app's callback, as the script's log says.
+    expect(await readFile(join(stackDir, 'logs/demo-identity.log'), 'utf8'))
+      .to.contain(`demo-identity: provider saas-dev: issuer ${issuer}, client saas-app-dev, redirect ${appUrl}/auth/callback`);
+    const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json() as { issuer: string };
+    expect(discovery.issuer).to.equal(issuer);
+    // Each demo user's password: in the stack's folder only, readable by this user only.
+    expect((await stat(join(stackDir, 'demo-users'))).mode & 0o777).to.equal(0o700);
+    for (const user of ['acme', 'globex']) expect((await stat(join(stackDir, 'demo-users', user))).mode & 0o777, user).to.equal(0o600);
+    // No variable but STACK_DIR: the command finds the app and the passwords in the stack's folder.
+    const cookie = await signInWith('globex', { ...withoutStack(), STACK_DIR: stackDir });
+    const session = await call('/api/session', { cookie });
+    expect([session.status, JSON.parse(session.text)]).to.deep.equal([200, { tenant: 'globex' }]);
+    expect((await call('/api/session')).status, 'with no cookie').to.equal(401);
   });
 
   it('serves the operator\'s view and metrics on ADMIN_URL (loopback), not on the public port', async function () {
@@ -152,22 +198,23 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     await vaultData(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '', 'POST', 'secret/data/saas-project/dev/app',
       { data: { session_keys: [randomKey(), ...current.data.session_keys] } });
     await until('the new app version is not loaded', async () => (await loadedVersion('app')) === (before ?? 0) + 1, 7000);
-    expect((await call('/api/session', { cookie: old })).status).to.equal(200);
+    const oldSession = await call('/api/session', { cookie: old });
+    expect([oldSession.status, oldSession.text]).to.deep.equal([200, '{"tenant":"acme"}']);
     const fresh = await signIn('acme');
     expect(fresh).to.not.equal(old);
     expect((await call('/api/session', { cookie: fresh })).status).to.equal(200);
   });
 
-  it('shows no secret value in the service\'s log or in any HTTP response', async function () {
+  it('shows no secret value in the service\'s log, demo-identity\'s log, dev:sign-in\'s output or any HTTP response', async function () {
     // Each value with what it is: a failure names that, never the value.
     const values: [string, string][] = [];
-    for (const group of ['database', 'api-keys', 'app']) {
+    for (const group of ['database', 'api-keys', 'app', 'oidc']) {
       const versions = await vaultData<{ versions: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
         'GET', `secret/metadata/saas-project/dev/${group}`);
       for (const version of Object.keys(versions.versions)) {
         const secret = await vaultData<{ data: Record<string, unknown> }>(env.VAULT_ADDR ?? '', env.VAULT_TOKEN ?? '',
           'GET', `secret/data/saas-project/dev/${group}?version=${version}`);
-        values.push(...Object.entries(secret.data).filter(([key]) => key !== 'username')
+        values.push(...Object.entries(secret.data).filter(([key]) => key !== 'username' && key !== 'client_id')
           .flatMap(([key, v]) => [v].flat().map((one) => [`KV ${group} v${version} ${key}`, String(one)] as [string, string])));
       }
     }
@@ -180,12 +227,17 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     expect(rendered.database.path).to.equal('database/creds/saas-app-dev');
     expect(await appDatabaseUsers(), 'the rendered user is the one the app is connected as').to.include(rendered.database.data.username);
     values.push(['the dynamic database password in use', rendered.database.data.password]);
-    expect(values.length).to.be.at.least(7);
+    for (const user of ['acme', 'globex']) {
+      values.push([`the demo user ${user}'s password`, (await readFile(join(stackDir, 'demo-users', user), 'utf8')).trim()]);
+    }
+    expect(values.length).to.be.at.least(10);
     const log = await readFile(join(stackDir, 'logs/app.log'), 'utf8');
     expect(log).to.contain('"msg":"request"');
+    const identityLog = await readFile(join(stackDir, 'logs/demo-identity.log'), 'utf8');
     for (const [what, value] of values) {
       expect(value, what).to.have.length.greaterThan(8);
       expect(log.includes(value), `app.log holds ${what}`).to.equal(false);
+      expect(identityLog.includes(value), `demo-identity.log holds ${what}`).to.equal(false);
       expect(responses.filter((response) => response.includes(value)).length, `HTTP responses holding ${what}`).to.equal(0);
     }
   });
