@@ -227,6 +227,22 @@ describe('README.md agrees with the code', function () {
     }
   });
 
+  it('runs only npm scripts package.json defines, and signs in as a demo user demo-identity.sh makes', async function () {
+    const scripts = Object.keys((JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts);
+    for (const document of ['README.md', 'CONTRIBUTING.md', 'RELIABILITY.md', 'BENCHMARKS.md']) {
+      const text = await readFile(join(repoRoot, document), 'utf8');
+      for (const [command, script = ''] of text.matchAll(/\bnpm run (?:--silent |-s )?([a-z][\w:.-]*)/g)) {
+        expect(scripts, `${document}: ${command}`).to.include(script);
+      }
+    }
+    // "Try it" signs in with dev:sign-in, as one of the demo users the stack's provider has by default.
+    const tryIt = readme.slice(readme.indexOf('\n## Try it\n'), readme.indexOf('\n## Settings\n'));
+    const [user = ''] = said(tryIt, /^npm run --silent dev:sign-in -- ([a-z0-9-]+) jar\b/m);
+    const [demoUsers = ''] = said(await readFile(join(repoRoot, 'scripts/demo-identity.sh'), 'utf8'), /^users=\$\{DEMO_USERS:-([^}]*)\}$/m);
+    expect(demoUsers.split(' ')).to.include(user);
+    expect(tryIt, 'the removed stand-in sign-in').to.not.contain('/api/session');
+  });
+
   it('counts no tests: a number of tests written into a document is stale at the next commit', async function () {
     for (const document of ['README.md', 'CONTRIBUTING.md', 'RELIABILITY.md', 'BENCHMARKS.md', 'specs/vault/plan-vault.md']) {
       const text = await readFile(join(repoRoot, document), 'utf8');
