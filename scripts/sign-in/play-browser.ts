@@ -64,8 +64,6 @@ function keep(jar: Map<string, JarCookie>, response: Response): void {
   }
 }
 
-const cookieHeader = (jar: Map<string, JarCookie>) => [...jar.values()].map(({ name, value }) => `${name}=${value}`).join('; ');
-
 type VaultFetch = NonNullable<BrowserSignIn['vaultFetch']>;
 
 async function vaultJson(vaultFetch: VaultFetch, url: string, init: RequestInit, step: string): Promise<Record<string, unknown>> {
@@ -78,11 +76,23 @@ async function vaultJson(vaultFetch: VaultFetch, url: string, init: RequestInit,
   return body;
 }
 
-export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
+/** A sign-in up to the issuer's answer: what the browser holds before it follows the redirect back. */
+export interface IssuerAnswer {
+  /** The sign-in cookie the service set, and the rest of the jar. */
+  readonly jar: Map<string, JarCookie>;
+  /** The service's callback, as the browser reaches the service, with the issuer's code and state. */
+  readonly callback: URL;
+  /** The authorization request the service sent the browser with (its query: PKCE, state, nonce...). */
+  readonly authorize: URL;
+}
+
+/**
+ * Steps 1 and 2: GET /auth/login, then the user signs in to Vault (the demo user's userpass)
+ * and lets the client in; Vault answers with a code for the callback.
+ */
+export async function signInAtIssuer(options: BrowserSignIn): Promise<IssuerAnswer> {
   const { appUrl, user, password, headers = {}, vaultFetch = (url: string, init: RequestInit) => fetch(url, init) } = options;
   const jar = new Map<string, JarCookie>();
-
-  // 1. The service sends the browser to the issuer, with the sign-in cookie.
   const login = await fetch(`${appUrl}/auth/login`, { redirect: 'manual', headers, signal: AbortSignal.timeout(10_000) });
   const location = login.headers.get('location');
   if (login.status !== 302 || location === null) {
@@ -94,7 +104,6 @@ export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
   // Vault's authorization endpoint is a page of its UI; the page calls this API path.
   const apiPath = authorize.pathname.replace(/^\/ui\/vault\//, '/v1/');
 
-  // 2. The user signs in to Vault (the demo user's userpass) and lets the client in.
   const vaultLogin = await vaultJson(vaultFetch, `${vaultAddr}/v1/auth/userpass/login/${encodeURIComponent(user)}`,
     { method: 'POST', body: JSON.stringify({ password }) }, `signing in to Vault at ${vaultAddr} as ${user}`);
   const vaultToken = (vaultLogin.auth as { client_token?: string } | undefined)?.client_token ?? '';
@@ -109,18 +118,33 @@ export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
   if (typeof answer.code !== 'string') {
     throw new SignInStepFailed(`the issuer refused the sign-in: ${String(answer.error)} (${String(answer.error_description)})`);
   }
-
-  // 3. The browser follows the redirect to the service's callback, wherever it reaches the service.
+  // The browser follows the redirect to the service's callback, wherever it reaches the service.
   const redirect = new URL(authorize.searchParams.get('redirect_uri') ?? '');
   const callback = new URL(`${appUrl}${redirect.pathname}`);
   callback.search = new URLSearchParams({ code: answer.code, state: String(answer.state) }).toString();
+  return { jar, callback, authorize };
+}
+
+/** Step 3: the callback, with the sign-in cookie; the service answers with the tenant and the session cookie. */
+export async function finishSignIn(answer: IssuerAnswer, headers: Readonly<Record<string, string>> = {}): Promise<SignedIn> {
+  const { jar, callback } = answer;
   const done = await fetch(callback, { headers: { ...headers, Cookie: cookieHeader(jar) }, signal: AbortSignal.timeout(10_000) });
   const body = await done.json().catch(() => ({})) as { tenant?: unknown; error?: { message?: unknown } };
   if (done.status !== 200 || typeof body.tenant !== 'string') {
-    throw new SignInStepFailed(`GET ${appUrl}${redirect.pathname}: expected 200 and a tenant, got ${done.status} ${String(body.error?.message)}`);
+    throw new SignInStepFailed(`GET ${callback.origin}${callback.pathname}: expected 200 and a tenant, got ${done.status} ${String(body.error?.message)}`);
   }
   keep(jar, done);
   return { tenant: body.tenant, cookies: [...jar.values()], cookieHeader: cookieHeader(jar) };
+}
+
+/** The whole sign-in, as a browser plays it. */
+export async function playSignIn(options: BrowserSignIn): Promise<SignedIn> {
+  return finishSignIn(await signInAtIssuer(options), options.headers);
+}
+
+/** The Cookie header of a jar. */
+export function cookieHeader(jar: ReadonlyMap<string, JarCookie>): string {
+  return [...jar.values()].map(({ name, value }) => `${name}=${value}`).join('; ');
 }
 
 /** The cookies in curl's (Netscape) cookie-jar format, for `curl -b <jar>`. */

@@ -40,7 +40,10 @@ const signInFailed = (why: string) => new ClientError(400, 'sign_in_failed', `${
 function refusal(error: unknown): string {
   if (error instanceof oidc.AuthorizationResponseError) return `the issuer answered ${error.error}`;
   if (error instanceof oidc.ResponseBodyError) return `the issuer refused the code: ${error.error}`;
-  const { code, message } = error as { code?: unknown; message?: unknown };
+  // openid-client wraps the check that failed (oauth4webapi's) as the cause: its words say which.
+  const { cause } = error as { cause?: unknown };
+  const failed = cause instanceof Error ? cause : error;
+  const { code, message } = failed as { code?: unknown; message?: unknown };
   return `the issuer's answer failed a check (${typeof code === 'string' ? code : 'no code'}: ${String(message)})`;
 }
 

@@ -15,6 +15,9 @@ describe('readSettings', function () {
       DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250', TENANT_REQUESTS_PER_SECOND: '7', TRUSTED_PROXIES: '10.0.0.0/8,::1',
       DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500', DATABASE_SSL_MODE: 'verify-full',
       DATABASE_CA_FILE: '/run/pg-ca.pem', APP_NAME: 'billing',
+      OIDC_ISSUER_URL: 'https://id.example/realms/saas', OIDC_REDIRECT_URL: 'https://app.example/auth/callback',
+      OIDC_CA_FILE: '/run/id-ca.pem', OIDC_SCOPES: 'openid org', OIDC_TENANT_CLAIM: 'org', SESSION_IDLE_TIMEOUT_MS: '10m',
+      SESSION_ABSOLUTE_TIMEOUT_MS: '12h',
     });
     expect(settings).to.deep.equal({
       appName: 'billing', appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
@@ -24,6 +27,8 @@ describe('readSettings', function () {
       drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250, tenantRequestsPerSecond: 7, trustedProxies: ['10.0.0.0/8', '::1'],
       databaseCredentials: 'dynamic', secretsRereadIntervalMs: 2500, databaseSslMode: 'verify-full',
       databaseCaFile: '/run/pg-ca.pem',
+      oidcIssuerUrl: 'https://id.example/realms/saas', oidcRedirectUrl: 'https://app.example/auth/callback', oidcCaFile: '/run/id-ca.pem',
+      oidcScopes: 'openid org', oidcTenantClaim: 'org', sessionIdleTimeoutMs: 600_000, sessionAbsoluteTimeoutMs: 43_200_000,
     });
   });
 
@@ -175,6 +180,26 @@ describe('readSettings', function () {
       expect(() => readSettings({ TRUSTED_PROXIES: wrong }), `TRUSTED_PROXIES=${wrong}`).to.throw(/^TRUSTED_PROXIES must be IP addresses or CIDR blocks/);
     }
     expect(readSettings({}).trustedProxies).to.deep.equal([]);
+  });
+
+  it('takes the issuer and the redirect together, the redirect https or, in dev only, http on a loopback host', function () {
+    const issuer = 'https://id.example/realms/saas';
+    expect(readSettings({ OIDC_ISSUER_URL: issuer, OIDC_REDIRECT_URL: 'https://app.example/auth/callback', APP_ENV: 'prod' }))
+      .to.include({ oidcIssuerUrl: issuer, oidcRedirectUrl: 'https://app.example/auth/callback', oidcScopes: 'openid tenant', oidcTenantClaim: 'tenant' });
+    expect(readSettings({ OIDC_ISSUER_URL: 'http://127.0.0.1:8200/v1/identity/oidc/provider/saas-dev', OIDC_REDIRECT_URL: 'http://localhost:3000/auth/callback' }).oidcRedirectUrl)
+      .to.equal('http://localhost:3000/auth/callback');
+    const refused: [NodeJS.ProcessEnv, RegExp][] = [
+      [{ OIDC_ISSUER_URL: issuer }, /^OIDC_ISSUER_URL and OIDC_REDIRECT_URL go together/],
+      [{ OIDC_REDIRECT_URL: 'https://app.example/auth/callback' }, /^OIDC_ISSUER_URL and OIDC_REDIRECT_URL go together/],
+      [{ OIDC_ISSUER_URL: issuer, OIDC_REDIRECT_URL: 'http://app.example/auth/callback' }, /^OIDC_REDIRECT_URL must be https, or http on a loopback host/],
+      [{ OIDC_ISSUER_URL: issuer, OIDC_REDIRECT_URL: 'http://127.0.0.1/auth/callback', APP_ENV: 'staging' }, /^OIDC_REDIRECT_URL must be https, or http on a loopback host/],
+      [{ OIDC_ISSUER_URL: issuer, OIDC_REDIRECT_URL: 'https://app.example/login' }, /^OIDC_REDIRECT_URL must be the service's \/auth\/callback/],
+      [{ OIDC_ISSUER_URL: 'http://id.example', OIDC_REDIRECT_URL: 'https://app.example/auth/callback', APP_ENV: 'prod' }, /^OIDC_ISSUER_URL must be https outside APP_ENV=dev$/],
+      [{ OIDC_SCOPES: 'profile tenant' }, /^OIDC_SCOPES must be scope names separated by single spaces, openid among them$/],
+      [{ OIDC_TENANT_CLAIM: 'ten ant' }, /^OIDC_TENANT_CLAIM must be a claim name/],
+      [{ SESSION_IDLE_TIMEOUT_MS: '0' }, /^SESSION_IDLE_TIMEOUT_MS must be a duration above 0/],
+    ];
+    for (const [env, message] of refused) expect(() => readSettings(env), JSON.stringify(env)).to.throw(message);
   });
 
   it('keeps 0 for the token check and KV re-read intervals, and refuses anything from 1 ms to below the 100 ms floor', function () {

@@ -32,8 +32,8 @@ const slowFirst = [
 ];
 
 // Bootstrap and policies, agent mode, SDK mode, the token lifecycle and the kill switch (its lock
-// and reopen beside a second application too), dynamic database credentials, and the production
-// path: run against each server.
+// and reopen beside a second application too), dynamic database credentials, the production
+// path, and the sign-in through each server's OpenID Connect provider: run against each server.
 const contract = [
   'service/test/scripts/bootstrap.test.ts',
   'service/test/policies/policies.test.ts',
@@ -47,6 +47,7 @@ const contract = [
   'service/test/prod/production.test.ts',
   'service/test/prod/admin-access.test.ts',
   'service/test/scripts/shared-vault.test.ts',
+  'service/test/http/auth-routes.test.ts',
 ];
 // Of the engine's files, those that run against both servers (after the others, in their worker).
 const engineContract = ['service/test/kubernetes/kill-switch.test.ts'];

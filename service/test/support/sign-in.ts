@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { playSignIn, type SignedIn } from '../../../scripts/sign-in/play-browser.js';
+import { playSignIn, signInAtIssuer, type IssuerAnswer, type SignedIn } from '../../../scripts/sign-in/play-browser.js';
 import { fetchTrusting } from '../../src/sign-in/oidc-issuer.js';
 import { baoEnv, serverBin, startDevServer, type DevServer } from './bao.js';
 import { runScript } from './bao-server.js';
@@ -25,6 +25,8 @@ export interface IdentityProvider {
   credentials(): Promise<{ client_id: string; client_secret: string }>;
   /** Signs in as a demo user (acme, globex) at the service at `appUrl`, as a browser does. */
   signIn(appUrl: string, user?: string, headers?: Record<string, string>): Promise<SignedIn>;
+  /** The sign-in up to the issuer's answer, for a test that plays the callback its own way. */
+  atIssuer(appUrl: string, user?: string, headers?: Record<string, string>): Promise<IssuerAnswer>;
   /** A demo user's password, as the script wrote it. */
   password(user: string): Promise<string>;
 }
@@ -70,6 +72,11 @@ export async function addIdentityProvider(server: Server, redirectUrl: string, o
       return data.data;
     },
     password,
+    async atIssuer(appUrl, user = 'acme', headers = {}) {
+      return signInAtIssuer({
+        appUrl, user, password: await password(user), vaultAddr: server.addr, headers, ...(vaultFetch === undefined ? {} : { vaultFetch }),
+      });
+    },
     async signIn(appUrl, user = 'acme', headers = {}) {
       // The cookies are not registered with the leak scan: the callback's answer carries them by
       // design. http/auth-routes.test.ts checks that no log holds one.
