@@ -10,6 +10,7 @@ import { freePort } from './support/ports.js';
 import { startTestPostgres, type TestPostgres } from './support/postgres.js';
 import { renderedDocument, renderLikeAgent, sampleSecrets } from './support/rendered-secrets.js';
 import { spawnService, startService, type ServiceProcess } from './support/service.js';
+import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from './support/sign-in.js';
 import { tempDir } from './support/temp-dirs.js';
 import { untilSecretIdExpired, unwrapSecretId, vaultData, vaultRequest } from './support/vault-http.js';
 
@@ -42,14 +43,6 @@ function untilLogged(child: ChildProcess, msg: string): Promise<void> {
     child.stdout?.on('data', onData);
     child.once('close', onClose);
   });
-}
-
-async function signIn(url: string, tenant: string): Promise<string> {
-  const response = await fetch(`${url}/api/session`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant }),
-  });
-  expect(response.status).to.equal(204);
-  return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
 }
 
 function listProjects(url: string, cookie: string): Promise<Response> {
@@ -140,11 +133,15 @@ describe(`service/src/main.ts in agent mode, against a real ${vaultServer.name} 
     let postgres: TestPostgres;
     let secrets: ReturnType<typeof sampleSecrets>;
     let proxy: HoldingProxy;
+    let identity: IdentityProvider;
 
     before(async function () {
       postgres = await startTestPostgres();
       secrets = sampleSecrets();
       await postgres.provision(secrets.database.username, secrets.database.password);
+      // Sign-in through the dev server's own OpenID Connect provider: its client in the rendered oidc group.
+      identity = await addIdentityProvider(server, devRedirectUrl);
+      secrets.oidc = await identity.credentials();
     });
     beforeEach(async function () {
       proxy = await startHoldingProxy(postgres.layout.port);
@@ -160,8 +157,11 @@ describe(`service/src/main.ts in agent mode, against a real ${vaultServer.name} 
     async function serviceWithRequestInFlight(drainDelayMs = 0) {
       const file = join(await tempDir('secrets'), 'app.json');
       await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1, secrets)));
-      const service = await startService(agentEnv(file, { DATABASE_PORT: String(proxy.port), DRAIN_DELAY_MS: String(drainDelayMs) }));
-      const cookie = await signIn(service.url, 'acme');
+      const service = await startService(agentEnv(file, {
+        DATABASE_PORT: String(proxy.port), DRAIN_DELAY_MS: String(drainDelayMs), ...identity.serviceEnv,
+      }));
+      const { tenant, cookieHeader: cookie } = await identity.signIn(service.url, 'acme');
+      expect(tenant).to.equal('acme');
       // Opens the pool's connection and creates the table: the held request then waits on its query only.
       expect((await listProjects(service.url, cookie)).status).to.equal(200);
       const reached = proxy.hold();
