@@ -11,6 +11,7 @@ import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { enableTls, generateTls, type TlsFiles } from '../support/postgres-tls.js';
 import { capturingLogger, renderedDocument, renderLikeAgent, sampleSecrets } from '../support/rendered-secrets.js';
 import { spawnService, startService } from '../support/service.js';
+import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from '../support/sign-in.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { vaultRequest } from '../support/vault-http.js';
 
@@ -30,6 +31,7 @@ describe('TLS to PostgreSQL: DATABASE_SSL_MODE=verify-full on a real PostgreSQL 
   let otherCa: TlsFiles;
   let tokenFile: string;
   let secrets: ReturnType<typeof sampleSecrets>;
+  let identity: IdentityProvider;
 
   before(async function () {
     [server, postgres, tls, otherCa] = await Promise.all([
@@ -38,6 +40,9 @@ describe('TLS to PostgreSQL: DATABASE_SSL_MODE=verify-full on a real PostgreSQL 
     await enableTls(postgres, tls);
     secrets = sampleSecrets();
     await postgres.provision(secrets.database.username, secrets.database.password);
+    // Sign-in through the dev server's own OpenID Connect provider: its client in the rendered oidc group.
+    identity = await addIdentityProvider(server, devRedirectUrl);
+    secrets.oidc = await identity.credentials();
     // Stands in for the agent's sink: a real token the service checks with lookup-self.
     const created = await vaultRequest(server.addr, server.rootToken, 'POST', 'auth/token/create', { ttl: '1h' });
     tokenFile = join(await tempDir('sink'), 'token');
@@ -52,18 +57,17 @@ describe('TLS to PostgreSQL: DATABASE_SSL_MODE=verify-full on a real PostgreSQL 
     await renderLikeAgent(file, JSON.stringify(renderedDocument('dev', 1, secrets)));
     return {
       SECRETS_MODE: 'agent', APP_ENV: 'dev', SECRETS_FILE: file, VAULT_ADDR: server.addr, VAULT_TOKEN_FILE: tokenFile,
-      DATABASE_HOST: 'localhost', DATABASE_PORT: String(postgres.layout.port), DATABASE_SSL_MODE: 'verify-full', ...extra,
+      DATABASE_HOST: 'localhost', DATABASE_PORT: String(postgres.layout.port), DATABASE_SSL_MODE: 'verify-full',
+      ...identity.serviceEnv, ...extra,
     };
   }
 
   it('serves from PostgreSQL over TLS, its certificate verified against DATABASE_CA_FILE and DATABASE_HOST', async function () {
     const service = await startService(await agentEnv({ DATABASE_CA_FILE: tls.ca }));
     try {
-      const session = await fetch(`${service.url}/api/session`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-      });
-      expect(session.status).to.equal(204);
-      const cookie = session.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      // The callback opens the session in PostgreSQL, over TLS too.
+      const { tenant, cookieHeader: cookie } = await identity.signIn(service.url);
+      expect(tenant).to.equal('acme');
       const projects = await fetch(`${service.url}/api/projects`, { headers: { Cookie: cookie } });
       expect(projects.status, await projects.text()).to.equal(200);
       // PostgreSQL's own view of the app's sessions: every one of them is encrypted.
