@@ -8,7 +8,6 @@ import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { createApp } from '../../src/http/app.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
-import { WebhookSender } from '../../src/http/webhooks.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
 import { routeDependencies } from '../../src/http/route-dependencies.js';
@@ -30,7 +29,7 @@ describe('createApp with the traffic gate', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 2.2,
-      pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', log.logger),
+      pools, ...routeDependencies(readSettings({})),
     });
     server = app.listen(0);
     await new Promise((r) => server.once('listening', r));
@@ -120,13 +119,14 @@ describe('createApp with the traffic gate', function () {
     const seen: string[] = [];
     for (const open of [false, true]) {
       if (open) gate.valid();
-      for (const path of ['/healthz', '/readyz', '/api/session', '/nowhere']) {
+      // /api/session without a cookie: 401 before any database; /auth/login with no issuer set: 503.
+      for (const path of ['/healthz', '/readyz', '/api/session', '/auth/login', '/nowhere']) {
         const response = await fetch(`${url}${path}`);
         seen.push(`${path} ${response.status}`);
         for (const [name, value] of helmetHeaders) expect(response.headers.get(name), `${name} on ${path} (${response.status})`).to.equal(value);
         expect(response.headers.has('x-powered-by')).to.be.false;
       }
     }
-    expect(seen).to.include.members(['/readyz 503', '/readyz 200', '/api/session 401', '/nowhere 404']);
+    expect(seen).to.include.members(['/readyz 503', '/readyz 200', '/api/session 401', '/auth/login 503', '/nowhere 404']);
   });
 });
