@@ -8,11 +8,12 @@ import { PoolHolder } from '../../src/db/pool-holder.js';
 import { createApp } from '../../src/http/app.js';
 import { DatabaseReadiness } from '../../src/http/database-readiness.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { WebhookSender } from '../../src/http/webhooks.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import { appScope, capturingLogger, renderedDocument, sampleSecrets } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
 import { routeDependencies } from '../../src/http/route-dependencies.js';
+import { devRedirectUrl, startIdentityProvider, type IdentityProvider } from '../support/sign-in.js';
+import type { DevServer } from '../support/bao.js';
 
 /** A stand-in for PoolHolder.use: counts the probes and answers as told. */
 function fakePools(answer: () => Promise<unknown>) {
@@ -71,9 +72,10 @@ describe('DatabaseReadiness', function () {
   });
 });
 
-describe('/readyz on a real PostgreSQL whose user goes away', function () {
+describe('/readyz on a real PostgreSQL whose user goes away (signed in through a bao dev server\'s OpenID Connect provider)', function () {
   this.timeout(30_000);
   let postgres: TestPostgres;
+  let identity: IdentityProvider & { server: DevServer };
   let server: Server;
   let url: string;
   let pools: PoolHolder;
@@ -84,6 +86,8 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     const secrets = sampleSecrets();
     username = secrets.database.username;
     await postgres.provision(username, secrets.database.password);
+    identity = await startIdentityProvider(devRedirectUrl);
+    secrets.oidc = await identity.credentials();
     const log = capturingLogger();
     const holder = new SnapshotHolder();
     holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 2, secrets), 'rev-2', Date.now()));
@@ -92,7 +96,7 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     pools = new PoolHolder({ host: '127.0.0.1', port: postgres.layout.port, database: 'saas' }, holder, log.logger);
     const app = createApp({
       holder, gate, logger: log.logger, retryAfterSeconds: () => 1,
-      pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', log.logger),
+      pools, ...routeDependencies(readSettings(identity.serviceEnv)),
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -102,13 +106,11 @@ describe('/readyz on a real PostgreSQL whose user goes away', function () {
     await new Promise((r) => server.close(r));
     await pools.close();
     await postgres.stop();
+    await identity.server.stop();
   });
 
   it('answers 503 database_unavailable as soon as a data route does, and 200 again once the user is back', async function () {
-    const session = await fetch(`${url}/api/session`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    const cookie = session.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const { cookieHeader: cookie } = await identity.signIn(url);
     expect((await fetch(`${url}/api/projects`, { headers: { cookie } })).status).to.equal(200);
     expect((await fetch(`${url}/readyz`)).status).to.equal(200);
 
