@@ -6,8 +6,10 @@ import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../supp
 import { repoRoot, startDevServer, type DevServer } from '../support/bao.js';
 import { forgetSecret, recordOutput, registerSecret, scanForLeaks } from '../support/leak-scan.js';
 import { freePort } from '../support/ports.js';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { startService, type ServiceProcess } from '../support/service.js';
+import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from '../support/sign-in.js';
 import { tempDir, tempDirsCreated } from '../support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 import { foreignLines, initialEnvironment, parseLog } from './harness.js';
@@ -27,6 +29,8 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
   let agentDir: AgentDir;
   let agent: ManagedProcess;
   let service: ServiceProcess;
+  let postgres: TestPostgres;
+  let identity: IdentityProvider;
   let agentToken = '';
   /** Every secret value of the environment, as Vault holds it. */
   const values: string[] = [];
@@ -36,19 +40,29 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
     server = await startDevServer();
     cleanups.push(() => server.stop());
     agentDir = await prepareAgentDir(server, 'dev');
+    // After the bootstrap, before the agent's first render: the sign-in's client in the oidc group.
+    identity = await addIdentityProvider(server, devRedirectUrl);
+    await identity.credentials();
     agent = startAgent(server, agentDir);
     cleanups.push(() => agent.stop());
     await waitForFile(agentDir.renderedFile, agent);
     await waitForFile(agentDir.tokenFile, agent);
     agentToken = (await readFile(agentDir.tokenFile, 'utf8')).trim();
     registerSecret('agent token (dev)', agentToken);
-    for (const group of ['database', 'api-keys', 'app']) {
+    for (const group of ['database', 'api-keys', 'app', 'oidc']) {
       const read = await vaultData<KvRead<Record<string, unknown>>>(server.addr, server.rootToken, 'GET', `secret/data/saas-project/dev/${group}`);
-      values.push(...Object.entries(read.data).filter(([key]) => key !== 'username').flatMap(([, v]) => v).map(String));
+      values.push(...Object.entries(read.data).filter(([key]) => !['username', 'client_id'].includes(key)).flatMap(([, v]) => v).map(String));
     }
+    // Sessions live in PostgreSQL, with the user the database group names.
+    postgres = await startTestPostgres();
+    cleanups.push(() => postgres.stop());
+    const database = await vaultData<KvRead<{ username: string; password: string }>>(server.addr, server.rootToken, 'GET',
+      'secret/data/saas-project/dev/database');
+    await postgres.provision(database.data.username, database.data.password);
     service = await startService({
       SECRETS_MODE: 'agent', APP_ENV: 'dev', VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
-      VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(await freePort()), TOKEN_CHECK_MAX_INTERVAL_MS: '1000',
+      VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(postgres.layout.port), TOKEN_CHECK_MAX_INTERVAL_MS: '1000',
+      ...identity.serviceEnv,
     });
     cleanups.push(() => service.process.stop());
   });
@@ -60,7 +74,8 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
   it('holds no secret value and no token in the agent-mode process\'s initial environment', async function () {
     const environment = await initialEnvironment(service.process.child.pid ?? 0);
     expect(environment).to.contain(`SECRETS_FILE=${agentDir.renderedFile}`);
-    expect(values).to.have.length(3);
+    // The database password, the webhook signing key, the session key and the client secret.
+    expect(values).to.have.length(4);
     for (const value of [...values, agentToken, server.rootToken]) expect(environment).to.not.contain(value);
     expect(environment).to.not.match(/^(VAULT_TOKEN|VAULT_SECRET_ID|VAULT_ROLE_ID|BAO_TOKEN)=/m);
   });
@@ -143,27 +158,29 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
   describe('hostile input', function () {
     let session = '';
     before(async function () {
-      const response = await fetch(`${service.url}/api/session`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-      });
-      session = response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const signedIn = await identity.signIn(service.url);
+      expect(signedIn.tenant).to.equal('acme');
+      session = signedIn.cookieHeader;
     });
 
     const json = { 'Content-Type': 'application/json' };
+    /** POST /api/projects with a live session: the body alone is hostile. */
+    const create = (body: string | Buffer, headers: Record<string, string> = json): [string, RequestInit] =>
+      ['/api/projects', { method: 'POST', headers: { ...headers, Cookie: session }, body }];
     const cases: [string, () => [string, RequestInit], number][] = [
-      ['bad JSON', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant": "acme",' }], 400],
-      ['bad JSON quoting a secret', () => ['/api/session', { method: 'POST', headers: json, body: `{"tenant": "${values[0] ?? ''}" oops` }], 400],
-      ['a body over 16 KB', () => ['/api/projects', { method: 'POST', headers: { ...json, Cookie: session }, body: JSON.stringify({ name: 'x', description: 'y'.repeat(20_000) }) }], 413],
-      ['a 64 KB body', () => ['/api/session', { method: 'POST', headers: json, body: `{"tenant":"${'a'.repeat(65_536)}"}` }], 413],
-      ['a wrong type', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant": 42}' }], 400],
-      ['an array body', () => ['/api/session', { method: 'POST', headers: json, body: '["acme"]' }], 400],
-      ['a JSON null body', () => ['/api/session', { method: 'POST', headers: json, body: 'null' }], 400],
-      ['an unknown field', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant":"acme","admin":true}' }], 400],
-      ['a __proto__ key', () => ['/api/session', { method: 'POST', headers: json, body: '{"tenant":"acme","__proto__":{"admin":true}}' }], 400],
-      ['5000-deep nested JSON', () => ['/api/session', { method: 'POST', headers: json, body: `${'['.repeat(5000)}${']'.repeat(5000)}` }], 400],
-      ['invalid UTF-8', () => ['/api/session', { method: 'POST', headers: json, body: Buffer.from([0x7b, 0x22, 0x74, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]) }], 400],
-      ['a text/plain body', () => ['/api/session', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{"tenant":"acme"}' }], 400],
-      ['a wrong type in a project', () => ['/api/projects', { method: 'POST', headers: { ...json, Cookie: session }, body: '{"name": {"$gt": ""}}' }], 400],
+      ['bad JSON', () => create('{"name": "acme",'), 400],
+      ['bad JSON quoting a secret', () => create(`{"name": "${values[0] ?? ''}" oops`), 400],
+      ['a body over 16 KB', () => create(JSON.stringify({ name: 'x', description: 'y'.repeat(20_000) })), 413],
+      ['a 64 KB body', () => create(`{"name":"${'a'.repeat(65_536)}"}`), 413],
+      ['a wrong type', () => create('{"name": 42}'), 400],
+      ['an array body', () => create('["acme"]'), 400],
+      ['a JSON null body', () => create('null'), 400],
+      ['an unknown field', () => create('{"name":"acme","admin":true}'), 400],
+      ['a __proto__ key', () => create('{"name":"acme","__proto__":{"admin":true}}'), 400],
+      ['5000-deep nested JSON', () => create(`${'['.repeat(5000)}${']'.repeat(5000)}`), 400],
+      ['invalid UTF-8', () => create(Buffer.from([0x7b, 0x22, 0x6e, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])), 400],
+      ['a text/plain body', () => create('{"name":"acme"}', { 'Content-Type': 'text/plain' }), 400],
+      ['a wrong type in a project', () => create('{"name": {"$gt": ""}}'), 400],
       ['an unknown route', () => ['/nope', {}], 404],
       ['an unknown API route', () => ['/api/nope', { headers: { Cookie: session } }], 404],
       ['a path traversal', () => ['/api/projects/..%2F..%2Fetc%2Fpasswd', { headers: { Cookie: session } }], 404],
@@ -192,8 +209,10 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
     }
 
     it('puts the security headers on successful answers too (200, 204)', async function () {
+      // A session of its own to end: the cases above keep theirs.
+      const ending = (await identity.signIn(service.url)).cookieHeader;
       for (const [path, init] of [['/healthz', {}], ['/readyz', {}], ['/api/session', { headers: { Cookie: session } }],
-        ['/api/session', { method: 'DELETE' }]] as [string, RequestInit][]) {
+        ['/auth/logout', { method: 'POST', headers: { Cookie: ending } }]] as [string, RequestInit][]) {
         const response = await fetch(`${service.url}${path}`, init);
         await response.body?.cancel();
         expect(response.status, path).to.be.oneOf([200, 204]);
@@ -202,6 +221,9 @@ describe('security (issue 9): process environment, file modes, the app token\'s 
     });
 
     it('logged no internal error for any of it, and the process is still running', async function () {
+      // Every hostile body came with a live session: none of them made a project.
+      const listed = await fetch(`${service.url}/api/projects`, { headers: { Cookie: session } });
+      expect(await listed.json()).to.deep.include({ projects: [] });
       const log = parseLog(await service.process.log());
       expect(log.filter((e) => e.level === 'error' || e.level === 'fatal')).to.deep.equal([]);
       expect(service.process.child.exitCode).to.equal(null);
