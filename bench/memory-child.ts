@@ -20,7 +20,6 @@ import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp } from '../service/src/http/app.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
-import { WebhookSender } from '../service/src/http/webhooks.js';
 import { createLogger } from '../service/src/log/logger.js';
 import { AgentFileSource } from '../service/src/secrets/agent-file-source.js';
 import { watchFile } from '../service/src/secrets/file-watch.js';
@@ -60,7 +59,7 @@ if (variant === 'watch-loop') {
 }
 const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
 const app = createApp({
-  holder, gate, logger, pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', logger),
+  holder, gate, logger, pools, ...routeDependencies(readSettings({})),
   retryAfterSeconds: () => 5,
 });
 const server = app.listen(0, '127.0.0.1');

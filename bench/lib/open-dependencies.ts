@@ -3,7 +3,6 @@ import { SnapshotHolder } from '../../service/src/config/snapshot-holder.js';
 import { PoolHolder } from '../../service/src/db/pool-holder.js';
 import type { AppDependencies } from '../../service/src/http/app.js';
 import { TrafficGate } from '../../service/src/http/traffic-gate.js';
-import { WebhookSender } from '../../service/src/http/webhooks.js';
 import type { Logger } from '../../service/src/log/logger.js';
 import { appScope, renderedDocument } from '../../service/test/support/rendered-secrets.js';
 import { readSettings } from '../../service/src/config/settings.js';
@@ -19,5 +18,5 @@ export function openDependencies(logger: Logger): AppDependencies {
   const gate = new TrafficGate(logger);
   gate.valid();
   const pools = new PoolHolder({ host: '127.0.0.1', port: 9, database: 'none' }, holder, logger);
-  return { holder, gate, logger, pools, webhooks: new WebhookSender('', logger), retryAfterSeconds: () => 5, ...routeDependencies(readSettings({})) };
+  return { holder, gate, logger, pools, retryAfterSeconds: () => 5, ...routeDependencies(readSettings({})) };
 }

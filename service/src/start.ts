@@ -12,7 +12,7 @@ import { DrainState, drainServer } from './http/drain.js';
 import { closeNow, listen } from './http/listen.js';
 import { statusView } from './http/status-view.js';
 import { TrafficGate } from './http/traffic-gate.js';
-import { WebhookSender } from './http/webhooks.js';
+import { WebhookDeliveries } from './http/webhook-deliveries.js';
 import type { Logger } from './log/logger.js';
 import { instrumentVaultApi } from './metrics/instrumented-vault-api.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
@@ -67,10 +67,16 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     started.add('database pools', () => pools.close());
     // A revoked lease shows in PostgreSQL first (its sessions ended, its logins refused).
     if (leases !== undefined) started.add('database errors watch', pools.onCredentialsGone(() => { leases.credentialsGone(); }));
-    const webhooks = new WebhookSender(settings.webhookUrl, logger);
-    started.add('webhook deliveries', () => webhooks.drain());
+    const routes = routeDependencies(settings);
+    const { outbox } = routes;
+    const webhooks = outbox === undefined ? undefined : new WebhookDeliveries({
+      url: settings.webhookUrl, outbox, pools, current: () => holder.current, open: () => gate.isOpen, logger,
+    });
+    webhooks?.start();
+    started.add('webhook deliveries', () => webhooks?.stop() ?? Promise.resolve());
     const views = { gate, holder, token: () => ({ mode, ...secrets.token.status() }), lease: () => leases?.status() ?? null };
-    metrics.observe({ ...views, ...(secrets.agent === undefined ? {} : { agent: secrets.agent }), reloads: () => {
+    metrics.observe({ ...views, ...(secrets.agent === undefined ? {} : { agent: secrets.agent }),
+      ...(webhooks === undefined ? {} : { webhooks: () => ({ pending: webhooks.pending, counts: webhooks.counts }) }), reloads: () => {
       const stats = secrets.fileStats();
       return { loaded: stats?.reloads ?? 0, refused: stats?.rejected ?? 0, unchanged: stats?.unchanged ?? 0 };
     } });
@@ -81,7 +87,7 @@ export async function startService(settings: Settings, env: NodeJS.ProcessEnv, l
     const drain = new DrainState();
     const app = createApp({
       holder, gate, logger, drain, retryAfterSeconds: () => secrets.token.status().nextCheckInSeconds ?? 5,
-      pools, webhooks, ...routeDependencies(settings),
+      pools, ...routes,
     });
     const { server, port } = await listen(app, settings.port, undefined, 'PORT');
     logger.info({ port, adminPort: admin.port, mode, appEnv: settings.appEnv, gate: gate.current.state }, 'listening');

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { WebhookOutbox } from './webhook-outbox.js';
 
 export interface Project {
   readonly id: string;
@@ -63,14 +64,17 @@ const toProject = (row: Row): Project => ({
 
 /**
  * Projects, always scoped to one tenant: no query can reach another tenant's rows. A tenant
- * holds at most `quota` projects, and lists them a page at a time.
+ * holds at most `quota` projects, and lists them a page at a time. With `events`, each create
+ * adds its project.created event to the webhook outbox in the same transaction.
  */
 export class ProjectStore {
   #ready: Promise<void> | undefined;
   readonly #quota: number;
+  readonly #events: WebhookOutbox | undefined;
 
-  constructor(options: { quota: number }) {
+  constructor(options: { quota: number; events?: WebhookOutbox | undefined }) {
     this.#quota = options.quota;
+    this.#events = options.events;
   }
 
   async #ensureSchema(pool: pg.Pool): Promise<void> {
@@ -88,6 +92,7 @@ export class ProjectStore {
    */
   async create(pool: pg.Pool, tenant: string, project: NewProject): Promise<Project> {
     await this.#ensureSchema(pool);
+    await this.#events?.ensureSchema(pool);
     const client = await pool.connect();
     // A checked-out client's connection error (PostgreSQL ending the session: a password
     // rotation, a revoked user) is an 'error' event with no listener of the pool's: without this
@@ -103,8 +108,10 @@ export class ProjectStore {
       const result = await client.query<Row>(
         `INSERT INTO projects (tenant, name, description) VALUES ($1, $2, $3) RETURNING ${columns}`,
         [tenant, project.name, project.description]);
+      const created = toProject(result.rows[0] as Row);
+      await this.#events?.add(client, { type: 'project.created', tenant, data: created });
       await client.query('COMMIT');
-      return toProject(result.rows[0] as Row);
+      return created;
     } catch (error) {
       if (!(error instanceof ProjectQuotaReached)) broken ??= error instanceof Error ? error : new Error(String(error));
       await client.query('ROLLBACK').catch(() => undefined);

@@ -3,11 +3,9 @@ import { z } from 'zod';
 import { decodeCursor, ProjectQuotaReached, type ProjectStore } from '../db/projects.js';
 import { ClientError } from './errors.js';
 import { requireSession, type SessionDependencies, type SessionState } from './require-session.js';
-import type { WebhookSender } from './webhooks.js';
 
 export interface ApiDependencies extends SessionDependencies {
   projects: ProjectStore;
-  webhooks: WebhookSender;
 }
 
 export type ApiState = SessionState;
@@ -44,10 +42,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 
 /**
  * The SaaS API: a session naming the tenant (auth-routes.ts opens it), tenant-scoped projects in
- * PostgreSQL (database group), and a signed webhook per created project (api-keys group).
+ * PostgreSQL (database group), and a webhook per created project, through the outbox (webhook-deliveries.ts).
  */
 export function apiRoutes(deps: ApiDependencies): Router {
-  const { pools, projects, webhooks } = deps;
+  const { pools, projects } = deps;
   const router = new Router({ prefix: '/api' });
   const sessionCheck = requireSession(deps);
 
@@ -67,7 +65,6 @@ export function apiRoutes(deps: ApiDependencies): Router {
       if (!(error instanceof ProjectQuotaReached)) throw error;
       throw new ClientError(409, 'quota_exceeded', `tenant ${tenant} holds ${error.quota} projects, its quota (TENANT_PROJECT_QUOTA): delete one first`);
     });
-    webhooks.send({ type: 'project.created', tenant, data: project }, config.secrets['api-keys'].webhook_signing_key);
     ctx.status = 201;
     ctx.set('Location', `/api/projects/${project.id}`);
     ctx.body = project;

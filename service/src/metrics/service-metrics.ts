@@ -21,6 +21,8 @@ export interface MetricSources {
   lease?: () => LeaseStatus | null;
   /** Reloads of the rendered file so far (agent mode); SDK mode has none yet. */
   reloads: () => { loaded: number; refused: number; unchanged: number };
+  /** The webhook deliveries (http/webhook-deliveries.ts); absent without WEBHOOK_URL. */
+  webhooks?: () => { pending: number; counts: Readonly<Record<'delivered' | 'retried' | 'failed', number>> };
   wallClock?: () => number;
 }
 
@@ -112,6 +114,27 @@ export class ServiceMetrics {
       },
     });
     for (const outcome of ['loaded', 'refused', 'unchanged'] as const) reloads.inc({ outcome }, 0);
+    const webhooks = sources.webhooks;
+    if (webhooks !== undefined) {
+      new Gauge({
+        name: 'saas_webhook_deliveries_pending', registers,
+        help: 'Webhook deliveries waiting in the outbox (every replica\'s), as this replica last read it',
+        collect() { this.set(webhooks().pending); },
+      });
+      const settled = { delivered: 0, retried: 0, failed: 0 };
+      const deliveries = new Counter({
+        name: 'saas_webhook_deliveries_total', registers, labelNames: ['outcome'] as const,
+        help: 'Webhook delivery attempts this replica settled: delivered, retried (due again after a backoff) or failed (given up)',
+        collect() {
+          const now = webhooks().counts;
+          for (const outcome of ['delivered', 'retried', 'failed'] as const) {
+            if (now[outcome] > settled[outcome]) this.inc({ outcome }, now[outcome] - settled[outcome]);
+            settled[outcome] = now[outcome];
+          }
+        },
+      });
+      for (const outcome of ['delivered', 'retried', 'failed'] as const) deliveries.inc({ outcome }, 0);
+    }
     new Gauge({
       name: 'saas_secrets_snapshot_age_seconds', registers, help: 'Seconds since the secrets in use were loaded',
       collect() {

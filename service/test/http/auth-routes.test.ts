@@ -10,7 +10,6 @@ import { sessionsPerUser } from '../../src/db/sessions.js';
 import { createApp, type AppDependencies } from '../../src/http/app.js';
 import { routeDependencies } from '../../src/http/route-dependencies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { WebhookSender } from '../../src/http/webhooks.js';
 import { signInLifetimeMs } from '../../src/sign-in/sign-in-state.js';
 import { finishSignIn, type IssuerAnswer } from '../../../scripts/sign-in/play-browser.js';
 import { startDevServer, vaultServer, type DevServer } from '../support/bao.js';
@@ -82,7 +81,7 @@ describe(`sign-in with OpenID Connect against ${vaultServer.name}'s provider, se
     const gate = new TrafficGate(log.logger);
     gate.valid();
     const deps: AppDependencies = {
-      holder, gate, logger: log.logger, retryAfterSeconds: () => 1, pools, webhooks: new WebhookSender('', log.logger),
+      holder, gate, logger: log.logger, retryAfterSeconds: () => 1, pools,
       ...routeDependencies(readSettings(env)), ...overrides,
     };
     const { url, server } = await listen(createApp(deps));

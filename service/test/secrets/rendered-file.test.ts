@@ -27,6 +27,7 @@ describe('parseRenderedFile', function () {
     expect(snapshot.sources).to.deep.equal([
       { group: 'database', path: 'secret/data/saas-project/staging/database', version: 7 },
       { group: 'api-keys', path: 'secret/data/saas-project/staging/api-keys', version: 7 },
+      { group: 'oidc', path: 'secret/data/saas-project/staging/oidc', version: 7 },
       { group: 'app', path: 'secret/data/saas-project/staging/app', version: 7 },
     ]);
     expect(snapshot.loadedAt).to.equal(1000);
@@ -38,7 +39,7 @@ describe('parseRenderedFile', function () {
     const snapshot = parseRenderedFile(file, Buffer.from(JSON.stringify(renderedDocument('dev', 3, sampleSecrets(), 'billing'))),
       billing, 1000);
     expect(snapshot.sources.map((s) => s.path)).to.deep.equal(
-      ['database', 'api-keys', 'app'].map((group) => `secret/data/billing-project/dev/${group}`));
+      ['database', 'api-keys', 'oidc', 'app'].map((group) => `secret/data/billing-project/dev/${group}`));
     const dynamic = { ...renderedDocument('dev', 3, sampleSecrets(), 'billing') } as Record<string, Record<string, unknown>>;
     dynamic.database = { ...dynamic.database, path: 'database/creds/billing-app-dev',
       lease: { id: 'database/creds/billing-app-dev/abc', duration: 60, renewable: true } };
@@ -140,7 +141,7 @@ describe('parseRenderedFile', function () {
   it('never puts a secret value in the error', function () {
     const errors = cases.map(([, document]) => refusal(document).message);
     const values = [
-      secrets.database.password, secrets['api-keys'].webhook_signing_key, ...secrets.app.session_keys,
+      secrets.database.password, secrets['api-keys'].webhook_signing_key, secrets.oidc.client_secret, ...secrets.app.session_keys,
       'short-but-secret', 'hunter2-hunter2', '12345',
     ];
     for (const message of errors) {

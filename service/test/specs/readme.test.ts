@@ -10,7 +10,6 @@ import { PoolHolder } from '../../src/db/pool-holder.js';
 import { createApp } from '../../src/http/app.js';
 import { routeDependencies } from '../../src/http/route-dependencies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
-import { WebhookSender } from '../../src/http/webhooks.js';
 import { instrumentVaultApi } from '../../src/metrics/instrumented-vault-api.js';
 import type { ServiceMetrics } from '../../src/metrics/service-metrics.js';
 import { credentialVariables } from '../../src/vault/approle-credentials.js';
@@ -157,7 +156,7 @@ describe('README.md agrees with the code', function () {
       holder.swap(buildSnapshot(appScope('dev'), renderedDocument('dev', 3), 'rev', Date.now()));
       // Nothing here reaches the database: the pool connects lazily.
       pools = new PoolHolder({ host: '127.0.0.1', port: 1, database: 'none' }, holder, logger);
-      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, ...routeDependencies(readSettings({})), webhooks: new WebhookSender('', logger) });
+      const app = createApp({ holder, gate, logger, retryAfterSeconds: () => 1, pools, ...routeDependencies(readSettings({})) });
       server = app.listen(0, '127.0.0.1');
       await new Promise((resolve) => server.once('listening', resolve));
       url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
