@@ -274,6 +274,20 @@ describe(`${overlayDir}: the agent injector in place of the compose agent, the k
     expect(app?.volumeMounts?.map((m) => m.mountPath)).to.not.include('/vault/secrets');
   });
 
+  it('gives the app the sign-in settings, https as production needs them, and the TLS proxy\'s setting to fill in', function () {
+    const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
+    const env = Object.fromEntries(app?.env.map((e) => [e.name, e.value]) ?? []);
+    expect(Object.keys(env)).to.include.members(['OIDC_ISSUER_URL', 'OIDC_REDIRECT_URL', 'TRUSTED_PROXIES']);
+    // The service's own parser, with APP_ENV=prod as the manifests set it: both https, the
+    // redirect the service's /auth/callback. An http one would stop the pod at start-up.
+    const settings = readSettings(env);
+    expect(settings.appEnv).to.equal('prod');
+    expect(new URL(settings.oidcIssuerUrl).protocol).to.equal('https:');
+    expect(new URL(settings.oidcRedirectUrl)).to.include({ protocol: 'https:', pathname: '/auth/callback', search: '' });
+    // The Ingress controller is the operator's to name: nothing is trusted until then.
+    expect(settings.trustedProxies).to.deep.equal([]);
+  });
+
   it('gives the pod longer to stop than the service\'s shutdown deadline for the DRAIN_DELAY_MS it sets', async function () {
     const base = parseAllDocuments(await readFile(join(repoRoot, `${baseDir}/deployment.yaml`), 'utf8'));
     for (const [what, pod] of [['the base', only(base.map((doc) => doc.toJS() as Document), 'Deployment')], ['the overlay', deployment]] as const) {
