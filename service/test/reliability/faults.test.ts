@@ -16,6 +16,7 @@ import type { ManagedProcess } from '../support/processes.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { appScope, capturingLogger, randomKey, renderLikeAgent } from '../support/rendered-secrets.js';
 import { startService, type ServiceProcess } from '../support/service.js';
+import { addIdentityProvider, devRedirectUrl } from '../support/sign-in.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 import {
   cookieSignature, fastRenderConfig, foreignLines, haltIntervals, loadedMessage, openFds, parseLog, printFigures,
@@ -192,7 +193,7 @@ describe('reliability under faults (issue 9): the service as a process under ste
     const ids = created.map((s) => (JSON.parse(s.body) as { id: string }).id);
     await until('every webhook is delivered', () => ids.every((id) => receiver.received.has(id)), 10_000);
     const pairs = loadedPairs(await serviceLog());
-    const cookieData = cookie.split('; ')[0] ?? '';
+    const cookieData = cookie.split('; ').find((c) => c.startsWith('saas_session=')) ?? '';
     const now = Math.floor(Date.now() / 1000);
     const mixed: string[] = [];
     const seen = new Set<string>();
@@ -224,6 +225,9 @@ describe('reliability under faults (issue 9): the service as a process under ste
     cleanups.push(() => server.stop());
     [agentDir, postgres, receiver] = await Promise.all([prepareAgentDir(server, appEnv, roleEnv), startTestPostgres(), startReceiver()]);
     cleanups.push(() => postgres.stop(), () => receiver.close());
+    // After the bootstrap, before the agent's first render: the sign-in's client in the oidc group.
+    const identity = await addIdentityProvider(server, devRedirectUrl);
+    await identity.credentials();
     await fastRenderConfig(agentDir);
     const database = await vaultData<KvRead<{ username: string; password: string }>>(server.addr, server.rootToken, 'GET', kvPath('database'));
     await postgres.provision(database.data.username, database.data.password);
@@ -242,13 +246,10 @@ describe('reliability under faults (issue 9): the service as a process under ste
       SECRETS_MODE: 'agent', APP_ENV: appEnv, VAULT_ADDR: server.addr, SECRETS_FILE: agentDir.renderedFile,
       VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(postgres.layout.port),
       DATABASE_NAME: 'saas', WEBHOOK_URL: receiver.url, TOKEN_CHECK_MAX_INTERVAL_MS: String(checkIntervalMs),
-      VAULT_REQUEST_TIMEOUT_MS: '1000',
+      VAULT_REQUEST_TIMEOUT_MS: '1000', ...identity.serviceEnv,
     });
     cleanups.push(() => service.process.stop());
-    const signIn = await fetch(`${service.url}/api/session`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    cookie = (await identity.signIn(service.url)).cookieHeader;
     const created = await fetch(`${service.url}/api/projects`, {
       method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie }, body: JSON.stringify({ name: 'reference' }),
     });
