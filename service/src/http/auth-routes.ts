@@ -24,6 +24,12 @@ export interface AuthDependencies extends SessionDependencies {
   readonly logger: Logger;
 }
 
+/**
+ * Callbacks finishing at once on one replica, at most: each holds a request to the issuer open,
+ * and the route needs no session, so nothing else bounds them.
+ */
+export const callbacksAtOnce = 32;
+
 const tenantPattern = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
 /** A tenant's name: 2 to 63 lowercase letters, digits or dashes, not starting with a dash. */
@@ -87,7 +93,19 @@ export function authRoutes(deps: AuthDependencies): Router {
     }).href);
   });
 
-  router.get('/callback', async (ctx) => {
+  let finishing = 0;
+  router.get('/callback', async (ctx, next) => {
+    if (finishing >= callbacksAtOnce) {
+      ctx.set('Retry-After', '1');
+      throw new ClientError(503, 'sign_in_busy', `${callbacksAtOnce} sign-ins are finishing on this replica, its bound: retry in 1 s`);
+    }
+    finishing++;
+    try {
+      await next();
+    } finally {
+      finishing--;
+    }
+  }, async (ctx) => {
     const { config } = ctx.state as SessionState;
     const cookie = readCookie(ctx, 'signIn');
     // One callback per sign-in: its cookie goes now, so the same answer played again finds none.

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sinon from 'sinon';
 import { buildSnapshot, type ConfigSnapshot } from '../../src/config/snapshot.js';
@@ -8,6 +8,7 @@ import { readSettings, settingsSchema } from '../../src/config/settings.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { sessionsPerUser } from '../../src/db/sessions.js';
 import { createApp, type AppDependencies } from '../../src/http/app.js';
+import { callbacksAtOnce } from '../../src/http/auth-routes.js';
 import { routeDependencies } from '../../src/http/route-dependencies.js';
 import { TrafficGate } from '../../src/http/traffic-gate.js';
 import { signInLifetimeMs } from '../../src/sign-in/sign-in-state.js';
@@ -19,12 +20,13 @@ import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from '../s
 
 /**
  * A proxy in front of Vault that is the issuer's address (ISSUER_ADDR): the service talks to
- * the issuer through it, and a test can have it change the ID token the token endpoint returns.
+ * the issuer through it, and a test can have it change the ID token the token endpoint returns
+ * (`tamper`) or hold the token endpoint's requests until it lets them through (`hold`).
  */
-async function startIssuerProxy(vaultAddr: string): Promise<{ url: string; server: Server; tamper: boolean }> {
+async function startIssuerProxy(vaultAddr: string) {
   const target = new URL(vaultAddr);
-  const proxy = { url: '', server: createServer(), tamper: false };
-  proxy.server.on('request', (req, res) => {
+  const proxy = { url: '', server: createServer(), tamper: false, hold: false, held: [] as (() => void)[] };
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
     const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       const chunks: Buffer[] = [];
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -39,12 +41,16 @@ async function startIssuerProxy(vaultAddr: string): Promise<{ url: string; serve
           tokens.id_token = [header, Buffer.from(JSON.stringify(claims)).toString('base64url'), signature].join('.');
           body = Buffer.from(JSON.stringify(tokens));
         }
-        const headers = { ...answer.headers, 'content-length': String(body.length) };
-        res.writeHead(answer.statusCode ?? 502, headers).end(body);
+        res.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'content-length': String(body.length) }).end(body);
       });
     });
     upstream.on('error', () => res.writeHead(502).end());
     req.pipe(upstream);
+  };
+  proxy.server.on('request', (req, res) => {
+    // Held: the token endpoint's requests wait until the test lets them through.
+    if (proxy.hold && req.url?.endsWith('/token')) proxy.held.push(() => { forward(req, res); });
+    else forward(req, res);
   });
   proxy.server.listen(0, '127.0.0.1');
   await new Promise((r) => proxy.server.once('listening', r));
@@ -290,6 +296,28 @@ describe(`sign-in with OpenID Connect against ${vaultServer.name}'s provider, se
     expect(status, 'the used session, at its end').to.equal(401);
     expect(endedAfter, 'ended, not before the absolute timeout').to.be.at.least(absoluteMs - 1000);
     expect(endedAfter, 'within a poll and a second of it').to.be.at.most(absoluteMs + idleMs / 4 + 1000);
+  });
+
+  it(`finishes at most ${callbacksAtOnce} sign-ins at once on a replica: one more answers 503 sign_in_busy`, async function () {
+    const answers = await Promise.all(Array.from({ length: callbacksAtOnce + 1 }, () => identity.atIssuer(app, 'acme')));
+    proxy.hold = true;
+    const finishing = answers.slice(0, callbacksAtOnce).map((answer) => callback(answer));
+    try {
+      // Every one of them is waiting on the issuer before the last one comes.
+      for (const deadline = Date.now() + 10_000; proxy.held.length < callbacksAtOnce;) {
+        if (Date.now() > deadline) throw new Error(`only ${proxy.held.length} callbacks reached the issuer`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const busy = await callback(answers[callbacksAtOnce] as IssuerAnswer);
+      expect(busy.headers.get('retry-after')).to.equal('1');
+      expect(await refusal(busy)).to.deep.equal({
+        status: 503, code: 'sign_in_busy', message: `${callbacksAtOnce} sign-ins are finishing on this replica, its bound: retry in 1 s`,
+      });
+    } finally {
+      proxy.hold = false;
+      for (const release of proxy.held.splice(0)) release();
+    }
+    expect((await Promise.all(finishing)).map((r) => r.status)).to.deep.equal(Array<number>(callbacksAtOnce).fill(200));
   });
 
   it('answers /auth/login 503 without an issuer, and 400 tls_required over plain HTTP outside dev', async function () {
