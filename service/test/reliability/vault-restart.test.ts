@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
 import { generateTls, httpsGet, runScript, startServerNode, type ServerNode, type Tls } from '../support/bao-server.js';
 import { registerFromVaultJson, registerSecret } from '../support/leak-scan.js';
-import { freePort } from '../support/ports.js';
+import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { startService, type ServiceProcess } from '../support/service.js';
+import { addIdentityProvider, tlsRedirectUrl, type IdentityProvider } from '../support/sign-in.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { foreignLines, haltIntervals, parseLog, printFigures, sleep, until, violations, type Figure } from './harness.js';
 import { countByStatus, SteadyLoad, type RequestSpec } from './load.js';
@@ -22,6 +23,10 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
   let agentDir: AgentDir;
   let agent: ManagedProcess;
   let service: ServiceProcess;
+  let postgres: TestPostgres;
+  let identity: IdentityProvider;
+  /** Outside dev the session cookie is __Host-: the service is behind a TLS proxy it trusts (TRUSTED_PROXIES). */
+  const overTls = { 'X-Forwarded-Proto': 'https' };
   let cookie = '';
   const figures: Figure[] = [];
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -33,12 +38,15 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     // Unsealed, then the Raft node elects itself leader: active answers 200.
     await until('the node is active', async () => await health() === 200, 15_000);
   }
+  // No sign-in in the mix: the issuer is this Vault, which the test stops (a sign-in is played
+  // once before and once after the outage). The session's routes stand for it: the signed
+  // cookie checked with the snapshot's session keys, the session found in PostgreSQL.
   const requestFor = (i: number): RequestSpec => {
     switch (i % 4) {
       case 0: return { kind: 'readyz', path: '/readyz' };
-      case 1: return { kind: 'sign-in', path: '/api/session', method: 'POST', body: JSON.stringify({ tenant: `t${i % 97}x` }) };
+      case 1: return { kind: 'projects', path: '/api/projects', headers: { ...overTls, Cookie: cookie } };
       case 2: return { kind: 'healthz', path: '/healthz' };
-      default: return { kind: 'session', path: '/api/session', headers: { Cookie: cookie } };
+      default: return { kind: 'session', path: '/api/session', headers: { ...overTls, Cookie: cookie } };
     }
   };
 
@@ -61,6 +69,16 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
       const read = await httpsGet(`${node.addr}/v1/secret/data/saas-project/${appEnv}/${group}`, tls, rootToken);
       registerFromVaultJson(`staging ${group}`, JSON.stringify(read.body), 'response');
     }
+    // Sessions live in PostgreSQL, with the user the database group names.
+    postgres = await startTestPostgres();
+    cleanups.push(() => postgres.stop());
+    const database = await httpsGet(`${node.addr}/v1/secret/data/saas-project/${appEnv}/database`, tls, rootToken);
+    const { username, password } = (database.body as { data: { data: { username: string; password: string } } }).data.data;
+    await postgres.provision(username, password);
+    // After the bootstrap, before the agent's first render: Vault's OpenID Connect provider over
+    // TLS (an https issuer and redirect, as staging requires) and its client in the oidc group.
+    identity = await addIdentityProvider({ addr: node.addr, rootToken, dir: node.dir }, tlsRedirectUrl, { appEnv, caFile: tls.ca });
+    await identity.credentials();
     // The repository's agent configuration for staging, unchanged, over TLS.
     agent = startAgent(node, agentDir, appEnv, appEnv, { VAULT_CACERT: tls.ca });
     cleanups.push(() => agent.stop());
@@ -69,14 +87,13 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
     registerSecret('agent token (staging)', await readFile(agentDir.tokenFile, 'utf8'));
     service = await startService({
       SECRETS_MODE: 'agent', APP_ENV: appEnv, VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
-      SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(await freePort()),
-      TOKEN_CHECK_MAX_INTERVAL_MS: '500', VAULT_REQUEST_TIMEOUT_MS: '1000',
+      SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile, DATABASE_PORT: String(postgres.layout.port),
+      TOKEN_CHECK_MAX_INTERVAL_MS: '500', VAULT_REQUEST_TIMEOUT_MS: '1000', TRUSTED_PROXIES: '127.0.0.1', ...identity.serviceEnv,
     });
     cleanups.push(() => service.process.stop());
-    const signIn = await fetch(`${service.url}/api/session`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const signedIn = await identity.signIn(service.url, 'acme', overTls);
+    expect(signedIn.cookies.map((c) => c.name)).to.include('__Host-saas_session');
+    cookie = signedIn.cookieHeader;
   });
 
   after(async function () {
@@ -107,6 +124,8 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
         verifiedAt = Date.parse(status.token.lastCheckAt ?? '');
         return status.token.lastCheckOk === true && verifiedAt >= unsealed;
       }, 15_000);
+      // Sign-in works again: the provider, its keys and the demo users came back with Raft's storage.
+      expect((await identity.signIn(service.url, 'globex', overTls)).tenant).to.equal('globex');
       await sleep(1000); // load goes on after the recovery: no late failures
       notes = `Vault stopping ${stopped - stopping} ms, down ${((unsealed - stopped) / 1000).toFixed(1)} s until unsealed; ` +
         `token verified again ${verifiedAt - unsealed} ms after the unseal`;
