@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../support/repo-root.js';
 import { privilege, run } from '../../../scripts/engine/engine.js';
+import { playSignIn } from '../../../scripts/sign-in/play-browser.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
@@ -66,6 +67,9 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
   let created = false;
   let appUrl: string;
   let adminUrl: string;
+  /** Vault as the browser on this machine reaches it: the published port. */
+  let vaultUrl: string;
+  let appPort = 0;
   let upToReadyMs = 0;
   let rootToken = '';
   const shellCanaries: Record<string, string> = {};
@@ -80,9 +84,11 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
   async function registerSecrets(): Promise<void> {
     rootToken = (await compose.must(['exec', '-T', 'vault', 'cat', '/vault/home/.vault-token'])).trim();
     registerSecret('the compose dev root token', rootToken);
-    for (const group of ['database', 'api-keys', 'app']) {
+    for (const group of ['database', 'api-keys', 'oidc', 'app']) {
       const json = await vaultCli(`kv get -format=json -mount=secret saas-project/dev/${group}`).catch(() => '{}');
       const data = (JSON.parse(json) as { data?: { data?: Record<string, unknown> } }).data?.data ?? {};
+      // The client id is no secret: every sign-in's redirect to the issuer carries it.
+      delete data.client_id;
       for (const [key, value] of Object.entries(data)) registerSecret(`compose ${group}.${key}`, value, ...(Array.isArray(value) ? (value as unknown[]) : []));
     }
     const infra = await vaultCli('kv get -format=json -mount=secret saas-infra/dev/postgres');
@@ -143,13 +149,29 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     await poll('200 from /readyz', timeoutMs, async () => ((await get(`${appUrl}/readyz`)).status === 200 ? true : undefined));
   }
 
+  /** A demo user's password, read where docker-compose.yml's comments tell a user to read it. */
+  async function demoPassword(user: string): Promise<string> {
+    const password = (await compose.must(['exec', '-T', 'vault', 'cat', `/vault/keep-mounted/demo-users/${user}`])).trim();
+    registerSecret(`the compose demo user ${user}'s password`, password);
+    return password;
+  }
+
+  /**
+   * Signs in as a demo user the way dev:sign-in does: the browser on this machine reaches the app
+   * and Vault at their published ports. Resolves to the Cookie header of the session.
+   */
+  async function signIn(user = 'acme'): Promise<string> {
+    const signedIn = await playSignIn({ appUrl, user, password: await demoPassword(user), vaultAddr: vaultUrl });
+    expect(signedIn.tenant).to.equal(user);
+    // Plain HTTP on loopback, dev only: the plain cookie name, not Secure.
+    expect(signedIn.cookies.find((c) => c.name === 'saas_session'), signedIn.cookies.map((c) => c.name).join(', '))
+      .to.deep.include({ secure: false, httpOnly: true });
+    return signedIn.cookieHeader;
+  }
+
   /** A tenant's project created, listed and read back in PostgreSQL; resolves to the database user that served it. */
   async function projectRoundTrip(name: string): Promise<string> {
-    const session = await get(`${appUrl}/api/session`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    expect(session.status).to.be.lessThan(300);
-    const cookie = (session.headers.getSetCookie()).map((c) => c.split(';')[0]).join('; ');
+    const cookie = await signIn('acme');
     const created = await get(`${appUrl}/api/projects`, {
       method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ name }),
     });
@@ -179,6 +201,8 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     });
     appUrl = `http://127.0.0.1:${app}`;
     adminUrl = `http://127.0.0.1:${admin}`;
+    vaultUrl = `http://127.0.0.1:${vault}`;
+    appPort = app;
     created = true;
     await compose.down();
     // The app's image once per suite; unchanged sources reuse every cached layer.
@@ -217,6 +241,31 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     expect(ports['3000/tcp']?.[0]?.HostIp).to.equal('127.0.0.1');
     const ready = await get(`${appUrl}/readyz`);
     expect(ready.status).to.equal(200);
+  });
+
+  it('signs in with the dev Vault\'s OpenID Connect provider: a demo user\'s session over loopback HTTP, ended by logout', async function () {
+    const init = await compose.must(['logs', '--no-color', 'vault-init']);
+    expect(init).to.include(`provider saas-dev: issuer http://vault:8200/v1/identity/oidc/provider/saas-dev, client saas-app-dev, redirect http://localhost:${appPort}/auth/callback`);
+    // The app sends the browser to the issuer it knows (Vault as the app reaches it), with the
+    // loopback redirect vault-init registered.
+    const login = await get(`${appUrl}/auth/login`, { redirect: 'manual' });
+    await login.body?.cancel();
+    expect(login.status).to.equal(302);
+    const authorize = new URL(login.headers.get('location') ?? '');
+    expect(authorize.origin).to.equal('http://vault:8200');
+    expect(authorize.pathname).to.match(/\/identity\/oidc\/provider\/saas-dev\/authorize$/);
+    expect(authorize.searchParams.get('redirect_uri')).to.equal(`http://localhost:${appPort}/auth/callback`);
+
+    const cookie = await signIn('globex');
+    const session = await get(`${appUrl}/api/session`, { headers: { cookie } });
+    expect(session.status).to.equal(200);
+    expect(await session.json()).to.deep.equal({ tenant: 'globex' });
+    const logout = await get(`${appUrl}/auth/logout`, { method: 'POST', headers: { cookie } });
+    expect(logout.status).to.equal(204);
+    expect((await get(`${appUrl}/api/session`, { headers: { cookie } })).status, 'the session ended in PostgreSQL').to.equal(401);
+    // A wrong password stops at Vault: no code, no session.
+    const refused = await playSignIn({ appUrl, user: 'acme', password: 'not-the-password', vaultAddr: vaultUrl }).then(() => '', (e: unknown) => String(e));
+    expect(refused).to.match(/signing in to Vault .* as acme: Vault answered/);
   });
 
   it('keeps a tenant\'s project in PostgreSQL, as a user Vault issued', async function () {
@@ -263,9 +312,10 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     expect(config).to.contain(`127.0.0.1:${compose.env.APP_HOST_PORT ?? '?'}`);
     // What only exists at run time, generated inside the containers: never copied into their configuration.
     const infra = JSON.parse(await vaultCli('kv get -format=json -mount=secret saas-infra/dev/postgres')) as { data: { data: Record<string, string> } };
-    const secrets = [rootToken, agentToken, ...Object.values(infra.data.data)];
-    for (const group of ['api-keys', 'app']) {
+    const secrets = [rootToken, agentToken, ...Object.values(infra.data.data), await demoPassword('acme'), await demoPassword('globex')];
+    for (const group of ['api-keys', 'oidc', 'app']) {
       const data = (JSON.parse(await vaultCli(`kv get -format=json -mount=secret saas-project/dev/${group}`)) as { data: { data: Record<string, unknown> } }).data.data;
+      delete data.client_id;
       for (const value of Object.values(data)) secrets.push(...(Array.isArray(value) ? value.map(String) : [String(value)]));
     }
     expect(secrets.filter((s) => s.length >= 12).length).to.be.greaterThan(4);
@@ -279,13 +329,13 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     }
   });
 
-  it('sends the daemon no file .dockerignore excludes: canaries under .prod/, .tls/, .engine/, .stack/, .env*, credentials/ stay out of the build context', async function () {
+  it('sends the daemon no file .dockerignore excludes: canaries under .prod/, .tls/, .engine/, .stack/, .env*, credentials/, .demo-users/ stay out of the build context', async function () {
     // A copy of the context's ignore rules with a canary in each place, built with COPY . so the image holds
     // exactly what the daemon received; the real build's context is the repository root (docker-compose.test.ts).
     const context = await tempDir('build-context');
     await copyFile(join(repoRoot, '.dockerignore'), join(context, '.dockerignore'));
     const planted = ['.prod/tls/vault-key.pem', '.tls/ca-key.pem', '.engine/engine.env', '.stack/stack.env', '.env', '.env.local',
-      'credentials/secret-id'];
+      'credentials/secret-id', '.demo-users/acme'];
     const values = new Map(planted.map((file) => [file, canary(file.replace(/\W+/g, '-'))]));
     registerSecret('canaries in ignored files', ...values.values());
     for (const [file, value] of values) {
@@ -394,6 +444,7 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     const oldUsers = (await psql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).split('\n').filter((u) => u !== '');
     expect(oldUsers.length, 'dynamic users issued by this Vault').to.be.greaterThan(0);
     const oldRoot = rootToken;
+    const oldPassword = await demoPassword('acme');
     const began = Date.now();
     await compose.must(['restart', 'vault']);
     await poll('the app halted: its token is unknown to the new server', 30_000, async () =>
@@ -417,6 +468,8 @@ describe('compose on the engine: docker-compose.yml up, for real', function () {
     console.log(`      ready ${Date.now() - began} ms after docker-compose restart vault (up -d took ${upMs} ms)`);
     await registerSecrets();
     expect(rootToken, 'a new dev server').not.to.equal(oldRoot);
+    // The demo-users volume went with the dev server that held it mounted: new users, new passwords.
+    expect(await demoPassword('acme'), 'the demo user\'s password after the restart').not.to.equal(oldPassword);
     const user = await projectRoundTrip('Mercury');
     expect(oldUsers, 'served by a user the new Vault issued').not.to.include(user);
     const left = (await psql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).split('\n').filter((u) => oldUsers.includes(u));
