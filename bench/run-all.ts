@@ -14,7 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchDir, machine, machineLine, resultsDir } from './lib/common.js';
 
-const all = ['overhead', 'overhead-chain', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory', 'kill-switch', 'credential-rollover'];
+const all = ['overhead', 'overhead-chain', 'propagation', 'startup', 'vault-load', 'scale', 'file-scale', 'memory', 'kill-switch', 'credential-rollover', 'front-door'];
 /** Each benchmark is stopped after 6 minutes, these after their own limit. */
 const limitsMs: Record<string, number> = { 'credential-rollover': 10 * 60_000 };
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');

@@ -13,6 +13,15 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     timeout?: number;
     workers?: number;
+    /** Requests each connection cycles through, in order. */
+    requests?: Request[];
+  }
+
+  export interface Request {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
   }
 
   export interface Histogram {
@@ -37,6 +46,7 @@ declare module 'autocannon' {
     non2xx: number;
     duration: number;
     '2xx': number;
+    statusCodeStats: Record<string, { count: number }>;
   }
 
   export interface Instance extends EventEmitter {

@@ -5,7 +5,7 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import autocannon, { type Result } from 'autocannon';
+import autocannon, { type Request as LoadRequest, type Result } from 'autocannon';
 import { assertServerInstalled, serverBin, baoEnv, waitForHttp, type DevServer } from '../../service/test/support/bao.js';
 import { freePort } from '../../service/test/support/ports.js';
 import { spawnManaged, stopAll } from '../../service/test/support/processes.js';
@@ -177,18 +177,23 @@ export interface LoadRound {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Answers by status code. */
+  statuses: Record<string, number>;
 }
 
 /**
  * One autocannon run. Latency percentiles come from autocannon's own per-response times
  * ('response' event, hrtime in ms): its built-in histogram rounds to whole milliseconds,
- * too coarse to compare sub-millisecond latencies within 5%.
+ * too coarse to compare sub-millisecond latencies within 5%. `requests`: autocannon's list of
+ * requests each connection cycles through (the first also sets the method and path).
  */
-export function load(url: string, seconds: number, connections: number, overallRate?: number): Promise<LoadRound> {
+export function load(url: string, seconds: number, connections: number, overallRate?: number,
+  requests?: LoadRequest[]): Promise<LoadRound> {
   const times: number[] = [];
   return new Promise((resolveRound, reject) => {
     const instance = autocannon({
       url, connections, pipelining: 1, duration: seconds, ...(overallRate === undefined ? {} : { overallRate }),
+      ...(requests === undefined ? {} : { requests }),
     }, (error, result: Result) => {
       if (error !== null) {
         reject(error);
@@ -201,6 +206,7 @@ export function load(url: string, seconds: number, connections: number, overallR
         p99: percentile(times, 99),
         errors: result.errors + result.timeouts,
         non2xx: result.non2xx,
+        statuses: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count])),
       });
     });
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
