@@ -15,7 +15,8 @@ import { recordOutput, registerSecret } from '../support/leak-scan.js';
 import { startTestPostgres, type TestPostgres } from '../support/postgres.js';
 import type { ManagedProcess } from '../support/processes.js';
 import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.js';
-import { startService, type ServiceProcess } from '../support/service.js';
+import { startService as startServiceProcess, type ServiceProcess } from '../support/service.js';
+import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from '../support/sign-in.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 import { asDuration, scaleDurations, shippedProduction } from '../support/shipped-durations.js';
@@ -97,6 +98,9 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
   let pg: TestPostgres;
   let proxy: RecordingProxy;
   let roleId: string;
+  let identity: IdentityProvider;
+  /** Every service here signs in through the dev server's OpenID Connect provider. */
+  const startService = (env: NodeJS.ProcessEnv) => startServiceProcess({ ...identity.serviceEnv, ...env });
 
   /** The app's users Vault issued that exist in PostgreSQL now. */
   const issuedUsers = async (): Promise<string[]> =>
@@ -110,11 +114,9 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
   };
 
   async function sessionCookie(service: ServiceProcess): Promise<string> {
-    const signIn = await fetch(`${service.url}/api/session`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    expect(signIn.ok, `sign-in answered ${signIn.status}`).to.be.true;
-    return signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const signedIn = await identity.signIn(service.url);
+    expect(signedIn.tenant).to.equal('acme');
+    return signedIn.cookieHeader;
   }
 
   async function signedIn(service: ServiceProcess): Promise<(i: number) => RequestSpec> {
@@ -134,6 +136,9 @@ describe(`dynamic PostgreSQL credentials: real ${vaultServer.name} dev server, r
     const run = await runBootstrap(server, appEnv, credentials, { ROLE_SECRET_ID_NUM_USES: '0' });
     expect(run.code, run.stderr).to.equal(0);
     roleId = await readFile(join(credentials, 'role-id'), 'utf8');
+    // After the bootstrap: the sign-in's client in the oidc group, which every service reads.
+    identity = await addIdentityProvider(server, devRedirectUrl);
+    await identity.credentials();
     await enableDynamicCredentials(server, pg, { appEnv, ttl: leaseTtl, maxTtl: leaseMaxTtl });
   });
   after(async function () {
