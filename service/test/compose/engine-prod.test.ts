@@ -4,12 +4,13 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type RunResult } from '../../../scripts/engine/engine.js';
-import { serverBin, repoRoot } from '../support/bao.js';
+import { serverBin, repoRoot, vaultServers } from '../support/bao.js';
 import { ComposeProject, testEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { killHoldReopen, killHoldReopenBoundMs } from '../support/kill-switch-hold.js';
 import { shippedProduction } from '../support/shipped-durations.js';
+import { addIdentityProvider, tlsRedirectUrl, type IdentityProvider } from '../support/sign-in.js';
 import { tempDir } from '../support/temp-dirs.js';
 
 /*
@@ -19,9 +20,19 @@ import { tempDir } from '../support/temp-dirs.js';
  */
 
 const project = 'saasprod';
+/**
+ * The operator's sign-in settings (docker-compose.prod.yml's header): the issuer is this Vault's
+ * own provider, as the app reaches it, behind the CA the file mounts for Vault; the redirect is
+ * the TLS proxy's https URL on this machine.
+ */
+const signInSettings = {
+  OIDC_ISSUER_URL: 'https://vault:8200/v1/identity/oidc/provider/saas-prod', OIDC_REDIRECT_URL: tlsRedirectUrl, OIDC_CA_FILE: '/vault/tls/ca.pem',
+};
+/** What the TLS proxy on this machine adds to what it forwards to the app's loopback port. */
+const overTls = { 'X-Forwarded-Proto': 'https' };
 
-function get(url: string): Promise<Response> {
-  return fetch(url, { signal: AbortSignal.timeout(3_000) });
+function get(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, signal: AbortSignal.timeout(3_000) });
 }
 
 async function poll<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -44,6 +55,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
   let vaultEnv: NodeJS.ProcessEnv;
   let unsealKeys: string[] = [];
   let adminToken = '';
+  let identity: IdentityProvider;
   const outputs: string[] = [];
 
   /** A repository script, its output kept for the secret scan; throws with it on failure. */
@@ -87,7 +99,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     prodDir = await tempDir('compose-prod');
     const [app, admin, vault] = [await freePort(), await freePort(), await freePort()];
     compose = new ComposeProject(engine, join(repoRoot, 'docker-compose.prod.yml'), project, {
-      PROD_DIR: prodDir, APP_HOST_PORT: String(app), ADMIN_HOST_PORT: String(admin), VAULT_HOST_PORT: String(vault),
+      PROD_DIR: prodDir, APP_HOST_PORT: String(app), ADMIN_HOST_PORT: String(admin), VAULT_HOST_PORT: String(vault), ...signInSettings,
     });
     appUrl = `http://127.0.0.1:${app}`;
     adminUrl = `http://127.0.0.1:${admin}`;
@@ -156,6 +168,26 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     expect(pgInit.trim().split('\n')).to.deep.equal(['0:70 750 /pg-init', '0:70 440 /pg-init/superuser-password']);
   });
 
+  it('makes this Vault the issuer, as an operator whose issuer it is: an emergency root token, demo-identity.sh prod, the root token revoked', async function () {
+    // Root is gone after first-bootstrap.sh, and the admin may enable no auth method nor write
+    // identity/: a quorum of unseal keys and the admin make a root token for the occasion. With
+    // HashiCorp Vault's own CLI: the compose file runs HashiCorp Vault, and OpenBao's CLI starts a
+    // root generation at a path only OpenBao serves (unsupported path).
+    const rootFile = join(await tempDir('compose-prod-root'), 'root-token');
+    await script([join(repoRoot, 'scripts/prod/generate-root.sh'), rootFile], { VAULT_TOKEN: adminToken, VAULT_CLI: vaultServers.vault.bin },
+      `${unsealKeys.join('\n')}\n`);
+    const root = (await readFile(rootFile, 'utf8')).trim();
+    registerSecret('prod emergency root token', root);
+    const home = await tempDir('compose-prod-identity');
+    identity = await addIdentityProvider({ addr: String(vaultEnv.VAULT_ADDR), rootToken: root, dir: home }, tlsRedirectUrl,
+      { appEnv: 'prod', caFile: String(vaultEnv.VAULT_CACERT), extraEnv: { ISSUER_ADDR: 'https://vault:8200' } });
+    expect(identity.issuerUrl, 'the issuer the app is given').to.equal(signInSettings.OIDC_ISSUER_URL);
+    // The client's id and secret are in the oidc group before the agent's first render.
+    expect((await identity.credentials()).client_id).to.not.equal('set-by-the-issuer');
+    await bao(['token', 'revoke', '-self'], root);
+    expect(await bao(['token', 'lookup'], root).then(() => 'accepted', () => 'refused'), 'the root token after its revocation').to.equal('refused');
+  });
+
   it('brings the agent and the app up over TLS, with the secret id moved out of the operator\'s folder', async function () {
     await compose.must(['up', '-d']);
     await appReady(120_000);
@@ -165,6 +197,40 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     expect(status.token.lastCheckOk).to.equal(true);
     const env = (await compose.must(['exec', '-T', 'app', 'sh', '-c', 'echo $VAULT_ADDR'])).trim();
     expect(env).to.equal('https://vault:8200');
+  });
+
+  it('signs in through Vault\'s provider over TLS behind the TLS proxy it trusts: __Host- cookies, a tenant round trip; plain HTTP refused', async function () {
+    // The host's TLS proxy reaches the app from the network's gateway, which TRUSTED_PROXIES names.
+    const env = (await compose.must(['exec', '-T', 'app', 'sh', '-c', 'echo "$TRUSTED_PROXIES $OIDC_CA_FILE"'])).trim();
+    const network = (await compose.docker(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', `${project}_default`])).stdout.trim();
+    expect(env).to.equal(`${network} /vault/tls/ca.pem`);
+    // Without the proxy's word the request is plain HTTP: production sets no cookie over it.
+    const plain = await get(`${appUrl}/auth/login`, { redirect: 'manual' });
+    expect(plain.status).to.equal(400);
+    expect(((await plain.json()) as { error: { code: string } }).error.code).to.equal('tls_required');
+    const login = await get(`${appUrl}/auth/login`, { redirect: 'manual', headers: overTls });
+    await login.body?.cancel();
+    expect(login.status, 'the discovery document fetched over TLS with OIDC_CA_FILE').to.equal(302);
+    const authorize = new URL(login.headers.get('location') ?? '');
+    expect(authorize.origin).to.equal('https://vault:8200');
+    expect(authorize.pathname).to.match(/\/identity\/oidc\/provider\/saas-prod\/authorize$/);
+    expect(authorize.searchParams.get('redirect_uri')).to.equal(tlsRedirectUrl);
+
+    // The browser reaches Vault at its published port, and the app through the proxy.
+    const signedIn = await identity.signIn(appUrl, 'acme', overTls);
+    expect(signedIn.tenant).to.equal('acme');
+    expect(signedIn.cookies.find((c) => c.name === '__Host-saas_session'), signedIn.cookies.map((c) => c.name).join(', '))
+      .to.deep.include({ secure: true, httpOnly: true });
+    const session = { ...overTls, Cookie: signedIn.cookieHeader };
+    expect(await (await get(`${appUrl}/api/session`, { headers: session })).json()).to.deep.equal({ tenant: 'acme' });
+    const created = await get(`${appUrl}/api/projects`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', ...session }, body: JSON.stringify({ name: 'Vostok' }),
+    });
+    expect(created.status).to.equal(201);
+    const listed = (await (await get(`${appUrl}/api/projects`, { headers: session })).json()) as { projects: { name: string }[] };
+    expect(listed.projects.map((p) => p.name)).to.include('Vostok');
+    // The same cookie without the proxy is not read: the __Host- name belongs to TLS.
+    expect((await get(`${appUrl}/api/session`, { headers: { Cookie: signedIn.cookieHeader } })).status).to.equal(401);
   });
 
   /** The agent's token in its sink, read inside the container (the secrets volume is the agent's and the app's only). */
