@@ -5,11 +5,13 @@ import { serverBin, baoEnv, repoRoot } from './bao.js';
 import { cliAs as bao, generateTls, runScript, startServerNode, waitForActive, type ServerNode, type Tls } from './bao-server.js';
 import { registerSecret } from './leak-scan.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
+import { addIdentityProviderAfterBootstrap } from './production-identity.js';
 import { spawnManaged, type ManagedProcess } from './processes.js';
 import { startService, type ServiceProcess } from './service.js';
 import {
   asDuration, scaleDurations, shippedProduction, type ProductionCounts, type ProductionDurations,
 } from './shipped-durations.js';
+import { tlsRedirectUrl, type IdentityProvider } from './sign-in.js';
 import { tempDir } from './temp-dirs.js';
 
 /**
@@ -86,6 +88,8 @@ export interface ScaledVault {
   readonly harnessToken: string;
   /** The admin's token (userpass), as the operator configures engines and auth methods with it. */
   readonly adminToken: string;
+  /** The custodians' unseal keys: unseal() gives the threshold; with the admin, they regenerate a root token. */
+  readonly unsealKeys: readonly string[];
   unseal(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -95,6 +99,12 @@ export interface ScaledProduction extends ScaledVault {
   readonly courier: Supervised;
   readonly service: ServiceProcess;
   readonly renderedFile: string;
+  /**
+   * Vault's OpenID Connect provider the service signs users in with (https issuer and
+   * redirect, as prod requires): sign in with the header X-Forwarded-Proto: https, as the
+   * service's TLS proxy would send, which the service trusts from loopback (TRUSTED_PROXIES).
+   */
+  readonly identity: IdentityProvider;
 }
 
 function must(what: string, result: { code: number; stderr: string }): void {
@@ -187,7 +197,8 @@ export async function startScaledVault(factor: number, tlsNames: readonly string
   })));
 
   return {
-    factor, shipped, durations: d, counts, tls, node, pg, credentialsDir, orchestratorTokenFile, harnessToken, adminToken, unseal,
+    factor, shipped, durations: d, counts, tls, node, pg, credentialsDir, orchestratorTokenFile, harnessToken, adminToken,
+    unsealKeys: init.unseal_keys_b64, unseal,
     async stop() {
       await node.stop();
       await pg.stop();
@@ -204,6 +215,15 @@ export async function startScaledVault(factor: number, tlsNames: readonly string
 export async function startScaledProduction(factor: number): Promise<ScaledProduction> {
   const vault = await startScaledVault(factor);
   const { durations: d, tls, node, pg, credentialsDir, orchestratorTokenFile } = vault;
+  // The sign-in's issuer, before the agent's first render: Vault's own provider, made with a
+  // root token regenerated for it and revoked at once (the root token is gone since the bootstrap).
+  const identity = await addIdentityProviderAfterBootstrap(node, vault.adminToken, vault.unsealKeys, tlsRedirectUrl,
+    { appEnv: 'prod', caFile: tls.ca });
+  // That took a while, and first-bootstrap.sh's wrapped secret id lives firstWrapTtl (10 s at
+  // 1/30): a fresh one for the agent's first login, as the courier would drop it.
+  const orchestratorToken = (await readFile(orchestratorTokenFile, 'utf8')).trim();
+  must('issue-wrapped-secret-id.sh', await runScript('scripts/prod/issue-wrapped-secret-id.sh', [join(credentialsDir, 'secret-id')],
+    node.cliEnv({ VAULT_TOKEN: orchestratorToken, WRAP_TTL: asDuration(d.wrapTtl), APP_ENV: 'prod' })));
   // The agent and the courier, each restarted when it exits (the compose restart policy).
   const agentDir = await tempDir('agent');
   await scaledAgentConfig(agentDir, d);
@@ -227,10 +247,10 @@ export async function startScaledProduction(factor: number): Promise<ScaledProdu
     SECRETS_MODE: 'agent', APP_ENV: 'prod', DATABASE_CREDENTIALS: 'dynamic', VAULT_ADDR: node.addr, VAULT_CACERT: tls.ca,
     SECRETS_FILE: renderedFile, VAULT_TOKEN_FILE: join(agentDir, 'secrets/token'),
     DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pg.layout.port),
-    TOKEN_CHECK_MAX_INTERVAL_MS: String(d.checkInterval),
+    TOKEN_CHECK_MAX_INTERVAL_MS: String(d.checkInterval), TRUSTED_PROXIES: '127.0.0.1', ...identity.serviceEnv,
   });
   return {
-    ...vault, agent, courier, service, renderedFile,
+    ...vault, agent, courier, service, renderedFile, identity,
     async stop() {
       await service.process.stop();
       await agent.stop();

@@ -73,15 +73,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   }
 }
 
-async function signedIn(url: string): Promise<(i: number) => RequestSpec> {
-  const signIn = await fetch(`${url}/api/session`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-  });
-  if (!signIn.ok) throw new Error(`sign-in answered ${signIn.status}`);
-  const cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+/**
+ * The data routes, with a session a real sign-in opened (Vault's OpenID Connect provider). Prod
+ * sets its cookies over TLS only: every request says X-Forwarded-Proto: https, as the service's
+ * TLS proxy would (TRUSTED_PROXIES: loopback).
+ */
+async function signedIn(p: ScaledProduction): Promise<(i: number) => RequestSpec> {
+  const overTls = { 'X-Forwarded-Proto': 'https' };
+  const { cookieHeader } = await p.identity.signIn(p.service.url, 'acme', overTls);
+  const headers = { ...overTls, Cookie: cookieHeader };
   return (i) => (i % 3 === 0
-    ? { kind: 'create', path: '/api/projects', method: 'POST', body: JSON.stringify({ name: `p${i}` }), headers: { Cookie: cookie } }
-    : { kind: 'list', path: '/api/projects', headers: { Cookie: cookie } });
+    ? { kind: 'create', path: '/api/projects', method: 'POST', body: JSON.stringify({ name: `p${i}` }), headers }
+    : { kind: 'list', path: '/api/projects', headers });
 }
 
 async function soak(p: ScaledProduction, options: SoakOptions, say: (line: string) => void): Promise<SoakResult> {
@@ -97,7 +100,7 @@ async function soak(p: ScaledProduction, options: SoakOptions, say: (line: strin
     `delivery every ${d.deliveryInterval} ms (replaced after ${d.secretIdMaxAge} ms), render every ${d.renderInterval} ms, ` +
     `lease ${d.leaseTtl}/${d.leaseMaxTtl} ms, check every ${d.checkInterval} ms, agent retries ${budget} ms; run ${runMs} ms`);
 
-  const load = new SteadyLoad(p.service.url, options.rate ?? 20, await signedIn(p.service.url));
+  const load = new SteadyLoad(p.service.url, options.rate ?? 20, await signedIn(p));
   const outages: Outage[] = [];
   const leases = new Set<string>();
   const kvVersions = new Set<string>();
