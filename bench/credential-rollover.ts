@@ -48,6 +48,7 @@ import { startTestPostgres, type TestPostgres } from '../service/test/support/po
 import { spawnManaged, type ManagedProcess } from '../service/test/support/processes.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { vaultData, vaultRequest } from '../service/test/support/vault-http.js';
+import { addIdentityProvider, devRedirectUrl, type IdentityProvider } from '../service/test/support/sign-in.js';
 import { renderIntervalConfig } from '../service/test/reliability/harness.js';
 import { SteadyLoad, countByStatus, type Sample } from '../service/test/reliability/load.js';
 import {
@@ -242,17 +243,10 @@ function pairChanges(leases: Map<string, number>, users: Map<string, number>, si
   return { changes, unused };
 }
 
-async function signIn(url: string): Promise<string> {
-  const answer = await fetch(`${url}/api/session`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-  });
-  if (!answer.ok) throw new Error(`sign-in answered ${answer.status}`);
-  return answer.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-}
-
 /** Steady load on `instance` until `wanted` changes were paired (or the time runs out). */
 async function measureRollover(
   mode: string, instance: Instance, loadedMessage: string, server: DevServer, client: pg.Client, wanted: number, rate: number,
+  identity: IdentityProvider,
 ): Promise<RolloverResult> {
   const leases = new LeaseWatch(server);
   const connections = new ConnectionWatch(client);
@@ -260,7 +254,7 @@ async function measureRollover(
   await connections.poll();
   leases.start();
   connections.start();
-  const cookie = await signIn(instance.url);
+  const { cookieHeader: cookie } = await identity.signIn(instance.url);
   const load = new SteadyLoad(instance.url, rate, () => ({ kind: 'list', path: '/api/projects', headers: { Cookie: cookie } }));
   const since = Date.now();
   load.start(mode);
@@ -330,6 +324,9 @@ runBenchmark(async () => {
     const boot = await runBootstrap(server, appEnv, credentials, bootstrapEnv);
     if (boot.code !== 0) throw new Error(`bootstrap failed (${boot.code}): ${boot.stderr}`);
     const roleIdFile = join(credentials, 'role-id');
+    // After the bootstrap: the sign-in's client in the oidc group (Vault's own OpenID Connect
+    // provider), which every instance reads; a session is opened by a sign-in as a browser does.
+    const identity = await addIdentityProvider(server, devRedirectUrl);
     await enableDynamicCredentials(server, pgServer, { appEnv, ttl: shortTtl, maxTtl: shortMaxTtl });
     // The KV user, for the kv variants of part 3.
     const kvDatabase = await vaultData<{ data: { username: string; password: string } }>(server.addr, server.rootToken, 'GET',
@@ -346,7 +343,7 @@ runBenchmark(async () => {
     };
     const database = { DATABASE_HOST: '127.0.0.1', DATABASE_PORT: String(pgServer.layout.port), DATABASE_NAME: 'saas' };
     const sdkEnv = async (name: string, credentialsMode: string, reread?: string): Promise<NodeJS.ProcessEnv> => ({
-      ...database, SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: credentialsMode, VAULT_ADDR: server.addr,
+      ...database, ...identity.serviceEnv, SECRETS_MODE: 'sdk', DATABASE_CREDENTIALS: credentialsMode, VAULT_ADDR: server.addr,
       VAULT_ROLE_ID_FILE: roleIdFile, VAULT_SECRET_ID_FILE: await secretIdFile(name),
       ...(reread === undefined ? {} : { SECRETS_REREAD_INTERVAL_MS: String(durationMs(reread)) }),
     });
@@ -357,7 +354,7 @@ runBenchmark(async () => {
       await waitForFile(agentDir.renderedFile, agent);
       await waitForFile(agentDir.tokenFile, agent);
       const instance = await startInstance(service, name, {
-        ...database, SECRETS_MODE: 'agent', DATABASE_CREDENTIALS: credentialsMode, VAULT_ADDR: server.addr,
+        ...database, ...identity.serviceEnv, SECRETS_MODE: 'agent', DATABASE_CREDENTIALS: credentialsMode, VAULT_ADDR: server.addr,
         SECRETS_FILE: agentDir.renderedFile, VAULT_TOKEN_FILE: agentDir.tokenFile,
       });
       const token = (await readFile(agentDir.tokenFile, 'utf8')).trim();
@@ -369,12 +366,12 @@ runBenchmark(async () => {
     const rollovers: RolloverResult[] = [];
     if (!costOnly) {
       const instance = await startInstance(service, 'sdk-rollover', await sdkEnv('sdk-rollover', 'dynamic'));
-      rollovers.push(await measureRollover('SDK', instance, 'new database credentials loaded from Vault', server, client, wanted, rate));
+      rollovers.push(await measureRollover('SDK', instance, 'new database credentials loaded from Vault', server, client, wanted, rate, identity));
       await instance.proc.stop();
     }
     if (!costOnly) {
       const { agent, instance } = await startAgentInstance('agent-rollover', 'dynamic');
-      rollovers.push(await measureRollover('agent', instance, 'secrets loaded from the rendered file', server, client, wanted, rate));
+      rollovers.push(await measureRollover('agent', instance, 'secrets loaded from the rendered file', server, client, wanted, rate, identity));
       await instance.proc.stop();
       await agent.stop();
     }
@@ -441,10 +438,7 @@ runBenchmark(async () => {
     const sdkInstance = instances.get('sdk-dynamic') as Instance;
     const agentInstance = instances.get('agent-dynamic') as Instance;
     for (const instance of [sdkInstance, agentInstance]) {
-      const signIn = await fetch(`${instance.url}/api/session`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-      });
-      const cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const { cookieHeader: cookie } = await identity.signIn(instance.url);
       const answer = await fetch(`${instance.url}/api/projects`, { headers: { Cookie: cookie } });
       if (answer.status !== 200) throw new Error(`${instance.name}: GET /api/projects answered ${answer.status} before the revocation`);
     }
