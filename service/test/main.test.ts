@@ -382,9 +382,16 @@ describe(`service/src/main.ts in SDK mode, against a real ${vaultServer.name} de
     }
   });
 
+  it('exits 1 in prod when the secret id is a plain variable, naming the wrapped and file forms', async function () {
+    await expectRefusal(sdkEnv(server, { APP_ENV: 'prod' }), /^VAULT_SECRET_ID is refused with APP_ENV=prod: .*VAULT_WRAPPED_SECRET_ID.*VAULT_SECRET_ID_FILE\)$/);
+  });
+
   it('exits 1 naming the path and the policy when a path is denied', async function () {
-    await expectRefusal(sdkEnv(server, { APP_ENV: 'prod' }), new RegExp(
-      '^permission denied reading secret/data/saas-project/prod/(database|api-keys|app) \\(403\\): the token\'s ' +
+    // In prod a plain secret id comes in a file (a variable is refused: the test above).
+    const file = join(await tempDir('secret-id'), 'secret-id');
+    await writeFile(file, secretId, { mode: 0o600 });
+    await expectRefusal(sdkEnv(server, { APP_ENV: 'prod', VAULT_SECRET_ID: '', VAULT_SECRET_ID_FILE: file }), new RegExp(
+      '^permission denied reading secret/data/saas-project/prod/(database|api-keys|oidc|app) \\(403\\): the token\'s ' +
       'policies are \\[default, saas-app-dev\\]; policy saas-app-prod should grant read on secret/data/saas-project/prod/\\*$'));
   });
 

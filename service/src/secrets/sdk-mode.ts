@@ -15,7 +15,9 @@ import { loginAndLoad } from './sdk-source.js';
  */
 export async function sdkMode({ settings, env, api, holder, report, rules, logger, started }: ModeContext): Promise<SecretsSource> {
   // Step 1: the credentials leave the environment before anything else happens.
-  const credentials = await AppRoleCredentials.take(env, appRoleName(settings.appName, settings.appEnv));
+  const credentials = await AppRoleCredentials.take(env, appRoleName(settings.appName, settings.appEnv), {
+    wrappedOnly: settings.appEnv === 'prod',
+  });
   if (settings.vaultAddr === '') throw new StartupError('VAULT_ADDR is not set: SDK mode needs the address of Vault');
   const { snapshot, login, reads } = await loginAndLoad({
     api, credentials, scope: settings, databaseCredentials: settings.databaseCredentials, logger,

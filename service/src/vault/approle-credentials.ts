@@ -62,8 +62,13 @@ export class AppRoleCredentials {
     if (source.kind === 'value') this.#secretId = source.value;
   }
 
-  /** `role` is the AppRole role a wrapped secret id must come from (appRoleName). */
-  static async take(env: NodeJS.ProcessEnv, role: string): Promise<AppRoleCredentials> {
+  /**
+   * `role` is the AppRole role a wrapped secret id must come from (appRoleName). With
+   * `wrappedOnly` (prod), a plain secret id in a variable is refused: removing a variable does
+   * not clear /proc/<pid>/environ nor what the orchestrator recorded (`docker inspect`), where a
+   * reusable secret id would stay readable; a wrapping token found there is already spent.
+   */
+  static async take(env: NodeJS.ProcessEnv, role: string, options: { wrappedOnly?: boolean } = {}): Promise<AppRoleCredentials> {
     const values = Object.fromEntries(credentialVariables.map((name) => [name, env[name]]));
     removeCredentialVariables(env);
     const roleVariable = only(values, ['VAULT_ROLE_ID', 'VAULT_ROLE_ID_FILE'], 'role id');
@@ -71,6 +76,11 @@ export class AppRoleCredentials {
       ? String(values.VAULT_ROLE_ID)
       : await readNamedFile(roleVariable, String(values[roleVariable]));
     const secretVariable = only(values, credentialVariables.slice(2), 'secret id');
+    if (options.wrappedOnly === true && secretVariable === 'VAULT_SECRET_ID') {
+      throw new StartupError('VAULT_SECRET_ID is refused with APP_ENV=prod: a plain secret id stays readable in the ' +
+        'process\'s environment (/proc/<pid>/environ) after the service removes the variable. Give it response-wrapped ' +
+        '(VAULT_WRAPPED_SECRET_ID), or in a file (VAULT_WRAPPED_SECRET_ID_FILE or VAULT_SECRET_ID_FILE)');
+    }
     const given = String(values[secretVariable]);
     const source: SecretIdSource =
       secretVariable === 'VAULT_SECRET_ID' ? { kind: 'value', value: given }

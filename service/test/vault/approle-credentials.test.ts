@@ -33,6 +33,19 @@ describe('AppRoleCredentials', function () {
     dir = await tempDir('credentials');
   });
 
+  it('refuses a plain secret id in a variable when only wrapped ones are taken (prod), naming the other forms', async function () {
+    const env: NodeJS.ProcessEnv = { VAULT_ROLE_ID: 'role-1', VAULT_SECRET_ID: 'secret-1' };
+    const error = await AppRoleCredentials.take(env, role, { wrappedOnly: true })
+      .then(() => expect.fail('expected take() to refuse'), (e: unknown) => e as Error);
+    expect(error.message).to.match(/^VAULT_SECRET_ID is refused with APP_ENV=prod: .*\(VAULT_WRAPPED_SECRET_ID\), or in a file \(VAULT_WRAPPED_SECRET_ID_FILE or VAULT_SECRET_ID_FILE\)$/);
+    expect(error.message).to.not.contain('secret-1');
+    expect(env, 'removed all the same').to.deep.equal({});
+    const file = join(dir, 'secret-id');
+    await writeFile(file, 'secret-2');
+    const fromFile = await AppRoleCredentials.take({ VAULT_ROLE_ID: 'role-1', VAULT_SECRET_ID_FILE: file }, role, { wrappedOnly: true });
+    expect(await fromFile.secretId(noVault), 'a file is taken').to.equal('secret-2');
+  });
+
   it('takes the role id and secret id from the environment and removes every credential variable', async function () {
     const env: NodeJS.ProcessEnv = { VAULT_ROLE_ID: 'role-1', VAULT_SECRET_ID: 'secret-1', HOME: '/home/app' };
     const credentials = await AppRoleCredentials.take(env, role);
