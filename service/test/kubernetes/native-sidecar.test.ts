@@ -7,7 +7,7 @@ import { repoRoot } from '../support/bao.js';
 import { cliAs } from '../support/bao-server.js';
 import type { TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
-import { deployNativeSidecar, namespace, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
+import { deployNativeSidecar, namespace, overTls, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
 import type { ScaledVault } from '../support/scaled-production.js';
 
 /**
@@ -22,7 +22,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
   let deployed: NativeSidecar;
   let cluster: TestCluster;
   let vault: ScaledVault;
-  let cookie = '';
+  /** A signed-in user's requests, through the TLS proxy the pods trust (the session cookie is __Host-). */
+  let session: Record<string, string> = {};
 
   const runningPods = () => deployed.runningPods();
   const podUrl = (pod: Pod, port?: number) => deployed.podUrl(pod, port);
@@ -72,20 +73,50 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     }
   });
 
+  it('signs in through the issuer behind the TLS proxy the pods trust, and refuses a sign-in over plain HTTP', async function () {
+    const [pod, other] = await runningPods();
+    if (pod === undefined || other === undefined) throw new Error('two pods expected');
+    const url = await podUrl(pod);
+    // Without the proxy's word the request is plain HTTP, which production refuses to set a cookie over.
+    const plain = await fetch(`${url}/auth/login`, { redirect: 'manual' });
+    expect(plain.status).to.equal(400);
+    expect(((await plain.json()) as { error: { code: string } }).error.code).to.equal('tls_required');
+    // Through the proxy: to the issuer configured in the pod, with the redirect as shipped.
+    const login = await fetch(`${url}/auth/login`, { redirect: 'manual', headers: overTls });
+    await login.body?.cancel();
+    expect(login.status).to.equal(302);
+    const authorize = new URL(login.headers.get('location') ?? '');
+    expect(authorize.origin).to.equal(new URL(deployed.identity.issuerUrl).origin);
+    expect(authorize.pathname).to.match(/\/identity\/oidc\/provider\/saas-prod\/authorize$/);
+    // The pod's OIDC_REDIRECT_URL, as shipped, is the redirect the issuer registered for the client.
+    expect(authorize.searchParams.get('redirect_uri')).to.equal(deployed.identity.serviceEnv.OIDC_REDIRECT_URL);
+    const signInCookie = login.headers.getSetCookie().find((c) => c.startsWith('__Host-saas_sign_in='));
+    expect(signInCookie, 'the sign-in cookie, __Host- over TLS').to.match(/;\s*secure(;|$)/i).and.to.match(/;\s*httponly(;|$)/i);
+
+    const signedIn = await deployed.signIn(pod);
+    expect(signedIn.tenant).to.equal('acme');
+    const sessionCookie = signedIn.cookies.find((c) => c.name === '__Host-saas_session');
+    expect(sessionCookie, signedIn.cookies.map((c) => c.name).join(', ')).to.deep.include({ secure: true, httpOnly: true });
+    session = { ...overTls, Cookie: signedIn.cookieHeader };
+    // The session lives in PostgreSQL: the other replica knows it too.
+    for (const one of [pod, other]) {
+      const mine = await fetch(`${await podUrl(one)}/api/session`, { headers: session });
+      expect(mine.status, one.metadata.name).to.equal(200);
+      expect(await mine.json()).to.deep.equal({ tenant: 'acme' });
+    }
+    // The same cookie over plain HTTP is not read: the __Host- name belongs to TLS.
+    expect((await fetch(`${url}/api/session`, { headers: { Cookie: signedIn.cookieHeader } })).status).to.equal(401);
+  });
+
   it('serves a tenant round trip as a database user Vault issued to this pod', async function () {
     const [pod] = await runningPods();
     if (pod === undefined) throw new Error('no pod');
     const url = await podUrl(pod);
-    const signIn = await fetch(`${url}/api/session`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'acme' }),
-    });
-    expect(signIn.ok, `sign-in answered ${signIn.status}`).to.equal(true);
-    cookie = signIn.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
     const created = await fetch(`${url}/api/projects`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie }, body: JSON.stringify({ name: 'kube' }),
+      method: 'POST', headers: { 'Content-Type': 'application/json', ...session }, body: JSON.stringify({ name: 'kube' }),
     });
     expect(created.status).to.equal(201);
-    const listed = (await (await fetch(`${url}/api/projects`, { headers: { Cookie: cookie } })).json()) as { projects: { name: string }[] };
+    const listed = (await (await fetch(`${url}/api/projects`, { headers: session })).json()) as { projects: { name: string }[] };
     expect(listed.projects.map((p) => p.name)).to.include('kube');
     expect((await podStatus(pod)).lease?.path).to.equal('database/creds/saas-app-prod');
     const users = await vault.pg.query("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'saas' AND usename LIKE 'v-%'");
@@ -123,7 +154,7 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     await until('a 503', bound + 5000, async () => ((await fetch(`${url}/readyz`)).status === 503 ? true : undefined));
     const halted = Date.now() - at;
     // The app halts everything, not only /readyz.
-    expect((await fetch(`${url}/api/projects`, { headers: { Cookie: cookie } })).status).to.equal(503);
+    expect((await fetch(`${url}/api/projects`, { headers: session })).status).to.equal(503);
     expect(halted, `halted after ${halted} ms`).to.be.at.most(bound);
     // The agent logs in again with the pod's token (its backoff is at most max_backoff).
     await until('200 again', vault.durations.maxBackoff + 30_000, async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined));
@@ -170,7 +201,7 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     await cluster.kube(['delete', 'pod', '-n', namespace, name, '--wait=false']);
     // Draining: not ready, still serving, its agent still running.
     await until('/readyz 503 (draining)', 5000, async () => ((await fetch(`${url}/readyz`)).status === 503 ? true : undefined));
-    expect((await fetch(`${url}/api/projects`, { headers: { Cookie: cookie } })).status).to.equal(200);
+    expect((await fetch(`${url}/api/projects`, { headers: session })).status).to.equal(200);
     const during = await cluster.api<Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`);
     expect(Object.keys(during.status.initContainerStatuses?.find((c) => c.name === 'vault-agent')?.state ?? {})).to.deep.equal(['running']);
     const [app, agent] = await Promise.all([appLog, agentLog]);
@@ -210,7 +241,7 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
         if (ip !== undefined) {
           const port = (await cluster.forward(`${ip}:3000`)).port;
           try {
-            const answer = await fetch(`http://127.0.0.1:${port}/api/projects`, { headers: { Cookie: cookie }, signal: AbortSignal.timeout(5000) });
+            const answer = await fetch(`http://127.0.0.1:${port}/api/projects`, { headers: session, signal: AbortSignal.timeout(5000) });
             outcomes.push({ ip, status: answer.status });
             await answer.arrayBuffer();
           } catch (error) {

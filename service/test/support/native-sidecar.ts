@@ -1,12 +1,17 @@
 import { expect } from 'chai';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { parse } from 'yaml';
+import type { SignedIn } from '../../../scripts/sign-in/play-browser.js';
+import { podSubnet } from '../../../scripts/kubernetes/paths.js';
 import { ensureServerInstalled, repoRoot } from './bao.js';
 import { runScript } from './bao-server.js';
 import { startTestCluster, type TestCluster } from './kubernetes.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
+import { addIdentityProviderAfterBootstrap } from './production-identity.js';
 import { scaledAgentFile, startScaledVault, type ScaledVault } from './scaled-production.js';
 import { asDuration } from './shipped-durations.js';
+import type { IdentityProvider } from './sign-in.js';
 import { tempDir } from './temp-dirs.js';
 
 /**
@@ -23,9 +28,26 @@ import { tempDir } from './temp-dirs.js';
  * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
  * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
  * grace period) are Kubernetes' whole seconds and stay as shipped.
+ *
+ * Sign-in: the issuer is the test's Vault itself, its provider saas-prod and demo users made by
+ * scripts/demo-identity.sh after the bootstrap, with a root token regenerated for it and revoked
+ * at once (support/production-identity.ts: production keeps no root token), before the overlay
+ * is applied, so the agent's first render holds the client's id and secret. Every ID token
+ * names the issuer as the pods reach it, https://vault.vault.svc:8200 (ISSUER_ADDR), and the
+ * client's redirect is the base's OIDC_REDIRECT_URL as shipped. The overlay sets
+ * OIDC_ISSUER_URL to that provider, OIDC_CA_FILE to the vault-ca secret's CA, and
+ * TRUSTED_PROXIES to the node's address on the pods' bridge, where the test's connections come
+ * from: the test's client plays the TLS proxy (an Ingress) with X-Forwarded-Proto: https, and
+ * calls /auth/callback at the pod's address.
  */
 export const factor = 30;
 export const namespace = 'saas';
+/** Vault as the pods reach it (the base's VAULT_ADDR): the issuer every ID token names. */
+const issuerAddr = 'https://vault.vault.svc:8200';
+/** The node on the pods' bridge (host-local IPAM's gateway, the subnet's first address): where the test's connections to pods come from. */
+export const nodeOnPodBridge = podSubnet.replace(/\.0\/24$/, '.1');
+/** What the TLS proxy in front of the pods adds: the service then sets and reads its __Host- cookies. */
+export const overTls = { 'X-Forwarded-Proto': 'https' } as const;
 
 export interface Pod {
   metadata: { name: string; uid: string; deletionTimestamp?: string };
@@ -71,6 +93,10 @@ export interface NativeSidecar {
   agentToken(pod: Pod): Promise<string>;
   /** scripts/kubernetes-auth.sh run again as the operator first ran it. */
   configureAuth(): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** The test's issuer (see the top of this file). */
+  readonly identity: IdentityProvider;
+  /** Signs in at a pod, as a browser behind the TLS proxy does: the callback called at the pod's address. */
+  signIn(pod: Pod, user?: string): Promise<SignedIn>;
   /** Records every container's log for the secret scan, then stops the cluster and Vault. */
   stop(): Promise<void>;
 }
@@ -100,9 +126,12 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     await vault?.stop();
   };
   let configureAuth: NativeSidecar['configureAuth'];
+  let identity: IdentityProvider;
   try {
     for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
     if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
+    identity = await addIdentityProviderAfterBootstrap(vault.node, vault.adminToken, vault.unsealKeys, await shippedRedirectUrl(),
+      { appEnv: 'prod', caFile: vault.tls.ca, extraEnv: { ISSUER_ADDR: issuerAddr } });
     configureAuth = await configure(cluster, vault);
   } catch (error) {
     await stop();
@@ -110,11 +139,22 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
   }
   const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
   return {
-    cluster, vault, pods, stop, podUrl, configureAuth,
+    cluster, vault, pods, stop, podUrl, configureAuth, identity,
+    signIn: async (pod, user = 'acme') => identity.signIn(await podUrl(pod), user, { ...overTls }),
     runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
     podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`)).json()) as Status,
     agentToken: (pod) => cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'cat', '/vault/secrets/token']),
   };
+}
+
+/** The base's OIDC_REDIRECT_URL, as shipped: the issuer registers it as the client's redirect. */
+async function shippedRedirectUrl(): Promise<string> {
+  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
+    { spec: { template: { spec: { containers: { name: string; env: { name: string; value: string }[] }[] } } } };
+  const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
+  const url = app?.env.find((e) => e.name === 'OIDC_REDIRECT_URL')?.value;
+  if (url === undefined) throw new Error('deploy/kubernetes/base/deployment.yaml: the app sets no OIDC_REDIRECT_URL');
+  return url;
 }
 
 async function configure(cluster: TestCluster, vault: ScaledVault): Promise<NativeSidecar['configureAuth']> {
@@ -161,7 +201,13 @@ async function configure(cluster: TestCluster, vault: ScaledVault): Promise<Nati
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
       spec: { replicas: 2, template: { spec: {
         hostAliases: [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }],
-        containers: [{ name: 'app', env: [{ name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) }] }],
+        containers: [{ name: 'app', env: [
+          { name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) },
+          // The test's issuer, behind the vault-ca secret's CA, and the test's client as the TLS proxy.
+          { name: 'OIDC_ISSUER_URL', value: `${issuerAddr}/v1/identity/oidc/provider/saas-prod` },
+          { name: 'OIDC_CA_FILE', value: '/vault/tls/ca.crt' },
+          { name: 'TRUSTED_PROXIES', value: nodeOnPodBridge },
+        ] }],
       } } },
     }) }],
   }));
