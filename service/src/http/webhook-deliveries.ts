@@ -39,7 +39,8 @@ export interface DeliveryDependencies {
 
 /**
  * Delivers the outbox's events to WEBHOOK_URL, at most `concurrency` at once: one loop reads
- * due deliveries every `pollMs`, claims as many as there are free places, and settles each
+ * due deliveries every `pollMs` (and at once when an attempt settles while more may be due),
+ * claims as many as there are free places, and settles each
  * (delivered, due again after retryDelayMs, or failed after maxAttempts). Each attempt is
  * signed with the signing key current when it is made. Nothing is lost to a stop: what is not
  * delivered stays in the outbox for the next worker, here or on another replica.
@@ -51,7 +52,12 @@ export class WebhookDeliveries {
   #timer: NodeJS.Timeout | undefined;
   #stopped = true;
   #passing: Promise<void> | undefined;
+  /** A pass was asked for while one ran: run another right after it. */
+  #again = false;
+  /** The last claim took every free place: more may be due than it could take. */
+  #full = false;
   #pending = 0;
+  #countedAt = Number.NEGATIVE_INFINITY;
   readonly #counts: Record<DeliveryOutcome, number> = { delivered: 0, retried: 0, failed: 0 };
 
   constructor(deps: DeliveryDependencies) {
@@ -76,7 +82,7 @@ export class WebhookDeliveries {
 
   start(): void {
     this.#stopped = false;
-    this.#schedule(0);
+    this.#wake();
   }
 
   /** No new claims; resolves once the attempts under way have settled (each within timeoutMs). */
@@ -87,33 +93,53 @@ export class WebhookDeliveries {
     await Promise.all(this.#underWay);
   }
 
-  /** One look at the outbox: claims what fits in the free places and starts those attempts. */
+  /**
+   * One look at the outbox: claims what fits in the free places and starts those attempts.
+   * The pending count (and the sweep of settled rows) is read at most once per pollMs.
+   */
   async pass(): Promise<void> {
     const config = this.#deps.current();
     if (config === undefined || !this.#deps.open()) return;
     const { outbox, pools } = this.#deps;
     const free = this.#bounds.concurrency - this.#underWay.size;
     const claimed = await pools.use(async (pool) => {
-      this.#pending = await outbox.pending(pool);
+      if (Date.now() - this.#countedAt >= this.#bounds.pollMs) {
+        this.#countedAt = Date.now();
+        this.#pending = await outbox.pending(pool);
+      }
       return outbox.claim(pool, free, this.#bounds.timeoutMs + 5000);
     }, config);
+    this.#full = free > 0 && claimed.length === free;
     for (const delivery of claimed) {
-      const attempt = this.#attempt(delivery, config).finally(() => { this.#underWay.delete(attempt); });
+      const attempt = this.#attempt(delivery, config).finally(() => {
+        this.#underWay.delete(attempt);
+        // A place is free and more may be due: no need to wait for the next look.
+        if (this.#full) this.#wake();
+      });
       this.#underWay.add(attempt);
     }
   }
 
-  #schedule(delayMs: number): void {
+  /** A pass now, or right after the one under way; then the next look in pollMs. */
+  #wake(): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#passing = this.pass().catch((error: unknown) => {
-        this.#deps.logger.warn({ err: (error as Error).message }, 'webhook outbox unreadable; trying again');
-      }).finally(() => {
-        this.#passing = undefined;
-        this.#schedule(this.#bounds.pollMs);
-      });
-    }, delayMs);
-    this.#timer.unref();
+    if (this.#passing !== undefined) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#passing = this.pass().catch((error: unknown) => {
+      this.#deps.logger.warn({ err: (error as Error).message }, 'webhook outbox unreadable; trying again');
+    }).finally(() => {
+      this.#passing = undefined;
+      if (this.#again) {
+        this.#again = false;
+        this.#wake();
+      } else if (!this.#stopped) {
+        this.#timer = setTimeout(() => { this.#wake(); }, this.#bounds.pollMs);
+        this.#timer.unref();
+      }
+    });
   }
 
   async #attempt(delivery: ClaimedDelivery, config: ConfigSnapshot): Promise<void> {

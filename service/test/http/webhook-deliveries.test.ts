@@ -147,6 +147,19 @@ describe('webhook deliveries through the outbox, on a real PostgreSQL', function
     expect(receiver.mostOpen, 'never more').to.equal(deliveryBounds.concurrency);
   });
 
+  it(`keeps up with a backlog: a free place is filled at once, not at the next look ${deliveryBounds.pollMs} ms later`, async function () {
+    const made = await create(200);
+    const deliveries = worker();
+    const started = Date.now();
+    deliveries.start();
+    await until('the backlog delivered', async () => await outboxRows('delivered_at IS NULL') === 0);
+    const seconds = (Date.now() - started) / 1000;
+    expect(new Set(receiver.hits.map(projectOf))).to.deep.equal(new Set(made));
+    // Refilled only at each look, 200 events would take 200 / 4 looks of a second each.
+    expect(seconds, `${made.length} events in ${seconds.toFixed(1)} s`)
+      .to.be.below(made.length / deliveryBounds.concurrency * deliveryBounds.pollMs / 1000 / 4);
+  });
+
   it('loses nothing to a stop: what one worker never delivered, the next one (a restart) does', async function () {
     // No receiver at all, then the worker stops: its attempt failed and was recorded.
     const down = worker('http://127.0.0.1:9/hooks');
@@ -175,6 +188,7 @@ describe('webhook deliveries through the outbox, on a real PostgreSQL', function
     await until('settled', () => deliveries.underWay === 0);
     expect(await outboxRows(`failed_at IS NOT NULL AND attempts = ${deliveryBounds.maxAttempts}`)).to.equal(1);
     expect(deliveries.counts).to.deep.equal({ delivered: 0, retried: 0, failed: 1 });
+    await new Promise((r) => setTimeout(r, deliveryBounds.pollMs));
     await deliveries.pass();
     expect(deliveries.pending, 'nothing left to try').to.equal(0);
     expect(receiver.hits).to.have.length(1);
@@ -196,7 +210,8 @@ describe('webhook deliveries through the outbox, on a real PostgreSQL', function
     expect(receiver.hits, 'halted').to.deep.equal([]);
     open = true;
     await until('delivered once reopened', async () => await outboxRows('delivered_at IS NULL') === 0);
-    await deliveries.pass();
+    // The pending count is read at most once per look (pollMs).
+    await until('counted', async () => { await deliveries.pass(); return deliveries.pending === 0; }, 3 * deliveryBounds.pollMs);
     const text = await metrics.text();
     expect(text).to.match(/^saas_webhook_deliveries_pending 0$/m);
     expect(text).to.match(/^saas_webhook_deliveries_total\{outcome="delivered"\} 2$/m);
