@@ -83,10 +83,11 @@ export function authRoutes(deps: AuthDependencies): Router {
 
   router.get('/login', async (ctx) => {
     const { config } = ctx.state as SessionState;
-    const client = await configuration(config);
     const verifier = oidc.randomPKCECodeVerifier();
     const state = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce(), startedAt: Date.now() };
+    // First: plain HTTP outside dev is refused (tls_required) whatever the issuer's state.
     writeCookie(ctx, 'signIn', encodeSignInState(state), signInLifetimeMs);
+    const client = await configuration(config);
     ctx.redirect(oidc.buildAuthorizationUrl(client, {
       redirect_uri: signIn.redirectUrl, scope: signIn.scopes, state: state.state, nonce: state.nonce,
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
