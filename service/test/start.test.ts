@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { secretGroups } from '../src/config/secret-catalogue.generated.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSettings } from '../src/config/settings.js';
@@ -45,7 +46,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
     expect(env).to.deep.equal({ APP_ENV: 'dev' });
     expect(running.mode).to.equal('sdk');
     const versions: Record<string, number> = {};
-    for (const group of ['database', 'api-keys', 'app']) {
+    for (const group of secretGroups) {
       const kv = await vaultData<{ metadata: { version: number }; data: unknown }>(server.addr, server.rootToken, 'GET',
         `secret/data/saas-project/dev/${group}`);
       versions[`secret/data/saas-project/dev/${group}`] = kv.metadata.version;
@@ -62,7 +63,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
     const env = { VAULT_ROLE_ID_FILE: join(credentials, 'role-id'), VAULT_SECRET_ID_FILE: join(credentials, 'plain-secret-id') };
     running = await startService(settings(), env, capturingLogger().logger);
     expect(env).to.deep.equal({});
-    expect(running.holder.current?.sources).to.have.length(3);
+    expect(running.holder.current?.sources).to.have.length(secretGroups.length);
   });
 
   it('works with a response-wrapped secret id, given once', async function () {
@@ -74,7 +75,7 @@ describe('startService in SDK mode, against a real bao dev server', function () 
     await writeFile(file, wrappingToken);
     running = await startService(settings(), { VAULT_ROLE_ID: roleId, VAULT_WRAPPED_SECRET_ID_FILE: file },
       capturingLogger().logger);
-    expect(running.holder.current?.sources).to.have.length(3);
+    expect(running.holder.current?.sources).to.have.length(secretGroups.length);
     await running.close();
     running = undefined;
 

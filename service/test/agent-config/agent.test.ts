@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConfigSnapshot } from '../../src/config/snapshot.js';
@@ -54,7 +55,7 @@ describe(`agent-config/ run by a real ${vaultServer.name} agent against a real $
     async function () {
       const rendered = JSON.parse(await readFile(agentDir.renderedFile, 'utf8')) as Record<string, unknown>;
       const expected: Record<string, unknown> = {};
-      for (const group of ['database', 'api-keys', 'app']) {
+      for (const group of secretGroups) {
         const secret = await vaultSecret(group);
         expected[group] = { path: `secret/data/saas-project/dev/${group}`, version: secret.metadata.version, data: secret.data };
       }

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -88,7 +89,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
   }
 
   async function kvSnapshot(): Promise<string> {
-    const groups = await Promise.all(['database', 'api-keys', 'app'].map((g) => bao(['kv', 'get', '-format=json', '-mount=secret', `saas-project/prod/${g}`], adminToken)
+    const groups = await Promise.all(secretGroups.map((g) => bao(['kv', 'get', '-format=json', '-mount=secret', `saas-project/prod/${g}`], adminToken)
       .then((json) => JSON.stringify((JSON.parse(json) as { data: { data: unknown } }).data.data), () => '')));
     return groups.join('\n');
   }

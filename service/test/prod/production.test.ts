@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
 import { waitForFile } from '../support/agent.js';
@@ -206,8 +207,8 @@ describe(`production path on a real non-dev ${vaultServer.name} server: Raft sto
       { type: string; auth?: { client_token?: string }; request: { path: string; operation: string } });
     const reads = entries.filter((e) => e.type === 'response' && e.request.operation === 'read' &&
       e.request.path.startsWith('secret/data/saas-project/prod/'));
-    expect(new Set(reads.map((e) => e.request.path))).to.have.keys(
-      'secret/data/saas-project/prod/database', 'secret/data/saas-project/prod/api-keys', 'secret/data/saas-project/prod/app');
+    expect(new Set(reads.map((e) => e.request.path)), 'a read of every group of the catalogue').to.have.keys(
+      secretGroups.map((group) => `secret/data/saas-project/prod/${group}`));
     for (const read of reads) expect(read.auth?.client_token).to.match(/^hmac-sha256:/);
     expect(entries.some((e) => e.request.path === 'sys/wrapping/unwrap')).to.be.true;
     for (const [what, value] of clear) {

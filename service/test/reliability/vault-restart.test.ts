@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from '../support/agent.js';
@@ -65,7 +66,7 @@ describe('reliability: the Vault server stopped and started again (non-dev: Raft
 
     agentDir = await prepareAgentDir({ addr: node.addr, rootToken, dir: node.dir }, appEnv,
       { VAULT_CACERT: tls.ca, ROLE_TOKEN_TTL: '60s', ROLE_TOKEN_MAX_TTL: '1h' });
-    for (const group of ['database', 'api-keys', 'app']) {
+    for (const group of secretGroups) {
       const read = await httpsGet(`${node.addr}/v1/secret/data/saas-project/${appEnv}/${group}`, tls, rootToken);
       registerFromVaultJson(`staging ${group}`, JSON.stringify(read.body), 'response');
     }

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { secretCatalogue, secretGroups } from '../../src/config/secret-catalogue.generated.js';
+import type { SecretCatalogue, SecretKeySpec } from '../../src/config/secret-catalogue.js';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDevServer, type DevServer, vaultServer } from '../support/bao.js';
@@ -6,7 +8,7 @@ import { runBootstrap } from '../support/bootstrap.js';
 import { tempDir } from '../support/temp-dirs.js';
 import { untilSecretIdExpired, unwrapSecretId, vaultData, vaultRequest } from '../support/vault-http.js';
 
-const groups = ['database', 'api-keys', 'app'] as const;
+const groups = secretGroups;
 
 interface SecretRead {
   data: Record<string, unknown>;
@@ -75,9 +77,7 @@ describe(`scripts/bootstrap.sh against a real ${vaultServer.name} dev server`, f
       'bootstrap: enabled AppRole at auth/approle',
       'bootstrap: created policy saas-app-dev',
       'bootstrap: wrote role saas-app-dev (policy saas-app-dev, token_ttl 5m, token_max_ttl 1h, secret_id_ttl 24h, secret_id_num_uses 30)',
-      'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/database',
-      'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/api-keys',
-      'bootstrap: wrote generated example secrets to secret/data/saas-project/dev/app',
+      ...groups.map((group) => `bootstrap: wrote generated example secrets to secret/data/saas-project/dev/${group}`),
       `bootstrap: wrote the role id to ${credentials}/role-id`,
       `bootstrap: wrote a new response-wrapped secret id (wrap TTL 10m) to ${credentials}/secret-id`,
     ]);
@@ -105,8 +105,11 @@ describe(`scripts/bootstrap.sh against a real ${vaultServer.name} dev server`, f
       expect(secret.metadata.version).to.equal(1);
       values.push(...Object.values(secret.data).flat().map(String));
     }
-    expect(values).to.have.length(4);
-    for (const value of values.filter((v) => v !== 'saas_app')) expect(value).to.match(/^[0-9a-f]{48,64}$/);
+    // One value per key of the catalogue; its fixed examples as written, every other one random hex.
+    const keys: SecretKeySpec[] = Object.values(secretCatalogue.groups as SecretCatalogue['groups']).flatMap((group) => Object.values(group.keys));
+    expect(values).to.have.length(keys.length);
+    const fixed = new Set(keys.flatMap(({ example }) => ('fixed' in example ? [example.fixed] : [])));
+    for (const value of values.filter((v) => !fixed.has(v))) expect(value).to.match(/^[0-9a-f]{48,64}$/);
     expect(new Set(values).size).to.equal(values.length);
   });
 
@@ -129,7 +132,7 @@ describe(`scripts/bootstrap.sh against a real ${vaultServer.name} dev server`, f
     expect(await vaultState(server)).to.deep.equal(before);
     expect(await readFile(join(credentials, 'secret-id'), 'utf8')).to.equal(secretIdBefore);
     const lines = second.stdout.trimEnd().split('\n');
-    expect(lines).to.have.length(9);
+    expect(lines, 'six steps, and one line per group').to.have.length(6 + groups.length);
     for (const line of lines) expect(line).to.match(/already|unchanged|left as it is|left in place/);
   });
 

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareAgentDir, startAgent, waitForFile } from '../support/agent.js';
@@ -236,7 +237,7 @@ describe(`two applications and two environments on one real ${vaultServer.name} 
   });
 
   it('runs billing end to end with APP_NAME=billing: SDK mode, and agent mode with the shipped template', async function () {
-    const billingPaths = ['database', 'api-keys', 'app'].map((group) => `secret/data/billing-project/dev/${group}`);
+    const billingPaths = secretGroups.map((group) => `secret/data/billing-project/dev/${group}`);
     // SDK mode: billing's role id and a wrapped secret id of billing-app-dev, as bootstrap.sh writes them.
     const sdkCredentials = await tempDir('billing-sdk');
     const sdkRun = await runBootstrap(server, 'dev', sdkCredentials, { APP_NAME: 'billing' });
