@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
@@ -9,7 +10,7 @@ import { startService, type RunningService } from '../../src/start.js';
 import { waitForFile } from '../support/agent.js';
 import { serverBin, baoEnv, repoRoot, vaultServer } from '../support/bao.js';
 import {
-  cliAs as bao, generateTls, httpsGet, reserveClusterPorts, runScript, startServerNode, type ServerNode, type Tls,
+  cliAs as bao, generateTls, httpsGet, reserveClusterPorts, runScript, startServerNode, waitForActive, type ServerNode, type Tls,
 } from '../support/bao-server.js';
 import { registerSecret } from '../support/leak-scan.js';
 import { spawnManaged } from '../support/processes.js';
@@ -379,5 +380,74 @@ describe(`a three-node Raft cluster of real ${vaultServer.name} servers, taken f
       await sleep(200);
     }
     expect(version).to.equal(2);
+  });
+});
+
+describe(`operator-init.sh with custodians' PGP keys, on a fresh non-dev ${vaultServer.name} server`, function () {
+  this.timeout(120_000);
+  let tls: Tls;
+  let node: ServerNode;
+  let gnupg: string;
+  const gpg = (args: string[], input?: Buffer) => new Promise<Buffer>((resolve, reject) => {
+    const child = execFile('gpg', ['--batch', '--homedir', gnupg, ...args], { encoding: 'buffer', maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      if (error !== null) reject(new Error(`gpg ${args.join(' ')}: ${stderr.toString()}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end(input);
+  });
+  /** A custodian: a key pair in the test's keyring, its public half in a file as an operator hands it over. */
+  async function custodian(name: string): Promise<string> {
+    const uid = `${name} <${name}@custodians.example>`;
+    await gpg(['--passphrase', '', '--quick-gen-key', uid, 'rsa2048', 'sign', 'never']);
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec((await gpg(['--with-colons', '--list-keys', uid])).toString())?.[1] ?? '';
+    await gpg(['--passphrase', '', '--quick-add-key', fingerprint, 'rsa2048', 'encr', 'never']);
+    const file = join(gnupg, `${name}.pub`);
+    await writeFile(file, await gpg(['--export', `${name}@custodians.example`]));
+    return file;
+  }
+  const decrypt = async (b64: string) => (await gpg(['--quiet', '--decrypt'], Buffer.from(b64, 'base64'))).toString('utf8').trim();
+
+  before(async function () {
+    gnupg = await tempDir('gnupg');
+    await chmod(gnupg, 0o700);
+    tls = await generateTls();
+    node = await startServerNode(tls);
+  });
+  after(async function () {
+    await node.stop();
+  });
+
+  it('refuses a key count that is not one per share, naming UNSEAL_PGP_KEYS, and leaves the server uninitialised', async function () {
+    const one = await custodian('alone');
+    const file = join(await tempDir('init'), 'init.json');
+    const refused = await runScript('scripts/prod/operator-init.sh', [file, '3', '2'], node.cliEnv({ UNSEAL_PGP_KEYS: one }));
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.contain('UNSEAL_PGP_KEYS names 1 key(s) for 3 key shares: one per share');
+    expect((await httpsGet(`${node.addr}/v1/sys/health`, tls)).body).to.include({ initialized: false });
+  });
+
+  it('encrypts each share to its custodian and the root token to its key: none is readable in the file, each opens Vault', async function () {
+    const keys = [await custodian('ada'), await custodian('brian'), await custodian('chloe')];
+    const rootKey = await custodian('root-holder');
+    const file = join(await tempDir('init'), 'init.json');
+    const init = await runScript('scripts/prod/operator-init.sh', [file, '3', '2'],
+      node.cliEnv({ UNSEAL_PGP_KEYS: keys.join(','), ROOT_TOKEN_PGP_KEY: rootKey }));
+    expect(init.code, init.stderr).to.equal(0);
+    expect(init.stderr).to.contain('each encrypted to its custodian\'s PGP key').and.not.contain('in clear');
+    const output = JSON.parse(await readFile(file, 'utf8')) as InitOutput;
+    expect(output.unseal_keys_b64).to.have.length(3);
+    // What the file holds is PGP messages: the shares and the token come out of gpg only.
+    const shares = await Promise.all(output.unseal_keys_b64.map(decrypt));
+    const rootToken = await decrypt(output.root_token);
+    for (const value of [...shares, rootToken]) registerSecret('a decrypted init output', value);
+    const text = await readFile(file, 'utf8');
+    for (const value of [...shares, rootToken]) expect(text.includes(value), 'in clear in the file').to.be.false;
+    // Two custodians' shares unseal; the decrypted root token works.
+    const unsealed = await runScript('scripts/prod/unseal.sh', [], node.cliEnv(), `${shares[0] ?? ''}\n${shares[2] ?? ''}\n`);
+    expect(unsealed.code, unsealed.stderr).to.equal(0);
+    await waitForActive(node, tls);
+    const lookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, rootToken);
+    expect(lookup.status).to.equal(200);
+    expect((lookup.body as { data: { policies: string[] } }).data.policies).to.deep.equal(['root']);
   });
 });
