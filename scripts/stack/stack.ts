@@ -1,5 +1,4 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { chmod, mkdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -184,13 +183,16 @@ export class Stack {
     // The dev server's HOME, where it stores its root token (~/.vault-token), as compose's vault-home.
     const home = join(root, 'home');
     await mkdir(home, { recursive: true, mode: 0o700 });
-    const rootToken = randomBytes(16).toString('hex');
     const vaultPort = await freePort();
     const vaultAddr = `http://127.0.0.1:${vaultPort}`;
     const vaultEnv = { PATH: process.env.PATH, HOME: home, VAULT_ADDR: vaultAddr };
-    const vault = await this.#spawn('vault', bao,
-      ['server', '-dev', `-dev-listen-address=127.0.0.1:${vaultPort}`, `-dev-root-token-id=${rootToken}`], { env: vaultEnv });
+    // The dev server makes its own root token and keeps it in its HOME: no token on any
+    // command line (ps shows every process's arguments to every user).
+    const vault = await this.#spawn('vault', bao, ['server', '-dev', `-dev-listen-address=127.0.0.1:${vaultPort}`], { env: vaultEnv });
     await waitFor('vault', async () => await httpStatus(`${vaultAddr}/v1/sys/health`) === 200, vault, this.#log('vault'));
+    const tokenFile = join(home, '.vault-token');
+    await waitFor('vault', () => Promise.resolve(existsSync(tokenFile)), vault, this.#log('vault'));
+    const rootToken = (await readFile(tokenFile, 'utf8')).trim();
     log(`vault        ${vaultAddr}`);
 
     // vault-init: the script compose's vault-init runs, with bao as the CLI: bootstrap.sh (the

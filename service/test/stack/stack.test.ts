@@ -132,6 +132,20 @@ describe('the local stack end to end: real bao server and agent, PostgreSQL, the
     expect(env.DEMO_USERS_DIR).to.equal(join(stackDir, 'demo-users'));
   });
 
+  it('puts the root token on no command line: no process of the stack has it in its arguments or environment', async function () {
+    expect(env.VAULT_TOKEN, 'the dev server\'s own token, read from its HOME').to.match(/^s\.|^hvs\.|^[\w.-]{20,}$/);
+    const looked: string[] = [];
+    for (const { name, pid } of await recorded()) {
+      const [args, environ] = await Promise.all(['cmdline', 'environ'].map((file) =>
+        readFile(`/proc/${pid}/${file}`, 'utf8').catch(() => undefined)));
+      if (args === undefined) continue;
+      looked.push(name);
+      expect(args.includes(env.VAULT_TOKEN ?? ''), `${name}'s arguments`).to.be.false;
+      expect(environ?.includes(env.VAULT_TOKEN ?? ''), `${name}'s environment`).to.not.equal(true);
+    }
+    expect(looked).to.include.members(['vault', 'vault-agent', 'app', 'secret-id-courier']);
+  });
+
   it('makes Vault\'s OpenID Connect provider with the demo users (demo-identity.sh), which dev:sign-in signs in with from the stack\'s folder alone', async function () {
     const said = await readFile(join(stackDir, 'logs/stack.log'), 'utf8');
     const issuer = `${env.VAULT_ADDR ?? ''}/v1/identity/oidc/provider/saas-dev`;
