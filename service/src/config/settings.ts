@@ -327,7 +327,19 @@ type Entry = (typeof settingsSchema)[keyof typeof settingsSchema];
 
 /** Settings valid alone that make no sense together. */
 function combinationProblems(env: NodeJS.ProcessEnv): string[] {
-  return [...databaseTlsProblems(env), ...signInProblems(env)];
+  return [...databaseTlsProblems(env), ...signInProblems(env), ...adminPortProblems(env)];
+}
+
+/**
+ * Outside dev, an operator's port any other host can reach asks for a token: /status names
+ * files, paths and Vault's own words, /metrics the service's state.
+ */
+function adminPortProblems(env: NodeJS.ProcessEnv): string[] {
+  const host = env.ADMIN_HOST ?? '127.0.0.1';
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host) || host.startsWith('127.');
+  if (loopback || (env.APP_ENV ?? 'dev') === 'dev' || (env.ADMIN_TOKEN_FILE ?? '') !== '') return [];
+  return [`ADMIN_TOKEN_FILE must be set when ADMIN_HOST is not loopback (${host}) outside APP_ENV=dev: any host that ` +
+    'reaches the operator\'s port would read /status and /metrics'];
 }
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);

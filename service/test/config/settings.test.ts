@@ -182,6 +182,16 @@ describe('readSettings', function () {
     expect(readSettings({}).trustedProxies).to.deep.equal([]);
   });
 
+  it('asks for ADMIN_TOKEN_FILE when the operator\'s port is not on loopback, outside dev', function () {
+    expect(() => readSettings({ APP_ENV: 'prod', ADMIN_HOST: '0.0.0.0' }))
+      .to.throw(/^ADMIN_TOKEN_FILE must be set when ADMIN_HOST is not loopback \(0\.0\.0\.0\) outside APP_ENV=dev/);
+    expect(() => readSettings({ APP_ENV: 'staging', ADMIN_HOST: '10.0.0.5' })).to.throw(/^ADMIN_TOKEN_FILE must be set/);
+    expect(readSettings({ APP_ENV: 'prod', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token' }).adminHost).to.equal('0.0.0.0');
+    expect(readSettings({ APP_ENV: 'prod' }).adminHost, 'loopback by default').to.equal('127.0.0.1');
+    expect(readSettings({ APP_ENV: 'prod', ADMIN_HOST: '::1' }).adminHost).to.equal('::1');
+    expect(readSettings({ ADMIN_HOST: '0.0.0.0' }).adminHost, 'dev').to.equal('0.0.0.0');
+  });
+
   it('takes the issuer and the redirect together, the redirect https or, in dev only, http on a loopback host', function () {
     const issuer = 'https://id.example/realms/saas';
     expect(readSettings({ OIDC_ISSUER_URL: issuer, OIDC_REDIRECT_URL: 'https://app.example/auth/callback', APP_ENV: 'prod' }))
