@@ -90,6 +90,8 @@ esac
 #   /vault/tls                server.pem and ca.pem 0444, server-key.pem 0400 owned by vault
 #   /vault/agent/credentials  role-id and secret-id 0400 owned by vault; secret-id is moved
 #   /orchestrator             the orchestrator token 0400 owned by vault (secret-id-courier)
+#   /admin                    the app's admin port token 0400 owned by the app (1000:1000), in
+#                             a folder 0500 of its own: no other container mounts it
 #   /pg-init                  0:70 0750, its files 0440 group postgres
 #   /pg-tls                   70:70 0750: PostgreSQL's server.pem and ca.pem 0444, server-key.pem
 #                             0400 (PostgreSQL refuses a key others can read); and its ca.pem
@@ -103,6 +105,8 @@ prepare() {
   tls_dir=${VAULT_TLS_DIR:-/vault/tls}
   orchestrator_dir=${ORCHESTRATOR_DIR:-/orchestrator}
   pg_tls_dir=${POSTGRES_TLS_DIR:-/pg-tls}
+  admin_dir=${ADMIN_TOKEN_DIR:-/admin}
+  app_owner=${APP_OWNER:-1000:1000}
   postgres_owner=${POSTGRES_OWNER:-70:70}
   copy() { # <source> <destination> <owner> <mode>
     cp "$1" "$2.partial" && chown "$3" "$2.partial" && chmod "$4" "$2.partial" && mv -f "$2.partial" "$2" ||
@@ -164,6 +168,15 @@ prepare() {
   elif [ ! -s "$orchestrator_dir/token" ]; then
     echo "compose-vault-init: no orchestrator/token yet (first-bootstrap.sh writes it): secret-id-courier waits until this runs again"
   fi
+
+  # The bearer token of the app's operator port (ADMIN_TOKEN_FILE): the app refuses to start in
+  # prod with that port off loopback and no token, so a missing one stops here, named.
+  [ -s "$host/admin/token" ] ||
+    fail "$host/admin/token is missing (PROD_DIR/admin/token): make it once, e.g. (umask 077 && openssl rand -hex 32 >PROD_DIR/admin/token), and give Prometheus the same file"
+  chmod 0700 "$admin_dir" && chown "$app_owner" "$admin_dir" || fail "cannot give $admin_dir to $app_owner"
+  copy "$host/admin/token" "$admin_dir/token" "$app_owner" 0400
+  chmod 0500 "$admin_dir" || fail "cannot make $admin_dir read-only"
+  echo "compose-vault-init: copied admin/token to $admin_dir (0400, the app's)"
 
   chmod 0750 "$pg_init_dir" && chown "0:$postgres_group" "$pg_init_dir" || fail "cannot give $pg_init_dir to group $postgres_group"
   copied=''

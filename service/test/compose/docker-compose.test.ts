@@ -990,7 +990,44 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
 
   it('gives the app only the allowed environment, plus the CA paths, PostgreSQL\'s TLS mode and the TLS proxy', function () {
     const keys = [...environmentOf(service(compose, 'app')).keys()].sort();
-    expect(keys).to.deep.equal([...appEnvironmentKeys, 'VAULT_CACERT', 'DATABASE_SSL_MODE', 'DATABASE_CA_FILE', 'OIDC_CA_FILE', 'TRUSTED_PROXIES'].sort());
+    expect(keys).to.deep.equal(
+      [...appEnvironmentKeys, 'VAULT_CACERT', 'DATABASE_SSL_MODE', 'DATABASE_CA_FILE', 'OIDC_CA_FILE', 'TRUSTED_PROXIES', 'ADMIN_TOKEN_FILE'].sort());
+  });
+
+  it('asks for a bearer token on the operator\'s port it opens to the network: a file vault-prepare copies for the app alone', function () {
+    const app = service(compose, 'app');
+    const env = Object.fromEntries(environmentOf(app));
+    expect(env.ADMIN_HOST, 'off loopback inside the container').to.equal('0.0.0.0');
+    // The service refuses ADMIN_HOST 0.0.0.0 in prod without a token: the file as shipped starts.
+    expect(() => readSettings({ ...env, ADMIN_TOKEN_FILE: '' })).to.throw(/^ADMIN_TOKEN_FILE must be set/);
+    expect(readSettings(env).adminTokenFile).to.equal('/admin/token');
+    expect(mountsOf(app).find((m) => m.target === '/admin')).to.deep.include({ kind: 'volume', source: 'admin-token', readOnly: true });
+    expect(usersOfVolume(compose, 'admin-token').sort(), 'who mounts the token').to.deep.equal(['app', 'vault-prepare']);
+    const prepare = service(compose, 'vault-prepare');
+    expect(mountOf(prepare, 'admin-token')?.target).to.equal('/admin');
+    expect(mountsOf(prepare).find((m) => m.target === '/host/admin')).to.deep.include({ source: './.prod/admin', readOnly: true });
+    expect(parseUser(app.user)?.uid, 'the app user vault-prepare gives the token to').to.equal(nodeImageUser.uid);
+  });
+
+  it('runs every container with no capability but those it needs, no-new-privileges and a read-only root', function () {
+    type Hardened = ComposeService & { cap_drop?: string[]; cap_add?: string[]; security_opt?: string[]; read_only?: boolean; tmpfs?: string | string[] };
+    // Only vault-prepare, root for a moment, gets any back: to read the operator's files and give the copies their owners.
+    const capabilities: Record<string, string[]> = { 'vault-prepare': ['CHOWN', 'DAC_OVERRIDE', 'FOWNER'] };
+    expect(Object.keys(compose.services)).to.have.length.greaterThan(0);
+    for (const [name, svc] of Object.entries(compose.services) as [string, Hardened][]) {
+      expect(svc.cap_drop, `${name}: cap_drop`).to.deep.equal(['ALL']);
+      expect(svc.cap_add ?? [], `${name}: cap_add`).to.have.members(capabilities[name] ?? []);
+      expect(svc.security_opt, `${name}: security_opt`).to.deep.equal(['no-new-privileges:true']);
+      expect(svc.read_only, `${name}: read_only`).to.equal(true);
+      const user = parseUser(svc.user);
+      expect(user, `${name}: a numeric user`).to.not.equal(undefined);
+      if (name !== 'vault-prepare') expect(user?.uid, `${name}: not root`).to.not.equal(0);
+    }
+    // Vault locks no memory (mlock disabled), so it needs no IPC_LOCK.
+    expect(service(compose, 'postgres').user).to.equal(`${postgresImageGid}:${postgresImageGid}`);
+    const tmpfs = (name: string) => words((service(compose, name) as Hardened).tmpfs);
+    expect(tmpfs('postgres'), 'the socket folder').to.include('/var/run/postgresql');
+    for (const name of ['vault', 'vault-agent', 'secret-id-courier', 'vault-prepare']) expect(tmpfs(name), `${name}: mktemp`).to.include('/tmp');
   });
 
   it('leaves sign-in off until the operator names an issuer: the service starts with the settings as shipped', function () {
@@ -1043,7 +1080,10 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
   it('talks TLS to PostgreSQL: ssl on with the key vault-prepare gives its user, the app verifying against the CA', function () {
     const postgres = service(compose, 'postgres') as ComposeService & { command?: string[] };
     expect(postgres.command).to.deep.equal(
-      ['postgres', '-c', 'ssl=on', '-c', 'ssl_cert_file=/pg-tls/server.pem', '-c', 'ssl_key_file=/pg-tls/server-key.pem']);
+      ['postgres', '-c', 'ssl=on', '-c', 'ssl_cert_file=/pg-tls/server.pem', '-c', 'ssl_key_file=/pg-tls/server-key.pem',
+        '-c', 'ssl_min_protocol_version=TLSv1.3', '-c', 'hba_file=/etc/postgresql/pg_hba.conf']);
+    expect(mountsOf(postgres).find((m) => m.target === '/etc/postgresql/pg_hba.conf'))
+      .to.deep.include({ source: './deploy/postgres/pg_hba.conf', readOnly: true });
     expect(mountOf(postgres, 'pg-tls')).to.deep.include({ target: '/pg-tls', readOnly: true });
     expect(mountOf(service(compose, 'vault-prepare'), 'pg-tls')?.target).to.equal('/pg-tls');
     const app = service(compose, 'app');
@@ -1065,6 +1105,16 @@ describe('compose: docker-compose.prod.yml, the production-shaped topology', fun
     }
     expect(mountOf(service(compose, 'vault-agent'), 'credentials')?.target).to.equal('/vault/agent/credentials');
     expect(mountOf(service(compose, 'postgres'), 'pg-init')).to.deep.include({ target: '/pg-init', readOnly: true });
+  });
+
+  it('accepts TCP connections to PostgreSQL over TLS only: hostssl lines, no host or hostnossl line', async function () {
+    const lines = (await readFile(join(repoRoot, 'deploy/postgres/pg_hba.conf'), 'utf8')).split('\n')
+      .map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '').map((l) => l.split(/\s+/));
+    expect(lines.map((l) => l[0]).sort()).to.deep.equal(['hostssl', 'local']);
+    for (const line of lines) {
+      if (line[0] === 'hostssl') expect(line.at(-1), 'passwords as SCRAM').to.equal('scram-sha-256');
+      else expect(line, 'the socket: postgres alone, by its OS user').to.deep.equal(['local', 'all', 'postgres', 'peer']);
+    }
   });
 
   it('references repository paths that exist; generated ones only under .prod/, which git ignores', async function () {

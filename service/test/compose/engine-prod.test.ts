@@ -56,6 +56,9 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
   let vaultEnv: NodeJS.ProcessEnv;
   let unsealKeys: string[] = [];
   let adminToken = '';
+  /** The bearer token of the app's operator port (PROD_DIR/admin/token), as Prometheus presents it. */
+  let portToken = '';
+  const bearer = () => ({ Authorization: `Bearer ${portToken}` });
   let identity: IdentityProvider;
   const outputs: string[] = [];
 
@@ -126,6 +129,10 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await mkdir(join(prodDir, 'postgres'), { recursive: true });
     await mkdir(join(prodDir, 'credentials'), { recursive: true });
     await mkdir(join(prodDir, 'orchestrator'), { recursive: true });
+    await mkdir(join(prodDir, 'admin'), { recursive: true, mode: 0o700 });
+    portToken = randomBytes(32).toString('hex');
+    registerSecret('prod admin port token', portToken);
+    await writeFile(join(prodDir, 'admin/token'), `${portToken}\n`, { mode: 0o600 });
     for (const file of ['superuser-password', 'vault-admin-password', 'admin-password']) {
       const value = randomBytes(24).toString('hex');
       registerSecret(`prod ${file}`, value);
@@ -193,11 +200,66 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await compose.must(['up', '-d']);
     await appReady(120_000);
     expect(await readdir(join(prodDir, 'credentials')), 'the wrapped secret id left the host').to.deep.equal(['role-id']);
-    const status = await (await get(`${adminUrl}/status`)).json() as { appEnv: string; token: { lastCheckOk: boolean } };
+    const status = await (await get(`${adminUrl}/status`, { headers: bearer() })).json() as { appEnv: string; token: { lastCheckOk: boolean } };
     expect(status.appEnv).to.equal('prod');
     expect(status.token.lastCheckOk).to.equal(true);
     const env = (await compose.must(['exec', '-T', 'app', 'sh', '-c', 'echo $VAULT_ADDR'])).trim();
     expect(env).to.equal('https://vault:8200');
+  });
+
+  it('asks for the bearer token on the operator\'s port: 401 without it or with another, /status and /metrics with it', async function () {
+    for (const path of ['/status', '/metrics']) {
+      const without = await get(`${adminUrl}${path}`);
+      await without.body?.cancel();
+      expect(without.status, `${path} without the token`).to.equal(401);
+      const wrong = await get(`${adminUrl}${path}`, { headers: { Authorization: `Bearer ${randomBytes(32).toString('hex')}` } });
+      await wrong.body?.cancel();
+      expect(wrong.status, `${path} with another token`).to.equal(401);
+    }
+    // Prometheus' scrape: the token from the operator's file.
+    const scrape = await get(`${adminUrl}/metrics`, { headers: bearer() });
+    expect(scrape.status).to.equal(200);
+    expect(await scrape.text()).to.match(/^# TYPE \S+ /m);
+    // The app's own copy, 0400 and the app user's, in a folder no other container mounts.
+    const copy = await compose.must(['exec', '-T', 'app', 'sh', '-c', 'stat -c "%u:%g %a" /admin /admin/token']);
+    expect(copy.trim().split('\n')).to.deep.equal(['1000:1000 500', '1000:1000 400']);
+  });
+
+  it('runs every container with no capability left, no-new-privileges and a read-only root, and each still works', async function () {
+    const running = await compose.containers(false);
+    expect([...running.keys()].sort()).to.deep.equal(['app', 'postgres', 'secret-id-courier', 'vault', 'vault-agent']);
+    for (const [name, { inspect }] of running) {
+      const host = inspect.HostConfig as { CapDrop?: string[]; CapAdd?: string[] | null; SecurityOpt?: string[]; ReadonlyRootfs?: boolean };
+      expect(host.CapDrop, name).to.deep.equal(['ALL']);
+      expect(host.CapAdd ?? [], name).to.deep.equal([]);
+      expect(host.SecurityOpt, name).to.include('no-new-privileges:true');
+      expect(host.ReadonlyRootfs, name).to.equal(true);
+      const status = await compose.must(['exec', '-T', name, 'cat', '/proc/1/status']);
+      expect(status, `${name}: no effective capability`).to.match(/^CapEff:\s+0{16}$/m);
+      expect(status, `${name}: not root`).to.not.match(/^Uid:\s+0\s/m);
+      expect(status, `${name}: no-new-privileges`).to.match(/^NoNewPrivs:\s+1$/m);
+      const write = await compose.compose(['exec', '-T', name, 'sh', '-c', 'echo x >/x-probe']);
+      expect(write.code, `${name}: writing to the root filesystem`).to.not.equal(0);
+      expect(write.stderr, name).to.match(/Read-only file system/i);
+    }
+    // They work so: the app is ready (above), the agent healthy, the courier delivering, Vault and PostgreSQL answering.
+    const ps = await compose.must(['ps']);
+    for (const name of ['vault', 'vault-agent', 'postgres', 'app']) expect(ps, name).to.match(new RegExp(`${project}_${name}_1 .*\\(healthy\\)`));
+  });
+
+  it('refuses a plain TCP connection to PostgreSQL (hostssl only) and offers TLS 1.3 alone', async function () {
+    const psql = (conninfo: string, sql = 'SELECT 1') =>
+      compose.compose(['exec', '-T', 'postgres', 'psql', '-X', '-w', '-tA', '-d', conninfo, '-c', sql]);
+    const plain = await psql('host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable');
+    expect(plain.code, 'sslmode=disable').to.not.equal(0);
+    expect(plain.stderr).to.match(/no pg_hba\.conf entry for host "127\.0\.0\.1", user "postgres", database "postgres", no encryption/);
+    // Over TLS the same connection reaches the password check: the line matched, only the password is missing.
+    const tls = await psql('host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=require');
+    expect(tls.code).to.not.equal(0);
+    expect(tls.stderr).to.match(/no password supplied|password authentication failed/);
+    expect(tls.stderr).to.not.match(/no pg_hba\.conf entry/);
+    const settings = await psql('dbname=postgres user=postgres', 'SHOW ssl_min_protocol_version');
+    expect(settings.stdout.trim(), settings.stderr).to.equal('TLSv1.3');
   });
 
   it('signs in through Vault\'s provider over TLS behind the TLS proxy it trusts: __Host- cookies, a tenant round trip; plain HTTP refused', async function () {
@@ -302,7 +364,7 @@ describe('compose on the engine: docker-compose.prod.yml, init to restart', func
     await unseal();
     expect(await sealed()).to.equal(false);
     await poll('a successful token check after unsealing', 60_000, async () => {
-      const status = await (await get(`${adminUrl}/status`)).json() as { token: { lastCheckAt: string; lastCheckOk: boolean } };
+      const status = await (await get(`${adminUrl}/status`, { headers: bearer() })).json() as { token: { lastCheckAt: string; lastCheckOk: boolean } };
       return Date.parse(status.token.lastCheckAt) > unsealedAt && status.token.lastCheckOk ? true : undefined;
     });
     await appReady(10_000);
