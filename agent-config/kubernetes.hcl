@@ -6,10 +6,11 @@
 #   vault agent -config=config/agent.hcl -config=config/prod.hcl -config=config/kubernetes.hcl
 #
 # The role is <app>-app-<env> (scripts/lib/app-name.sh), bound by scripts/kubernetes-auth.sh to
-# the service account saas-app in the namespace saas; another application or environment
-# names its own role here. The token is the kubelet's projected one, rotated by the kubelet,
-# and read again at every login (token_path's default,
-# /var/run/secrets/kubernetes.io/serviceaccount/token).
+# the service account saas-app in the namespace saas and the audience vault; another
+# application or environment names its own role here. The token is projected by the kubelet
+# for the audience vault into the agent's container only (the pod mounts no default token:
+# deploy/kubernetes/overlays/native-sidecar/agent-sidecar.yaml), rotated by the kubelet, and
+# read again at every login.
 
 auto_auth {
   method "kubernetes" {
@@ -18,7 +19,8 @@ auto_auth {
     min_backoff = "1s"
     max_backoff = "30s"
     config = {
-      role = "saas-app-prod"
+      role       = "saas-app-prod"
+      token_path = "/var/run/secrets/vault/token"
     }
   }
 

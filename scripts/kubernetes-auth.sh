@@ -9,9 +9,9 @@
 # Writes, idempotently:
 #   auth/kubernetes                     enabled (the kubernetes auth method)
 #   auth/kubernetes/config              the API server, its CA, the reviewer's token
-#   auth/kubernetes/role/<app>-app-<env>  bound to the service account and namespace the
-#                                       manifests use, with the policy <app>-app-<env> only and
-#                                       the AppRole role's token TTLs
+#   auth/kubernetes/role/<app>-app-<env>  bound to the service account, namespace and token
+#                                       audience the manifests use, with the policy
+#                                       <app>-app-<env> only and the AppRole role's token TTLs
 # The policy must exist: scripts/bootstrap.sh (or prod/first-bootstrap.sh) writes it.
 #
 # Environment:
@@ -26,6 +26,10 @@
 #                               the client's own token, which then needs that binding itself.
 #   KUBERNETES_NAMESPACE        the app's namespace (default saas)
 #   KUBERNETES_SERVICE_ACCOUNT  the app's service account (default <app>-app)
+#   KUBERNETES_AUDIENCE         the audience the agent's projected token is issued for (default
+#                               vault, as deploy/kubernetes/overlays/native-sidecar projects it):
+#                               a token for another audience (the API server's default, which
+#                               any container given the pod's token would hold) is refused
 #   ROLE_TOKEN_TTL, ROLE_TOKEN_MAX_TTL  the tokens' TTL and max TTL (default 5m and 1h, as
 #                               bootstrap.sh gives the AppRole role)
 set -eu
@@ -73,6 +77,7 @@ if [ -n "$reviewer" ]; then
 fi
 namespace=${KUBERNETES_NAMESPACE:-saas}
 service_account=${KUBERNETES_SERVICE_ACCOUNT:-$app-app}
+audience=${KUBERNETES_AUDIENCE:-vault}
 token_ttl=${ROLE_TOKEN_TTL:-5m}
 token_max_ttl=${ROLE_TOKEN_MAX_TTL:-1h}
 [ "$(seconds ROLE_TOKEN_TTL "$token_ttl")" -le "$(seconds ROLE_TOKEN_MAX_TTL "$token_max_ttl")" ] ||
@@ -99,6 +104,6 @@ if [ "$("$cli" read -field=bound_service_account_names "auth/kubernetes/role/$ro
 fi
 "$cli" write "auth/kubernetes/role/$role" \
   bound_service_account_names="$service_account" bound_service_account_namespaces="$namespace" \
-  token_policies="$role" token_ttl="$token_ttl" token_max_ttl="$token_max_ttl" >/dev/null 2>"$errors" ||
+  audience="$audience" token_policies="$role" token_ttl="$token_ttl" token_max_ttl="$token_max_ttl" >/dev/null 2>"$errors" ||
   fail "cannot write auth/kubernetes/role/$role: $(reason)"
-say "role $role: service account $service_account in namespace $namespace, policy $role, token TTL $token_ttl (max $token_max_ttl)"
+say "role $role: service account $service_account in namespace $namespace, audience $audience, policy $role, token TTL $token_ttl (max $token_max_ttl)"

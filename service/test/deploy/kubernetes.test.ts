@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Deployment as DeploymentModel } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Service, ServiceAccount } from 'kubernetes-models/v1';
 import { execFile } from 'node:child_process';
@@ -23,14 +24,15 @@ const baseDir = 'deploy/kubernetes/base';
  * would send. scripts/install-kubernetes.sh prints the folder holding it (a second run only
  * checks the version; cold, it builds Kubernetes first, about 14 minutes).
  */
-async function renderOverlay(): Promise<string> {
+async function renderOverlay(dir = overlayDir): Promise<string> {
   const install = await run('sh', [join(repoRoot, 'scripts/install-kubernetes.sh')], { maxBuffer: 64 * 1024 * 1024 });
   const kubectl = join(install.stdout.trim(), 'kubectl');
-  return (await run(kubectl, ['kustomize', join(repoRoot, overlayDir)], { maxBuffer: 16 * 1024 * 1024 })).stdout;
+  // The native sidecar's ConfigMap is made from agent-config/, outside its folder.
+  return (await run(kubectl, ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', join(repoRoot, dir)], { maxBuffer: 16 * 1024 * 1024 })).stdout;
 }
 
 /** The models of the kinds the rendered overlay holds: kubernetes-models' precompiled OpenAPI validators. */
-const models = { Deployment: DeploymentModel, PodDisruptionBudget, Service, ServiceAccount } as const;
+const models = { Deployment: DeploymentModel, NetworkPolicy, PodDisruptionBudget, Service, ServiceAccount } as const;
 type Kind = keyof typeof models;
 const isKind = (kind: unknown): kind is Kind => typeof kind === 'string' && Object.hasOwn(models, kind);
 
@@ -41,11 +43,13 @@ function kindInterfaces(): { checker: ts.TypeChecker; kindsType: ts.Type } {
   if (interfaces !== undefined) return interfaces;
   const entry = join(repoRoot, 'service/test/deploy/kubernetes-kinds.virtual.ts');
   const source = `import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 export interface Kinds {
-  Deployment: IDeployment; PodDisruptionBudget: IPodDisruptionBudget; Service: IService; ServiceAccount: IServiceAccount;
+  Deployment: IDeployment; NetworkPolicy: INetworkPolicy; PodDisruptionBudget: IPodDisruptionBudget; Service: IService;
+  ServiceAccount: IServiceAccount;
 }\n`;
   const options: ts.CompilerOptions = {
     module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true,
@@ -116,7 +120,7 @@ const injectorAnnotations: readonly (readonly [string, string])[] = [
   ['agent-inject', '0.1.0'], ['role', '0.1.0'], ['ca-cert', '0.1.0'], ['tls-secret', '0.1.0'],
   ['agent-pre-populate-only', '0.1.0'], ['agent-inject-template-', '0.1.0'], ['agent-inject-token', '0.3.0'],
   ['agent-inject-file-', '0.5.0'], ['agent-inject-perms-', '0.12.0'], ['template-static-secret-render-interval', '0.12.0'],
-  ['auth-min-backoff', '0.16.0'], ['error-on-missing-key-', '1.4.0'], ['agent-template-left-delim-', '1.5.0'],
+  ['agent-service-account-token-volume-name', '0.13.0'], ['auth-min-backoff', '0.16.0'], ['error-on-missing-key-', '1.4.0'], ['agent-template-left-delim-', '1.5.0'],
   ['template-lease-renewal-threshold', '1.7.0'],
 ];
 
@@ -155,7 +159,21 @@ interface ServiceDocument {
 
 interface DisruptionBudget { kind: 'PodDisruptionBudget'; metadata: Metadata; spec: { selector: { matchLabels: Record<string, string> } } }
 
-type Document = Deployment | ServiceDocument | DisruptionBudget | { kind: 'ServiceAccount'; metadata: Metadata };
+interface Selector { matchLabels?: Record<string, string> }
+interface PolicyPeer { podSelector?: Selector; namespaceSelector?: Selector; ipBlock?: unknown }
+interface PolicyPort { protocol: string; port: number }
+interface Policy {
+  kind: 'NetworkPolicy';
+  metadata: Metadata;
+  spec: {
+    podSelector: Selector; policyTypes: string[];
+    ingress?: { from?: PolicyPeer[]; ports?: PolicyPort[] }[];
+    egress?: { to?: PolicyPeer[]; ports?: PolicyPort[] }[];
+  };
+}
+
+type Document = Deployment | ServiceDocument | DisruptionBudget | Policy
+  | { kind: 'ServiceAccount'; metadata: Metadata; automountServiceAccountToken?: boolean };
 
 function only<K extends Document['kind']>(documents: readonly Document[], kind: K): Extract<Document, { kind: K }> {
   const found = documents.filter((d): d is Extract<Document, { kind: K }> => d.kind === kind);
@@ -185,7 +203,7 @@ describe(`${overlayDir}: the agent injector in place of the compose agent, the k
   });
 
   it('is valid against the Kubernetes OpenAPI schemas (kubernetes-models), offline', function () {
-    expect(documents.map((d) => d.kind)).to.have.members(['ServiceAccount', 'Service', 'Deployment', 'PodDisruptionBudget']);
+    expect(documents.map((d) => d.kind)).to.have.members(['ServiceAccount', 'Service', 'Deployment', 'PodDisruptionBudget', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy']);
     for (const document of documents) {
       const kind: string = document.kind; // as rendered: any kind an overlay may add
       if (!isKind(kind)) throw new Error(`no model for kind ${kind}`);
@@ -340,5 +358,167 @@ describe(`${overlayDir}: the agent injector in place of the compose agent, the k
       expect(selector).to.deep.equal({ app: 'saas-app' });
       expect(podLabels).to.include(selector);
     }
+  });
+});
+
+/** A container and a pod as the least-privilege checks read them. */
+interface Container {
+  name: string;
+  env?: { name: string; value: string }[];
+  ports?: { name: string; containerPort: number }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown>;
+}
+interface PodTemplate {
+  metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+  spec: {
+    automountServiceAccountToken?: boolean;
+    containers: Container[];
+    initContainers?: Container[];
+    volumes: { name: string; secret?: { secretName: string }; projected?: { sources: { serviceAccountToken?: { audience?: string; expirationSeconds?: number; path: string } }[] } }[];
+  };
+}
+
+/** Kubernetes quantities the manifests use: cpu in cores or m, memory in Mi or Gi. */
+function quantity(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(m|Mi|Gi)?$/.exec(value);
+  if (match === null) throw new Error(`a quantity the check does not read: ${value}`);
+  const units: Record<string, number> = { m: 1e-3, Mi: 2 ** 20, Gi: 2 ** 30 };
+  return Number(match[1]) * (match[2] === undefined ? 1 : units[match[2]] ?? Number.NaN);
+}
+
+describe('deploy/kubernetes: least privilege in the shipped manifests, rendered by the pinned kubectl (no cluster; issue 33)', function () {
+  const rendered: Record<'injector' | 'native-sidecar', Document[]> = { injector: [], 'native-sidecar': [] };
+  const pod = (variant: keyof typeof rendered) => (only(rendered[variant], 'Deployment').spec.template as unknown as PodTemplate);
+  const allContainers = (template: PodTemplate) => [...template.spec.containers, ...template.spec.initContainers ?? []];
+  const envOf = (container: Container | undefined) => Object.fromEntries(container?.env?.map((e) => [e.name, e.value]) ?? []);
+  let tokenReviewer: { kind: string; type?: string; metadata: Metadata }[];
+
+  before(async function () {
+    this.timeout(30 * 60_000);
+    for (const variant of ['injector', 'native-sidecar'] as const) {
+      rendered[variant] = parseAllDocuments(await renderOverlay(`deploy/kubernetes/overlays/${variant}`)).map((doc) => doc.toJS() as Document);
+    }
+    tokenReviewer = parseAllDocuments(await renderOverlay('deploy/kubernetes/token-reviewer')).map((doc) => doc.toJS() as typeof tokenReviewer[number]);
+  });
+
+  it('mounts no default service account token in the pod, and the agent\'s own token, for the audience vault, in its container only', async function () {
+    for (const variant of ['injector', 'native-sidecar'] as const) {
+      expect(pod(variant).spec.automountServiceAccountToken, variant).to.equal(false);
+      const account = only(rendered[variant], 'ServiceAccount') as { automountServiceAccountToken?: boolean };
+      expect(account.automountServiceAccountToken, `${variant}: the ServiceAccount`).to.equal(false);
+      const tokens = pod(variant).spec.volumes.filter((v) => v.projected?.sources.some((source) => source.serviceAccountToken !== undefined));
+      expect(tokens.map((v) => [v.name, v.projected?.sources[0]?.serviceAccountToken]), variant)
+        .to.deep.equal([['vault-token', { audience: 'vault', expirationSeconds: 600, path: 'token' }]]);
+    }
+    // The native sidecar: only the agent mounts it, where kubernetes.hcl reads it.
+    const sidecar = pod('native-sidecar');
+    const mounts = allContainers(sidecar).flatMap((c) => (c.volumeMounts ?? []).filter((m) => m.name === 'vault-token').map((m) => ({ container: c.name, path: m.mountPath })));
+    expect(mounts).to.deep.equal([{ container: 'vault-agent', path: '/var/run/secrets/vault' }]);
+    const agentConfig = await readFile(join(repoRoot, 'agent-config/kubernetes.hcl'), 'utf8');
+    expect(/^\s*token_path\s*=\s*"([^"]+)"/m.exec(agentConfig)?.[1]).to.equal('/var/run/secrets/vault/token');
+    // The injector mounts the named volume in its own containers only.
+    expect(pod('injector').metadata.annotations?.['vault.hashicorp.com/agent-service-account-token-volume-name']).to.equal('vault-token');
+    expect(allContainers(pod('injector')).flatMap((c) => c.volumeMounts ?? []).map((m) => m.name)).to.not.include('vault-token');
+    // The role binds that audience: kubernetes-auth.sh's default, and the plan's command.
+    const script = await readFile(join(repoRoot, 'scripts/kubernetes-auth.sh'), 'utf8');
+    expect(script).to.match(/^audience=\$\{KUBERNETES_AUDIENCE:-vault\}$/m);
+    expect(script).to.match(/auth\/kubernetes\/role\/\$role" \\\n.*\n\s+audience="\$audience"/);
+  });
+
+  it('gives the operator\'s port on 0.0.0.0 the bearer token of the Secret saas-admin-token, mounted in the app container only', function () {
+    for (const variant of ['injector', 'native-sidecar'] as const) {
+      const template = pod(variant);
+      const app = template.spec.containers.find((c) => c.name === 'app');
+      const env = envOf(app);
+      expect(env, variant).to.include({ ADMIN_HOST: '0.0.0.0' });
+      // The service's own parser refuses a non-loopback ADMIN_HOST in prod without ADMIN_TOKEN_FILE.
+      expect(() => readSettings(env), variant).to.not.throw();
+      const volume = template.spec.volumes.find((v) => v.secret?.secretName === 'saas-admin-token');
+      const mount = app?.volumeMounts?.find((m) => m.name === volume?.name);
+      expect(mount, `${variant}: the Secret's mount`).to.not.equal(undefined);
+      expect(mount?.readOnly).to.equal(true);
+      expect(env.ADMIN_TOKEN_FILE?.startsWith(`${mount?.mountPath ?? '?'}/`), env.ADMIN_TOKEN_FILE).to.equal(true);
+      expect(allContainers(template).filter((c) => c.volumeMounts?.some((m) => m.name === volume?.name)).map((c) => c.name)).to.deep.equal(['app']);
+    }
+  });
+
+  it('reaches PostgreSQL with verify-full, the CA from the Secret postgres-ca', function () {
+    const template = pod('native-sidecar');
+    const app = template.spec.containers.find((c) => c.name === 'app');
+    const env = envOf(app);
+    expect(env).to.include({ DATABASE_SSL_MODE: 'verify-full' });
+    const settings = readSettings(env);
+    expect(settings.databaseSslMode).to.equal('verify-full');
+    const volume = template.spec.volumes.find((v) => v.secret?.secretName === 'postgres-ca');
+    const mount = app?.volumeMounts?.find((m) => m.name === volume?.name);
+    expect(env.DATABASE_CA_FILE).to.equal(`${mount?.mountPath ?? '?'}/ca.crt`);
+  });
+
+  it('runs every container it declares with RuntimeDefault seccomp, no privilege escalation, no capabilities, a read-only root, not as root, with requests and limits', function () {
+    const declared = [...pod('native-sidecar').spec.containers, ...pod('native-sidecar').spec.initContainers ?? []];
+    expect(declared.map((c) => c.name).sort()).to.deep.equal(['app', 'vault-agent']);
+    for (const container of declared) {
+      expect(container.securityContext, container.name).to.deep.include({
+        seccompProfile: { type: 'RuntimeDefault' }, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] },
+        readOnlyRootFilesystem: true, runAsNonRoot: true,
+      });
+      for (const resource of ['cpu', 'memory']) {
+        const request = container.resources?.requests?.[resource];
+        const limit = container.resources?.limits?.[resource];
+        expect(request, `${container.name}: ${resource} request`).to.be.a('string');
+        expect(limit, `${container.name}: ${resource} limit`).to.be.a('string');
+        expect(quantity(request ?? '0'), `${container.name}: ${resource} request within its limit`).to.be.at.most(quantity(limit ?? '0'));
+      }
+    }
+  });
+
+  it('denies every pod of the namespace all traffic but what the policies allow, which select the shipped pods and ports', function () {
+    const policies = rendered['native-sidecar'].filter((d): d is Policy => d.kind === 'NetworkPolicy');
+    const byName = Object.fromEntries(policies.map((p) => [p.metadata.name, p.spec]));
+    expect(Object.keys(byName).sort()).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress']);
+    expect(byName['default-deny']).to.deep.equal({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    const template = pod('native-sidecar');
+    const app = template.spec.containers.find((c) => c.name === 'app');
+    const env = envOf(app);
+    const port = (name: string) => app?.ports?.find((p) => p.name === name)?.containerPort;
+    for (const name of ['saas-app-ingress', 'saas-app-egress']) {
+      const selector = byName[name]?.podSelector.matchLabels ?? {};
+      // An empty selector would open every pod of the namespace; one matching no pod, none.
+      expect(Object.keys(selector), name).to.not.deep.equal([]);
+      expect(template.metadata.labels, `${name} selects the app's pods`).to.include(selector);
+    }
+    // In: the public port from the ingress controller's namespace, the admin port from monitoring's.
+    expect(byName['saas-app-ingress']?.ingress).to.deep.equal([
+      { from: [{ namespaceSelector: { matchLabels: { 'saas.network/ingress': 'true' } } }], ports: [{ protocol: 'TCP', port: port('http') }] },
+      { from: [{ namespaceSelector: { matchLabels: { 'saas.network/monitoring': 'true' } } }], ports: [{ protocol: 'TCP', port: port('admin') }] },
+    ]);
+    expect([port('http'), port('admin')]).to.deep.equal([Number(env.PORT), Number(env.ADMIN_PORT)]);
+    // Out: Vault's namespace and port as VAULT_ADDR names them, PostgreSQL's port, HTTPS, DNS.
+    const vault = new URL(env.VAULT_ADDR ?? '');
+    expect(byName['saas-app-egress']?.egress).to.deep.equal([
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': vault.hostname.split('.')[1] } } }], ports: [{ protocol: 'TCP', port: Number(vault.port) }] },
+      { ports: [{ protocol: 'TCP', port: Number(env.DATABASE_PORT) }, { protocol: 'TCP', port: 443 }] },
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+    ]);
+  });
+
+  it('tells the operator the namespace labels and Secrets it must create', async function () {
+    const base = await comments('deploy/kubernetes/base/kustomization.yaml');
+    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    for (const needed of ['saas.network/ingress', 'saas.network/monitoring', 'saas-admin-token', 'postgres-ca']) {
+      expect(base, needed).to.contain(needed);
+      expect(readme, needed).to.contain(needed);
+    }
+  });
+
+  it('holds no never-expiring service account token: the reviewer\'s is a bound one the operator requests and renews', async function () {
+    expect(tokenReviewer.map((d) => d.kind).sort()).to.deep.equal(['ClusterRoleBinding', 'Namespace', 'ServiceAccount']);
+    expect(tokenReviewer.filter((d) => d.type === 'kubernetes.io/service-account-token')).to.deep.equal([]);
+    const how = await comments('deploy/kubernetes/token-reviewer/kustomization.yaml');
+    expect(how).to.match(/kubectl create token vault-token-reviewer -n vault --duration=\d+h/);
+    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    expect(readme).to.match(/kubectl create token vault-token-reviewer -n vault --duration=\d+h/);
   });
 });

@@ -29,6 +29,11 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
   const podUrl = (pod: Pod, port?: number) => deployed.podUrl(pod, port);
   const podStatus = (pod: Pod) => deployed.podStatus(pod);
   const agentToken = (pod: Pod) => deployed.agentToken(pod);
+  /** A command's output in one of a pod's containers. */
+  const exec = (pod: Pod, container: string, command: string) =>
+    cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', container, '--', 'sh', '-c', command]);
+  /** A JSON Web Token's claims (not verified: the API server issued it to the test). */
+  const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { aud: string[]; exp: number; iat: number };
 
   before(async function () {
     // Cold, the first run builds Kubernetes (about 14 minutes on 2 cores), printing its progress.
@@ -48,10 +53,11 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       const rendered = await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', join(repoRoot, 'deploy/kubernetes/overlays', variant)]);
       // The API server's own validation and admission, nothing stored: every object is named.
       const admitted = await cluster.kube(['apply', '--dry-run=server', '-f', '-'], rendered);
+      const policies = ['default-deny', 'saas-app-ingress', 'saas-app-egress'].map((name) => `networkpolicy.networking.k8s.io/${name}`);
       const kinds = variant === 'injector'
-        ? ['serviceaccount/saas-app', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app']
-        : ['serviceaccount/saas-app', 'configmap/saas-vault-agent-', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app'];
-      for (const kind of kinds) expect(admitted, variant).to.match(new RegExp(`^${kind.replace('.', '\\.')}\\S* (created|configured|unchanged) \\(server dry run\\)$`, 'm'));
+        ? ['serviceaccount/saas-app', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app', ...policies]
+        : ['serviceaccount/saas-app', 'configmap/saas-vault-agent-', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app', ...policies];
+      for (const kind of kinds) expect(admitted, variant).to.match(new RegExp(`^${kind.replaceAll('.', '\\.')}\\S* (created|configured|unchanged) \\(server dry run\\)$`, 'm'));
     }
     // A field the schemas do not know is refused, not dropped: the dry run checks for real.
     const broken = (await cluster.kube(['kustomize', join(repoRoot, 'deploy/kubernetes/overlays/injector')]))
@@ -70,6 +76,72 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       expect(agent?.started, 'vault-agent started').to.equal(true);
       expect(Object.keys(agent?.state ?? {})).to.deep.equal(['running']);
       expect((await fetch(`${await podUrl(pod)}/readyz`)).status).to.equal(200);
+    }
+  });
+
+  it('stores the base\'s NetworkPolicies as shipped (this cluster\'s bridge plugin does not enforce them)', async function () {
+    const stored = (await cluster.kube(['get', 'networkpolicy', '-n', namespace, '-o', 'name'])).split('\n').filter((l) => l !== '').sort();
+    expect(stored).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress'].map((name) => `networkpolicy.networking.k8s.io/${name}`));
+  });
+
+  it('mounts no service account token in the app container; the agent alone holds one, for the audience vault, 10 minutes', async function () {
+    const [pod] = await runningPods();
+    if (pod === undefined) throw new Error('no pod');
+    // The pod as admitted: the ServiceAccount admission plugin adds a token volume to every
+    // container unless automountServiceAccountToken is off.
+    interface Admitted { spec: {
+      automountServiceAccountToken?: boolean;
+      volumes: { name: string; projected?: { sources: { serviceAccountToken?: { audience?: string; expirationSeconds?: number } }[] } }[];
+      containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+      initContainers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+    } }
+    const admitted = await cluster.api<Admitted>(`/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`);
+    const tokenVolumes = admitted.spec.volumes.filter((v) => v.projected?.sources.some((source) => source.serviceAccountToken !== undefined));
+    expect(tokenVolumes.map((v) => [v.name, v.projected?.sources.map((source) => source.serviceAccountToken).filter((t) => t !== undefined)]))
+      .to.deep.equal([['vault-token', [{ audience: 'vault', expirationSeconds: 600, path: 'token' }]]]);
+    const mounting = [...admitted.spec.containers, ...admitted.spec.initContainers]
+      .filter((c) => c.volumeMounts?.some((m) => tokenVolumes.some((v) => v.name === m.name))).map((c) => c.name);
+    expect(mounting, 'the containers that mount a token').to.deep.equal(['vault-agent']);
+    // What the app's processes see: no mount under /var/run/secrets, no token file there.
+    const mounts = await exec(pod, 'app', 'cat /proc/self/mountinfo');
+    expect(mounts.split('\n').filter((l) => /\/run\/secrets|serviceaccount/.test(l)), 'mounts in the app container').to.deep.equal([]);
+    expect(await exec(pod, 'app', 'ls -A /var/run/secrets /run/secrets 2>&1 || true')).to.not.match(/token|kubernetes\.io/);
+    // The agent's token: audience vault, 600 s, read where kubernetes.hcl's token_path says.
+    const jwt = (await exec(pod, 'vault-agent', 'cat /var/run/secrets/vault/token')).trim();
+    registerSecret('agent projected token', jwt);
+    const agentClaims = claims(jwt);
+    expect(agentClaims.aud).to.deep.equal(['vault']);
+    expect(agentClaims.exp - agentClaims.iat).to.equal(600);
+  });
+
+  it('asks for the bearer token of the Secret saas-admin-token on the operator\'s port, which listens on every address', async function () {
+    const [pod] = await runningPods();
+    if (pod === undefined) throw new Error('no pod');
+    const admin = await podUrl(pod, 3001);
+    for (const path of ['/status', '/metrics']) {
+      const bare = await fetch(`${admin}${path}`);
+      await bare.body?.cancel();
+      expect(bare.status, `${path} without the token`).to.equal(401);
+      const wrong = await fetch(`${admin}${path}`, { headers: { Authorization: 'Bearer not-the-token' } });
+      await wrong.body?.cancel();
+      expect(wrong.status, `${path} with another token`).to.equal(401);
+      const scraped = await fetch(`${admin}${path}`, { headers: deployed.adminHeaders });
+      await scraped.body?.cancel();
+      expect(scraped.status, `${path} with the Secret's token`).to.equal(200);
+    }
+  });
+
+  it('runs each container under the runtime\'s seccomp filter, no new privileges, no capabilities, within its memory limit', async function () {
+    const [pod] = await runningPods();
+    if (pod === undefined) throw new Error('no pod');
+    for (const container of ['app', 'vault-agent']) {
+      // PID 1 of the container: Seccomp 2 is a filter (RuntimeDefault; 0 when unconfined).
+      const status = await exec(pod, container, 'cat /proc/1/status');
+      const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status)?.[1];
+      expect({ seccomp: field('Seccomp'), noNewPrivs: field('NoNewPrivs'), capEff: field('CapEff'), capBnd: field('CapBnd') }, container)
+        .to.deep.equal({ seccomp: '2', noNewPrivs: '1', capEff: '0000000000000000', capBnd: '0000000000000000' });
+      expect(Number(field('Uid')), `${container} runs as a user other than root`).to.be.greaterThan(0);
+      expect(await exec(pod, container, 'touch /tmp/probe 2>&1 || true'), `${container}'s root filesystem`).to.match(/Read-only file system/);
     }
   });
 
@@ -123,6 +195,11 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     // Vault's PostgreSQL plugin names its users v-<display name, 8 characters>-<role, 8>-...:
     // the token that read them came from the kubernetes auth method (display name kubernetes-...).
     expect(users.split('\n').some((u) => u.startsWith('v-kubernet-saas-app-')), users).to.equal(true);
+    // Over TLS (DATABASE_SSL_MODE=verify-full as shipped): every connection of the pods' users.
+    const ssl = (await vault.pg.query("SELECT DISTINCT a.usename || ' ' || s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'saas' AND a.usename LIKE 'v-kubernet-%'"))
+      .split('\n').filter((l) => l !== '');
+    expect(ssl, 'the pods\' users').to.not.deep.equal([]);
+    expect(ssl.filter((l) => !/ (t|true)$/.test(l)), 'the pods\' connections in clear').to.deep.equal([]);
   });
 
   it('takes a KV rotation to the pod within the render interval + 1 s', async function () {
@@ -181,6 +258,36 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     // The app's sink watch and one lookup, + 1 s: on time, with no step by hand.
     await until('the agent on time in /status', 25 + 1000 + 1000, async () => ((await podStatus(pod)).agent?.state === 'on_time' ? true : undefined));
     expect((await fetch(`${await podUrl(pod)}/readyz`)).status).to.equal(200);
+  });
+
+  it('stays within the containers\' memory limits after rotations, a revocation and a crash (prints the figures)', async function () {
+    const pods = await runningPods();
+    const figures: string[] = [];
+    const within: { what: string; anon: number; limit: number }[] = [];
+    for (const pod of pods) {
+      for (const container of ['app', 'vault-agent']) {
+        // PID 1 (node, or vault): its peak resident set (VmHWM, the binary's mapped pages
+        // included, which the kernel can drop) and its anonymous memory now (RssAnon, which it
+        // cannot); the container's cgroup (v1, as these machines run): its limit, its peak with
+        // the page cache, its CPU time.
+        const status = await exec(pod, container, 'cat /proc/1/status');
+        const kb = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+        const [limit = Number.NaN, withCache = Number.NaN, cpu = 0] = (await exec(pod, container,
+          'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes; cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo 0'))
+          .trim().split('\n').map(Number);
+        const now = await cluster.api<Pod>(`/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`);
+        const state = [...now.status.containerStatuses ?? [], ...now.status.initContainerStatuses ?? []].find((c) => c.name === container)?.state as { running?: { startedAt: string } } | undefined;
+        const seconds = (Date.now() - Date.parse(state?.running?.startedAt ?? new Date().toISOString())) / 1000;
+        const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+        figures.push(`${pod.metadata.name}/${container}: RssAnon ${mib(kb('RssAnon'))} MiB, peak RSS ${mib(kb('VmHWM'))} MiB, cgroup peak with page cache ${mib(withCache)} MiB, limit ${mib(limit)} MiB; cpu ${(cpu / 1e9).toFixed(1)} s in ${seconds.toFixed(0)} s`);
+        within.push({ what: `${pod.metadata.name}/${container}`, anon: kb('RssAnon'), limit });
+      }
+    }
+    console.log(figures.map((f) => `      ${f}`).join('\n'));
+    for (const { what, anon, limit } of within) {
+      expect(limit, `${what}: a memory limit`).to.be.below(2 ** 40);
+      expect(anon, `${what}: anonymous memory within 75 % of the limit`).to.be.below(limit * 0.75);
+    }
   });
 
   it('drains the app before the agent stops when a pod is deleted', async function () {
@@ -265,12 +372,12 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     expect(outcomes.filter((o) => o.status !== 200).map((o) => `${o.ip} ${o.status} ${o.error ?? ''}`)).to.deep.equal([]);
   });
 
-  it('refuses, in Vault, a token of another service account or of another namespace', async function () {
+  it('refuses, in Vault, a token of another service account, of another namespace, or of the app\'s own for another audience', async function () {
     await cluster.kube(['create', 'serviceaccount', 'other', '-n', namespace]);
     await cluster.kube(['create', 'namespace', 'elsewhere']);
     await cluster.kube(['create', 'serviceaccount', 'saas-app', '-n', 'elsewhere']);
-    const login = async (ns: string, account: string) => {
-      const jwt = (await cluster.kube(['create', 'token', account, '-n', ns])).trim();
+    const login = async (ns: string, account: string, audience: string[] = ['--audience', 'vault']) => {
+      const jwt = (await cluster.kube(['create', 'token', account, '-n', ns, ...audience])).trim();
       registerSecret(`${ns}/${account} token`, jwt);
       return cliAs(vault.node, '', ['write', 'auth/kubernetes/login', 'role=saas-app-prod', `jwt=${jwt}`]);
     };
@@ -280,6 +387,11 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     const elsewhere = await login('elsewhere', 'saas-app');
     expect(elsewhere.code).to.not.equal(0);
     expect(elsewhere.stderr).to.match(/namespace not authorized/);
+    // The app's own account with the API server's default audience: what code in the app
+    // container would hold if the pod mounted its token.
+    const apiAudience = await login(namespace, 'saas-app', []);
+    expect(apiAudience.code).to.not.equal(0);
+    expect(apiAudience.stderr).to.match(/audience/i);
     // The same call with the app's own account succeeds: the refusals are about the identity.
     const own = await login(namespace, 'saas-app');
     expect(own.code, own.stderr).to.equal(0);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
@@ -8,6 +9,7 @@ import { ensureServerInstalled, repoRoot } from './bao.js';
 import { runScript } from './bao-server.js';
 import { startTestCluster, type TestCluster } from './kubernetes.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
+import { enableTls, generateTls } from './postgres-tls.js';
 import { addIdentityProviderAfterBootstrap } from './production-identity.js';
 import { scaledAgentFile, startScaledVault, type ScaledVault } from './scaled-production.js';
 import { asDuration } from './shipped-durations.js';
@@ -39,6 +41,11 @@ import { tempDir } from './temp-dirs.js';
  * TRUSTED_PROXIES to the node's address on the pods' bridge, where the test's connections come
  * from: the test's client plays the TLS proxy (an Ingress) with X-Forwarded-Proto: https, and
  * calls /auth/callback at the pod's address.
+ *
+ * The operator's other Secrets, as the README lists them: saas-admin-token (the operator's
+ * port's bearer token, which every scrape here sends) and postgres-ca (the test PostgreSQL
+ * serves TLS with a certificate for postgres.saas.svc from a throw-away CA, and the pods check
+ * it with verify-full as shipped). The reviewer's token is a bound one (kubectl create token).
  */
 export const factor = 30;
 export const namespace = 'saas';
@@ -91,6 +98,10 @@ export interface NativeSidecar {
   podUrl(pod: Pod, port?: number): Promise<string>;
   podStatus(pod: Pod): Promise<Status>;
   agentToken(pod: Pod): Promise<string>;
+  /** The operator's port's bearer token (the Secret saas-admin-token). */
+  readonly adminToken: string;
+  /** The headers a scrape of the operator's port sends. */
+  readonly adminHeaders: Record<string, string>;
   /** scripts/kubernetes-auth.sh run again as the operator first ran it. */
   configureAuth(): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The test's issuer (see the top of this file). */
@@ -127,22 +138,25 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
   };
   let configureAuth: NativeSidecar['configureAuth'];
   let identity: IdentityProvider;
+  const adminToken = randomBytes(24).toString('hex');
+  registerSecret('admin port token', adminToken);
+  const adminHeaders = { Authorization: `Bearer ${adminToken}` };
   try {
     for (const outcome of [startedCluster, startedVault]) if (outcome.status === 'rejected') throw outcome.reason;
     if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
     identity = await addIdentityProviderAfterBootstrap(vault.node, vault.adminToken, vault.unsealKeys, await shippedRedirectUrl(),
       { appEnv: 'prod', caFile: vault.tls.ca, extraEnv: { ISSUER_ADDR: issuerAddr } });
-    configureAuth = await configure(cluster, vault);
+    configureAuth = await configure(cluster, vault, adminToken);
   } catch (error) {
     await stop();
     throw error;
   }
   const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
   return {
-    cluster, vault, pods, stop, podUrl, configureAuth, identity,
+    cluster, vault, pods, stop, podUrl, configureAuth, identity, adminToken, adminHeaders,
     signIn: async (pod, user = 'acme') => identity.signIn(await podUrl(pod), user, { ...overTls }),
     runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
-    podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`)).json()) as Status,
+    podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`, { headers: adminHeaders })).json()) as Status,
     agentToken: (pod) => cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', 'vault-agent', '--', 'cat', '/vault/secrets/token']),
   };
 }
@@ -157,21 +171,26 @@ async function shippedRedirectUrl(): Promise<string> {
   return url;
 }
 
-async function configure(cluster: TestCluster, vault: ScaledVault): Promise<NativeSidecar['configureAuth']> {
+async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<NativeSidecar['configureAuth']> {
   const d = vault.durations;
   await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
   await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
 
-  // The operator's steps, as the README gives them: the namespace, Vault's CA, the reviewer.
+  // PostgreSQL serves TLS, with a certificate for the name the pods dial.
+  const pgTls = await generateTls('postgres.saas.svc');
+  await enableTls(vault.pg, pgTls);
+
+  // The operator's steps, as the README gives them: the namespace, Vault's and PostgreSQL's
+  // CAs, the operator's port's token, the reviewer and its bound token.
   await cluster.kube(['create', 'namespace', namespace]);
   await cluster.kube(['create', 'secret', 'generic', 'vault-ca', '-n', namespace, `--from-file=ca.crt=${vault.tls.ca}`]);
-  await cluster.kube(['apply', '-k', join(repoRoot, 'deploy/kubernetes/token-reviewer')]);
-  const reviewer = await until('the reviewer token', 30_000, async () => {
-    const encoded = await cluster.kube(['get', 'secret', '-n', 'vault', 'vault-token-reviewer', '-o', 'jsonpath={.data.token}']);
-    return encoded === '' ? undefined : Buffer.from(encoded, 'base64').toString();
-  });
-  registerSecret('token reviewer jwt', reviewer);
+  await cluster.kube(['create', 'secret', 'generic', 'postgres-ca', '-n', namespace, `--from-file=ca.crt=${pgTls.ca}`]);
   const work = await tempDir('kubernetes');
+  await writeFile(join(work, 'admin-token'), adminToken, { mode: 0o600 });
+  await cluster.kube(['create', 'secret', 'generic', 'saas-admin-token', '-n', namespace, `--from-file=token=${join(work, 'admin-token')}`]);
+  await cluster.kube(['apply', '-k', join(repoRoot, 'deploy/kubernetes/token-reviewer')]);
+  const reviewer = (await cluster.kube(['create', 'token', 'vault-token-reviewer', '-n', 'vault', '--duration=720h'])).trim();
+  registerSecret('token reviewer jwt', reviewer);
   await writeFile(join(work, 'reviewer.jwt'), reviewer, { mode: 0o600 });
   const configureAuth = () => runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
     VAULT_TOKEN: vault.harnessToken, KUBERNETES_HOST: cluster.apiServerUrl, KUBERNETES_CA_FILE: cluster.caFile,
