@@ -242,20 +242,85 @@ path "sys/policies/acl/saas-*" {
 # admin): one connection per environment (saas-<env>), one role per environment
 # (saas-app-<env>), and rotating the root credential Vault holds for each connection. No
 # database/creds: the admin does not need the app's database credentials.
+# What runs in PostgreSQL as vault_admin (CREATEROLE: on PostgreSQL 15 it may grant any role
+# but superuser, pg_execute_server_program included) is fixed here, not the admin's to write:
+# the role's statements are exactly scripts/database-engine.sh's (each list whole, as one
+# allowed value; policies.test.ts keeps them equal), and the connection takes no
+# root_rotation_statements nor any other parameter than those listed.
 # scripts/database-engine.sh, run by the admin, lists the mounts to find database/ (mounted by
 # first-bootstrap.sh): reading the mount table changes nothing; mounting is a write on
 # sys/mounts/<path>, which stays root's.
 path "sys/mounts" {
   capabilities = ["read"]
 }
-path "database/config/saas-*" {
+path "database/config/saas-dev" {
   capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "plugin_name"             = ["postgresql-database-plugin"]
+    "allowed_roles"           = ["saas-app-dev"]
+    "connection_url"          = []
+    "username"                = []
+    "password"                = []
+    "password_authentication" = ["scram-sha-256"]
+    "verify_connection"       = []
+  }
+}
+path "database/roles/saas-app-dev" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "db_name"               = ["saas-dev"]
+    "default_ttl"           = []
+    "max_ttl"               = []
+    "creation_statements"   = [["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE saas_app_owner", "ALTER ROLE \"{{name}}\" SET role = saas_app_owner"]]
+    "revocation_statements" = [["DO $$\nBEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{{name}}') THEN\n    GRANT \"{{name}}\" TO CURRENT_USER;\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = '{{name}}';\n    REASSIGN OWNED BY \"{{name}}\" TO saas_app_owner;\n    DROP OWNED BY \"{{name}}\";\n    DROP ROLE \"{{name}}\";\n  END IF;\nEND\n$$"]]
+  }
+}
+path "database/config/saas-staging" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "plugin_name"             = ["postgresql-database-plugin"]
+    "allowed_roles"           = ["saas-app-staging"]
+    "connection_url"          = []
+    "username"                = []
+    "password"                = []
+    "password_authentication" = ["scram-sha-256"]
+    "verify_connection"       = []
+  }
+}
+path "database/roles/saas-app-staging" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "db_name"               = ["saas-staging"]
+    "default_ttl"           = []
+    "max_ttl"               = []
+    "creation_statements"   = [["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE saas_app_owner", "ALTER ROLE \"{{name}}\" SET role = saas_app_owner"]]
+    "revocation_statements" = [["DO $$\nBEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{{name}}') THEN\n    GRANT \"{{name}}\" TO CURRENT_USER;\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = '{{name}}';\n    REASSIGN OWNED BY \"{{name}}\" TO saas_app_owner;\n    DROP OWNED BY \"{{name}}\";\n    DROP ROLE \"{{name}}\";\n  END IF;\nEND\n$$"]]
+  }
+}
+path "database/config/saas-prod" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "plugin_name"             = ["postgresql-database-plugin"]
+    "allowed_roles"           = ["saas-app-prod"]
+    "connection_url"          = []
+    "username"                = []
+    "password"                = []
+    "password_authentication" = ["scram-sha-256"]
+    "verify_connection"       = []
+  }
+}
+path "database/roles/saas-app-prod" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "db_name"               = ["saas-prod"]
+    "default_ttl"           = []
+    "max_ttl"               = []
+    "creation_statements"   = [["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE saas_app_owner", "ALTER ROLE \"{{name}}\" SET role = saas_app_owner"]]
+    "revocation_statements" = [["DO $$\nBEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{{name}}') THEN\n    GRANT \"{{name}}\" TO CURRENT_USER;\n    PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = '{{name}}';\n    REASSIGN OWNED BY \"{{name}}\" TO saas_app_owner;\n    DROP OWNED BY \"{{name}}\";\n    DROP ROLE \"{{name}}\";\n  END IF;\nEND\n$$"]]
+  }
 }
 path "database/config" {
   capabilities = ["list"]
-}
-path "database/roles/saas-app-*" {
-  capabilities = ["create", "read", "update", "delete"]
 }
 path "database/roles" {
   capabilities = ["list"]

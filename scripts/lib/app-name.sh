@@ -28,7 +28,8 @@ app_connection() {
   echo "$app-$1"
 }
 # A shipped policy (policies/*.hcl, written for the application saas) as this application's:
-# every name in them begins with saas- (saas-project, saas-app-<env>, saas-infra, saas-admin...).
+# every name in them begins with saas- (saas-project, saas-app-<env>, saas-infra, saas-admin...),
+# and the admin's pinned database statements name the group role saas_app_owner.
 app_policy() {
-  sed "s/saas-/$app-/g" "$1"
+  sed -e "s/saas-/$app-/g" -e "s/saas_app_owner/${app}_app_owner/g" "$1"
 }
