@@ -27,7 +27,10 @@ listener "tcp" {
   cluster_address = "0.0.0.0:8201"
   tls_cert_file   = "/vault/tls/server.pem"
   tls_key_file    = "/vault/tls/server-key.pem"
-  tls_min_version = "tls12"
+  # TLS 1.3 only: every suite it has is AEAD with an ephemeral key exchange (TLS 1.2 offered
+  # CBC suites), and every client shipped speaks it (the service's Node.js, the Go CLI, agent
+  # and Raft peers). service/test/deploy/tls-suites.test.ts checks it with testssl.sh.
+  tls_min_version = "tls13"
 }
 
 api_addr     = "https://vault-1:8200"
