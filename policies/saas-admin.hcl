@@ -145,11 +145,18 @@ path "auth/approle/role/saas-app-prod/secret-id-accessor/destroy" {
   capabilities = ["update"]
 }
 
-# A new orchestrator token when the old one expired or leaked: only through the token role
-# saas-orchestrator (first-bootstrap.sh creates it: policy saas-orchestrator only, orphan,
-# periodic), so the admin cannot mint a token with any other policy, and the new token does
-# not die with the admin's own short-lived token.
-path "auth/token/create/saas-orchestrator" {
+# A new orchestrator token when the old one expired or leaked: only through the token roles
+# saas-orchestrator-<env> (first-bootstrap.sh creates them: policy saas-orchestrator-<env>
+# only, orphan, periodic, bound to the orchestrator's addresses when given), so the admin
+# cannot mint a token with any other policy, and the new token does not die with the admin's
+# own short-lived token.
+path "auth/token/create/saas-orchestrator-dev" {
+  capabilities = ["update"]
+}
+path "auth/token/create/saas-orchestrator-staging" {
+  capabilities = ["update"]
+}
+path "auth/token/create/saas-orchestrator-prod" {
   capabilities = ["update"]
 }
 # The kill switch (scripts/prod/kill-switch.sh) locks the app's roles on every auth method, and

@@ -12,7 +12,7 @@
 #      example secrets, and the role-id and secret-id files the agent logs in with; then
 #      postgres-credentials.sh: the PostgreSQL superuser password, the app's KV credentials and
 #      vault_admin's initial password, from Vault, as files for the postgres container; then
-#      the orchestrator: the policy <app>-orchestrator, the token role <app>-orchestrator (as
+#      the orchestrator: the policy <app>-orchestrator-<env>, the token role <app>-orchestrator-<env> (as
 #      scripts/prod/first-bootstrap.sh makes them) and a token of that role in
 #      ORCHESTRATOR_DIR/token, for secret-id-courier (scripts/prod/deliver-secret-ids.sh);
 #      then, with DEMO_USERS_DIR, the dev sign-in: demo-identity.sh makes Vault's own OpenID
@@ -271,21 +271,22 @@ dev_restore_postgres_passwords() {
 orchestrator() {
   period=${ORCHESTRATOR_TOKEN_PERIOD:-24h}
   seconds ORCHESTRATOR_TOKEN_PERIOD "$period" >/dev/null
-  app_policy "$here/../policies/saas-orchestrator.hcl" | "$cli" policy write "$app-orchestrator" - >/dev/null 2>"$errors" ||
-    fail "cannot write policy $app-orchestrator: $(reason)"
-  "$cli" write "auth/token/roles/$app-orchestrator" allowed_policies="$app-orchestrator" orphan=true renewable=true \
-    token_period="$period" >/dev/null 2>"$errors" || fail "cannot write the token role $app-orchestrator: $(reason)"
+  name=$app-orchestrator-$APP_ENV
+  app_policy "$here/../policies/saas-orchestrator-$APP_ENV.hcl" | "$cli" policy write "$name" - >/dev/null 2>"$errors" ||
+    fail "cannot write policy $name: $(reason)"
+  "$cli" write "auth/token/roles/$name" allowed_policies="$name" orphan=true renewable=true \
+    token_period="$period" >/dev/null 2>"$errors" || fail "cannot write the token role $name: $(reason)"
   file=$orchestrator_dir/token
   if [ -s "$file" ] && VAULT_TOKEN=$(cat "$file") "$cli" token lookup >/dev/null 2>&1; then
     echo "compose-vault-init: the orchestrator token in $file is still valid, left in place"
     return 0
   fi
   tmp=$(mktemp "$orchestrator_dir/.token.XXXXXX") || fail "cannot write in $orchestrator_dir"
-  "$cli" token create -role="$app-orchestrator" -field=token >"$tmp" 2>"$errors" ||
+  "$cli" token create -role="$name" -field=token >"$tmp" 2>"$errors" ||
     { rm -f "$tmp"; fail "cannot create the orchestrator token: $(reason)"; }
   chmod 0400 "$tmp"
   mv -f "$tmp" "$file"
-  echo "compose-vault-init: wrote the policy and token role $app-orchestrator, and a token of that role (period $period) to $file"
+  echo "compose-vault-init: wrote the policy and token role $name, and a token of that role (period $period) to $file"
 }
 
 # vault-db-init, dev, a server with no database connection yet (see the top of this file).

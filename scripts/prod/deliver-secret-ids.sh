@@ -27,7 +27,7 @@
 #   DELIVERY_INTERVAL             how often it looks at the file (default 30s)
 #   SECRET_ID_MAX_AGE             a waiting file older than this is replaced (default 5m)
 #   WRAP_TTL                      the wrapping token's TTL (default 10m, the most the
-#                                 saas-orchestrator policy allows)
+#                                 saas-orchestrator-<env> policy allows)
 #   ORCHESTRATOR_RENEW_INTERVAL   how often it renews its token (default 6h)
 set -eu
 fail() {

@@ -7,9 +7,11 @@
 #   2. runs scripts/bootstrap.sh for <env> with production settings: single-use secret ids
 #      (ROLE_SECRET_ID_NUM_USES=1, a fresh wrapped one is delivered before each login) and a
 #      short wrap TTL; role-id and a first wrapped secret-id land in <credentials-dir>;
-#   3. writes the policy saas-orchestrator and creates a periodic orchestrator token that can
-#      only mint wrapped secret ids for the role, into <orchestrator-token-file> (0400), through
-#      the token role saas-orchestrator (so an admin can mint a new one later, and only that);
+#   3. writes the policies saas-orchestrator-<each env> and their token roles (one orchestrator
+#      per environment: a staging orchestrator cannot mint a prod secret id; each token role
+#      bound to ORCHESTRATOR_BOUND_CIDRS_<ENV> when given), and creates a periodic token of
+#      <env>'s role, which can only mint wrapped secret ids for saas-app-<env>, into
+#      <orchestrator-token-file> (0400); an admin can mint a new one later, through those roles only;
 #   4. writes the policy saas-admin, enables userpass and creates one admin user bound to it
 #      (without it nobody could run the runbook once root is gone), and mounts the database
 #      secrets engine at database/ (mounting is root's; configuring it is the admin's);
@@ -17,12 +19,16 @@
 #
 # Environment: VAULT_ADDR, VAULT_CACERT, VAULT_CLI (vault or bao); ROLE_* and
 # ROLE_SECRET_ID_BOUND_CIDRS and APP_NAME (default saas: the names <app>-admin,
-# <app>-orchestrator, <app>-app-<env>) pass through to bootstrap.sh;
+# <app>-orchestrator-<env>, <app>-app-<env>) pass through to bootstrap.sh;
 #   ADMIN_PASSWORD_FILE          a file whose first line is the admin's password (required: the
 #                                password itself never goes through argv or the environment)
 #   ADMIN_USERNAME               the userpass user (default admin)
 #   ADMIN_TOKEN_TTL, ADMIN_TOKEN_MAX_TTL   the admin's token lifetime (default 1h, at most 8h)
 #   ORCHESTRATOR_TOKEN_PERIOD    the orchestrator token's period: renew it within that (24h)
+#   ORCHESTRATOR_BOUND_CIDRS_DEV, ORCHESTRATOR_BOUND_CIDRS_STAGING, ORCHESTRATOR_BOUND_CIDRS_PROD
+#                                the addresses (CIDR blocks, comma-separated) each environment's
+#                                orchestrator calls from, where the platform gives fixed ones:
+#                                its tokens are refused from anywhere else (default: none)
 #   AUDIT_FILE_PATH              where HashiCorp Vault's file audit device writes, as the server
 #                                sees it (default /vault/data/audit.log, as in deploy/vault-server.hcl)
 set -eu
@@ -83,10 +89,12 @@ ROLE_SECRET_ID_NUM_USES=${ROLE_SECRET_ID_NUM_USES:-1} \
 # by <app>- (scripts/lib/app-name.sh).
 . "$here/../lib/app-name.sh"
 policies=$here/../../policies
-app_policy "$policies/saas-orchestrator.hcl" | "$cli" policy write "$app-orchestrator" - >/dev/null ||
-  fail "cannot write policy $app-orchestrator"
+for env in dev staging prod; do
+  app_policy "$policies/saas-orchestrator-$env.hcl" | "$cli" policy write "$app-orchestrator-$env" - >/dev/null ||
+    fail "cannot write policy $app-orchestrator-$env"
+done
 app_policy "$policies/saas-admin.hcl" | "$cli" policy write "$app-admin" - >/dev/null || fail "cannot write policy $app-admin"
-echo "first-bootstrap: wrote the policies $app-orchestrator and $app-admin"
+echo "first-bootstrap: wrote the policies $app-orchestrator-dev, $app-orchestrator-staging, $app-orchestrator-prod and $app-admin"
 
 # The admin's way in. userpass is the example; real deployments bind saas-admin to their OIDC
 # or LDAP group instead (specs/vault/plan-vault.md, section 5).
@@ -112,18 +120,26 @@ else
   echo "first-bootstrap: mounted the database secrets engine at database/ (the admin configures it)"
 fi
 
-# A token role, so that a new orchestrator token later comes from an admin (saas-admin may use
-# only this role) and carries saas-orchestrator and nothing else. Orphan: it outlives the
-# admin token that created it.
-"$cli" write "auth/token/roles/$app-orchestrator" allowed_policies="$app-orchestrator" orphan=true renewable=true \
-  token_period="$orchestrator_period" >/dev/null ||
-  fail "cannot write the token role $app-orchestrator (ORCHESTRATOR_TOKEN_PERIOD $orchestrator_period)"
+# One token role per environment, so that a new orchestrator token later comes from an admin
+# (saas-admin may use only these roles) and carries its environment's policy and nothing else.
+# Orphan: it outlives the admin token that created it. token_bound_cidrs: Vault refuses the
+# token from any other address, so a stolen one is useless off the orchestrator's hosts.
+for env in dev staging prod; do
+  eval "cidrs=\${ORCHESTRATOR_BOUND_CIDRS_$(echo "$env" | tr a-z A-Z):-}"
+  case $cidrs in
+    *[!0-9./,:a-fA-F]*) fail "ORCHESTRATOR_BOUND_CIDRS_$(echo "$env" | tr a-z A-Z) must be comma-separated CIDR blocks (got '$cidrs')" ;;
+  esac
+  "$cli" write "auth/token/roles/$app-orchestrator-$env" allowed_policies="$app-orchestrator-$env" orphan=true renewable=true \
+    token_period="$orchestrator_period" token_bound_cidrs="$cidrs" >/dev/null ||
+    fail "cannot write the token role $app-orchestrator-$env (ORCHESTRATOR_TOKEN_PERIOD $orchestrator_period${cidrs:+, bound to $cidrs})"
+  echo "first-bootstrap: wrote the token role $app-orchestrator-$env (period $orchestrator_period${cidrs:+, tokens bound to $cidrs})"
+done
 umask 077
-"$cli" token create -role="$app-orchestrator" -field=token >"$orchestrator_file.partial" ||
+"$cli" token create -role="$app-orchestrator-$app_env" -field=token >"$orchestrator_file.partial" ||
   { rm -f "$orchestrator_file.partial"; fail "cannot create the orchestrator token"; }
 chmod 0400 "$orchestrator_file.partial"
 mv "$orchestrator_file.partial" "$orchestrator_file"
-echo "first-bootstrap: wrote the orchestrator token (policy $app-orchestrator, period $orchestrator_period: renew it with scripts/prod/renew-orchestrator-token.sh) to $orchestrator_file"
+echo "first-bootstrap: wrote the orchestrator token (policy $app-orchestrator-$app_env, period $orchestrator_period: renew it with scripts/prod/renew-orchestrator-token.sh) to $orchestrator_file"
 
 revoke_root
 trap - EXIT

@@ -32,5 +32,5 @@ case $status in
 esac
 # What `token renew` does, written out: its own command takes no -field (bao), a write does.
 ttl=$("$cli" write -f -field=token_duration auth/token/renew-self 2>"$errors") ||
-  fail "Vault refused to renew the token in $file ($(reason)): it expired or was revoked; ask an admin for a new one (vault token create -role=saas-orchestrator)"
+  fail "Vault refused to renew the token in $file ($(reason)): it expired or was revoked; ask an admin for a new one (vault token create -role=saas-orchestrator-<env>)"
 echo "renew-orchestrator-token: renewed the token in $file: valid for ${ttl:-?}s more; renew it again before then"

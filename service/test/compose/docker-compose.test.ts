@@ -880,18 +880,18 @@ describe('compose: scripts/compose-vault-init.sh against a real bao dev server',
     expect((await vaultRequest(server.addr, appToken, 'GET', 'secret/data/saas-infra/dev/postgres')).status).to.equal(403);
   });
 
-  it('writes an orchestrator token (0400) of the token role saas-orchestrator, which mints only wrapped secret ids', async function () {
+  it('writes an orchestrator token (0400) of the token role saas-orchestrator-dev, which mints only wrapped secret ids', async function () {
     const file = join(orchestratorDir, 'token');
     expect((await stat(file)).mode & 0o777).to.equal(0o400);
     const token = (await readFile(file, 'utf8')).trim();
     const self = await vaultData<{ policies: string[]; role: string; orphan: boolean }>(server.addr, token, 'GET', 'auth/token/lookup-self');
-    expect(self.policies).to.have.members(['default', 'saas-orchestrator']);
-    expect(self.role).to.equal('saas-orchestrator');
+    expect(self.policies).to.have.members(['default', 'saas-orchestrator-dev']);
+    expect(self.role).to.equal('saas-orchestrator-dev');
     expect(self.orphan).to.equal(true);
-    const role = await vaultData<{ token_period: number }>(server.addr, server.rootToken, 'GET', 'auth/token/roles/saas-orchestrator');
+    const role = await vaultData<{ token_period: number }>(server.addr, server.rootToken, 'GET', 'auth/token/roles/saas-orchestrator-dev');
     expect(role.token_period).to.equal(24 * 3600);
-    const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/saas-orchestrator');
-    expect(policy.policy).to.equal(await readFile(join(repoRoot, 'policies/saas-orchestrator.hcl'), 'utf8'));
+    const policy = await vaultData<{ policy: string }>(server.addr, server.rootToken, 'GET', 'sys/policies/acl/saas-orchestrator-dev');
+    expect(policy.policy).to.equal(await readFile(join(repoRoot, 'policies/saas-orchestrator-dev.hcl'), 'utf8'));
     const unwrapped = await vaultRequest(server.addr, token, 'POST', 'auth/approle/role/saas-app-dev/secret-id', {});
     expect(unwrapped.status, 'a secret id without wrapping').to.equal(403);
     expect(first.stdout + first.stderr).not.to.include(token);

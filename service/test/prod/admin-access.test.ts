@@ -79,9 +79,9 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
   const asAdmin = (args: string[], stdin = '') => cli(node.cliEnv({ HOME: adminHome }), args, stdin);
   const adminScript = (script: string, args: string[], stdin = '') =>
     runScript(`scripts/prod/${script}`, args, node.cliEnv({ HOME: adminHome }), stdin);
-  /** A fresh orchestrator token, as an admin hands one out: the token role saas-orchestrator only. */
-  const newOrchestratorToken = async () => {
-    const created = await asAdmin(['token', 'create', '-role=saas-orchestrator', '-field=token']);
+  /** A fresh orchestrator token of `env`, as an admin hands one out: the token role saas-orchestrator-<env> only. */
+  const newOrchestratorToken = async (env = 'prod') => {
+    const created = await asAdmin(['token', 'create', `-role=saas-orchestrator-${env}`, '-field=token']);
     expect(created.code, created.stderr).to.equal(0);
     const token = created.stdout.trim();
     registerSecret('orchestrator token (admin-made)', token);
@@ -97,6 +97,8 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     return listed.code === 0 ? JSON.parse(listed.stdout) as string[] : [];
   };
 
+  /** Where staging's orchestrator calls from, in this test: a block no test process has. */
+  const unreachableOrchestrators = '192.0.2.0/24';
   /** The shipped agent's max_backoff (agent-config/env/prod.hcl): its longest wait between two logins. */
   const maxBackoffMs = async () => (await shippedProduction()).durations.maxBackoff;
 
@@ -122,6 +124,8 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     orchestratorTokenFile = join(await tempDir('orchestrator'), 'token');
     const run = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, orchestratorTokenFile], node.cliEnv({
       ADMIN_PASSWORD_FILE: passwordFile, ORCHESTRATOR_TOKEN_PERIOD: `${ORCHESTRATOR_PERIOD_S}s`, ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h',
+      // Staging's orchestrator calls from an address this test never has: its tokens are refused here.
+      ORCHESTRATOR_BOUND_CIDRS_STAGING: unreachableOrchestrators,
     }), `${output.root_token}\n`);
     expect(run.code, run.stderr).to.equal(0);
     registerSecret('orchestrator token', await readFile(orchestratorTokenFile, 'utf8'));
@@ -241,9 +245,29 @@ describe(`admin access after the root token is revoked, token hygiene and the ki
     const lookup = await cli(node.cliEnv({ VAULT_TOKEN: (await readFile(fresh, 'utf8')).trim() }), ['token', 'lookup', '-format=json']);
     const data = (JSON.parse(lookup.stdout) as { data: Record<string, unknown> }).data;
     expect(data).to.deep.include({
-      policies: ['default', 'saas-orchestrator'], role: 'saas-orchestrator', creation_ttl: ORCHESTRATOR_PERIOD_S, orphan: true, renewable: true,
+      policies: ['default', 'saas-orchestrator-prod'], role: 'saas-orchestrator-prod', creation_ttl: ORCHESTRATOR_PERIOD_S, orphan: true, renewable: true,
     });
     expect((await script(fresh)).code).to.equal(0);
+  });
+
+  it('gives each environment its own orchestrator: prod\'s may mint prod secret ids only, staging\'s works only from its addresses', async function () {
+    // What each token may do, asked with the token itself (sys/capabilities-self): no secret id
+    // is minted, so the accessors the other tests count stay as they are.
+    const may = async (token: string, env: string) => {
+      const asked = await cli(node.cliEnv({ VAULT_TOKEN: token }), ['token', 'capabilities', `auth/approle/role/saas-app-${env}/secret-id`]);
+      return asked.code === 0 ? asked.stdout.trim() : `refused: ${asked.stderr.trim()}`;
+    };
+    const prod = await newOrchestratorToken('prod');
+    expect(await may(prod, 'prod')).to.equal('update');
+    expect(await may(prod, 'staging'), 'prod\'s orchestrator on staging').to.equal('deny');
+    expect(await may(prod, 'dev'), 'prod\'s orchestrator on dev').to.equal('deny');
+    const dev = await newOrchestratorToken('dev');
+    expect(await may(dev, 'dev')).to.equal('update');
+    expect(await may(dev, 'prod'), 'dev\'s orchestrator on prod').to.equal('deny');
+    // Staging's token role is bound to its orchestrator's addresses (ORCHESTRATOR_BOUND_CIDRS_STAGING):
+    // the same kind of token as dev's, refused from this address.
+    const staging = await newOrchestratorToken('staging');
+    expect(await may(staging, 'staging'), 'a staging token used from this address').to.match(/^refused: .*permission denied/s);
   });
 
   it('generate-root.sh: an admin and a quorum of unseal keys (stdin) make a root token, written only to a 0400 file', async function () {

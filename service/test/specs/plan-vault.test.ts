@@ -251,7 +251,7 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     const roles = new Set([...plan.matchAll(/auth\/approle\/role\/([\w<>-]+)/g)].map((m) => m[1]));
     const named = [...(['dev', 'staging', 'prod'] as const).map((env) => appRoleName('saas', env)), appRoleName('saas', 'dev').replace(/dev$/, '<env>')];
     for (const role of roles) expect(named, role).to.include(role);
-    const policies = new Set(plan.match(/saas-app-(?:dev|staging|prod)\b|saas-orchestrator/g) ?? []);
+    const policies = new Set(plan.match(/saas-(?:app|orchestrator)-(?:dev|staging|prod)\b/g) ?? []);
     for (const policy of policies) expect(await exists(join(repoRoot, `policies/${policy}.hcl`)), policy).to.be.true;
     expect(plan).to.contain(await readFile(join(repoRoot, 'policies/saas-app-dev.hcl'), 'utf8').then((hcl) =>
       hcl.split('\n').filter((l) => !l.startsWith('#')).join('\n').trim()));
@@ -354,8 +354,12 @@ describe('specs/vault/plan-vault.md agrees with the code', function () {
     expect(said(text, /`SECRET_ID_WRAP_TTL=(\w+)`/)[0], 'the first bootstrap\'s').to.satisfy((ttl: string) => durationMs(ttl) === durations.firstWrapTtl);
     expect(said(text, /enveloppés pour (\d+ minutes) par le courrier \((\d+ minutes) pour le premier/))
       .to.deep.equal([inFrench(durations.wrapTtl), inFrench(durations.firstWrapTtl)].map((d) => d.replace('min', 'minutes')));
-    const orchestrator = await readFile(join(repoRoot, 'policies/saas-orchestrator.hcl'), 'utf8');
-    for (const [, max = ''] of orchestrator.matchAll(/max_wrapping_ttl = "(\w+)"/g)) expect(durations.wrapTtl).to.be.at.most(durationMs(max));
+    for (const env of ['dev', 'staging', 'prod']) {
+      const orchestrator = await readFile(join(repoRoot, `policies/saas-orchestrator-${env}.hcl`), 'utf8');
+      const bounds = [...orchestrator.matchAll(/max_wrapping_ttl = "(\w+)"/g)];
+      expect(bounds, env).to.have.length(1);
+      for (const [, max = ''] of bounds) expect(durations.wrapTtl).to.be.at.most(durationMs(max));
+    }
   });
 
   it('shows as a script\'s only commands that script runs', async function () {

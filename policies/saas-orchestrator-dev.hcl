@@ -1,0 +1,9 @@
+# saas-orchestrator-dev: what the trusted orchestrator of dev (its CI/CD, the deploy job)
+# may do: mint secret ids for the app's role saas-app-dev, and only response-wrapped ones, so
+# the orchestrator hands the app a wrapping token it never sees inside. One policy and one
+# token role per environment: a staging orchestrator's token cannot mint a prod secret id.
+path "auth/approle/role/saas-app-dev/secret-id" {
+  capabilities     = ["update"]
+  min_wrapping_ttl = "1s"
+  max_wrapping_ttl = "10m"
+}
