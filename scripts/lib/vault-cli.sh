@@ -55,13 +55,16 @@ milliseconds() {
 }
 
 # The CLI VAULT_CLI names (vault, the default, or bao) as $cli, on PATH, with VAULT_ADDR and
-# VAULT_TOKEN set. bao reads BAO_* before VAULT_*: those are dropped, so both CLIs act on the
+# a token: VAULT_TOKEN, or the CLI's own ~/.vault-token. bao reads BAO_* before VAULT_*: those are dropped, so both CLIs act on the
 # same server with the same token.
 use_cli_with_token() {
   cli=${VAULT_CLI:-vault}
   command -v "$cli" >/dev/null 2>&1 || fail "the Vault CLI '$cli' is not on PATH (set VAULT_CLI)"
   [ -n "${VAULT_ADDR:-}" ] || fail "VAULT_ADDR is not set: give the address of the Vault server"
-  [ -n "${VAULT_TOKEN:-}" ] || fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
+  # Or the CLI's token helper file (~/.vault-token): scripts/prod/first-bootstrap.sh hands the
+  # root token over that way, out of every process's environment.
+  [ -n "${VAULT_TOKEN:-}" ] || [ -s "${HOME:-/nonexistent}/.vault-token" ] ||
+    fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
   unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
 }
 

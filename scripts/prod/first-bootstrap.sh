@@ -3,7 +3,8 @@
 #
 #   first-bootstrap.sh <env> <credentials-dir> <orchestrator-token-file> < root-token
 #
-#   1. reads the initial root token from standard input (never from argv or the environment);
+#   1. reads the initial root token from standard input (never from argv or the environment),
+#      and hands it to the CLI only through its token file in a private HOME;
 #   2. runs scripts/bootstrap.sh for <env> with production settings: single-use secret ids
 #      (ROLE_SECRET_ID_NUM_USES=1, a fresh wrapped one is delivered before each login) and a
 #      short wrap TTL; role-id and a first wrapped secret-id land in <credentials-dir>;
@@ -62,12 +63,23 @@ case $admin_user in
   '' | *[!a-zA-Z0-9._-]*) fail "ADMIN_USERNAME must be letters, digits, '.', '_' or '-' (got '$admin_user')" ;;
 esac
 
-IFS= read -r VAULT_TOKEN || true
-[ -n "$VAULT_TOKEN" ] || fail "no root token on standard input"
-export VAULT_TOKEN
+root_token=''
+IFS= read -r root_token || true
+[ -n "$root_token" ] || fail "no root token on standard input"
+# The CLIs (this script's and bootstrap.sh's) take the root token from their token helper's
+# file, ~/.vault-token, in a HOME of this run's own (0700): it is in no process's argv or
+# environment, where any process of the same user could read it (/proc/<pid>/environ).
+token_home=$(mktemp -d) || fail "cannot make a private folder for the root token"
+chmod 0700 "$token_home"
+(umask 077 && printf '%s' "$root_token" >"$token_home/.vault-token") || fail "cannot write the root token to $token_home"
+root_token=''
+unset VAULT_TOKEN
+HOME=$token_home
+export HOME
 # Whatever happens below, the root token does not outlive this script.
 revoke_root() {
   "$cli" token revoke -self >/dev/null 2>&1 || true
+  rm -rf "$token_home"
 }
 trap revoke_root EXIT
 

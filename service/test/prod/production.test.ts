@@ -144,9 +144,19 @@ describe(`production path on a real non-dev ${vaultServer.name} server: Raft sto
     const adminPassword = randomBytes(24).toString('hex');
     registerSecret('admin password', adminPassword);
     await writeFile(adminPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
+    // The CLI, wrapped: each call the script and its children make writes its arguments and
+    // environment to a log first, as `ps` and /proc/<pid>/environ would show them.
+    const watch = await tempDir('cli-calls');
+    const calls = join(watch, 'calls.log');
+    const wrapper = join(watch, 'cli');
+    await writeFile(wrapper, `#!/bin/sh\n{ printf 'ARGS %s\\n' "$*"; env; } >>"${calls}"\nexec "${serverBin}" "$@"\n`, { mode: 0o700 });
     const run = await runScript('scripts/prod/first-bootstrap.sh', ['prod', credentials, orchestratorTokenFile],
-      node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ADMIN_PASSWORD_FILE: adminPasswordFile }), `${init.root_token}\n`);
+      node.cliEnv({ ROLE_TOKEN_TTL: '6s', ROLE_TOKEN_MAX_TTL: '1h', ADMIN_PASSWORD_FILE: adminPasswordFile, VAULT_CLI: wrapper }),
+      `${init.root_token}\n`);
     expect(run.code, run.stderr).to.equal(0);
+    const seen = await readFile(calls, 'utf8');
+    expect(seen.split('\n').filter((line) => line.startsWith('ARGS ')).length, 'CLI calls seen').to.be.greaterThan(10);
+    expect(seen.includes(init.root_token), 'the root token in a CLI call\'s arguments or environment').to.be.false;
     expect(run.stdout).to.contain('bootstrap: wrote role saas-app-prod (policy saas-app-prod');
     expect(run.stdout).to.contain('secret_id_num_uses 1');
     expect(run.stdout).to.contain('the root token is revoked');
