@@ -64,7 +64,7 @@ use_cli_with_token() {
   # Or the CLI's token helper file (~/.vault-token): scripts/prod/first-bootstrap.sh hands the
   # root token over that way, out of every process's environment.
   [ -n "${VAULT_TOKEN:-}" ] || [ -s "${HOME:-/nonexistent}/.vault-token" ] ||
-    fail "VAULT_TOKEN is not set: give a token allowed to configure $VAULT_ADDR"
+    fail "VAULT_TOKEN is not set, nor ${HOME:-~}/.vault-token: give a token allowed to configure $VAULT_ADDR"
   unset BAO_ADDR BAO_TOKEN BAO_CACERT BAO_CAPATH BAO_NAMESPACE
 }
 
