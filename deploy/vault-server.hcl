@@ -35,6 +35,15 @@ audit "file" "file" {
   }
 }
 
+# A second file device on a volume of its own: Vault answers a request once any one device has
+# logged it, so a full Raft volume (or a full audit volume) no longer stops every request.
+# scripts/prod/rotate-audit-log.sh rotates either file (rename, SIGHUP, keep the newest few).
+audit "file" "file-audit" {
+  options {
+    file_path = "/vault/audit/audit.log"
+  }
+}
+
 # With integrated storage, HashiCorp recommends disabling mlock: Raft memory-maps its
 # database, and locking that memory can exhaust it. Use encrypted swap, or none, instead.
 disable_mlock = true

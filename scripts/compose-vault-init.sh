@@ -86,7 +86,7 @@ esac
 # default /host: tls/, credentials/, postgres/, orchestrator/) belong to the host user, 0400/0600, unreadable
 # by the images' users; and the Vault image has no /vault/data, so a fresh volume there is
 # root's. As root (CHOWN, DAC_OVERRIDE, FOWNER only), give each reader its own copy, owned so:
-#   /vault/data               100:1000 0700 (Raft, as the vault user)
+#   /vault/data, /vault/audit 100:1000 0700 (Raft and the audit logs, as the vault user)
 #   /vault/tls                server.pem and ca.pem 0444, server-key.pem 0400 owned by vault
 #   /vault/agent/credentials  role-id and secret-id 0400 owned by vault; secret-id is moved
 #   /orchestrator             the orchestrator token 0400 owned by vault (secret-id-courier)
@@ -102,6 +102,7 @@ prepare() {
   vault_owner=${VAULT_OWNER:-100:1000}
   postgres_group=${POSTGRES_GID:-70}
   data_dir=${VAULT_DATA_DIR:-/vault/data}
+  audit_dir=${VAULT_AUDIT_DIR:-/vault/audit}
   tls_dir=${VAULT_TLS_DIR:-/vault/tls}
   orchestrator_dir=${ORCHESTRATOR_DIR:-/orchestrator}
   pg_tls_dir=${POSTGRES_TLS_DIR:-/pg-tls}
@@ -112,8 +113,10 @@ prepare() {
     cp "$1" "$2.partial" && chown "$3" "$2.partial" && chmod "$4" "$2.partial" && mv -f "$2.partial" "$2" ||
       fail "cannot copy $1 to $2"
   }
-  chmod 0700 "$data_dir" && chown "$vault_owner" "$data_dir" || fail "cannot give $data_dir to $vault_owner"
-  echo "compose-vault-init: $data_dir belongs to $vault_owner (0700)"
+  for dir in "$data_dir" "$audit_dir"; do
+    chmod 0700 "$dir" && chown "$vault_owner" "$dir" || fail "cannot give $dir to $vault_owner"
+    echo "compose-vault-init: $dir belongs to $vault_owner (0700)"
+  done
 
   for file in ca.pem server.pem server-key.pem; do
     [ -s "$host/tls/$file" ] ||

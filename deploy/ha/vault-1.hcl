@@ -51,5 +51,12 @@ audit "file" "file" {
   }
 }
 
+# The second device (deploy/vault-server.hcl says why), the same on every node.
+audit "file" "file-audit" {
+  options {
+    file_path = "/vault/audit/audit.log"
+  }
+}
+
 disable_mlock = true
 ui            = false

@@ -32,6 +32,7 @@
 #                                its tokens are refused from anywhere else (default: none)
 #   AUDIT_FILE_PATH              where HashiCorp Vault's file audit device writes, as the server
 #                                sees it (default /vault/data/audit.log, as in deploy/vault-server.hcl)
+#   AUDIT_SECOND_FILE_PATH       its second device, on another volume (default /vault/audit/audit.log)
 set -eu
 fail() {
   echo "first-bootstrap: $*" >&2
@@ -86,11 +87,16 @@ trap revoke_root EXIT
 # HashiCorp Vault ignores the audit block of deploy/vault-server.hcl, which OpenBao 2.x takes
 # (and OpenBao refuses `audit enable`): when the server lists no file device, enable it over the
 # API now, while the root token exists, so that everything below is audited.
+# Two devices, on two volumes: Vault answers once any one has logged a request, so one full
+# disk does not stop it.
 audit_file=${AUDIT_FILE_PATH:-/vault/data/audit.log}
+second_audit_file=${AUDIT_SECOND_FILE_PATH:-/vault/audit/audit.log}
 if ! "$cli" audit list 2>/dev/null | grep -q '^file/'; then
   "$cli" audit enable file file_path="$audit_file" >/dev/null ||
     fail "cannot enable the file audit device at $audit_file (AUDIT_FILE_PATH)"
-  echo "first-bootstrap: enabled the file audit device at $audit_file"
+  "$cli" audit enable -path=file-audit file file_path="$second_audit_file" >/dev/null ||
+    fail "cannot enable the second file audit device at $second_audit_file (AUDIT_SECOND_FILE_PATH)"
+  echo "first-bootstrap: enabled the file audit devices at $audit_file and $second_audit_file"
 fi
 
 ROLE_SECRET_ID_NUM_USES=${ROLE_SECRET_ID_NUM_USES:-1} \

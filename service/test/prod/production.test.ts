@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { secretGroups } from '../../src/config/secret-catalogue.generated.js';
@@ -459,5 +459,72 @@ describe(`operator-init.sh with custodians' PGP keys, on a fresh non-dev ${vault
     const lookup = await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, rootToken);
     expect(lookup.status).to.equal(200);
     expect((lookup.body as { data: { policies: string[] } }).data.policies).to.deep.equal(['root']);
+  });
+});
+
+describe(`two audit devices on a real non-dev ${vaultServer.name} server: a full audit volume, and its rotation`, function () {
+  this.timeout(120_000);
+  let tls: Tls;
+  let node: ServerNode;
+  let root: string;
+  let mounted = false;
+  const auditDir = () => join(node.dir, 'audit');
+  const lookup = async () => (await httpsGet(`${node.addr}/v1/auth/token/lookup-self`, tls, root)).status;
+  const requestsIn = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n')
+    .filter((line) => line.includes('"type":"request"') && line.includes('auth/token/lookup-self')).length;
+
+  before(async function () {
+    if (process.getuid?.() !== 0) this.skip(); // the full volume is a tmpfs of 64 KiB, which only root mounts
+    tls = await generateTls();
+    node = await startServerNode(tls);
+    // The second device's volume, tiny, before the server opens its file.
+    await new Promise<void>((resolve, reject) => {
+      execFile('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', auditDir()], (error) => {
+        if (error === null) resolve();
+        else reject(new Error(`mount a tmpfs on ${auditDir()}: ${error.message}`));
+      });
+    });
+    mounted = true;
+    const init = await initAndUnseal(node);
+    root = init.root_token;
+    registerSecret('root token (audit test)', root);
+    // HashiCorp Vault ignores the config's audit blocks: enable both, as first-bootstrap.sh does.
+    const listed = await bao(node, root, ['audit', 'list']);
+    if (!listed.stdout.includes('file-audit/')) {
+      for (const args of [['file', 'file_path=data/audit.log'], ['-path=file-audit', 'file', 'file_path=audit/audit.log']]) {
+        const enabled = await bao(node, root, ['audit', 'enable', ...args]);
+        expect(enabled.code, enabled.stderr).to.equal(0);
+      }
+    }
+    await waitForActive(node, tls);
+  });
+  after(async function () {
+    if (mounted) await node.stop();
+    if (mounted) await new Promise((resolve) => { execFile('umount', [auditDir()], resolve); });
+  });
+
+  it('keeps answering when one audit volume is full: the other device logs every request', async function () {
+    const statuses: number[] = [];
+    for (let i = 0; i < 150; i++) statuses.push(await lookup());
+    expect(statuses.filter((status) => status !== 200), 'requests refused').to.deep.equal([]);
+    // The 64 KiB volume holds a few dozen entries: it is full, and its device fails each write.
+    const full = await requestsIn(join(auditDir(), 'audit.log'));
+    expect(full, 'requests logged on the full volume').to.be.within(1, 99);
+    expect(await requestsIn(node.auditFile), 'requests logged on the other').to.be.at.least(150);
+  });
+
+  it('rotate-audit-log.sh renames the file, has Vault reopen it (SIGHUP) and keeps the newest: the freed volume logs again', async function () {
+    const file = join(auditDir(), 'audit.log');
+    const rotated = await runScript('scripts/prod/rotate-audit-log.sh', [file, String(node.process.child.pid), '0'], node.cliEnv());
+    expect(rotated.code, rotated.stderr).to.equal(0);
+    expect(rotated.stdout).to.match(/rotated to .*audit\.log\.\d{8}T\d{6}Z; Vault \(\d+\) told to reopen/).and.to.contain('deleted');
+    for (let i = 0; i < 5; i++) expect(await lookup()).to.equal(200);
+    expect(await requestsIn(file), 'requests in the new file').to.be.at.least(5);
+    const again = await runScript('scripts/prod/rotate-audit-log.sh', [file, String(node.process.child.pid), '3'], node.cliEnv());
+    expect(again.code, again.stderr).to.equal(0);
+    for (let i = 0; i < 2; i++) expect(await lookup()).to.equal(200);
+    const kept = (await readdir(auditDir())).filter((name) => /^audit\.log\.\d{8}T\d{6}Z$/.test(name));
+    expect(kept, 'the rotated file kept (keep 3)').to.have.length(1);
+    expect(await requestsIn(file)).to.be.at.least(2);
   });
 });

@@ -57,6 +57,7 @@ export async function reserveClusterPorts(nodeIds: readonly string[] = ['vault-1
 export async function startServerNode(tls: Tls, nodeId = 'vault-1', cluster?: ClusterPorts): Promise<ServerNode> {
   const dir = await tempDir(`bao-${nodeId}`);
   await mkdir(join(dir, 'data'), { recursive: true });
+  await mkdir(join(dir, 'audit'), { recursive: true, mode: 0o700 });
   const own = cluster?.get(nodeId) ?? { port: await freePort(), clusterPort: await freePort() };
   const addr = `https://127.0.0.1:${own.port}`;
   const clusterAddr = `https://127.0.0.1:${own.clusterPort}`;
@@ -67,6 +68,7 @@ export async function startServerNode(tls: Tls, nodeId = 'vault-1', cluster?: Cl
     // declare the same file_path, as in production. A path relative to the node's working
     // folder (dir) keeps it identical on all nodes and still on each node's own data folder.
     .replaceAll('"/vault/data/audit.log"', '"data/audit.log"')
+    .replaceAll('"/vault/audit/audit.log"', '"audit/audit.log"')
     .replaceAll('"/vault/data', `"${join(dir, 'data')}`)
     .replace('"0.0.0.0:8200"', `"127.0.0.1:${own.port}"`)
     .replace('"0.0.0.0:8201"', `"127.0.0.1:${own.clusterPort}"`)
@@ -86,10 +88,11 @@ export async function startServerNode(tls: Tls, nodeId = 'vault-1', cluster?: Cl
   if (/"\/vault\/|https:\/\/vault/.test(config)) throw new Error(`${source}: a production path or host was not rewritten:\n${config}`);
   const configFile = join(dir, 'vault-server.hcl');
   await writeFile(configFile, config);
-  // AUDIT_FILE_PATH: where first-bootstrap.sh has HashiCorp Vault, which ignores the config's
-  // audit block, write the same file over the API.
+  // AUDIT_FILE_PATH, AUDIT_SECOND_FILE_PATH: where first-bootstrap.sh has HashiCorp Vault,
+  // which ignores the config's audit blocks, write the same files over the API.
   const cliEnv = (extra: NodeJS.ProcessEnv = {}) => baoEnv(dir, {
-    VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: serverBin, AUDIT_FILE_PATH: 'data/audit.log', ...extra,
+    VAULT_ADDR: addr, VAULT_CACERT: tls.ca, VAULT_CLI: serverBin, AUDIT_FILE_PATH: 'data/audit.log',
+    AUDIT_SECOND_FILE_PATH: 'audit/audit.log', ...extra,
   });
   const launch = () => spawnManaged(serverBin, ['server', `-config=${configFile}`], {
     env: baoEnv(dir), logFile: join(dir, 'server.log'), cwd: dir,
