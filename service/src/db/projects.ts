@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { schemaOnce } from './schema-once.js';
 import type { WebhookOutbox } from './webhook-outbox.js';
 
 export interface Project {
@@ -68,22 +69,14 @@ const toProject = (row: Row): Project => ({
  * adds its project.created event to the webhook outbox in the same transaction.
  */
 export class ProjectStore {
-  #ready: Promise<void> | undefined;
+  /** The table, created once per store (schema-once.ts). */
+  readonly #ensureSchema = schemaOnce(schema);
   readonly #quota: number;
   readonly #events: WebhookOutbox | undefined;
 
   constructor(options: { quota: number; events?: WebhookOutbox | undefined }) {
     this.#quota = options.quota;
     this.#events = options.events;
-  }
-
-  async #ensureSchema(pool: pg.Pool): Promise<void> {
-    // Once per process; a failure is forgotten so the next request tries again.
-    this.#ready ??= pool.query(schema).then(() => undefined, (error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    await this.#ready;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { schemaOnce } from './schema-once.js';
 
 /** Who signed in: the issuer's subject, and the tenant its ID token named. */
 export interface SignedInUser {
@@ -39,20 +40,12 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
  * against the database's clock, one clock for every replica.
  */
 export class SessionStore {
-  #ready: Promise<void> | undefined;
+  /** The table, created once per store (schema-once.ts). */
+  readonly #ensureSchema = schemaOnce(schema);
   readonly #lifetimes: SessionLifetimes;
 
   constructor(lifetimes: SessionLifetimes) {
     this.#lifetimes = lifetimes;
-  }
-
-  async #ensureSchema(pool: pg.Pool): Promise<void> {
-    // Once per process; a failure is forgotten so the next request tries again.
-    this.#ready ??= pool.query(schema).then(() => undefined, (error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    await this.#ready;
   }
 
   /**

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { schemaOnce } from './schema-once.js';
 
 /** An event for the webhook receiver, as the outbox keeps it until it is delivered. */
 export interface WebhookEvent {
@@ -39,16 +40,9 @@ const keptMs = 24 * 3_600_000;
  * replica or another, now or after a restart (at least once: a receiver may see an event twice).
  */
 export class WebhookOutbox {
-  #ready: Promise<void> | undefined;
 
-  async ensureSchema(pool: pg.Pool | pg.PoolClient): Promise<void> {
-    // Once per process; a failure is forgotten so the next call tries again.
-    this.#ready ??= pool.query(schema).then(() => undefined, (error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    await this.#ready;
-  }
+  /** Creates the table once per outbox (schema-once.ts); a create calls it before its transaction. */
+  readonly ensureSchema = schemaOnce(schema);
 
   /** Adds the event in the caller's transaction (`client` is inside BEGIN ... COMMIT). */
   async add(client: pg.PoolClient, event: WebhookEvent): Promise<void> {
