@@ -3,6 +3,9 @@
 # Debian's `postgresql` package first when no server is found. Used by the local stack and
 # the tests; psql must be on PATH as well (the same package provides it).
 set -eu
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# can_install, install_package
+. "$here/lib/debian-package.sh"
 
 find_bindir() {
   for candidate in "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")" \
@@ -17,13 +20,8 @@ find_bindir() {
 
 if ! bindir=$(find_bindir) || ! command -v psql >/dev/null 2>&1; then
   echo "ensure-postgres: no PostgreSQL server found; installing Debian's postgresql package" >&2
-  if [ "$(id -u)" = 0 ]; then sudo=''; elif command -v sudo >/dev/null 2>&1; then sudo='sudo'; else
-    echo "ensure-postgres: install PostgreSQL (server and psql) and run again: not root and no sudo" >&2
-    exit 1
-  fi
-  command -v apt-get >/dev/null 2>&1 || { echo "ensure-postgres: no apt-get: install PostgreSQL by hand" >&2; exit 1; }
-  $sudo apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends postgresql >&2
+  can_install ensure-postgres "PostgreSQL (server and psql)"
+  install_package postgresql
   bindir=$(find_bindir) || { echo "ensure-postgres: PostgreSQL still not found after installing" >&2; exit 1; }
 fi
 echo "$bindir"

@@ -6,6 +6,9 @@
 # policy-rc.d, unless the machine has one), a server started anyway is stopped (with systemd,
 # also kept from starting at boot), and the script fails if the install left one running.
 set -eu
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# can_install, install_package
+. "$here/lib/debian-package.sh"
 
 if path=$(command -v promtool 2>/dev/null); then
   echo "$path"
@@ -13,11 +16,7 @@ if path=$(command -v promtool 2>/dev/null); then
 fi
 
 echo "ensure-promtool: no promtool found; installing Debian's prometheus package" >&2
-if [ "$(id -u)" = 0 ]; then sudo=''; elif command -v sudo >/dev/null 2>&1; then sudo='sudo'; else
-  echo "ensure-promtool: install promtool (Debian's prometheus package) and run again: not root and no sudo" >&2
-  exit 1
-fi
-command -v apt-get >/dev/null 2>&1 || { echo "ensure-promtool: no apt-get: install promtool by hand" >&2; exit 1; }
+can_install ensure-promtool "promtool (Debian's prometheus package)"
 
 # Prometheus servers running, read from /proc (a minimal Debian has no pgrep).
 servers() {
@@ -43,8 +42,7 @@ if [ ! -e "$policy" ]; then
   $sudo chmod 755 "$policy"
 fi
 
-$sudo apt-get update -q >&2
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends prometheus >&2
+install_package prometheus
 
 # Should a start have slipped through, stop it; with systemd, also keep it off at boot.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

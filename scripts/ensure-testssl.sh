@@ -5,6 +5,9 @@
 # The package brings what the script needs besides bash and openssl: dig (bind9-dnsutils,
 # without which it refuses to start), hexdump (bsdextrautils) and ps (procps).
 set -eu
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+# can_install, install_package
+. "$here/lib/debian-package.sh"
 
 find_testssl() {
   for name in testssl testssl.sh; do
@@ -22,13 +25,8 @@ if path=$(find_testssl) && command -v dig >/dev/null 2>&1; then
 fi
 
 echo "ensure-testssl: no testssl.sh (or no dig) found; installing Debian's testssl.sh package" >&2
-if [ "$(id -u)" = 0 ]; then sudo=''; elif command -v sudo >/dev/null 2>&1; then sudo='sudo'; else
-  echo "ensure-testssl: install testssl.sh (Debian's testssl.sh package) and run again: not root and no sudo" >&2
-  exit 1
-fi
-command -v apt-get >/dev/null 2>&1 || { echo "ensure-testssl: no apt-get: install testssl.sh by hand" >&2; exit 1; }
-$sudo apt-get update -q >&2
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends testssl.sh >&2
+can_install ensure-testssl "testssl.sh (Debian's testssl.sh package)"
+install_package testssl.sh
 
 path=$(find_testssl) || { echo "ensure-testssl: testssl.sh still not found after installing" >&2; exit 1; }
 echo "$path"
