@@ -111,6 +111,16 @@ convict.addFormat({
   },
 });
 
+// A namespace path as OpenBao and Vault Enterprise take it: names of letters, digits, _ and -,
+// joined by /, at most 128 characters in all (a bound: it travels in a header on every call).
+convict.addFormat({
+  name: 'vault-namespace',
+  validate: (value: unknown) => {
+    if (typeof value !== 'string' || value.length > 128 || (value !== '' && !/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(value))) {
+      throw new Error('must be a namespace path');
+    }
+  },
+});
 convict.addFormat({
   name: 'app-name',
   validate: (value: unknown) => {
@@ -151,6 +161,10 @@ export const settingsSchema = {
   },
   secretsFile: { doc: 'the file Vault Agent renders', format: String, default: '/vault/secrets/app.json', env: 'SECRETS_FILE' },
   vaultAddr: { doc: 'Vault address (SDK mode, token checks)', format: 'http-url-or-empty', default: '', env: 'VAULT_ADDR' },
+  vaultNamespace: {
+    doc: 'the Vault namespace the application lives in (OpenBao, Vault Enterprise); empty: the root namespace',
+    format: 'vault-namespace', default: '', env: 'VAULT_NAMESPACE',
+  },
   vaultCaCert: {
     doc: 'CA certificate (PEM file) that Vault\'s TLS certificate chains to; empty: the system CAs', format: String,
     default: '', env: 'VAULT_CACERT',
@@ -262,6 +276,7 @@ export interface Settings {
   readonly secretsMode: 'agent' | 'sdk' | 'auto';
   readonly secretsFile: string;
   readonly vaultAddr: string;
+  readonly vaultNamespace: string;
   readonly vaultCaCert: string;
   readonly vaultSkipVerify: boolean;
   readonly vaultTokenFile: string;
@@ -313,6 +328,7 @@ const requirements: Partial<Record<string, string>> = {
   interval: `must be 0 or a duration of at least ${minIntervalMs} ms: ${durations}`,
   'http-url-or-empty': 'must be an http:// or https:// URL, or empty',
   'true-or-false': 'must be true or false',
+  'vault-namespace': 'must be namespace names (letters, digits, _ and -) joined by /, at most 128 characters, or empty',
   'app-name': 'must be lowercase letters and digits, starting with a letter, at most 20',
   'oidc-scopes': 'must be scope names separated by single spaces, openid among them',
   'claim-name': 'must be a claim name: a letter or _, then up to 99 letters, digits or _ . : / -',

@@ -18,5 +18,7 @@ export async function vaultApiFor(settings: Settings, logger: Logger): Promise<V
     logger.warn({ vaultAddr: settings.vaultAddr }, 'VAULT_SKIP_VERIFY=true: Vault\'s TLS certificate is not verified; ' +
       'anyone on the network path can read the secrets and the token');
   }
-  return nodeVaultApi(settings.vaultAddr, { timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify });
+  return nodeVaultApi(settings.vaultAddr, {
+    timeoutMs: settings.vaultRequestTimeoutMs, ca, skipVerify: settings.vaultSkipVerify, namespace: settings.vaultNamespace,
+  });
 }

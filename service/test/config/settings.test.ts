@@ -11,7 +11,7 @@ describe('readSettings', function () {
       APP_ENV: 'prod', PORT: '8080', SECRETS_MODE: 'sdk', SECRETS_FILE: '/run/s.json', SECRETS_WAIT_MS: '500',
       LOG_LEVEL: 'warn', VAULT_ADDR: 'https://vault:8200', VAULT_TOKEN_FILE: '/run/token', VAULT_CONNECT_TIMEOUT_MS: '900',
       VAULT_REQUEST_TIMEOUT_MS: '700', TOKEN_CHECK_MAX_INTERVAL_MS: '4000', VAULT_CACERT: '/run/ca.pem',
-      VAULT_SKIP_VERIFY: 'true', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
+      VAULT_SKIP_VERIFY: 'true', VAULT_NAMESPACE: 'team-a/saas', ADMIN_PORT: '9200', ADMIN_HOST: '0.0.0.0', ADMIN_TOKEN_FILE: '/run/admin-token',
       DRAIN_DELAY_MS: '0', DATABASE_HOST: 'db', DATABASE_PORT: '6432', DATABASE_NAME: 'app', WEBHOOK_URL: 'https://hooks.example/in', TENANT_PROJECT_QUOTA: '250', TENANT_REQUESTS_PER_SECOND: '7', TRUSTED_PROXIES: '10.0.0.0/8,::1',
       DATABASE_CREDENTIALS: 'dynamic', SECRETS_REREAD_INTERVAL_MS: '2500', DATABASE_SSL_MODE: 'verify-full',
       DATABASE_CA_FILE: '/run/pg-ca.pem', APP_NAME: 'billing',
@@ -23,7 +23,7 @@ describe('readSettings', function () {
       appName: 'billing', appEnv: 'prod', port: 8080, secretsMode: 'sdk', secretsFile: '/run/s.json', secretsWaitMs: 500, logLevel: 'warn',
       vaultAddr: 'https://vault:8200', vaultTokenFile: '/run/token', vaultConnectTimeoutMs: 900,
       vaultRequestTimeoutMs: 700, tokenCheckMaxIntervalMs: 4000, vaultCaCert: '/run/ca.pem',
-      vaultSkipVerify: true, adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
+      vaultSkipVerify: true, vaultNamespace: 'team-a/saas', adminPort: 9200, adminHost: '0.0.0.0', adminTokenFile: '/run/admin-token',
       drainDelayMs: 0, databaseHost: 'db', databasePort: 6432, databaseName: 'app', webhookUrl: 'https://hooks.example/in', tenantProjectQuota: 250, tenantRequestsPerSecond: 7, trustedProxies: ['10.0.0.0/8', '::1'],
       databaseCredentials: 'dynamic', secretsRereadIntervalMs: 2500, databaseSslMode: 'verify-full',
       databaseCaFile: '/run/pg-ca.pem',
@@ -69,6 +69,16 @@ describe('readSettings', function () {
       const ttlDecides = serviceScheduleRules(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0' }).tokenCheckMaxIntervalMs, () => 0.5);
       expect(wakeDelayMs(renewalDelayMs(3_600_000, ttlDecides), ttlDecides), 'two thirds of an hour').to.equal(2_400_000);
     });
+
+  it('takes VAULT_NAMESPACE as namespace names joined by /, at most 128 characters; empty is the root namespace', function () {
+    expect(readSettings({}).vaultNamespace).to.equal('');
+    expect(readSettings({ VAULT_NAMESPACE: 'saas' }).vaultNamespace).to.equal('saas');
+    expect(readSettings({ VAULT_NAMESPACE: 'team-a/saas_1' }).vaultNamespace).to.equal('team-a/saas_1');
+    expect(readSettings({ VAULT_NAMESPACE: 'a'.repeat(128) }).vaultNamespace).to.have.length(128);
+    for (const wrong of ['/saas', 'saas/', 'a//b', '../root', 'saas ns', 'a'.repeat(129)]) {
+      expect(() => readSettings({ VAULT_NAMESPACE: wrong }), wrong).to.throw(/^VAULT_NAMESPACE must be namespace names .* at most 128 characters, or empty$/);
+    }
+  });
 
   it('verifies Vault\'s TLS certificate unless VAULT_SKIP_VERIFY is exactly "true"', function () {
     expect(readSettings({}).vaultSkipVerify).to.equal(false);

@@ -42,6 +42,21 @@ describe('vault-api: what node-vault would have leaked, against real bao servers
       }
       expect(output, 'no debug line from node-vault at all').to.not.match(/node-vault/);
     });
+
+    it('sends no namespace the service was not given: node-vault would take VAULT_NAMESPACE from the environment', async function () {
+      const saved = process.env.VAULT_NAMESPACE;
+      process.env.VAULT_NAMESPACE = 'nowhere';
+      try {
+        // In a namespace that does not exist, the root token's lookup would fail.
+        expect((await nodeVaultApi(server.addr).lookupSelf(server.rootToken)).policies).to.include('root');
+        const error = await nodeVaultApi(server.addr, { timeoutMs: 5000, namespace: 'nowhere' }).lookupSelf(server.rootToken)
+          .catch((e: unknown) => e);
+        expect(describeVaultError(error).status, 'the service\'s own setting is sent').to.be.at.least(400);
+      } finally {
+        if (saved === undefined) delete process.env.VAULT_NAMESPACE;
+        else process.env.VAULT_NAMESPACE = saved;
+      }
+    });
   });
 
   describe('TLS verification', function () {
