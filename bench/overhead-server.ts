@@ -13,6 +13,10 @@
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
  *   service-scraped service + the operator's port (admin listener, Prometheus metrics) on
  *                   <admin port>, which bench/overhead.ts scrapes every second
+ *   data            the service's createApp on GET /api/projects: a snapshot of the secrets in
+ *                   BENCH_SECRETS_FILE, its pool to the PostgreSQL at BENCH_PG_PORT (bench/lib/data-route.ts)
+ *   env-secrets     the same route in a plain Koa app whose secrets come from environment
+ *                   variables (bench/lib/env-secrets-app.ts): what a user would run without Vault
  *   chain-<k>       the first k steps of the service's middleware (serviceChain), then, if the
  *                   router is not among them, plain's /readyz answer: bench/overhead-chain.ts
  *
@@ -27,7 +31,8 @@ import helmet from 'koa-helmet';
 import { SnapshotHolder } from '../service/src/config/snapshot-holder.js';
 import { createAdminApp } from '../service/src/http/admin-app.js';
 import { createApp, serviceChain } from '../service/src/http/app.js';
-import { openDependencies } from './lib/open-dependencies.js';
+import { envSecretsApp } from './lib/env-secrets-app.js';
+import { openDependencies, type BenchDatabase } from './lib/open-dependencies.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { requestLog } from '../service/src/http/request-log.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
@@ -91,6 +96,12 @@ switch (variant) {
   case 'service-b':
   case 'service-silent': ({ app } = await serviceApp(false)); break;
   case 'service-loop': ({ app, tokenWatcher } = await serviceApp(true)); break;
+  case 'data': {
+    const secrets = JSON.parse(await readFile(process.env.BENCH_SECRETS_FILE ?? '', 'utf8')) as BenchDatabase['secrets'];
+    app = createApp(openDependencies(logger, { port: Number(process.env.BENCH_PG_PORT), secrets }, process.env));
+    break;
+  }
+  case 'env-secrets': app = envSecretsApp(logger, process.env); break;
   case 'service-scraped': {
     ({ app } = await serviceApp(false));
     const metrics = new ServiceMetrics();

@@ -1,6 +1,8 @@
 /**
  * 1. Request overhead: GET /readyz on a plain Koa app vs. the service's app (gate, snapshot
- * lookup, logging), and the service with its token watcher checking every second.
+ * lookup, logging), and the service with its token watcher checking every second; and the data
+ * route, GET /api/projects with a session on a real PostgreSQL, on the service vs. the same
+ * route in a plain Koa app whose secrets come from environment variables.
  *
  *   node --import tsx bench/overhead.ts [--rounds=6] [--seconds=5] [--connections=10]
  *
@@ -14,10 +16,14 @@ import { freePort } from '../service/test/support/ports.js';
 import { tempDir } from '../service/test/support/temp-dirs.js';
 import { writeFile } from 'node:fs/promises';
 import { flag, fmt, machine, machineLine, mdTable, runBenchmark, verdict, writeResult } from './lib/common.js';
+import { dataPath, prepareDataRoute } from './lib/data-route.js';
 import { loadVariants } from './lib/variants.js';
 
-const variants = ['plain', 'plain-log', 'plain-log-helmet', 'service-silent', 'service', 'service-b', 'service-loop', 'service-scraped'] as const;
+const variants = [
+  'plain', 'plain-log', 'plain-log-helmet', 'service-silent', 'service', 'service-b', 'service-loop', 'service-scraped', 'data', 'env-secrets',
+] as const;
 type Variant = (typeof variants)[number];
+const dataVariants: readonly Variant[] = ['data', 'env-secrets'];
 
 runBenchmark(async () => {
   const rounds = flag('rounds', 6);
@@ -30,9 +36,12 @@ runBenchmark(async () => {
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, await createToken(server.addr, server.rootToken));
 
+  const data = await prepareDataRoute(dir);
+
   const adminPort = await freePort();
   const run = await loadVariants(variants, {
-    rounds, seconds, connections, dir, adminPort, env: { BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile },
+    rounds, seconds, connections, dir, adminPort, env: { BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile, ...data.env },
+    target: (variant) => dataVariants.includes(variant) ? { path: dataPath, requests: data.requests } : { path: '/readyz' },
     // Prometheus' part for the scraped variant: GET /metrics every second while the load runs.
     during: (variant) => {
       if (variant !== 'service-scraped') return undefined;
@@ -52,6 +61,8 @@ runBenchmark(async () => {
   const logRatio = s.service.rps / s['service-silent'].rps;
   const scrapeRatio = s['service-scraped'].rps / s.service.rps;
   const loopP99 = s['service-loop'].p99 / s.service.p99;
+  const dataThr = s.data.rps / s['env-secrets'].rps;
+  const dataP99 = s.data.p99 / s['env-secrets'].p99;
   const md = [
     '### 1. Request overhead',
     '',
@@ -60,7 +71,8 @@ runBenchmark(async () => {
     `Command: \`node --import tsx bench/overhead.ts --rounds=${rounds} --seconds=${seconds} --connections=${connections}\``,
     '',
     `GET /readyz (passes the gate and the snapshot middleware), autocannon ${connections} connections, no pipelining, ${rounds} rounds of ${seconds} s per variant, ` +
-    'variants alternating (forward, then reverse order); each server in its own process, logs to /dev/null through the service\'s logger (pino\'s asynchronous destination).',
+    'variants alternating (forward, then reverse order); each server in its own process, logs to /dev/null through the service\'s logger (pino\'s asynchronous destination). ' +
+    `\`data\` and \`env-secrets\`: GET ${dataPath} with a session (${data.requests.length} tenants' cookies in turn; the session's query and the page's on a real PostgreSQL).`,
     '',
     mdTable(['variant', 'req/s (median)', 'p50 ms', 'p99 ms', 'errors + non-2xx'], variants.map((v) => [
       v, fmt(s[v].rps, 0), fmt(s[v].p50, 3), fmt(s[v].p99, 3), s[v].errors,
@@ -69,6 +81,8 @@ runBenchmark(async () => {
     mdTable(['comparison', 'measured', 'per-round range', 'target', 'result'], [
       ['service / plain throughput', fmt(thr, 3), range(roundRatios('service', 'plain', 'rps')), '≥ 0.70', verdict(thr >= 0.70)],
       ['service / plain p99', fmt(p99, 3), range(roundRatios('service', 'plain', 'p99')), '≤ 1.3', verdict(p99 <= 1.3)],
+      ['data / env-secrets throughput', fmt(dataThr, 3), range(roundRatios('data', 'env-secrets', 'rps')), '≥ 0.90', verdict(dataThr >= 0.90)],
+      ['data / env-secrets p99', fmt(dataP99, 3), range(roundRatios('data', 'env-secrets', 'p99')), '≤ 1.2', verdict(dataP99 <= 1.2)],
       ...(['plain-log', 'plain-log-helmet', 'service-silent'] as const).map((v) => [
         `${v} / plain throughput (attribution)`, fmt(s[v].rps / s.plain.rps, 3), range(roundRatios(v, 'plain', 'rps')), '—', '—']),
       ['service / service-silent throughput (cost of the request log)', fmt(logRatio, 3),
@@ -87,6 +101,7 @@ runBenchmark(async () => {
   ].join('\n');
   await writeResult('overhead', md, { machine: m, rounds, seconds, connections, results: Object.fromEntries(results), summary: s });
   await run.stop();
+  await data.postgres.stop();
   await server.stop();
 });
 

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { waitForHttp } from '../../service/test/support/bao.js';
 import { freePort } from '../../service/test/support/ports.js';
 import { spawnManaged, type ManagedProcess } from '../../service/test/support/processes.js';
+import type { Request as LoadRequest } from 'autocannon';
 import { benchDir, fmt, load, median, type LoadRound } from './common.js';
 
 export interface VariantRun<V extends string> {
@@ -17,32 +18,38 @@ export interface VariantRun<V extends string> {
  * Starts one bench/overhead-server.ts process per variant, warms each up, then loads them in
  * rounds that alternate the order (A B C, then C B A, ...) so that the noise of a shared
  * machine falls on all of them alike. `during(variant)` runs beside a variant's load (and
- * returns what stops it).
+ * returns what stops it); `target(variant)` is what the load asks for (default GET /readyz,
+ * which each server answers 200 once it is up).
  */
 export async function loadVariants<V extends string>(variants: readonly V[], options: {
   rounds: number; seconds: number; connections: number; dir: string; env: NodeJS.ProcessEnv; adminPort: number;
   during?: (variant: V) => (() => void) | undefined;
+  target?: (variant: V) => { path: string; requests?: LoadRequest[] };
 }): Promise<VariantRun<V>> {
   const { rounds, seconds, connections, dir, env, adminPort } = options;
-  const servers = new Map<V, { url: string; proc: ManagedProcess }>();
+  const servers = new Map<V, { url: string; requests?: LoadRequest[]; proc: ManagedProcess }>();
   for (const variant of variants) {
     const port = await freePort();
     const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port), String(adminPort)], {
       env: { PATH: process.env.PATH, NODE_ENV: 'production', ...env }, logFile: join(dir, `${variant}.log`),
     });
-    const url = `http://127.0.0.1:${port}/readyz`;
-    await waitForHttp(url, 200, proc);
-    servers.set(variant, { url, proc });
+    await waitForHttp(`http://127.0.0.1:${port}/readyz`, 200, proc);
+    const { path, requests } = options.target?.(variant) ?? { path: '/readyz' };
+    servers.set(variant, { url: `http://127.0.0.1:${port}${path}`, ...(requests === undefined ? {} : { requests }), proc });
   }
+  const loadOf = (variant: V, duration: number) => {
+    const server = servers.get(variant);
+    return load(server?.url ?? '', duration, connections, undefined, server?.requests);
+  };
   // Warm-up: JIT and connection set-up, not counted.
-  for (const variant of variants) await load(servers.get(variant)?.url ?? '', 2, connections);
+  for (const variant of variants) await loadOf(variant, 2);
 
   const results = new Map<V, LoadRound[]>(variants.map((v) => [v, []]));
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? variants : [...variants].reverse();
     for (const variant of order) {
       const stopDuring = options.during?.(variant);
-      const r = await load(servers.get(variant)?.url ?? '', seconds, connections);
+      const r = await loadOf(variant, seconds);
       stopDuring?.();
       results.get(variant)?.push(r);
       process.stderr.write(`round ${round + 1} ${variant}: ${fmt(r.rps, 0)} req/s, p99 ${fmt(r.p99, 3)} ms\n`);

@@ -18,7 +18,8 @@ const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A list's page: `default` rows unless ?limit= says otherwise, at most `max` (the answer's size is bounded). */
 export const pageSize = { default: 50, max: 100 } as const;
 
-function readPage(query: Record<string, string | string[] | undefined>): { limit: number; after?: { position: string; id: string } } {
+/** The page ?limit= and ?after= ask for; a 400 naming the parameter when either is not one. */
+export function readPage(query: Record<string, string | string[] | undefined>): { limit: number; after?: { position: string; id: string } } {
   const { limit: limitText, after: afterText } = query;
   let limit: number = pageSize.default;
   if (limitText !== undefined) {
