@@ -7,6 +7,7 @@ import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { createApp } from '../../src/http/app.js';
+import { DrainState } from '../../src/http/drain.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
@@ -88,6 +89,26 @@ describe('createApp with the traffic gate', function () {
       expect(body.error).to.deep.equal({ code, message: `service halted: ${publicHaltMessages[code]}` });
     });
   }
+
+  it('keeps what /readyz proves through the whole app: 503 with no secrets loaded, and 503 draining whatever the gate', async function () {
+    gate.valid();
+    const drain = new DrainState();
+    const empty = new SnapshotHolder();
+    const probe = async (deps: { holder: SnapshotHolder; drain?: DrainState }) => {
+      const app = createApp({ gate, logger: log.logger, retryAfterSeconds: () => 1, pools, ...routeDependencies(readSettings({})), ...deps });
+      const other = app.listen(0);
+      await new Promise((r) => other.once('listening', r));
+      const response = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/readyz`);
+      await new Promise((r) => other.close(r));
+      return [response.status, ((await response.json()) as { error?: { code: string } }).error?.code];
+    };
+    expect(await probe({ holder: empty }), 'no secrets loaded').to.deep.equal([503, 'not_ready']);
+    expect(await probe({ holder, drain }), 'before the drain').to.deep.equal([200, undefined]);
+    drain.start();
+    expect(await probe({ holder, drain }), 'draining').to.deep.equal([503, 'draining']);
+    gate.halt('vault_token_invalid', 'refused');
+    expect(await probe({ holder, drain }), 'draining and halted').to.deep.equal([503, 'draining']);
+  });
 
   it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
     gate.valid();
