@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { Logger } from '../log/logger.js';
-import { apiRoutes, type ApiDependencies, type ApiState } from './api-routes.js';
+import { apiRoutes, type ApiDependencies } from './api-routes.js';
 import { authRoutes, type SignInSettings } from './auth-routes.js';
 import type { OidcIssuer } from '../sign-in/oidc-issuer.js';
 import { DatabaseReadiness } from './database-readiness.js';
@@ -13,7 +13,7 @@ import { requestLogStep } from './request-log.js';
 import { runSteps, type RequestStep } from './request-steps.js';
 import { routeUses } from './route-uses.js';
 import { securityHeadersStep } from './security-headers.js';
-import { snapshotStep } from './snapshot-step.js';
+import { snapshotStep, type SnapshotState } from './snapshot-step.js';
 import { gateStep, type TrafficGate } from './traffic-gate.js';
 import { TrustedProxies } from './trusted-proxies.js';
 
@@ -64,7 +64,7 @@ export function serviceChain(deps: AppDependencies): { steps: readonly RequestSt
   // database answering once a data route found it unavailable (database-readiness.ts).
   const database = new DatabaseReadiness(deps.pools);
   router.get('/readyz', async (ctx) => {
-    if (!await database.ready((ctx.state as ApiState).config)) {
+    if (!await database.ready((ctx.state as SnapshotState).config)) {
       ctx.status = 503;
       ctx.set('Retry-After', '5');
       ctx.body = { error: { code: 'database_unavailable', message: 'the database is unavailable; try again shortly' } };

@@ -8,6 +8,7 @@ import { clearCookie, readCookie, writeCookie } from './cookies.js';
 import { ClientError } from './errors.js';
 import type { SessionDependencies, SessionState } from './require-session.js';
 import type { RouteUses } from './route-uses.js';
+import type { SnapshotState } from './snapshot-step.js';
 
 export interface SignInSettings {
   /** OIDC_REDIRECT_URL: the callback as the browser reaches it, and as the issuer has it registered. */
@@ -81,7 +82,7 @@ export function authRoutes(router: Router, deps: AuthDependencies, uses: RouteUs
   }
 
   router.get('/auth/login', uses.cookies, async (ctx) => {
-    const { config } = ctx.state as SessionState;
+    const { config } = ctx.state as SnapshotState;
     const verifier = oidc.randomPKCECodeVerifier();
     const state = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce(), startedAt: Date.now() };
     // First: plain HTTP outside dev is refused (tls_required) whatever the issuer's state.
@@ -106,7 +107,7 @@ export function authRoutes(router: Router, deps: AuthDependencies, uses: RouteUs
       finishing--;
     }
   }, uses.cookies, uses.pool, async (ctx) => {
-    const { config } = ctx.state as SessionState;
+    const { config } = ctx.state as SnapshotState;
     const cookie = readCookie(ctx, 'signIn');
     // One callback per sign-in: its cookie goes now, so the same answer played again finds none.
     clearCookie(ctx, 'signIn');

@@ -1,7 +1,6 @@
 import type { Server } from 'node:http';
-import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
-import { runSteps, type RequestStep } from './request-steps.js';
+import type { RequestStep } from './request-steps.js';
 
 /** Set once, when the shutdown starts; read by every request after that. */
 export class DrainState {
@@ -38,11 +37,6 @@ export function drainStep(state: DrainState): RequestStep {
       if (state.draining) ctx.set('Connection', 'close');
     },
   };
-}
-
-/** The drain as a middleware of its own, for an app without the service's steps. */
-export function drainMiddleware(state: DrainState): Middleware {
-  return runSteps([drainStep(state)]);
 }
 
 export interface DrainOptions {

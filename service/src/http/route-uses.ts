@@ -2,7 +2,8 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
 import type { PoolHolder } from '../db/pool-holder.js';
 import { useSessionKeys } from './cookies.js';
-import { requireSession, type SessionDependencies, type SessionState } from './require-session.js';
+import { requireSession, type SessionDependencies } from './require-session.js';
+import type { SnapshotState } from './snapshot-step.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
 /**
@@ -33,7 +34,7 @@ export interface RouteUsesDependencies extends SessionDependencies {
 export function routeUses(deps: RouteUsesDependencies): RouteUses {
   const { pools, trustedProxies, plainHttpCookies } = deps;
   const cookies: Middleware = (ctx, next) => {
-    const { config } = ctx.state as SessionState;
+    const { config } = ctx.state as SnapshotState;
     useSessionKeys(ctx, config.secrets.app.session_keys, trustedProxies.overTls(ctx.req), plainHttpCookies);
     return next();
   };
@@ -48,7 +49,7 @@ export function routeUses(deps: RouteUsesDependencies): RouteUses {
 
 function poolHold(pools: Pick<PoolHolder, 'hold'>): Middleware {
   return async (ctx, next) => {
-    const release = pools.hold((ctx.state as SessionState).config);
+    const release = pools.hold((ctx.state as SnapshotState).config);
     try {
       await next();
     } finally {

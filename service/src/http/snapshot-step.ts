@@ -1,6 +1,11 @@
+import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { SnapshotHolder } from '../config/snapshot-holder.js';
 import type { RequestStep } from './request-steps.js';
-import type { SessionState } from './require-session.js';
+
+/** What every route past the snapshot step finds in ctx.state. */
+export interface SnapshotState {
+  config: ConfigSnapshot;
+}
 
 /**
  * The request's snapshot, taken once (a rotation mid-request cannot mix configs) and kept in
@@ -16,7 +21,7 @@ export function snapshotStep(holder: SnapshotHolder): RequestStep {
         ctx.body = { error: { code: 'not_ready', message: 'no secrets loaded yet' } };
         return true;
       }
-      (ctx.state as SessionState).config = config;
+      (ctx.state as SnapshotState).config = config;
       return false;
     },
   };
