@@ -11,9 +11,10 @@ import { errorStep } from './errors.js';
 import { requestIdStep } from './request-id.js';
 import { requestLogStep } from './request-log.js';
 import { runSteps, type RequestStep } from './request-steps.js';
+import { probeRoutes, probeStep } from './probes.js';
 import { routeUses } from './route-uses.js';
 import { securityHeadersStep } from './security-headers.js';
-import { snapshotStep, type SnapshotState } from './snapshot-step.js';
+import { snapshotStep } from './snapshot-step.js';
 import { gateStep, type TrafficGate } from './traffic-gate.js';
 import { TrustedProxies } from './trusted-proxies.js';
 
@@ -51,27 +52,15 @@ export function createApp(deps: AppDependencies): Koa {
  * createApp's steps, in order, and its routes (bench/overhead-chain.ts runs the first k steps).
  * A request id first, so every log line of the request carries it; errors as JSON; a log line
  * per request; helmet's headers; the drain (/readyz 503 once the shutdown starts); the traffic
- * gate; then one snapshot per request (taken once, so a rotation mid-request cannot mix configs).
+ * gate; one snapshot per request (taken once, so a rotation mid-request cannot mix configs);
+ * then a GET probe's answer, without the router.
  */
 export function serviceChain(deps: AppDependencies): { steps: readonly RequestStep[]; router: Router } {
   const { holder, gate, logger, retryAfterSeconds, drain = new DrainState(), trustedProxies = new TrustedProxies(), plainHttpCookies } = deps;
   const router = new Router();
 
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-  // Reached only through an open gate: ready means secrets loaded, the token valid, and the
-  // database answering once a data route found it unavailable (database-readiness.ts).
   const database = new DatabaseReadiness(deps.pools);
-  router.get('/readyz', async (ctx) => {
-    if (!await database.ready((ctx.state as SnapshotState).config)) {
-      ctx.status = 503;
-      ctx.set('Retry-After', '5');
-      ctx.body = { error: { code: 'database_unavailable', message: 'the database is unavailable; try again shortly' } };
-      return;
-    }
-    ctx.body = { status: 'ready' };
-  });
+  probeRoutes(router, database);
   const uses = routeUses({ ...deps, trustedProxies, plainHttpCookies });
   authRoutes(router, deps, uses);
   apiRoutes(router, deps, uses);
@@ -84,6 +73,7 @@ export function serviceChain(deps: AppDependencies): { steps: readonly RequestSt
     drainStep(drain),
     gateStep(gate, retryAfterSeconds),
     snapshotStep(holder),
+    probeStep(database),
   ];
   return { steps, router };
 }
