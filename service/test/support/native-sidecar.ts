@@ -2,11 +2,12 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import type { SignedIn } from '../../../scripts/sign-in/play-browser.js';
 import { podSubnet } from '../../../scripts/kubernetes/paths.js';
 import { ensureServerInstalled, repoRoot } from './bao.js';
 import { runScript } from './bao-server.js';
+import type { Exposure } from '../../../scripts/kubernetes/bridge.js';
 import { startTestCluster, type TestCluster } from './kubernetes.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
 import { enableTls, generateTls } from './postgres-tls.js';
@@ -25,7 +26,8 @@ import { tempDir } from './temp-dirs.js';
  *
  * What changes in the shipped manifests, in an overlay of its own: the images (the project's
  * stand-ins), 2 replicas, host aliases sending vault.vault.svc and postgres.saas.svc to the node
- * (where the host's Vault and PostgreSQL are exposed, at 8200 and 5432), and every Vault
+ * (where the host's Vault and PostgreSQL are exposed, at 8200 and 5432; in the schema Job's pod
+ * too, which the deployment leaves out for the test that runs it: applySchemaJob), and every Vault
  * duration divided by one factor, 30 as in the soak test, whose comment says why not 60
  * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
  * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
@@ -104,6 +106,13 @@ export interface NativeSidecar {
   readonly adminHeaders: Record<string, string>;
   /** scripts/kubernetes-auth.sh run again as the operator first ran it. */
   configureAuth(): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * Where the pods' vault.vault.svc:8200 leads from now on: the test's Vault (no argument),
+   * another address of the host's, or nowhere (null: connections refused). Open connections end.
+   */
+  routeVault(to?: { host: string; port: number } | null): Promise<void>;
+  /** The overlay's schema Job as the test renders it (its images and host aliases), applied now. */
+  applySchemaJob(): Promise<void>;
   /** The test's issuer (see the top of this file). */
   readonly identity: IdentityProvider;
   /** Signs in at a pod, as a browser behind the TLS proxy does: the callback called at the pod's address. */
@@ -136,7 +145,7 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     }
     await vault?.stop();
   };
-  let configureAuth: NativeSidecar['configureAuth'];
+  let configured: Configured;
   let identity: IdentityProvider;
   const adminToken = randomBytes(24).toString('hex');
   registerSecret('admin port token', adminToken);
@@ -146,14 +155,16 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
     identity = await addIdentityProviderAfterBootstrap(vault.node, vault.adminToken, vault.unsealKeys, await shippedRedirectUrl(),
       { appEnv: 'prod', caFile: vault.tls.ca, extraEnv: { ISSUER_ADDR: issuerAddr } });
-    configureAuth = await configure(cluster, vault, adminToken);
+    configured = await configure(cluster, vault, adminToken);
   } catch (error) {
     await stop();
     throw error;
   }
   const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
+  const { configureAuth, routeVault, schemaJob } = configured;
   return {
-    cluster, vault, pods, stop, podUrl, configureAuth, identity, adminToken, adminHeaders,
+    cluster, vault, pods, stop, podUrl, configureAuth, routeVault, identity, adminToken, adminHeaders,
+    applySchemaJob: async () => { await cluster.kube(['apply', '-f', '-'], schemaJob); },
     signIn: async (pod, user = 'acme') => identity.signIn(await podUrl(pod), user, { ...overTls }),
     runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
     podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`, { headers: adminHeaders })).json()) as Status,
@@ -171,9 +182,22 @@ async function shippedRedirectUrl(): Promise<string> {
   return url;
 }
 
-async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<NativeSidecar['configureAuth']> {
+interface Configured extends Pick<NativeSidecar, 'configureAuth' | 'routeVault'> {
+  /** The rendered Job (YAML), which the deployment leaves out: a test applies it when it wants it to run. */
+  readonly schemaJob: string;
+}
+
+async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<Configured> {
   const d = vault.durations;
-  await cluster.expose(8200, { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) });
+  const testVault = { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) };
+  let vaultExposure: Exposure | undefined = await cluster.expose(8200, testVault);
+  const routeVault = async (to: { host: string; port: number } | null = testVault) => {
+    await vaultExposure?.close();
+    vaultExposure = undefined;
+    if (to === null) return;
+    // The cluster's end of the closed exposure stops listening a moment later: tried again until it has.
+    vaultExposure = await until('port 8200 exposed again', 5000, () => cluster.expose(8200, to));
+  };
   await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
 
   // PostgreSQL serves TLS, with a certificate for the name the pods dial.
@@ -204,7 +228,8 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
   const overlay = join(work, 'overlay');
   await mkdir(overlay);
   await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
-  await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff']));
+  await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
+  const hostAliases = [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }];
   const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
   const [appImage = '', appTag = ''] = cluster.images.app.split(':');
   await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({
@@ -217,9 +242,12 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
     ],
     configMapGenerator: [{ name: 'saas-vault-agent', namespace, behavior: 'merge', files: ['prod.hcl', 'kubernetes.hcl'] }],
     patches: [{ patch: JSON.stringify({
+      apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'saas-schema', namespace },
+      spec: { template: { spec: { hostAliases } } },
+    }) }, { patch: JSON.stringify({
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
       spec: { replicas: 2, template: { spec: {
-        hostAliases: [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }],
+        hostAliases,
         containers: [{ name: 'app', env: [
           { name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) },
           // The test's issuer, behind the vault-ca secret's CA, and the test's client as the TLS proxy.
@@ -230,7 +258,10 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
       } } },
     }) }],
   }));
-  await cluster.kube(['apply', '-f', '-'], await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
+  // Everything but the schema Job, which the test that checks it runs (the kill switch's file does not).
+  const documents = parseAllDocuments(await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
+  const isJob = (doc: (typeof documents)[number]) => (doc.toJS() as { kind?: string }).kind === 'Job';
+  await cluster.kube(['apply', '-f', '-'], documents.filter((doc) => !isJob(doc)).map(String).join('---\n'));
   await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
-  return configureAuth;
+  return { configureAuth, routeVault, schemaJob: documents.filter(isJob).map(String).join('---\n') };
 }
