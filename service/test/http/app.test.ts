@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import helmet from 'koa-helmet';
+import sinon from 'sinon';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
@@ -108,6 +109,29 @@ describe('createApp with the traffic gate', function () {
     expect(await probe({ holder, drain }), 'draining').to.deep.equal([503, 'draining']);
     gate.halt('vault_token_invalid', 'refused');
     expect(await probe({ holder, drain }), 'draining and halted').to.deep.equal([503, 'draining']);
+  });
+
+  it('takes no pool hold for a probe, and one for a route that queries', async function () {
+    gate.valid();
+    const hold = sinon.spy(pools, 'hold');
+    expect((await fetch(`${url}/readyz`)).status).to.equal(200);
+    expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+    expect(hold.callCount, 'the probes').to.equal(0);
+    // Refused at the session check, which runs behind the hold: the spy sees a route that queries.
+    expect((await fetch(`${url}/api/projects`)).status).to.equal(401);
+    expect(hold.callCount, 'GET /api/projects').to.equal(1);
+  });
+
+  it('parses no body on a route without one: a broken or oversized JSON body reaches the route unread', async function () {
+    gate.valid();
+    const json = { 'Content-Type': 'application/json' };
+    // POST /auth/logout reads a session, never a body: its answer is the session's 401, not the parser's 400.
+    const logout = await fetch(`${url}/auth/logout`, { method: 'POST', headers: json, body: '{"broken' });
+    expect(logout.status).to.equal(401);
+    expect(((await logout.json()) as { error: { code: string } }).error.code).to.equal('unauthenticated');
+    // No route takes a POST here: the router's 405, not the parser's 413.
+    const probe = await fetch(`${url}/healthz`, { method: 'POST', headers: json, body: JSON.stringify({ x: 'y'.repeat(20_000) }) });
+    expect(probe.status).to.equal(405);
   });
 
   it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
