@@ -63,10 +63,10 @@ function unreachable(error: unknown): boolean {
 
 /**
  * Sign-in with OpenID Connect (authorization code, PKCE, state and nonce) and the sessions it
- * opens, added to `router`: GET /auth/login sends the browser to the issuer, GET /auth/callback ends the flow
- * and opens a session for the tenant the verified ID token names, POST /auth/logout ends
- * this session, POST /auth/logout-everywhere every session of this user. The client id and
- * secret come from the request's snapshot (the oidc group).
+ * opens, added to `router`: GET /auth/login sends the browser to the issuer, GET /auth/callback
+ * ends the flow and opens a session for the tenant the verified ID token names, POST
+ * /auth/logout ends this session, POST /auth/logout-everywhere every session of this user. The
+ * client id and secret come from the request's snapshot (the oidc group). No route reads a body.
  */
 export function authRoutes(router: Router, deps: AuthDependencies, uses: RouteUses): void {
   const { pools, sessions, issuer, signIn, logger } = deps;
