@@ -2,7 +2,7 @@ import { startCluster, stopCluster } from './cluster.js';
 import { ClusterError } from './paths.js';
 
 /**
- *   npm run k8s:start   builds the pinned Kubernetes once, starts a one-node cluster of this
+ *   npm run k8s:start   builds the pinned Kubernetes and CoreDNS once, starts a two-node cluster of this
  *                       clone in its own namespaces, writes .kubernetes/kubeconfig
  *   npm run k8s:stop    stops everything the start started
  */
