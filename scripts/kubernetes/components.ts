@@ -13,7 +13,8 @@ import type { ClusterPaths } from './paths.js';
  * namespace (containerd's shims). Whatever else goes wrong in the supervisor ends it the same way.
  */
 export interface Components {
-  start(name: string, command: string, args: readonly string[]): Promise<void>;
+  /** `stop`: how the stop ends it, when not by SIGTERM to the process started (then it waits for its exit). */
+  start(name: string, command: string, args: readonly string[], stop?: () => Promise<void>): Promise<void>;
   /** Asks `check` every 250 ms; fails the namespace after `seconds`. */
   until(what: string, seconds: number, check: () => Promise<boolean>): Promise<void>;
   /** Runs a command that must succeed, or fails the namespace with its stderr. */
@@ -22,7 +23,7 @@ export interface Components {
 }
 
 export function superviseComponents(paths: ClusterPaths): Components {
-  const children: { name: string; child: ChildProcess }[] = [];
+  const children: { name: string; child: ChildProcess; stop?: () => Promise<void> }[] = [];
   let stopping = false;
 
   const lastError = async (name: string): Promise<string> => {
@@ -31,10 +32,11 @@ export function superviseComponents(paths: ClusterPaths): Components {
     return (lines.at(-1) ?? log.trim().split('\n').at(-1) ?? 'no log').slice(0, 400);
   };
 
-  const stopChild = async ({ child }: { child: ChildProcess }, graceMs: number): Promise<void> => {
+  const stopChild = async ({ child, stop }: { child: ChildProcess; stop?: () => Promise<void> }, graceMs: number): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolvePromise) => { child.once('exit', () => { resolvePromise(); }); });
-    child.kill('SIGTERM');
+    if (stop === undefined) child.kill('SIGTERM');
+    else await stop().catch(() => undefined);
     if (await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)])) return;
     child.kill('SIGKILL');
     await exited;
@@ -44,7 +46,7 @@ export function superviseComponents(paths: ClusterPaths): Components {
     if (stopping) return;
     stopping = true;
     for (const entry of [...children].reverse()) await stopChild(entry, 10_000);
-    await killNetworkNamespace(await readlink('/proc/self/ns/net'), process.pid);
+    await killNetworkNamespace(await readlink('/proc/self/ns/net'), [process.pid, process.ppid]);
   };
 
   const fail = async (line: string): Promise<never> => {
@@ -63,11 +65,11 @@ export function superviseComponents(paths: ClusterPaths): Components {
 
   return {
     fail,
-    async start(name, command, args) {
+    async start(name, command, args, stop) {
       const log = await open(join(paths.logs, `${name}.log`), 'a');
       const child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd] });
       await log.close();
-      children.push({ name, child });
+      children.push({ name, child, ...(stop === undefined ? {} : { stop }) });
       child.on('error', (error) => { void fail(`${name} could not start: ${error.message}`); });
       child.on('exit', (code, signal) => {
         if (stopping) return;

@@ -1,9 +1,11 @@
 import { mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { serveClusterHalf } from './bridge.js';
 import { superviseComponents } from './components.js';
 import { configFile } from './config.js';
+import { processesIn } from './netns.js';
 import { linkFromFirstNode } from './node-link.js';
 import { prepareNode, startNode } from './node-start.js';
 import { apiServerPort, clusterPaths, nodeIp, nodePaths, nodes, serviceSubnet } from './paths.js';
@@ -111,10 +113,18 @@ await c.start('coredns', corednsBin, ['-conf', configFile(paths, 'Corefile')]);
 // The other nodes, each in its namespace, linked to this one as soon as it exists.
 for (const index of nodes.map((_, i) => i + 1).slice(1)) {
   const node = nodePaths(paths, index);
+  // Its stop: its supervisor's own (its kubelet first, then every process of its namespace),
+  // waited for, before the control plane goes; unshare then exits with it.
+  const stopNode = async () => {
+    process.kill(Number(await readFile(node.insidePid, 'utf8')), 'SIGTERM');
+    const netns = (await readFile(node.netnsFile, 'utf8')).trim();
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && (await processesIn(netns)).length > 0) await sleep(200);
+  };
   await c.start(`node-${index}`, 'unshare', [
     '--mount', '--net', '--propagation', 'private', '--fork', '--kill-child=SIGTERM',
     process.execPath, '--import', 'tsx', join(import.meta.dirname, 'node.ts'), binDir, String(index),
-  ]);
+  ], stopNode);
   let pid = 0;
   await c.until(`node ${index}'s namespace did not start`, 60, async () => {
     pid = Number(await readFile(node.insidePid, 'utf8'));

@@ -68,7 +68,15 @@ describe('Kubernetes: Services, the cluster DNS and two nodes (a real two-node c
     await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/echo', '--timeout=90s']);
     pods = (await cluster.api<{ items: Pod[] }>(`/api/v1/namespaces/${namespace}/pods?labelSelector=app%3Decho`)).items;
     clusterIp = (await cluster.kube(['get', 'service', '-n', namespace, 'echo', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
-    console.log(`      cluster ready in ${((up - started) / 1000).toFixed(1)} s, echo pods ready ${((Date.now() - up) / 1000).toFixed(1)} s later`);
+    const rolledOut = Date.now();
+    // kube-proxy writes a Service's rules at most once a second (minSyncPeriod), after its
+    // endpoints change: until then a connection is refused. Each node's, within 15 s.
+    for (const pod of pods) {
+      const deadline = Date.now() + 15_000;
+      while (await client(pod, `http://${clusterIp}/`, 1).then(() => false, () => Date.now() < deadline)) await new Promise((r) => setTimeout(r, 250));
+    }
+    console.log(`      cluster ready in ${((up - started) / 1000).toFixed(1)} s, echo pods ready ${((rolledOut - up) / 1000).toFixed(1)} s later, `
+      + `their Service on both nodes ${((Date.now() - rolledOut) / 1000).toFixed(1)} s after that`);
   });
 
   after(async function () {

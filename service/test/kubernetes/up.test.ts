@@ -74,9 +74,11 @@ describe('npm run k8s:up and k8s:down (a real cluster, Vault and PostgreSQL)', f
   it('stops the cluster, Vault and PostgreSQL at npm run k8s:down', async function () {
     this.timeout(180_000);
     const cluster = join(repoRoot, '.kubernetes-test');
-    const netns = (await readFile(join(cluster, 'run/netns'), 'utf8')).trim();
+    // Both nodes' network namespaces: the control plane's and the first node's, the second's.
+    const namespaces = await Promise.all(['run/netns', 'run/node-2/netns'].map(async (file) => (await readFile(join(cluster, file), 'utf8')).trim()));
+    const inNamespaces = async () => (await Promise.all(namespaces.map((netns) => processesIn(netns)))).flat();
     const pids = /^k8s: running \(pid (\d+)\)/m.exec(output)?.[1];
-    expect(await processesIn(netns)).to.not.deep.equal([]);
+    expect(await inNamespaces()).to.not.deep.equal([]);
     const started = Date.now();
     const downCode = await new Promise((resolvePromise) => {
       spawn('npm', ['run', '--silent', 'k8s:down'], { cwd: repoRoot, env, stdio: 'ignore' }).once('exit', resolvePromise);
@@ -86,7 +88,7 @@ describe('npm run k8s:up and k8s:down (a real cluster, Vault and PostgreSQL)', f
     // npm and tsx end once the process k8s:down signalled has.
     if (upProcess?.exitCode === null) await new Promise((resolvePromise) => { upProcess?.once('exit', resolvePromise); setTimeout(resolvePromise, 10_000); });
     expect(upProcess?.exitCode, 'k8s:up exited').to.not.equal(null);
-    expect(await processesIn(netns)).to.deep.equal([]);
+    expect(await inNamespaces()).to.deep.equal([]);
     // Every process of k8s:up's state folder (Vault, PostgreSQL) is gone with it.
     const procs = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry) && entry !== pids);
     const commands = await Promise.all(procs.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
