@@ -1,7 +1,8 @@
 /**
- * 1d. Where the service's request overhead goes: GET /readyz on plain Koa and on the service's
- * middleware chain built up one step at a time (chain-1 is the request id alone, chain-2 adds
- * the error handler, and so on, in createApp's order; serviceChain in service/src/http/app.ts).
+ * 1d. Where the service's request overhead goes: GET /readyz on plain Koa and on the steps every
+ * request passes, built up one step at a time (chain-1 is the request id alone, chain-2 adds
+ * the errors, and so on, in createApp's order; serviceChain in service/src/http/app.ts), the
+ * last variant adding the router.
  * Each step's cost is the throughput ratio of the chain with it to the chain without it, side
  * by side in one run.
  *
@@ -20,10 +21,9 @@ runBenchmark(async () => {
   const seconds = flag('seconds', 4);
   const connections = flag('connections', 10);
   const m = await machine();
-  // The steps' names, read from the chain itself; /readyz is answered by the one named 'routes'.
-  const names = serviceChain(openDependencies(createLogger('silent', logOutput('/dev/null').stream))).map((step) => step.name);
-  const throughRoutes = names.indexOf('routes') + 1;
-  const steps = names.slice(0, throughRoutes);
+  // The steps' names, read from the chain itself, then its router, which answers /readyz.
+  const chain = serviceChain(openDependencies(createLogger('silent', logOutput('/dev/null').stream)));
+  const steps = [...chain.steps.map((step) => step.name), 'routes'];
   const variants = ['plain', ...steps.map((_, i) => `chain-${i + 1}`), 'service'];
   const run = await loadVariants(variants, { rounds, seconds, connections, dir: await tempDir('overhead-chain'), env: {}, adminPort: await freePort() });
   const rps = (v: string) => run.stat(v).rps;

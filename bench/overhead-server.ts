@@ -6,8 +6,8 @@
  *   plain-log       plain + the service's requestLog middleware (one pino line per request)
  *   plain-log-helmet  plain-log + koa-helmet, as the service mounts it
  *   service-silent  the service's app with the logger at level 'silent' (attribution only)
- *   service         the service's createApp: request id, error handler, request log (pino), helmet, drain, traffic
- *                   gate, snapshot lookup and session keys, body parser, router
+ *   service         the service's createApp: its steps (request id, errors, log (pino), headers, drain,
+ *                   gate, snapshot) in one middleware, then its router
  *   service-b       a second, identical service process: the A/A control for process-to-process noise
  *   service-loop    service + the agent token's watcher checking a real token against a
  *                   real bao dev server every second (maxCheckIntervalMs 1000)
@@ -17,8 +17,9 @@
  *                   BENCH_SECRETS_FILE, its pool to the PostgreSQL at BENCH_PG_PORT (bench/lib/data-route.ts)
  *   env-secrets     the same route in a plain Koa app whose secrets come from environment
  *                   variables (bench/lib/env-secrets-app.ts): what a user would run without Vault
- *   chain-<k>       the first k steps of the service's middleware (serviceChain), then, if the
- *                   router is not among them, plain's /readyz answer: bench/overhead-chain.ts
+ *   chain-<k>       the first k of the steps every request passes (serviceChain), then plain's
+ *                   /readyz answer; with k one past the last step, the service's router instead:
+ *                   bench/overhead-chain.ts
  *
  * Logs go through the service's createLogger and logOutput, the production configuration (pino's
  * asynchronous destination), pointed at /dev/null instead of stdout to keep the disk and the
@@ -35,6 +36,7 @@ import { envSecretsApp } from './lib/env-secrets-app.js';
 import { openDependencies, type BenchDatabase } from './lib/open-dependencies.js';
 import { ServiceMetrics } from '../service/src/metrics/service-metrics.js';
 import { requestLog } from '../service/src/http/request-log.js';
+import { runSteps } from '../service/src/http/request-steps.js';
 import { TrafficGate } from '../service/src/http/traffic-gate.js';
 import { createLogger, logOutput } from '../service/src/log/logger.js';
 import { AgentToken } from '../service/src/vault/agent-token.js';
@@ -62,9 +64,12 @@ function plainApp(logged: boolean, withHelmet: boolean): Koa {
 
 function chainApp(steps: number): Koa {
   const app = new Koa();
-  const chain = serviceChain(openDependencies(logger)).slice(0, steps);
-  for (const step of chain) app.use(step.middleware);
-  if (!chain.some((step) => step.name === 'routes')) {
+  const chain = serviceChain(openDependencies(logger));
+  app.use(runSteps(chain.steps.slice(0, steps)));
+  if (steps > chain.steps.length) {
+    app.use(chain.router.routes());
+    app.use(chain.router.allowedMethods());
+  } else {
     app.use((ctx) => {
       ctx.body = { status: 'ready' };
     });

@@ -70,7 +70,7 @@ runBenchmark(async () => {
     '',
     `Command: \`node --import tsx bench/overhead.ts --rounds=${rounds} --seconds=${seconds} --connections=${connections}\``,
     '',
-    `GET /readyz (passes the gate and the snapshot middleware), autocannon ${connections} connections, no pipelining, ${rounds} rounds of ${seconds} s per variant, ` +
+    `GET /readyz (passes every step: request id, errors, log, headers, drain, gate, snapshot, probes), autocannon ${connections} connections, no pipelining, ${rounds} rounds of ${seconds} s per variant, ` +
     'variants alternating (forward, then reverse order); each server in its own process, logs to /dev/null through the service\'s logger (pino\'s asynchronous destination). ' +
     `\`data\` and \`env-secrets\`: GET ${dataPath} with a session (${data.requests.length} tenants' cookies in turn; the session's query and the page's on a real PostgreSQL).`,
     '',

@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { repoRoot, run } from '../engine/engine.js';
 import type { Exposure } from './bridge.js';
 import type { ClusterImages } from './images.js';
@@ -14,7 +14,8 @@ import { ClusterError, nodeIp } from './paths.js';
  * deploy/kubernetes/overlays/native-sidecar as shipped, in an overlay of its own that changes
  * only what this cluster needs: the images (the project's stand-ins), the replicas, host
  * aliases sending vault.vault.svc and postgres.saas.svc to the first node (where the host's
- * servers are exposed), and what the caller adds (agent files, the app's environment).
+ * servers are exposed; in the schema Job's pod too), and what the caller adds (agent files,
+ * the app's environment, kinds it applies itself).
  */
 export const namespace = 'saas';
 /** Vault as the pods reach it (the base's VAULT_ADDR). */
@@ -39,6 +40,8 @@ export interface AppDeployment {
   /** A folder of the caller's, private to it: the overlay and the tokens' files go there. */
   readonly work: string;
   readonly replicas: number;
+  /** Kinds of the rendered overlay not applied (the tests run the schema Job themselves): handed back as YAML. */
+  readonly holdBack?: readonly string[];
   /** Files of the agent's ConfigMap to replace (prod.hcl, kubernetes.hcl), by name. */
   readonly agentFiles?: Readonly<Record<string, string>>;
   /** The app container's environment besides the base's. */
@@ -65,11 +68,20 @@ export async function shippedRedirectUrl(): Promise<string> {
 
 const quietly = (script: string, args: string[], env: NodeJS.ProcessEnv) => run('sh', [join(repoRoot, script), ...args], { env });
 
-/** Runs the steps, waits for the rollout; returns kubernetes-auth.sh as the operator ran it, to run again. */
-export async function deployApp(d: AppDeployment): Promise<{ readonly configureAuth: () => Promise<ScriptResult> }> {
+export interface DeployedApp {
+  /** kubernetes-auth.sh as the operator ran it, to run again. */
+  readonly configureAuth: () => Promise<ScriptResult>;
+  /** Port 8200 at the first node, leading to the host's Vault (a test closes it to cut Vault off). */
+  readonly vaultExposure: Exposure;
+  /** The documents of the kinds held back, as YAML. */
+  readonly heldBack: string;
+}
+
+/** Runs the steps, applies the overlay and waits for the rollout. */
+export async function deployApp(d: AppDeployment): Promise<DeployedApp> {
   const { cluster, work } = d;
   const say = d.say ?? (() => undefined);
-  await cluster.expose(8200, { host: '127.0.0.1', port: d.vault.port });
+  const vaultExposure = await cluster.expose(8200, { host: '127.0.0.1', port: d.vault.port });
   await cluster.expose(5432, { host: '127.0.0.1', port: d.postgres.port });
 
   say(`namespace ${namespace}: the Secrets vault-ca, postgres-ca and saas-admin-token; the token reviewer`);
@@ -94,6 +106,8 @@ export async function deployApp(d: AppDeployment): Promise<{ readonly configureA
   const overlay = join(work, 'overlay');
   await mkdir(overlay, { recursive: true });
   for (const [name, text] of Object.entries(d.agentFiles ?? {})) await writeFile(join(overlay, name), text);
+  // The app's pods and the schema Job's reach the host's servers at the first node.
+  const hostAliases = [{ ip: nodeIp, hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }];
   const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
   const [appImage = '', appTag = ''] = cluster.images.app.split(':');
   await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({
@@ -108,15 +122,20 @@ export async function deployApp(d: AppDeployment): Promise<{ readonly configureA
       configMapGenerator: [{ name: 'saas-vault-agent', namespace, behavior: 'merge', files: Object.keys(d.agentFiles) }],
     }),
     patches: [{ patch: JSON.stringify({
+      apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'saas-schema', namespace },
+      spec: { template: { spec: { hostAliases } } },
+    }) }, { patch: JSON.stringify({
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
       spec: { replicas: d.replicas, template: { spec: {
-        hostAliases: [{ ip: nodeIp, hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }],
+        hostAliases,
         containers: [{ name: 'app', env: d.appEnv ?? [] }],
       } } },
     }) }],
   }));
   say('deploy/kubernetes/overlays/native-sidecar, applied; waiting for the rollout');
-  await cluster.kube(['apply', '-f', '-'], await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
+  const documents = parseAllDocuments(await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
+  const heldBack = (doc: (typeof documents)[number]) => d.holdBack?.includes((doc.toJS() as { kind?: string }).kind ?? '') === true;
+  await cluster.kube(['apply', '-f', '-'], documents.filter((doc) => !heldBack(doc)).map(String).join('---\n'));
   await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
-  return { configureAuth };
+  return { configureAuth, vaultExposure, heldBack: documents.filter(heldBack).map(String).join('---\n') };
 }

@@ -48,7 +48,8 @@ export function decodeCursor(cursor: string): { position: string; id: string } |
 const columns = `id, name, description, created_at,
   ((extract(epoch FROM created_at) * 1000000)::bigint)::text AS position`;
 
-const schema = `
+/** The table (and its index) the store creates at its first use; db/schema.ts lists it for the schema Job. */
+export const projectsSchema = `
 CREATE TABLE IF NOT EXISTS projects (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   tenant text NOT NULL,
@@ -70,7 +71,7 @@ const toProject = (row: Row): Project => ({
  */
 export class ProjectStore {
   /** The table, created once per store (schema-once.ts). */
-  readonly #ensureSchema = schemaOnce(schema);
+  readonly #ensureSchema = schemaOnce(projectsSchema);
   readonly #quota: number;
   readonly #events: WebhookOutbox | undefined;
 

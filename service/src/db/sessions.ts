@@ -19,7 +19,8 @@ export interface SessionLifetimes {
 /** One user's live sessions at most: a sign-in beyond it ends that user's oldest. */
 export const sessionsPerUser = 20;
 
-const schema = `
+/** The table (and its index) the store creates at its first use; db/schema.ts lists it for the schema Job. */
+export const sessionsSchema = `
 CREATE TABLE IF NOT EXISTS sessions (
   id text PRIMARY KEY,
   issuer text NOT NULL,
@@ -41,7 +42,7 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
  */
 export class SessionStore {
   /** The table, created once per store (schema-once.ts). */
-  readonly #ensureSchema = schemaOnce(schema);
+  readonly #ensureSchema = schemaOnce(sessionsSchema);
   readonly #lifetimes: SessionLifetimes;
 
   constructor(lifetimes: SessionLifetimes) {

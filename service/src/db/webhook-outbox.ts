@@ -15,7 +15,8 @@ export interface ClaimedDelivery extends WebhookEvent {
   readonly createdAt: string;
 }
 
-const schema = `
+/** The table (and its index) the store creates at its first use; db/schema.ts lists it for the schema Job. */
+export const webhookOutboxSchema = `
 CREATE TABLE IF NOT EXISTS webhook_outbox (
   id bigserial PRIMARY KEY,
   tenant text NOT NULL,
@@ -42,7 +43,7 @@ const keptMs = 24 * 3_600_000;
 export class WebhookOutbox {
 
   /** Creates the table once per outbox (schema-once.ts); a create calls it before its transaction. */
-  readonly ensureSchema = schemaOnce(schema);
+  readonly ensureSchema = schemaOnce(webhookOutboxSchema);
 
   /** Adds the event in the caller's transaction (`client` is inside BEGIN ... COMMIT). */
   async add(client: pg.PoolClient, event: WebhookEvent): Promise<void> {

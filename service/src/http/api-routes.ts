@@ -2,7 +2,8 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { decodeCursor, ProjectQuotaReached, type ProjectStore } from '../db/projects.js';
 import { ClientError } from './errors.js';
-import { requireSession, type SessionDependencies, type SessionState } from './require-session.js';
+import type { SessionDependencies, SessionState } from './require-session.js';
+import type { RouteUses } from './route-uses.js';
 
 export interface ApiDependencies extends SessionDependencies {
   projects: ProjectStore;
@@ -42,24 +43,23 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 /**
- * The SaaS API: a session naming the tenant (auth-routes.ts opens it), tenant-scoped projects in
- * PostgreSQL (database group), and a webhook per created project, through the outbox (webhook-deliveries.ts).
+ * The SaaS API, added to `router` under /api: a session naming the tenant (auth-routes.ts opens
+ * it), tenant-scoped projects in PostgreSQL (database group), and a webhook per created
+ * project, through the outbox (webhook-deliveries.ts). Only a create reads a body.
  */
-export function apiRoutes(deps: ApiDependencies): Router {
+export function apiRoutes(router: Router, deps: ApiDependencies, uses: RouteUses): void {
   const { pools, projects } = deps;
-  const router = new Router({ prefix: '/api' });
-  const sessionCheck = requireSession(deps);
 
-  router.get('/session', sessionCheck, (ctx) => {
+  router.get('/api/session', ...uses.session, (ctx) => {
     ctx.body = { tenant: (ctx.state as ApiState).tenant };
   });
 
-  router.get('/projects', sessionCheck, async (ctx) => {
+  router.get('/api/projects', ...uses.session, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const page = readPage(ctx.query);
     ctx.body = await pools.use((pool) => projects.list(pool, tenant, page), config);
   });
-  router.post('/projects', sessionCheck, async (ctx) => {
+  router.post('/api/projects', ...uses.session, uses.body, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const input = parse(newProject, ctx.request.body);
     const project = await pools.use((pool) => projects.create(pool, tenant, input), config).catch((error: unknown) => {
@@ -70,19 +70,18 @@ export function apiRoutes(deps: ApiDependencies): Router {
     ctx.set('Location', `/api/projects/${project.id}`);
     ctx.body = project;
   });
-  router.get('/projects/:id', sessionCheck, async (ctx) => {
+  router.get('/api/projects/:id', ...uses.session, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const id = ctx.params.id ?? '';
     const project = uuid.test(id) ? await pools.use((pool) => projects.get(pool, tenant, id), config) : undefined;
     if (project === undefined) throw new ClientError(404, 'not_found', `no project ${id}`);
     ctx.body = project;
   });
-  router.delete('/projects/:id', sessionCheck, async (ctx) => {
+  router.delete('/api/projects/:id', ...uses.session, async (ctx) => {
     const { tenant, config } = ctx.state as ApiState;
     const id = ctx.params.id ?? '';
     const deleted = uuid.test(id) && await pools.use((pool) => projects.delete(pool, tenant, id), config);
     if (!deleted) throw new ClientError(404, 'not_found', `no project ${id}`);
     ctx.status = 204;
   });
-  return router;
 }

@@ -6,7 +6,9 @@ import { IssuerUnavailable, type OidcIssuer } from '../sign-in/oidc-issuer.js';
 import { decodeSignInState, encodeSignInState, signInLifetimeMs } from '../sign-in/sign-in-state.js';
 import { clearCookie, readCookie, writeCookie } from './cookies.js';
 import { ClientError } from './errors.js';
-import { requireSession, type SessionDependencies, type SessionState } from './require-session.js';
+import type { SessionDependencies, SessionState } from './require-session.js';
+import type { RouteUses } from './route-uses.js';
+import type { SnapshotState } from './snapshot-step.js';
 
 export interface SignInSettings {
   /** OIDC_REDIRECT_URL: the callback as the browser reaches it, and as the issuer has it registered. */
@@ -61,15 +63,13 @@ function unreachable(error: unknown): boolean {
 
 /**
  * Sign-in with OpenID Connect (authorization code, PKCE, state and nonce) and the sessions it
- * opens: GET /auth/login sends the browser to the issuer, GET /auth/callback ends the flow
- * and opens a session for the tenant the verified ID token names, POST /auth/logout ends
- * this session, POST /auth/logout-everywhere every session of this user. The client id and
- * secret come from the request's snapshot (the oidc group).
+ * opens, added to `router`: GET /auth/login sends the browser to the issuer, GET /auth/callback
+ * ends the flow and opens a session for the tenant the verified ID token names, POST
+ * /auth/logout ends this session, POST /auth/logout-everywhere every session of this user. The
+ * client id and secret come from the request's snapshot (the oidc group). No route reads a body.
  */
-export function authRoutes(deps: AuthDependencies): Router {
+export function authRoutes(router: Router, deps: AuthDependencies, uses: RouteUses): void {
   const { pools, sessions, issuer, signIn, logger } = deps;
-  const router = new Router({ prefix: '/auth' });
-  const sessionCheck = requireSession(deps);
 
   async function configuration(config: ConfigSnapshot): Promise<oidc.Configuration> {
     if (issuer === undefined) {
@@ -81,8 +81,8 @@ export function authRoutes(deps: AuthDependencies): Router {
     });
   }
 
-  router.get('/login', async (ctx) => {
-    const { config } = ctx.state as SessionState;
+  router.get('/auth/login', uses.cookies, async (ctx) => {
+    const { config } = ctx.state as SnapshotState;
     const verifier = oidc.randomPKCECodeVerifier();
     const state = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce(), startedAt: Date.now() };
     // First: plain HTTP outside dev is refused (tls_required) whatever the issuer's state.
@@ -95,7 +95,7 @@ export function authRoutes(deps: AuthDependencies): Router {
   });
 
   let finishing = 0;
-  router.get('/callback', async (ctx, next) => {
+  router.get('/auth/callback', async (ctx, next) => {
     if (finishing >= callbacksAtOnce) {
       ctx.set('Retry-After', '1');
       throw new ClientError(503, 'sign_in_busy', `${callbacksAtOnce} sign-ins are finishing on this replica, its bound: retry in 1 s`);
@@ -106,8 +106,8 @@ export function authRoutes(deps: AuthDependencies): Router {
     } finally {
       finishing--;
     }
-  }, async (ctx) => {
-    const { config } = ctx.state as SessionState;
+  }, uses.cookies, uses.pool, async (ctx) => {
+    const { config } = ctx.state as SnapshotState;
     const cookie = readCookie(ctx, 'signIn');
     // One callback per sign-in: its cookie goes now, so the same answer played again finds none.
     clearCookie(ctx, 'signIn');
@@ -140,19 +140,18 @@ export function authRoutes(deps: AuthDependencies): Router {
     ctx.body = { tenant };
   });
 
-  router.post('/logout', sessionCheck, async (ctx) => {
+  router.post('/auth/logout', ...uses.session, async (ctx) => {
     const { config, sessionToken } = ctx.state as SessionState;
     await pools.use((pool) => sessions.end(pool, sessionToken), config);
     clearCookie(ctx, 'session');
     ctx.status = 204;
   });
 
-  router.post('/logout-everywhere', sessionCheck, async (ctx) => {
+  router.post('/auth/logout-everywhere', ...uses.session, async (ctx) => {
     const { config, user } = ctx.state as SessionState;
     const ended = await pools.use((pool) => sessions.endAll(pool, user), config);
     clearCookie(ctx, 'session');
     logger.info({ tenant: user.tenant, ended }, 'signed out everywhere');
     ctx.body = { ended };
   });
-  return router;
 }

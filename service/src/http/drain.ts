@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
-import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
+import type { RequestStep } from './request-steps.js';
 
 /** Set once, when the shutdown starts; read by every request after that. */
 export class DrainState {
@@ -21,21 +21,21 @@ export class DrainState {
  * holding the server's close up until Node's keep-alive timeout. Mounted before the traffic
  * gate: a draining instance says so whatever the gate says.
  */
-export function drainMiddleware(state: DrainState): Middleware {
-  return async (ctx, next) => {
-    if (state.draining && ctx.path === '/readyz') {
+export function drainStep(state: DrainState): RequestStep {
+  return {
+    name: 'drain',
+    enter: (ctx) => {
+      if (!state.draining || ctx.path !== '/readyz') return false;
       ctx.status = 503;
       ctx.set('Connection', 'close');
       ctx.body = { error: { code: 'draining', message: 'the service is shutting down' } };
-      return;
-    }
-    try {
-      await next();
-    } finally {
-      // Checked again after the handler: a request in flight when the drain began is the
-      // last one on its connection too.
+      return true;
+    },
+    // Checked again after the handler: a request in flight when the drain began is the last
+    // one on its connection too.
+    leave: (ctx) => {
       if (state.draining) ctx.set('Connection', 'close');
-    }
+    },
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
+import { runSteps, type RequestStep } from './request-steps.js';
 
 const codes: Record<number, string> = {
   400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
@@ -30,20 +31,10 @@ function isDatabaseUnavailable(error: unknown): boolean {
  * message, never a stack trace or a driver's text. `onDatabaseUnavailable` hears of each 503
  * `database_unavailable` (readiness, database-readiness.ts).
  */
-export function errorHandler(logger: Logger, onDatabaseUnavailable: () => void = () => undefined): Middleware {
-  return async (ctx, next) => {
-    try {
-      await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        ctx.status = 404;
-        ctx.body = { error: { code: 'not_found', message: `no route for ${ctx.method} ${ctx.path}` } };
-      } else if (ctx.status >= 400 && (ctx.body === undefined || typeof ctx.body === 'string')) {
-        // Koa's plain-text answers (405 from the router, for one) become JSON like every other error.
-        const status = ctx.status;
-        ctx.body = { error: { code: codes[status] ?? 'error', message: messages[status] ?? 'request refused' } };
-        ctx.status = status;
-      }
-    } catch (error) {
+export function errorStep(logger: Logger, onDatabaseUnavailable: () => void = () => undefined): RequestStep {
+  return {
+    name: 'errors',
+    fail: (ctx, error) => {
       const status = (error as { status?: unknown }).status;
       if (error instanceof ClientError) {
         ctx.status = error.status;
@@ -66,6 +57,22 @@ export function errorHandler(logger: Logger, onDatabaseUnavailable: () => void =
         ctx.status = 500;
         ctx.body = { error: { code: 'internal_error', message: 'internal error' } };
       }
-    }
+    },
+    leave: (ctx) => {
+      if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404;
+        ctx.body = { error: { code: 'not_found', message: `no route for ${ctx.method} ${ctx.path}` } };
+      } else if (ctx.status >= 400 && (ctx.body === undefined || typeof ctx.body === 'string')) {
+        // Koa's plain-text answers (405 from the router, for one) become JSON like every other error.
+        const status = ctx.status;
+        ctx.body = { error: { code: codes[status] ?? 'error', message: messages[status] ?? 'request refused' } };
+        ctx.status = status;
+      }
+    },
   };
+}
+
+/** The error handler as a middleware of its own, for an app without the service's steps. */
+export function errorHandler(logger: Logger, onDatabaseUnavailable?: () => void): Middleware {
+  return runSteps([errorStep(logger, onDatabaseUnavailable)]);
 }

@@ -1,14 +1,13 @@
 import type { Context, Next } from 'koa';
-import type { ConfigSnapshot } from '../config/snapshot.js';
 import type { PoolHolder } from '../db/pool-holder.js';
 import type { SessionStore, SignedInUser } from '../db/sessions.js';
 import { clearCookie, readCookie } from './cookies.js';
 import { ClientError } from './errors.js';
+import type { SnapshotState } from './snapshot-step.js';
 import type { TenantRate } from './tenant-rate.js';
 
 /** What a route behind a session finds in ctx.state. */
-export interface SessionState {
-  config: ConfigSnapshot;
+export interface SessionState extends SnapshotState {
   tenant: string;
   user: SignedInUser;
   /** The session cookie's token: logout ends the session it names. */

@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import helmet from 'koa-helmet';
+import { runSteps, type RequestStep } from './request-steps.js';
 
 /**
  * koa-helmet's headers (its default policy, the product owner's choice), computed once from one
@@ -7,7 +8,7 @@ import helmet from 'koa-helmet';
  * in the request, and running helmet per request cost about a third of the service's
  * throughput (BENCHMARKS.md 1b).
  */
-export function securityHeaders(): Middleware {
+export function securityHeadersStep(): RequestStep {
   const set = new Map<string, string>();
   const removed = new Set<string>();
   const res = {
@@ -20,9 +21,17 @@ export function securityHeaders(): Middleware {
   if (set.size === 0) throw new Error('koa-helmet set no header when run once: its middleware is no longer synchronous');
   const headers = Object.fromEntries(set);
   const remove = [...removed];
-  return (ctx, next) => {
-    ctx.set(headers);
-    for (const name of remove) ctx.remove(name);
-    return next();
+  return {
+    name: 'headers',
+    enter: (ctx) => {
+      ctx.set(headers);
+      for (const name of remove) ctx.remove(name);
+      return false;
+    },
   };
+}
+
+/** The security headers as a middleware of their own, for an app without the service's steps. */
+export function securityHeaders(): Middleware {
+  return runSteps([securityHeadersStep()]);
 }

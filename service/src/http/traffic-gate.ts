@@ -1,7 +1,7 @@
-import type { Middleware } from 'koa';
 import type { Logger } from '../log/logger.js';
 import type { LeaseProblem, LeaseReport } from '../report/lease-report.js';
 import type { TokenProblem, TokenReport } from '../report/token-report.js';
+import type { RequestStep } from './request-steps.js';
 
 /** Stable codes clients and alerts can match on. */
 export type HaltCode = 'vault_token_unverified' | TokenProblem | LeaseProblem;
@@ -116,15 +116,16 @@ export class TrafficGate implements TokenReport, LeaseReport {
 }
 
 /** Every route but liveness answers 503 while the gate is halted. */
-export function gateMiddleware(gate: TrafficGate, retryAfterSeconds: () => number): Middleware {
-  return async (ctx, next) => {
-    const state = gate.current;
-    if (state.state === 'open' || ctx.path === '/healthz') {
-      await next();
-      return;
-    }
-    ctx.status = 503;
-    ctx.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterSeconds()))));
-    ctx.body = { error: { code: state.code, message: `service halted: ${publicHaltMessages[state.code]}` } };
+export function gateStep(gate: TrafficGate, retryAfterSeconds: () => number): RequestStep {
+  return {
+    name: 'gate',
+    enter: (ctx) => {
+      const state = gate.current;
+      if (state.state === 'open' || ctx.path === '/healthz') return false;
+      ctx.status = 503;
+      ctx.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterSeconds()))));
+      ctx.body = { error: { code: state.code, message: `service halted: ${publicHaltMessages[state.code]}` } };
+      return true;
+    },
   };
 }

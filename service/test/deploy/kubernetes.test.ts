@@ -392,6 +392,12 @@ describe('deploy/kubernetes: least privilege in the shipped manifests, rendered 
   const rendered: Record<'injector' | 'native-sidecar', Document[]> = { injector: [], 'native-sidecar': [] };
   const pod = (variant: keyof typeof rendered) => (only(rendered[variant], 'Deployment').spec.template as unknown as PodTemplate);
   const allContainers = (template: PodTemplate) => [...template.spec.containers, ...template.spec.initContainers ?? []];
+  /** The native-sidecar overlay's schema Job. */
+  const schemaJob = () => {
+    const jobs = rendered['native-sidecar'].filter((d) => (d as { kind: string }).kind === 'Job');
+    expect(jobs, 'one Job').to.have.length(1);
+    return jobs[0] as unknown as { metadata: Metadata; spec: { template: PodTemplate } };
+  };
   const envOf = (container: Container | undefined) => Object.fromEntries(container?.env?.map((e) => [e.name, e.value]) ?? []);
   let tokenReviewer: { kind: string; type?: string; metadata: Metadata }[];
 
@@ -459,7 +465,11 @@ describe('deploy/kubernetes: least privilege in the shipped manifests, rendered 
   it('runs every container it declares with RuntimeDefault seccomp, no privilege escalation, no capabilities, a read-only root, not as root, with requests and limits', function () {
     const declared = [...pod('native-sidecar').spec.containers, ...pod('native-sidecar').spec.initContainers ?? []];
     expect(declared.map((c) => c.name).sort()).to.deep.equal(['app', 'vault-agent']);
-    for (const container of declared) {
+    // The schema Job's pod too: its own container and the same agent.
+    const job = schemaJob().spec.template;
+    const jobContainers = [...job.spec.containers, ...job.spec.initContainers ?? []];
+    expect(jobContainers.map((c) => c.name).sort()).to.deep.equal(['app', 'vault-agent']);
+    for (const container of [...declared, ...jobContainers]) {
       expect(container.securityContext, container.name).to.deep.include({
         seccompProfile: { type: 'RuntimeDefault' }, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] },
         readOnlyRootFilesystem: true, runAsNonRoot: true,
@@ -477,7 +487,7 @@ describe('deploy/kubernetes: least privilege in the shipped manifests, rendered 
   it('denies every pod of the namespace all traffic but what the policies allow, which select the shipped pods and ports', function () {
     const policies = rendered['native-sidecar'].filter((d): d is Policy => d.kind === 'NetworkPolicy');
     const byName = Object.fromEntries(policies.map((p) => [p.metadata.name, p.spec]));
-    expect(Object.keys(byName).sort()).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress']);
+    expect(Object.keys(byName).sort()).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress', 'saas-schema-egress']);
     expect(byName['default-deny']).to.deep.equal({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
     const template = pod('native-sidecar');
     const app = template.spec.containers.find((c) => c.name === 'app');
@@ -500,6 +510,14 @@ describe('deploy/kubernetes: least privilege in the shipped manifests, rendered 
     expect(byName['saas-app-egress']?.egress).to.deep.equal([
       { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': vault.hostname.split('.')[1] } } }], ports: [{ protocol: 'TCP', port: Number(vault.port) }] },
       { ports: [{ protocol: 'TCP', port: Number(env.DATABASE_PORT) }, { protocol: 'TCP', port: 443 }] },
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+    ]);
+    // The schema Job's pod: its own label (not the Service's), out to Vault, PostgreSQL and DNS only.
+    const job = schemaJob();
+    expect(job.spec.template.metadata.labels).to.deep.equal({ app: 'saas-schema' }).and.to.include(byName['saas-schema-egress']?.podSelector.matchLabels ?? {});
+    expect(byName['saas-schema-egress']?.egress).to.deep.equal([
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': vault.hostname.split('.')[1] } } }], ports: [{ protocol: 'TCP', port: Number(vault.port) }] },
+      { ports: [{ protocol: 'TCP', port: Number(env.DATABASE_PORT) }] },
       { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
     ]);
   });

@@ -3,10 +3,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import helmet from 'koa-helmet';
+import sinon from 'sinon';
 import { buildSnapshot } from '../../src/config/snapshot.js';
 import { SnapshotHolder } from '../../src/config/snapshot-holder.js';
 import { PoolHolder } from '../../src/db/pool-holder.js';
 import { createApp } from '../../src/http/app.js';
+import { DrainState } from '../../src/http/drain.js';
 import { publicHaltMessages, TrafficGate, type HaltCode } from '../../src/http/traffic-gate.js';
 import { appScope, capturingLogger, renderedDocument } from '../support/rendered-secrets.js';
 import { readSettings } from '../../src/config/settings.js';
@@ -88,6 +90,49 @@ describe('createApp with the traffic gate', function () {
       expect(body.error).to.deep.equal({ code, message: `service halted: ${publicHaltMessages[code]}` });
     });
   }
+
+  it('keeps what /readyz proves through the whole app: 503 with no secrets loaded, and 503 draining whatever the gate', async function () {
+    gate.valid();
+    const drain = new DrainState();
+    const empty = new SnapshotHolder();
+    const probe = async (deps: { holder: SnapshotHolder; drain?: DrainState }) => {
+      const app = createApp({ gate, logger: log.logger, retryAfterSeconds: () => 1, pools, ...routeDependencies(readSettings({})), ...deps });
+      const other = app.listen(0);
+      await new Promise((r) => other.once('listening', r));
+      const response = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/readyz`);
+      await new Promise((r) => other.close(r));
+      return [response.status, ((await response.json()) as { error?: { code: string } }).error?.code];
+    };
+    expect(await probe({ holder: empty }), 'no secrets loaded').to.deep.equal([503, 'not_ready']);
+    expect(await probe({ holder, drain }), 'before the drain').to.deep.equal([200, undefined]);
+    drain.start();
+    expect(await probe({ holder, drain }), 'draining').to.deep.equal([503, 'draining']);
+    gate.halt('vault_token_invalid', 'refused');
+    expect(await probe({ holder, drain }), 'draining and halted').to.deep.equal([503, 'draining']);
+  });
+
+  it('takes no pool hold for a probe, and one for a route that queries', async function () {
+    gate.valid();
+    const hold = sinon.spy(pools, 'hold');
+    expect((await fetch(`${url}/readyz`)).status).to.equal(200);
+    expect((await fetch(`${url}/healthz`)).status).to.equal(200);
+    expect(hold.callCount, 'the probes').to.equal(0);
+    // Refused at the session check, which runs behind the hold: the spy sees a route that queries.
+    expect((await fetch(`${url}/api/projects`)).status).to.equal(401);
+    expect(hold.callCount, 'GET /api/projects').to.equal(1);
+  });
+
+  it('parses no body on a route without one: a broken or oversized JSON body reaches the route unread', async function () {
+    gate.valid();
+    const json = { 'Content-Type': 'application/json' };
+    // POST /auth/logout reads a session, never a body: its answer is the session's 401, not the parser's 400.
+    const logout = await fetch(`${url}/auth/logout`, { method: 'POST', headers: json, body: '{"broken' });
+    expect(logout.status).to.equal(401);
+    expect(((await logout.json()) as { error: { code: string } }).error.code).to.equal('unauthenticated');
+    // No route takes a POST here: the router's 405, not the parser's 413.
+    const probe = await fetch(`${url}/healthz`, { method: 'POST', headers: json, body: JSON.stringify({ x: 'y'.repeat(20_000) }) });
+    expect(probe.status).to.equal(405);
+  });
 
   it('logs one fatal line per halt and one info line when it reopens, never one per request', async function () {
     gate.valid();

@@ -4,10 +4,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import sinon from 'sinon';
-import { DrainState, drainMiddleware, drainServer } from '../../src/http/drain.js';
+import { DrainState, drainServer, drainStep } from '../../src/http/drain.js';
+import { runSteps } from '../../src/http/request-steps.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 
-describe('drainMiddleware', function () {
+describe('drainStep', function () {
   let server: Server;
   let url: string;
   let state: DrainState;
@@ -19,7 +20,7 @@ describe('drainMiddleware', function () {
     state = new DrainState();
     reached = new Promise((resolve) => { onReached = resolve; });
     const app = new Koa();
-    app.use(drainMiddleware(state));
+    app.use(runSteps([drainStep(state)]));
     app.use(async (ctx) => {
       if (ctx.path === '/slow') {
         await new Promise<void>((resolve) => { release = resolve; onReached(); });

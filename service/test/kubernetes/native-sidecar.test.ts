@@ -8,6 +8,8 @@ import { cliAs } from '../support/bao-server.js';
 import type { TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
 import { deployNativeSidecar, namespace, overTls, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
+import { startSteadyClient, type Outcome } from '../support/endpoint-client.js';
+import { agentProbeTest, agentRestartReadinessTest, deletedPodRevocationTest, schemaJobTest, type Context } from './pod-lifecycle.js';
 import type { ScaledVault } from '../support/scaled-production.js';
 
 /**
@@ -15,7 +17,6 @@ import type { ScaledVault } from '../support/scaled-production.js';
  * OpenBao, as support/native-sidecar.ts deploys it (what it changes in the shipped manifests is
  * said there). The kill switch on this deployment, against both servers: kill-switch.test.ts.
  */
-interface EndpointSlice { endpoints?: { addresses: string[]; conditions: { ready?: boolean } }[] }
 
 describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a real kubelet', function () {
   this.timeout(120_000);
@@ -34,6 +35,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     cluster.kube(['exec', '-n', namespace, pod.metadata.name, '-c', container, '--', 'sh', '-c', command]);
   /** A JSON Web Token's claims (not verified: the API server issued it to the test). */
   const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { aud: string[]; exp: number; iat: number };
+  /** For the tests of pod-lifecycle.ts, added below where they run. */
+  const context: Context = { deployed: () => deployed, session: () => session };
 
   before(async function () {
     // Cold, the first run builds Kubernetes (about 14 minutes on 2 cores), printing its progress.
@@ -56,7 +59,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       const policies = ['default-deny', 'saas-app-ingress', 'saas-app-egress'].map((name) => `networkpolicy.networking.k8s.io/${name}`);
       const kinds = variant === 'injector'
         ? ['serviceaccount/saas-app', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app', ...policies]
-        : ['serviceaccount/saas-app', 'configmap/saas-vault-agent-', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app', ...policies];
+        : ['serviceaccount/saas-app', 'configmap/saas-vault-agent-', 'service/saas-app', 'deployment.apps/saas-app', 'poddisruptionbudget.policy/saas-app',
+          'job.batch/saas-schema', ...policies, 'networkpolicy.networking.k8s.io/saas-schema-egress'];
       for (const kind of kinds) expect(admitted, variant).to.match(new RegExp(`^${kind.replaceAll('.', '\\.')}\\S* (created|configured|unchanged) \\(server dry run\\)$`, 'm'));
     }
     // A field the schemas do not know is refused, not dropped: the dry run checks for real.
@@ -79,9 +83,11 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     }
   });
 
-  it('stores the base\'s NetworkPolicies as shipped (this cluster\'s bridge plugin does not enforce them)', async function () {
+  schemaJobTest(context);
+
+  it('stores the overlay\'s NetworkPolicies as shipped (this cluster\'s bridge plugin does not enforce them)', async function () {
     const stored = (await cluster.kube(['get', 'networkpolicy', '-n', namespace, '-o', 'name'])).split('\n').filter((l) => l !== '').sort();
-    expect(stored).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress'].map((name) => `networkpolicy.networking.k8s.io/${name}`));
+    expect(stored).to.deep.equal(['default-deny', 'saas-app-egress', 'saas-app-ingress', 'saas-schema-egress'].map((name) => `networkpolicy.networking.k8s.io/${name}`));
   });
 
   it('mounts no service account token in the app container; the agent alone holds one, for the audience vault, 10 minutes', async function () {
@@ -218,6 +224,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     expect(Date.now() - at, `rendered and loaded after ${Date.now() - at} ms`).to.be.at.most(bound);
   });
 
+  agentProbeTest(context);
+
   it('answers 503 within the check interval + 1 s once the agent\'s token is revoked, then recovers', async function () {
     const [pod] = await runningPods();
     if (pod === undefined) throw new Error('no pod');
@@ -259,6 +267,8 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     await until('the agent on time in /status', 25 + 1000 + 1000, async () => ((await podStatus(pod)).agent?.state === 'on_time' ? true : undefined));
     expect((await fetch(`${await podUrl(pod)}/readyz`)).status).to.equal(200);
   });
+
+  agentRestartReadinessTest(context);
 
   it('stays within the containers\' memory limits after rotations, a revocation and a crash (prints the figures)', async function () {
     const pods = await runningPods();
@@ -328,42 +338,21 @@ describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     });
   });
 
+  deletedPodRevocationTest(context);
+
   it('answers no error through a steady client during a rolling restart of 2 replicas', async function () {
     this.timeout(240_000);
-    // The client follows the Service's EndpointSlices as kube-proxy does (no kube-proxy runs
-    // here): ready endpoints only, refreshed every 200 ms, requests spread across them.
-    let ready: string[] = [];
-    const refresh = async () => {
-      const slices = await cluster.api<{ items: EndpointSlice[] }>(
-        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dsaas-app`);
-      ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions.ready === true).flatMap((e) => e.addresses);
-    };
-    await refresh();
-    const outcomes: { ip: string; status: number; error?: string }[] = [];
-    const load = { running: true };
-    const refresher = (async () => { while (load.running) { await refresh().catch(() => undefined); await sleep(200); } })();
-    const client = (async () => {
-      for (let i = 0; load.running; i++) {
-        const ip = ready[i % ready.length];
-        if (ip !== undefined) {
-          const port = (await cluster.forward(`${ip}:3000`)).port;
-          try {
-            const answer = await fetch(`http://127.0.0.1:${port}/api/projects`, { headers: session, signal: AbortSignal.timeout(5000) });
-            outcomes.push({ ip, status: answer.status });
-            await answer.arrayBuffer();
-          } catch (error) {
-            outcomes.push({ ip, status: 0, error: String((error as Error).cause ?? error) });
-          }
-        }
-        await sleep(50);
-      }
-    })();
+    const client = await startSteadyClient(cluster, '/api/projects', session);
     const before = new Set((await runningPods()).map((p) => p.metadata.name));
-    await cluster.kube(['rollout', 'restart', '-n', namespace, 'deployment/saas-app']);
-    await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=200s']);
-    await sleep(1000);
-    load.running = false;
-    await Promise.all([refresher, client]);
+    let outcomes: Outcome[];
+    try {
+      await cluster.kube(['rollout', 'restart', '-n', namespace, 'deployment/saas-app']);
+      await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=200s']);
+      await sleep(1000);
+    } finally {
+      // Stopped whatever happened: a client left running would keep the test process alive.
+      outcomes = await client.stop();
+    }
     const after = new Set((await runningPods()).map((p) => p.metadata.name));
     expect([...after].filter((n) => before.has(n)), 'every pod replaced').to.deep.equal([]);
     expect(new Set(outcomes.map((o) => o.ip)).size, 'requests reached old and new pods').to.be.at.least(3);

@@ -4,6 +4,7 @@ import { deployApp, shippedRedirectUrl } from '../../../scripts/kubernetes/app-d
 import { podSubnet } from '../../../scripts/kubernetes/paths.js';
 import { ensureServerInstalled } from './bao.js';
 import { runScript } from './bao-server.js';
+import type { Exposure } from '../../../scripts/kubernetes/bridge.js';
 import { startTestCluster, type TestCluster } from './kubernetes.js';
 import { recordOutput, registerSecret } from './leak-scan.js';
 import { enableTls, generateTls } from './postgres-tls.js';
@@ -14,7 +15,7 @@ import type { IdentityProvider } from './sign-in.js';
 import { tempDir } from './temp-dirs.js';
 
 /**
- * deploy/kubernetes/overlays/native-sidecar on a real one-node cluster (npm run k8s:start's),
+ * deploy/kubernetes/overlays/native-sidecar on a real two-node cluster (npm run k8s:start's),
  * against a production Vault of the suite's server (TEST_VAULT_SERVER: Raft, TLS, initialised,
  * first-bootstrap.sh, the database engine on a real PostgreSQL) configured by
  * scripts/kubernetes-auth.sh: the agent logs in with the pod's service account token, which
@@ -22,7 +23,8 @@ import { tempDir } from './temp-dirs.js';
  *
  * What changes in the shipped manifests, in an overlay of its own: the images (the project's
  * stand-ins), 2 replicas, host aliases sending vault.vault.svc and postgres.saas.svc to the node
- * (where the host's Vault and PostgreSQL are exposed, at 8200 and 5432), and every Vault
+ * (where the host's Vault and PostgreSQL are exposed, at 8200 and 5432; in the schema Job's pod
+ * too, which the deployment leaves out for the test that runs it: applySchemaJob), and every Vault
  * duration divided by one factor, 30 as in the soak test, whose comment says why not 60
  * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
  * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
@@ -101,6 +103,13 @@ export interface NativeSidecar {
   readonly adminHeaders: Record<string, string>;
   /** scripts/kubernetes-auth.sh run again as the operator first ran it. */
   configureAuth(): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * Where the pods' vault.vault.svc:8200 leads from now on: the test's Vault (no argument),
+   * another address of the host's, or nowhere (null: connections refused). Open connections end.
+   */
+  routeVault(to?: { host: string; port: number } | null): Promise<void>;
+  /** The overlay's schema Job as the test renders it (its images and host aliases), applied now. */
+  applySchemaJob(): Promise<void>;
   /** The test's issuer (see the top of this file). */
   readonly identity: IdentityProvider;
   /** Signs in at a pod, as a browser behind the TLS proxy does: the callback called at the pod's address. */
@@ -133,7 +142,7 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     }
     await vault?.stop();
   };
-  let configureAuth: NativeSidecar['configureAuth'];
+  let configured: Configured;
   let identity: IdentityProvider;
   const adminToken = randomBytes(24).toString('hex');
   registerSecret('admin port token', adminToken);
@@ -143,14 +152,16 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
     if (cluster === undefined || vault === undefined) throw new Error('unreachable: both started');
     identity = await addIdentityProviderAfterBootstrap(vault.node, vault.adminToken, vault.unsealKeys, await shippedRedirectUrl(),
       { appEnv: 'prod', caFile: vault.tls.ca, extraEnv: { ISSUER_ADDR: issuerAddr } });
-    configureAuth = await configure(cluster, vault, adminToken);
+    configured = await configure(cluster, vault, adminToken);
   } catch (error) {
     await stop();
     throw error;
   }
   const podUrl = async (pod: Pod, port = 3000) => `http://127.0.0.1:${(await cluster.forward(`${pod.status.podIP ?? ''}:${port}`)).port}`;
+  const { configureAuth, routeVault, schemaJob } = configured;
   return {
-    cluster, vault, pods, stop, podUrl, configureAuth, identity, adminToken, adminHeaders,
+    cluster, vault, pods, stop, podUrl, configureAuth, routeVault, identity, adminToken, adminHeaders,
+    applySchemaJob: async () => { await cluster.kube(['apply', '-f', '-'], schemaJob); },
     signIn: async (pod, user = 'acme') => identity.signIn(await podUrl(pod), user, { ...overTls }),
     runningPods: async () => (await pods()).filter((p) => p.metadata.deletionTimestamp === undefined && p.status.podIP !== undefined),
     podStatus: async (pod) => (await (await fetch(`${await podUrl(pod, 3001)}/status`, { headers: adminHeaders })).json()) as Status,
@@ -158,21 +169,28 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
   };
 }
 
-async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<NativeSidecar['configureAuth']> {
+interface Configured extends Pick<NativeSidecar, 'configureAuth' | 'routeVault'> {
+  /** The rendered Job (YAML), which the deployment leaves out: a test applies it when it wants it to run. */
+  readonly schemaJob: string;
+}
+
+async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<Configured> {
   const d = vault.durations;
+  const testVault = { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) };
   // PostgreSQL serves TLS, with a certificate for the name the pods dial.
   const pgTls = await generateTls('postgres.saas.svc');
   await enableTls(vault.pg, pgTls);
   // The operator's steps and the shipped overlay (scripts/kubernetes/app-deploy.ts), with only
-  // what a test cluster needs changed (see the comment above).
-  const { configureAuth } = await deployApp({
-    cluster, adminToken, work: await tempDir('kubernetes'), replicas: 2,
-    vault: { port: Number(new URL(vault.node.addr).port), caFile: vault.tls.ca, cliEnv: vault.node.cliEnv(), token: vault.harnessToken },
+  // what a test cluster needs changed (see the comment above). Everything but the schema Job,
+  // which the test that checks it runs (the kill switch's file does not).
+  const deployed = await deployApp({
+    cluster, adminToken, work: await tempDir('kubernetes'), replicas: 2, holdBack: ['Job'],
+    vault: { port: testVault.port, caFile: vault.tls.ca, cliEnv: vault.node.cliEnv(), token: vault.harnessToken },
     postgres: { port: vault.pg.layout.port, caFile: pgTls.ca },
     authEnv: { ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl) },
     agentFiles: {
       'prod.hcl': await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
-      'kubernetes.hcl': await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff']),
+      'kubernetes.hcl': await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
     },
     appEnv: [
       { name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) },
@@ -183,5 +201,13 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
     ],
     runScript, onSecret: registerSecret,
   });
-  return configureAuth;
+  let vaultExposure: Exposure | undefined = deployed.vaultExposure;
+  const routeVault = async (to: { host: string; port: number } | null = testVault) => {
+    await vaultExposure?.close();
+    vaultExposure = undefined;
+    if (to === null) return;
+    // The cluster's end of the closed exposure stops listening a moment later: tried again until it has.
+    vaultExposure = await until('port 8200 exposed again', 5000, () => cluster.expose(8200, to));
+  };
+  return { configureAuth: deployed.configureAuth, routeVault, schemaJob: deployed.heldBack };
 }

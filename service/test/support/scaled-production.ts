@@ -60,13 +60,16 @@ export class Supervised {
 }
 
 /**
- * Test harness only: what the soak's operator does by hand (seal, rotate KV), and what
+ * Test harness only: what the soak's operator does by hand (seal, rotate or delete KV), what
  * scripts/kubernetes-auth.sh needs (enable and configure an auth method: a root token's work,
- * which the admin policy leaves out); production keeps no such token.
+ * which the admin policy leaves out), and what the Kubernetes tests look up (a lease, a token's
+ * HMAC as the audit device "file" logs it); production keeps no such token.
  */
 const harnessPolicy = `
 path "sys/seal" { capabilities = ["update", "sudo"] }
-path "secret/data/saas-project/prod/*" { capabilities = ["create", "update", "read"] }
+path "secret/data/saas-project/prod/*" { capabilities = ["create", "update", "read", "delete"] }
+path "sys/leases/lookup" { capabilities = ["update"] }
+path "sys/audit-hash/file" { capabilities = ["update"] }
 path "sys/auth/kubernetes" { capabilities = ["create", "read", "update", "sudo"] }
 path "auth/kubernetes/*" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/saas-app-prod" { capabilities = ["read"] }
