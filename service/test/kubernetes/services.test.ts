@@ -39,7 +39,6 @@ describe('Kubernetes: Services, the cluster DNS and two nodes (a real two-node c
   let cluster: TestCluster;
   let pods: Pod[] = [];
   let clusterIp = '';
-  const started = Date.now();
 
   /** Runs the echo script as a client in `pod`: the address `url`'s name resolved to and who answered. */
   const client = async (pod: Pod, url: string, count: number) => JSON.parse(await cluster.kube([
@@ -49,6 +48,7 @@ describe('Kubernetes: Services, the cluster DNS and two nodes (a real two-node c
   before(async function () {
     // Cold, the first run builds Kubernetes and CoreDNS (minutes), printing their progress.
     this.timeout(30 * 60_000);
+    const started = Date.now();
     cluster = await startTestCluster();
     const up = Date.now();
     const labels = { app: 'echo' };
