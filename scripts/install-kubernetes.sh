@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the pinned Kubernetes control plane and node binaries (kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubelet, kubectl) from the Go module proxy into a
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl) from the Go module proxy into a
 # cache outside the clone, and prints the folder holding them on stdout.
 #
 # Kubernetes publishes release binaries, but not to anywhere these machines can reach; the Go
@@ -14,11 +14,11 @@ set -eu
 version=1.37.2
 # The staging modules are published as v0.<minor>.<patch> of the same release.
 staging_version=v0.${version#1.}
-commands='kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl'
+commands='kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy'
 
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
-if [ "$(id -u)" = 0 ]; then cache=/var/lib/saas-vault-secrets/kubernetes
-else cache=${XDG_CACHE_HOME:-$HOME/.cache}/saas-vault-secrets/kubernetes; fi
+. "$root/scripts/lib/go-build.sh"
+cache=$(cache_folder kubernetes)
 build="$cache/$version"
 bin="$build/bin"
 
@@ -33,7 +33,6 @@ installed() {
 # The Go that k8s.io/kubernetes' go.mod asks for, at least.
 toolchain=1.26.0
 toolchain_sha256=38461905b98c59173672814302e222ab43b652274bc0c95817b08b71ab66b705
-. "$root/scripts/lib/go-build.sh"
 
 lock_build
 if ! installed; then

@@ -11,7 +11,7 @@ import { ClusterError, type ClusterPaths } from './paths.js';
  * here): the stand-ins it builds (images/), a pause image (the Debian base running `sleep
  * infinity`: containerd kills the sandbox with SIGKILL, so it needs no signal handling), and
  * the app's image, built from the repository's Dockerfile as compose builds it. They go into
- * the cluster's containerd with `ctr images import`; an image already there is not imported
+ * each node's containerd with `ctr images import`; an image already there is not imported
  * again (every tag names its content).
  */
 
@@ -27,7 +27,8 @@ async function must(command: string, args: readonly string[], options: Parameter
   return result.stdout.trim();
 }
 
-export async function importImages(paths: ClusterPaths, say: (line: string) => void): Promise<ClusterImages> {
+/** Into every node's containerd (sockets), each missing image once. */
+export async function importImages(sockets: readonly string[], paths: ClusterPaths, say: (line: string) => void): Promise<ClusterImages> {
   let engine;
   try {
     engine = await startEngine(say);
@@ -51,20 +52,22 @@ export async function importImages(paths: ClusterPaths, say: (line: string) => v
     await must('docker', ['tag', 'saas-app:build', app], { env }, 'the app image could not be tagged');
     const images: ClusterImages = { vault: standIns.VAULT_IMAGE, app, pause: pauseImage };
 
-    const present = (await must('ctr', ['--address', paths.containerdSocket, '-n', 'k8s.io', 'images', 'ls', '-q'], {}, 'containerd did not list its images'))
-      .split('\n');
     // containerd names images as Docker Hub does: docker.io/, and library/ for a one-part name.
     const named = (tag: string) => `docker.io/${tag.includes('/') ? '' : 'library/'}${tag}`;
-    const missing = [images.vault, images.app, images.pause].filter((tag) => !present.includes(named(tag)));
-    // The pause image's tag is fixed: it is imported again whenever it was rebuilt.
-    if (!missing.includes(pauseImage)) missing.push(pauseImage);
-    const archive = join(paths.run, 'images.tar');
-    say(`importing ${missing.join(', ')} into the cluster's containerd`);
-    await must('docker', ['save', '-o', archive, ...missing], { env }, 'the images could not be saved');
-    try {
-      await must('ctr', ['--address', paths.containerdSocket, '-n', 'k8s.io', 'images', 'import', archive], {}, 'containerd could not import the images');
-    } finally {
-      await rm(archive, { force: true });
+    for (const socket of sockets) {
+      const present = (await must('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'ls', '-q'], {}, 'containerd did not list its images'))
+        .split('\n');
+      const missing = [images.vault, images.app, images.pause].filter((tag) => !present.includes(named(tag)));
+      // The pause image's tag is fixed: it is imported again whenever it was rebuilt.
+      if (!missing.includes(pauseImage)) missing.push(pauseImage);
+      const archive = join(paths.run, 'images.tar');
+      say(`importing ${missing.join(', ')} into ${socket === sockets[0] ? 'the first node\'s' : 'another node\'s'} containerd`);
+      await must('docker', ['save', '-o', archive, ...missing], { env }, 'the images could not be saved');
+      try {
+        await must('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', archive], {}, 'containerd could not import the images');
+      } finally {
+        await rm(archive, { force: true });
+      }
     }
     return images;
   } finally {

@@ -1,12 +1,13 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Pids of the processes in network namespace `netns` (a /proc/<pid>/ns/net link's text), but `except`. */
-export async function processesIn(netns: string, except = -1): Promise<number[]> {
+/** Pids of the processes in network namespace `netns` (a /proc/<pid>/ns/net link's text), but those of `except`. */
+export async function processesIn(netns: string, except: number | readonly number[] = []): Promise<number[]> {
+  const spared = typeof except === 'number' ? [except] : except;
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === except) continue;
+    if (!Number.isInteger(pid) || spared.includes(pid)) continue;
     if (await readlink(`/proc/${pid}/ns/net`).catch(() => '') === netns) pids.push(pid);
   }
   return pids;
@@ -14,10 +15,11 @@ export async function processesIn(netns: string, except = -1): Promise<number[]>
 
 /**
  * Every process of the cluster's network namespace (containerd's shims outlive containerd):
- * SIGTERM, then SIGKILL, each followed by up to 5 s for them to go. The supervisor inside
- * runs it at its stop (except itself), the host's stop after a crash.
+ * SIGTERM, then SIGKILL, each followed by up to 5 s for them to go. A namespace's supervisor
+ * runs it at its stop (except itself and the `unshare` that made the namespace, which is in
+ * it too and would signal the supervisor back), the host's stop after a crash.
  */
-export async function killNetworkNamespace(netns: string, except = -1): Promise<void> {
+export async function killNetworkNamespace(netns: string, except: number | readonly number[] = []): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     for (const pid of await processesIn(netns, except)) {
       try { process.kill(pid, signal); } catch { /* gone already */ }

@@ -13,12 +13,33 @@ export class ClusterError extends Error {
   override name = 'ClusterError';
 }
 
-/** The node's address inside the namespace: on its loopback device, but not a loopback address (the kubelet refuses those). */
-export const nodeIp = '10.250.0.2';
-export const podSubnet = '10.244.0.0/24';
+/**
+ * A node: a kubelet, its containerd and a kube-proxy in a network namespace. The first shares
+ * the control plane's; each other has one of its own, joined to the first by a veth pair.
+ */
+export interface ClusterNode {
+  readonly name: string;
+  /** On the namespace's loopback device, but not a loopback address (the kubelet refuses those). */
+  readonly ip: string;
+  /** Its pods' addresses: host-local IPAM's range on its bridge, whose first address is the node's gateway. */
+  readonly podSubnet: string;
+}
+
+export const nodes: readonly [ClusterNode, ClusterNode] = [
+  { name: 'saas-node', ip: '10.250.0.2', podSubnet: '10.244.0.0/24' },
+  { name: 'saas-node-2', ip: '10.250.0.3', podSubnet: '10.244.1.0/24' },
+];
+/** The first node's (the control plane's) address: where the bridge exposes the host's ports. */
+export const nodeIp = nodes[0].ip;
+export const nodeName = nodes[0].name;
+export const podSubnet = nodes[0].podSubnet;
+/** Every node's pods: kube-proxy tells a pod's traffic from the rest by it. */
+export const clusterCidr = '10.244.0.0/16';
 export const serviceSubnet = '10.96.0.0/24';
+/** The kube-dns Service's address, which the kubelets write into every pod's resolv.conf. */
+export const clusterDnsIp = '10.96.0.10';
+export const clusterDomain = 'cluster.local';
 export const apiServerPort = 6443;
-export const nodeName = 'saas-node';
 
 export interface ClusterPaths {
   readonly dir: string;
@@ -39,8 +60,56 @@ export interface ClusterPaths {
   readonly dialSocket: string;
   /** Cluster to host: a request here opens a port inside that leads to a socket of the caller's. */
   readonly exposeSocket: string;
-  /** Under every cgroup controller: the kubelet's cgroup root, removed at stop. */
+  /** Under every cgroup controller: the first kubelet's cgroup root, the others' below it; removed at stop. */
   readonly cgroupRoot: string;
+}
+
+/** What one node keeps apart from the others: its containerd, kubelet, pod logs and addresses. */
+export interface NodePaths {
+  readonly node: ClusterNode;
+  /** 1 for the first node. */
+  readonly index: number;
+  readonly containerdSocket: string;
+  readonly containerdRoot: string;
+  readonly containerdState: string;
+  readonly kubeletRoot: string;
+  /** Bound over /var/log in the node's mount namespace (the kubelet's pod logs). */
+  readonly varLog: string;
+  readonly cniIpam: string;
+  readonly cniConfig: string;
+  /** Its components' configuration files are named <name><suffix> in the config folder. */
+  readonly suffix: string;
+  readonly cgroupRoot: string;
+  /** The /proc/<pid>/ns/net link of its namespace, written by its supervisor. */
+  readonly netnsFile: string;
+  /** Its namespace's supervisor's pid (inside.ts for the first node, node.ts for the others). */
+  readonly insidePid: string;
+}
+
+/**
+ * The first node keeps the paths a one-node cluster had (.kubernetes/containerd, kubelet, ...);
+ * node N > 1 has everything under node-N/ and node-N below the first's cgroup root, so the
+ * stop's walk of that root finds its pods too.
+ */
+export function nodePaths(paths: ClusterPaths, index: number): NodePaths {
+  const node = nodes[index - 1];
+  if (node === undefined) throw new ClusterError(`no node ${index}`);
+  const own = index === 1 ? paths.dir : join(paths.dir, `node-${index}`);
+  const run = index === 1 ? paths.run : join(paths.run, `node-${index}`);
+  return {
+    node, index,
+    containerdSocket: join(run, 'containerd.sock'),
+    containerdRoot: join(own, 'containerd'),
+    containerdState: join(run, 'containerd-state'),
+    kubeletRoot: join(own, 'kubelet'),
+    varLog: join(own, 'var-log'),
+    cniIpam: join(own, 'cni-ipam'),
+    cniConfig: join(paths.config, index === 1 ? 'cni' : `cni-${index}`),
+    suffix: index === 1 ? '' : `-${index}`,
+    cgroupRoot: index === 1 ? paths.cgroupRoot : `${paths.cgroupRoot}/node-${index}`,
+    netnsFile: join(run, 'netns'),
+    insidePid: index === 1 ? paths.insidePid : join(run, 'inside.pid'),
+  };
 }
 
 /** KUBERNETES_DIR moves .kubernetes/ (the tests use their own, beside a user's cluster). */

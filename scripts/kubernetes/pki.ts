@@ -8,6 +8,7 @@ import { ClusterError } from './paths.js';
  * serving certificate, and one client certificate per identity (the admin, the controller
  * manager, the scheduler, the node, the API server towards the kubelet). Client certificates
  * carry the identity Kubernetes' RBAC and Node authorizer read: CN is the user, O the group.
+ * kube-proxy and CoreDNS run as processes beside the kubelets, with certificates of their own.
  * EC P-256 keys, because they take milliseconds; the service-account signing key is RSA,
  * which every JWT verifier (Vault's included) accepts.
  */
@@ -19,6 +20,12 @@ export const identities = {
   controllerManager: { name: 'controller-manager', user: 'system:kube-controller-manager' },
   scheduler: { name: 'scheduler', user: 'system:kube-scheduler' },
   node: { name: 'node', user: 'system:node:saas-node', group: 'system:nodes' },
+  // The Node authorizer lets a kubelet see only its own node's pods and secrets: one each.
+  node2: { name: 'node-2', user: 'system:node:saas-node-2', group: 'system:nodes' },
+  // Bound to system:node-proxier by Kubernetes' own bootstrap policy.
+  kubeProxy: { name: 'kube-proxy', user: 'system:kube-proxy' },
+  // Bound by scripts/kubernetes/dns.ts to a role that reads Services and EndpointSlices.
+  coredns: { name: 'coredns', user: 'system:coredns' },
   apiserverToKubelet: { name: 'apiserver-kubelet-client', user: 'kube-apiserver-kubelet-client', group: 'system:masters' },
 } as const satisfies Record<string, Identity>;
 

@@ -9,15 +9,15 @@ import { apiServerPort, clusterPaths } from './paths.js';
  * namespace's supervisor (inside.ts) under `unshare`, and forwards the host's loopback port
  * named in the kubeconfig to the API server inside. SIGTERM stops the inside first.
  *
- *   argv: the Kubernetes binaries' folder, the host port for the API server
+ *   argv: the Kubernetes binaries' folder, the host port for the API server, CoreDNS's binary
  */
 
 const paths = clusterPaths();
-const [binDir = '', port = '0'] = process.argv.slice(2);
+const [binDir = '', port = '0', coredns = ''] = process.argv.slice(2);
 const forward = await forwardFromHost(paths, `127.0.0.1:${apiServerPort}`, Number(port));
 const inside = spawn('unshare', [
   '--mount', '--net', '--propagation', 'private', '--fork', '--kill-child=SIGTERM',
-  process.execPath, '--import', 'tsx', join(import.meta.dirname, 'inside.ts'), binDir,
+  process.execPath, '--import', 'tsx', join(import.meta.dirname, 'inside.ts'), binDir, coredns,
 ], { stdio: 'inherit' });
 
 process.on('SIGTERM', () => {

@@ -1,11 +1,19 @@
 # Sourced by the scripts that build a pinned Go program from the Go module proxy into a cache
-# outside the clone (install-vault.sh, install-kubernetes.sh). The caller sets, before calling:
+# outside the clone (install-vault.sh, install-kubernetes.sh, install-coredns.sh). The caller
+# sets, before calling:
 #   say        a function printing one progress line on stderr
 #   cache      the cache folder (the toolchain and the Go caches go under it)
 #   build      the folder of this build: src/ while it builds, bin/ when it is done, and
 #              step.log holding the running step's output
 # A build is: lock_build, go_for_build, start_build, the caller's own module in $src/go.mod,
 # then compile_into_bin.
+
+# The cache folder of the builds of one kind (the name): the system's as root, the user's
+# otherwise, so a build done once serves every clone on the machine.
+cache_folder() { # name
+  if [ "$(id -u)" = 0 ]; then echo "/var/lib/saas-vault-secrets/$1"
+  else echo "${XDG_CACHE_HOME:-$HOME/.cache}/saas-vault-secrets/$1"; fi
+}
 
 # The Go a module asks for, at least: the machine's, or else that release of
 # golang.org/toolchain (a whole Go distribution) from the Go module proxy, checked against its

@@ -1,11 +1,8 @@
-import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
 import type { SignedIn } from '../../../scripts/sign-in/play-browser.js';
+import { deployApp, shippedRedirectUrl } from '../../../scripts/kubernetes/app-deploy.js';
 import { podSubnet } from '../../../scripts/kubernetes/paths.js';
-import { ensureServerInstalled, repoRoot } from './bao.js';
+import { ensureServerInstalled } from './bao.js';
 import { runScript } from './bao-server.js';
 import type { Exposure } from '../../../scripts/kubernetes/bridge.js';
 import { startTestCluster, type TestCluster } from './kubernetes.js';
@@ -18,7 +15,7 @@ import type { IdentityProvider } from './sign-in.js';
 import { tempDir } from './temp-dirs.js';
 
 /**
- * deploy/kubernetes/overlays/native-sidecar on a real one-node cluster (npm run k8s:start's),
+ * deploy/kubernetes/overlays/native-sidecar on a real two-node cluster (npm run k8s:start's),
  * against a production Vault of the suite's server (TEST_VAULT_SERVER: Raft, TLS, initialised,
  * first-bootstrap.sh, the database engine on a real PostgreSQL) configured by
  * scripts/kubernetes-auth.sh: the agent logs in with the pod's service account token, which
@@ -172,16 +169,6 @@ export async function deployNativeSidecar(): Promise<NativeSidecar> {
   };
 }
 
-/** The base's OIDC_REDIRECT_URL, as shipped: the issuer registers it as the client's redirect. */
-async function shippedRedirectUrl(): Promise<string> {
-  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
-    { spec: { template: { spec: { containers: { name: string; env: { name: string; value: string }[] }[] } } } };
-  const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
-  const url = app?.env.find((e) => e.name === 'OIDC_REDIRECT_URL')?.value;
-  if (url === undefined) throw new Error('deploy/kubernetes/base/deployment.yaml: the app sets no OIDC_REDIRECT_URL');
-  return url;
-}
-
 interface Configured extends Pick<NativeSidecar, 'configureAuth' | 'routeVault'> {
   /** The rendered Job (YAML), which the deployment leaves out: a test applies it when it wants it to run. */
   readonly schemaJob: string;
@@ -190,7 +177,31 @@ interface Configured extends Pick<NativeSidecar, 'configureAuth' | 'routeVault'>
 async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: string): Promise<Configured> {
   const d = vault.durations;
   const testVault = { host: '127.0.0.1', port: Number(new URL(vault.node.addr).port) };
-  let vaultExposure: Exposure | undefined = await cluster.expose(8200, testVault);
+  // PostgreSQL serves TLS, with a certificate for the name the pods dial.
+  const pgTls = await generateTls('postgres.saas.svc');
+  await enableTls(vault.pg, pgTls);
+  // The operator's steps and the shipped overlay (scripts/kubernetes/app-deploy.ts), with only
+  // what a test cluster needs changed (see the comment above). Everything but the schema Job,
+  // which the test that checks it runs (the kill switch's file does not).
+  const deployed = await deployApp({
+    cluster, adminToken, work: await tempDir('kubernetes'), replicas: 2, holdBack: ['Job'],
+    vault: { port: testVault.port, caFile: vault.tls.ca, cliEnv: vault.node.cliEnv(), token: vault.harnessToken },
+    postgres: { port: vault.pg.layout.port, caFile: pgTls.ca },
+    authEnv: { ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl) },
+    agentFiles: {
+      'prod.hcl': await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
+      'kubernetes.hcl': await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
+    },
+    appEnv: [
+      { name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) },
+      // The test's issuer, behind the vault-ca secret's CA, and the test's client as the TLS proxy.
+      { name: 'OIDC_ISSUER_URL', value: `${issuerAddr}/v1/identity/oidc/provider/saas-prod` },
+      { name: 'OIDC_CA_FILE', value: '/vault/tls/ca.crt' },
+      { name: 'TRUSTED_PROXIES', value: nodeOnPodBridge },
+    ],
+    runScript, onSecret: registerSecret,
+  });
+  let vaultExposure: Exposure | undefined = deployed.vaultExposure;
   const routeVault = async (to: { host: string; port: number } | null = testVault) => {
     await vaultExposure?.close();
     vaultExposure = undefined;
@@ -198,70 +209,5 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
     // The cluster's end of the closed exposure stops listening a moment later: tried again until it has.
     vaultExposure = await until('port 8200 exposed again', 5000, () => cluster.expose(8200, to));
   };
-  await cluster.expose(5432, { host: '127.0.0.1', port: vault.pg.layout.port });
-
-  // PostgreSQL serves TLS, with a certificate for the name the pods dial.
-  const pgTls = await generateTls('postgres.saas.svc');
-  await enableTls(vault.pg, pgTls);
-
-  // The operator's steps, as the README gives them: the namespace, Vault's and PostgreSQL's
-  // CAs, the operator's port's token, the reviewer and its bound token.
-  await cluster.kube(['create', 'namespace', namespace]);
-  await cluster.kube(['create', 'secret', 'generic', 'vault-ca', '-n', namespace, `--from-file=ca.crt=${vault.tls.ca}`]);
-  await cluster.kube(['create', 'secret', 'generic', 'postgres-ca', '-n', namespace, `--from-file=ca.crt=${pgTls.ca}`]);
-  const work = await tempDir('kubernetes');
-  await writeFile(join(work, 'admin-token'), adminToken, { mode: 0o600 });
-  await cluster.kube(['create', 'secret', 'generic', 'saas-admin-token', '-n', namespace, `--from-file=token=${join(work, 'admin-token')}`]);
-  await cluster.kube(['apply', '-k', join(repoRoot, 'deploy/kubernetes/token-reviewer')]);
-  const reviewer = (await cluster.kube(['create', 'token', 'vault-token-reviewer', '-n', 'vault', '--duration=720h'])).trim();
-  registerSecret('token reviewer jwt', reviewer);
-  await writeFile(join(work, 'reviewer.jwt'), reviewer, { mode: 0o600 });
-  const configureAuth = () => runScript('scripts/kubernetes-auth.sh', ['prod'], vault.node.cliEnv({
-    VAULT_TOKEN: vault.harnessToken, KUBERNETES_HOST: cluster.apiServerUrl, KUBERNETES_CA_FILE: cluster.caFile,
-    TOKEN_REVIEWER_JWT_FILE: join(work, 'reviewer.jwt'),
-    ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl),
-  }));
-  const configured = await configureAuth();
-  expect(configured.code, configured.stderr).to.equal(0);
-
-  // The shipped overlay, with only what a test cluster needs changed (see the comment above).
-  const overlay = join(work, 'overlay');
-  await mkdir(overlay);
-  await writeFile(join(overlay, 'prod.hcl'), await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
-  await writeFile(join(overlay, 'kubernetes.hcl'), await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']));
-  const hostAliases = [{ ip: '10.250.0.2', hostnames: ['vault.vault.svc', 'postgres.saas.svc'] }];
-  const [vaultImage = '', vaultTag = ''] = cluster.images.vault.split(':');
-  const [appImage = '', appTag = ''] = cluster.images.app.split(':');
-  await writeFile(join(overlay, 'kustomization.yaml'), JSON.stringify({
-    apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization',
-    // kustomize takes a base's path relative to the kustomization only.
-    resources: [relative(overlay, join(repoRoot, 'deploy/kubernetes/overlays/native-sidecar'))],
-    images: [
-      { name: 'hashicorp/vault', newName: vaultImage, newTag: vaultTag },
-      { name: 'registry.example.com/saas-app', newName: appImage, newTag: appTag },
-    ],
-    configMapGenerator: [{ name: 'saas-vault-agent', namespace, behavior: 'merge', files: ['prod.hcl', 'kubernetes.hcl'] }],
-    patches: [{ patch: JSON.stringify({
-      apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'saas-schema', namespace },
-      spec: { template: { spec: { hostAliases } } },
-    }) }, { patch: JSON.stringify({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
-      spec: { replicas: 2, template: { spec: {
-        hostAliases,
-        containers: [{ name: 'app', env: [
-          { name: 'TOKEN_CHECK_MAX_INTERVAL_MS', value: String(d.checkInterval) },
-          // The test's issuer, behind the vault-ca secret's CA, and the test's client as the TLS proxy.
-          { name: 'OIDC_ISSUER_URL', value: `${issuerAddr}/v1/identity/oidc/provider/saas-prod` },
-          { name: 'OIDC_CA_FILE', value: '/vault/tls/ca.crt' },
-          { name: 'TRUSTED_PROXIES', value: nodeOnPodBridge },
-        ] }],
-      } } },
-    }) }],
-  }));
-  // Everything but the schema Job, which the test that checks it runs (the kill switch's file does not).
-  const documents = parseAllDocuments(await cluster.kube(['kustomize', '--load-restrictor', 'LoadRestrictionsNone', overlay]));
-  const isJob = (doc: (typeof documents)[number]) => (doc.toJS() as { kind?: string }).kind === 'Job';
-  await cluster.kube(['apply', '-f', '-'], documents.filter((doc) => !isJob(doc)).map(String).join('---\n'));
-  await cluster.kube(['rollout', 'status', '-n', namespace, 'deployment/saas-app', '--timeout=180s']);
-  return { configureAuth, routeVault, schemaJob: documents.filter(isJob).map(String).join('---\n') };
+  return { configureAuth: deployed.configureAuth, routeVault, schemaJob: deployed.heldBack };
 }
