@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cmdline, EngineError, ensurePackages, privilege, readPid, repoRoot, run } from '../engine/engine.js';
 import { freePort } from '../stack/ports.js';
+import { killCgroups, removeCgroups } from './cgroups.js';
 import { writeConfigs } from './config.js';
 import { importImages, type ClusterImages } from './images.js';
 import { killNetworkNamespace } from './netns.js';
@@ -156,38 +157,6 @@ export async function startCluster(say: (line: string) => void = () => undefined
   } catch (error) {
     await stopCluster(() => undefined, paths);
     throw error;
-  }
-}
-
-/**
- * Every process in the kubelet's cgroups: the pods' containers, which live in network
- * namespaces of their own and outlive containerd and its shims.
- */
-async function killCgroups(root: string): Promise<void> {
-  const pids = async (dir: string): Promise<number[]> => {
-    const own = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '').map(Number);
-    const children = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
-    return [...own, ...(await Promise.all(children.map((child) => pids(join(dir, child.name))))).flat()];
-  };
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    const found = await pids(join('/sys/fs/cgroup/pids', root));
-    for (const pid of found) {
-      try { process.kill(pid, signal); } catch { /* gone */ }
-    }
-    if (found.length > 0) await sleep(1000);
-  }
-}
-
-/** The kubelet's cgroups, deepest first: they are empty once their processes are gone. */
-async function removeCgroups(root: string): Promise<void> {
-  const remove = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (entry.isDirectory()) await remove(join(dir, entry.name));
-    }
-    await rmdir(dir).catch(() => undefined);
-  };
-  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [])) {
-    await remove(join('/sys/fs/cgroup', controller, root));
   }
 }
 

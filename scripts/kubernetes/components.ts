@@ -13,8 +13,12 @@ import type { ClusterPaths } from './paths.js';
  * namespace (containerd's shims). Whatever else goes wrong in the supervisor ends it the same way.
  */
 export interface Components {
-  /** `stop`: how the stop ends it, when not by SIGTERM to the process started (then it waits for its exit). */
-  start(name: string, command: string, args: readonly string[], stop?: () => Promise<void>): Promise<void>;
+  /**
+   * `stop`: how the stop ends it, when not by SIGTERM to the process started (then it waits for
+   * its exit). `alone`: whether its exit was asked for by itself (a node stopped alone), which
+   * then stops nothing else.
+   */
+  start(name: string, command: string, args: readonly string[], stop?: () => Promise<void>, alone?: () => Promise<boolean>): Promise<void>;
   /** Asks `check` every 250 ms; fails the namespace after `seconds`. */
   until(what: string, seconds: number, check: () => Promise<boolean>): Promise<void>;
   /** Runs a command that must succeed, or fails the namespace with its stderr. */
@@ -65,7 +69,7 @@ export function superviseComponents(paths: ClusterPaths): Components {
 
   return {
     fail,
-    async start(name, command, args, stop) {
+    async start(name, command, args, stop, alone) {
       const log = await open(join(paths.logs, `${name}.log`), 'a');
       const child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd] });
       await log.close();
@@ -73,7 +77,14 @@ export function superviseComponents(paths: ClusterPaths): Components {
       child.on('error', (error) => { void fail(`${name} could not start: ${error.message}`); });
       child.on('exit', (code, signal) => {
         if (stopping) return;
-        void lastError(name).then((why) => fail(`${name} exited (${signal ?? `code ${code}`}): ${why} (log: ${join(paths.logs, `${name}.log`)})`));
+        void (async () => {
+          if (await alone?.().catch(() => false) === true) {
+            console.log(`${name} stopped alone (${signal ?? `code ${code}`}); the rest runs on`);
+            return;
+          }
+          const why = await lastError(name);
+          await fail(`${name} exited (${signal ?? `code ${code}`}): ${why} (log: ${join(paths.logs, `${name}.log`)})`);
+        })();
       });
     },
     async until(what, seconds, check) {

@@ -18,7 +18,8 @@ import { apiServerPort, clusterPaths, nodeIp, nodePaths, nodes, serviceSubnet } 
  * scheduler and CoreDNS in that order, each waiting for the one before, then the nodes: the
  * first in this namespace, each other in a namespace of its own (node.ts) linked to this one
  * (node-link.ts); and it serves the bridge's cluster half. A component that exits, a node's
- * supervisor included, stops the whole cluster, with one line in run/failure naming it.
+ * supervisor included, stops the whole cluster, with one line in run/failure naming it; but a
+ * node stopped alone (node-stop.ts) goes without the rest.
  * SIGTERM stops the nodes first (their pods with them), then the rest in reverse order, then
  * every process left in the namespace (containerd's shims).
  *
@@ -99,6 +100,12 @@ await c.start('kube-controller-manager', bin('kube-controller-manager'), [
   '--service-account-private-key-file', pki('sa.key'), '--root-ca-file', pki('ca.crt'),
   '--use-service-account-credentials', '--leader-elect=false',
   '--cluster-signing-cert-file', pki('ca.crt'), '--cluster-signing-key-file', pki('ca.key'),
+  // A node whose kubelet is silent is called lost (its pods out of every Service, the
+  // node.kubernetes.io/unreachable taint) after 12.5 s, not Kubernetes' 50 s, checked every second
+  // instead of every 5: the kubelets renew their lease every 2.5 s (node-config.ts), five
+  // renewals missed, as with Kubernetes' defaults (10 s, 50 s). The test cluster's setting, for
+  // a lost node's test to take seconds; the manifests' tolerations then count from the taint.
+  '--node-monitor-period', '1s', '--node-monitor-grace-period', '12.5s',
 ]);
 await c.start('kube-scheduler', bin('kube-scheduler'), [
   '--kubeconfig', configFile(paths, 'scheduler.kubeconfig'),
@@ -121,10 +128,12 @@ for (const index of nodes.map((_, i) => i + 1).slice(1)) {
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && (await processesIn(netns)).length > 0) await sleep(200);
   };
+  // Its exit stops the cluster, unless node-stop.ts stopped it alone (a lost node, in a test).
+  const stoppedAlone = async () => (await readFile(node.stoppedAlone, 'utf8').catch(() => '')) !== '';
   await c.start(`node-${index}`, 'unshare', [
     '--mount', '--net', '--propagation', 'private', '--fork', '--kill-child=SIGTERM',
     process.execPath, '--import', 'tsx', join(import.meta.dirname, 'node.ts'), binDir, String(index),
-  ], stopNode);
+  ], stopNode, stoppedAlone);
   let pid = 0;
   await c.until(`node ${index}'s namespace did not start`, 60, async () => {
     pid = Number(await readFile(node.insidePid, 'utf8'));

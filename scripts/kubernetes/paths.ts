@@ -84,6 +84,8 @@ export interface NodePaths {
   readonly netnsFile: string;
   /** Its namespace's supervisor's pid (inside.ts for the first node, node.ts for the others). */
   readonly insidePid: string;
+  /** Written before the node is stopped alone (node-stop.ts): its supervisor's exit then stops nothing else. */
+  readonly stoppedAlone: string;
 }
 
 /**
@@ -109,6 +111,7 @@ export function nodePaths(paths: ClusterPaths, index: number): NodePaths {
     cgroupRoot: index === 1 ? paths.cgroupRoot : `${paths.cgroupRoot}/node-${index}`,
     netnsFile: join(run, 'netns'),
     insidePid: index === 1 ? paths.insidePid : join(run, 'inside.pid'),
+    stoppedAlone: join(run, 'stopped-alone'),
   };
 }
 
