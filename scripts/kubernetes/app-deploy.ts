@@ -15,7 +15,7 @@ import { ClusterError, nodeIp } from './paths.js';
  * only what this cluster needs: the images (the project's stand-ins), the replicas, host
  * aliases sending vault.vault.svc and postgres.saas.svc to the first node (where the host's
  * servers are exposed; in the schema Job's pod too), and what the caller adds (agent files,
- * the app's environment, kinds it applies itself).
+ * the app's environment, the pods' tolerations, kinds it applies itself).
  */
 export const namespace = 'saas';
 /** Vault as the pods reach it (the base's VAULT_ADDR). */
@@ -44,6 +44,8 @@ export interface AppDeployment {
   readonly holdBack?: readonly string[];
   /** Files of the agent's ConfigMap to replace (prod.hcl, kubernetes.hcl), by name. */
   readonly agentFiles?: Readonly<Record<string, string>>;
+  /** The pods' tolerations instead of the base's (the tests' are shorter). */
+  readonly tolerations?: readonly object[];
   /** The app container's environment besides the base's. */
   readonly appEnv?: readonly { name: string; value: string }[];
   /** kubernetes-auth.sh's environment besides the server's and the cluster's (ROLE_TOKEN_TTL...). */
@@ -54,6 +56,15 @@ export interface AppDeployment {
   readonly onSecret?: (what: string, value: string) => void;
   /** Progress lines. */
   readonly say?: (line: string) => void;
+}
+
+export interface Toleration { key: string; operator: string; effect: string; tolerationSeconds?: number }
+
+/** The base's pod tolerations, as shipped. */
+export async function shippedTolerations(): Promise<Toleration[]> {
+  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
+    { spec: { template: { spec: { tolerations?: Toleration[] } } } };
+  return deployment.spec.template.spec.tolerations ?? [];
 }
 
 /** The base's OIDC_REDIRECT_URL, as shipped: the issuer registers it as the client's redirect. */
@@ -128,6 +139,7 @@ export async function deployApp(d: AppDeployment): Promise<DeployedApp> {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'saas-app', namespace },
       spec: { replicas: d.replicas, template: { spec: {
         hostAliases,
+        ...(d.tolerations === undefined ? {} : { tolerations: d.tolerations }),
         containers: [{ name: 'app', env: d.appEnv ?? [] }],
       } } },
     }) }],

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { SignedIn } from '../../../scripts/sign-in/play-browser.js';
-import { deployApp, shippedRedirectUrl } from '../../../scripts/kubernetes/app-deploy.js';
+import { deployApp, shippedRedirectUrl, shippedTolerations } from '../../../scripts/kubernetes/app-deploy.js';
 import { podSubnet } from '../../../scripts/kubernetes/paths.js';
 import { ensureServerInstalled } from './bao.js';
 import { runScript } from './bao-server.js';
@@ -27,8 +27,10 @@ import { tempDir } from './temp-dirs.js';
  * too, which the deployment leaves out for the test that runs it: applySchemaJob), and every Vault
  * duration divided by one factor, 30 as in the soak test, whose comment says why not 60
  * (env/prod.hcl's and kubernetes.hcl's backoff and render interval, the role's TTLs, the lease
- * TTLs, the service's check interval). The pod's own timings (readiness period, DRAIN_DELAY_MS,
- * grace period) are Kubernetes' whole seconds and stay as shipped.
+ * TTLs, the service's check interval), and the pods' tolerations of a lost node by the same
+ * factor (30 s shipped, 1 s here: Kubernetes counts them in whole seconds, 1 at the least). The
+ * pod's own timings (readiness period, DRAIN_DELAY_MS, grace period) are Kubernetes' whole
+ * seconds too, and stay as shipped.
  *
  * Sign-in: the issuer is the test's Vault itself, its provider saas-prod and demo users made by
  * scripts/demo-identity.sh after the bootstrap, with a root token regenerated for it and revoked
@@ -188,6 +190,8 @@ async function configure(cluster: TestCluster, vault: ScaledVault, adminToken: s
     vault: { port: testVault.port, caFile: vault.tls.ca, cliEnv: vault.node.cliEnv(), token: vault.harnessToken },
     postgres: { port: vault.pg.layout.port, caFile: pgTls.ca },
     authEnv: { ROLE_TOKEN_TTL: asDuration(d.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(d.tokenMaxTtl) },
+    tolerations: (await shippedTolerations()).map((t) => (t.tolerationSeconds === undefined ? t
+      : { ...t, tolerationSeconds: Math.max(1, Math.round(t.tolerationSeconds / factor)) })),
     agentFiles: {
       'prod.hcl': await scaledAgentFile('env/prod.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
       'kubernetes.hcl': await scaledAgentFile('kubernetes.hcl', d, ['min_backoff', 'max_backoff', 'static_secret_render_interval']),
