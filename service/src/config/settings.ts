@@ -399,8 +399,8 @@ export function settingProblems(env: NodeJS.ProcessEnv): string[] {
   return [...singleProblems(env), ...combinationProblems(env)];
 }
 
-function singleProblems(env: NodeJS.ProcessEnv): string[] {
-  return Object.entries(settingsSchema).flatMap(([key, entry]: [string, Entry]) => {
+function singleProblems(env: NodeJS.ProcessEnv, keys: readonly (keyof Settings)[] = settingKeys): string[] {
+  return keys.map((key): [string, Entry] => [key, settingsSchema[key]]).flatMap(([key, entry]) => {
     // Convict stays the validator; checking each setting alone tells which ones failed.
     const single = convict({ [key]: entry }, { env, args: [] });
     try {
@@ -410,6 +410,22 @@ function singleProblems(env: NodeJS.ProcessEnv): string[] {
       return [`${entry.env} ${requirement(entry.format)}`];
     }
   });
+}
+
+const settingKeys = Object.keys(settingsSchema) as (keyof Settings)[];
+
+/**
+ * Some of the settings, for a process that needs only those (the schema Job): the same
+ * variables, formats, defaults and messages as readSettings, and the database's TLS pair checked
+ * together when both are asked for; any other variable is ignored.
+ */
+export function readSomeSettings<K extends keyof Settings>(keys: readonly K[], env: NodeJS.ProcessEnv): Pick<Settings, K> {
+  const tls = keys.includes('databaseSslMode' as K) && keys.includes('databaseCaFile' as K) ? databaseTlsProblems(env) : [];
+  const problems = [...singleProblems(env, keys), ...tls];
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  const config = convict(Object.fromEntries(keys.map((key) => [key, settingsSchema[key]])), { env, args: [] });
+  config.validate({ allowed: 'strict' });
+  return Object.freeze(config.getProperties()) as Pick<Settings, K>;
 }
 
 /** Throws naming every invalid environment variable and what it must be. */

@@ -1,7 +1,6 @@
-import convict from 'convict';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
-import { settingsSchema, type Settings } from '../config/settings.js';
+import { readSomeSettings, type Settings } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { parseRenderedFile } from '../secrets/rendered-file.js';
 import { createSchema } from './schema.js';
@@ -14,11 +13,9 @@ const keys = [
 ] as const satisfies readonly (keyof Settings)[];
 export type SchemaJobSettings = Pick<Settings, (typeof keys)[number]>;
 
-/** The same variables, formats and defaults as the service's own (settings.ts); any other variable is ignored. */
+/** The same variables, formats, defaults and messages as the service's own (settings.ts); any other variable is ignored. */
 export function readSchemaJobSettings(env: NodeJS.ProcessEnv): SchemaJobSettings {
-  const config = convict(Object.fromEntries(keys.map((key) => [key, settingsSchema[key]])), { env, args: [] });
-  config.validate({ allowed: 'strict' });
-  return config.getProperties() as SchemaJobSettings;
+  return readSomeSettings(keys, env);
 }
 
 /**

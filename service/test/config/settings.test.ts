@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTrustedProxies, readSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
+import { parseTrustedProxies, readSettings, readSomeSettings, renderIntervalMs, rereadIntervalMs } from '../../src/config/settings.js';
 import { renewalDelayMs, serviceScheduleRules, wakeDelayMs } from '../../src/vault/token-schedule.js';
 import { repoRoot } from '../support/repo-root.js';
 
@@ -69,6 +69,17 @@ describe('readSettings', function () {
       const ttlDecides = serviceScheduleRules(readSettings({ TOKEN_CHECK_MAX_INTERVAL_MS: '0' }).tokenCheckMaxIntervalMs, () => 0.5);
       expect(wakeDelayMs(renewalDelayMs(3_600_000, ttlDecides), ttlDecides), 'two thirds of an hour').to.equal(2_400_000);
     });
+
+  it('reads some settings as readSettings reads them: the variable named, never its value, the TLS pair together', function () {
+    const keys = ['databasePort', 'databaseSslMode', 'databaseCaFile'] as const;
+    expect(readSomeSettings(keys, { DATABASE_PORT: '6432', APP_ENV: 'nonsense' })).to.deep.equal({
+      databasePort: 6432, databaseSslMode: 'disable', databaseCaFile: '',
+    });
+    expect(() => readSomeSettings(keys, { DATABASE_PORT: 'p4ss' })).to.throw(/^DATABASE_PORT must be a port number from 0 to 65535$/)
+      .and.satisfy((error: Error) => !error.message.includes('p4ss'));
+    expect(() => readSomeSettings(keys, { DATABASE_SSL_MODE: 'verify-full' }))
+      .to.throw(/^DATABASE_CA_FILE must name the CA certificate \(PEM\) when DATABASE_SSL_MODE is verify-full$/);
+  });
 
   it('takes VAULT_NAMESPACE as namespace names joined by /, at most 128 characters; empty is the root namespace', function () {
     expect(readSettings({}).vaultNamespace).to.equal('');
