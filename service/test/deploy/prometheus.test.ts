@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { readSettings } from '../../src/config/settings.js';
 import { startService, type RunningService } from '../../src/start.js';
-import { maxGraceFraction, renewalPeriodMs } from '../../src/vault/agent-renewal.js';
+import { maxGraceFraction, renewalPeriodMs, requestToleranceMs } from '../../src/vault/agent-renewal.js';
 import { checkFraction, checkSpread } from '../../src/vault/token-schedule.js';
 import { prepareAgentDir, startAgent, waitForFile } from '../support/agent.js';
 import { startDevServer, vaultServer, type DevServer } from '../support/bao.js';
@@ -151,7 +151,8 @@ describe(`the rules against the real /metrics of a service in agent mode, with a
     this.timeout(600_000);
     bin = await ensurePromtool();
     const durations = scaleDurations((await shippedProduction()).durations, factor);
-    periodMs = renewalPeriodMs(durations.tokenTtl / 1000, durations.tokenTtl / 1000);
+    // The renewal period, with the second the service allows the agent's requests (agent-renewal.ts).
+    periodMs = renewalPeriodMs(durations.tokenTtl / 1000, durations.tokenTtl / 1000) + requestToleranceMs;
     server = await startDevServer();
     const agentDir = await prepareAgentDir(server, 'dev', {
       ROLE_TOKEN_TTL: asDuration(durations.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(durations.tokenMaxTtl), ROLE_SECRET_ID_NUM_USES: '0',

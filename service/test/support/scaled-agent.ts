@@ -1,7 +1,7 @@
 import { readSettings } from '../../src/config/settings.js';
 import type { AgentStatus } from '../../src/report/agent-report.js';
 import { startService, type RunningService } from '../../src/start.js';
-import { renewalPeriodMs } from '../../src/vault/agent-renewal.js';
+import { renewalPeriodMs, requestToleranceMs } from '../../src/vault/agent-renewal.js';
 import { prepareAgentDir, startAgent, waitForFile, type AgentDir } from './agent.js';
 import { startDevServer, type DevServer } from './bao.js';
 import type { ManagedProcess } from './processes.js';
@@ -22,7 +22,7 @@ export interface ScaledAgent {
   agent: ManagedProcess;
   readonly service: RunningService;
   readonly durations: ProductionDurations;
-  /** The longest the agent may take between two renewals of the full TTL. */
+  /** The longest the agent may take between two renewals of the full TTL, with the second the service allows its requests. */
   readonly periodMs: number;
   readonly log: ReturnType<typeof capturingLogger>;
   /** The operator's /status, as JSON. */
@@ -52,7 +52,7 @@ export async function startScaledAgent(beforeAgent: (dir: AgentDir) => Promise<v
   const admin = `http://127.0.0.1:${service.adminPort}`;
   const scaled: ScaledAgent = {
     server, agentDir, agent, service, durations, log,
-    periodMs: renewalPeriodMs(durations.tokenTtl / 1000, durations.tokenTtl / 1000),
+    periodMs: renewalPeriodMs(durations.tokenTtl / 1000, durations.tokenTtl / 1000) + requestToleranceMs,
     status: async <T>() => (await (await fetch(`${admin}/status`)).json()) as T,
     overdueGauge: async () => Number(/^saas_agent_overdue (\S+)$/m.exec(await (await fetch(`${admin}/metrics`)).text())?.[1]),
     async timeUntilAgent(state, limitMs, what) {

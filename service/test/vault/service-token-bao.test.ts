@@ -10,6 +10,8 @@ import { runBootstrap } from '../support/bootstrap.js';
 import { poll, statusOf, timeUntil } from '../support/http-poll.js';
 import { capturingLogger } from '../support/rendered-secrets.js';
 import { tempDir } from '../support/temp-dirs.js';
+import { agentTimeFactor } from '../support/scaled-agent.js';
+import { asDuration, scaleDurations, shippedProduction } from '../support/shipped-durations.js';
 import { vaultData, vaultRequest } from '../support/vault-http.js';
 
 describe(`the service's token (SDK mode) against a real ${vaultServer.name} dev server`, function () {
@@ -41,16 +43,23 @@ describe(`the service's token (SDK mode) against a real ${vaultServer.name} dev 
   const fatal = () => log.lines.filter((l) => l.level === 'fatal');
   const newLogin = 'replaced the service\'s Vault token';
 
-  it('serves 200 without a gap for longer than the 12 s max TTL: renewals, then a new login', async function () {
-    const { url } = await start({ ROLE_TOKEN_TTL: '4s', ROLE_TOKEN_MAX_TTL: '12s', ROLE_SECRET_ID_NUM_USES: '0' });
-    const statuses = await poll(`${url}/readyz`, 16_000);
+  it(`serves 200 without a gap for longer than the max TTL, on the shipped durations divided by ${agentTimeFactor}: renewals, then a new login`, async function () {
+    // The shipped TTL, max TTL and check interval, each divided by one factor: the margin a
+    // renewal has before the expiry is the one users get (a sixth of the TTL at the latest), not
+    // one a busy machine eats.
+    const durations = scaleDurations((await shippedProduction()).durations, agentTimeFactor);
+    this.timeout(durations.tokenMaxTtl + 60_000);
+    const { url } = await start(
+      { ROLE_TOKEN_TTL: asDuration(durations.tokenTtl), ROLE_TOKEN_MAX_TTL: asDuration(durations.tokenMaxTtl), ROLE_SECRET_ID_NUM_USES: '0' },
+      { TOKEN_CHECK_MAX_INTERVAL_MS: String(durations.checkInterval) });
+    const statuses = await poll(`${url}/readyz`, durations.tokenMaxTtl + durations.tokenTtl, 250);
     expect(statuses.filter((s) => s !== 200), `${statuses.length} requests`).to.deep.equal([]);
     expect(log.lines.map((l) => l.msg)).to.include(newLogin);
     expect(fatal()).to.deep.equal([]);
     const status = service?.tokenWatcher.status();
     expect(service?.mode).to.equal('sdk');
     expect(status).to.include({ renewable: true, lastCheckOk: true });
-    expect(status?.ttlSeconds).to.be.within(0, 12);
+    expect(status?.ttlSeconds).to.be.within(0, durations.tokenTtl / 1000);
   });
 
   it('halts every route within one check interval + 1 s of a revocation, stays halted without a secret id, ' +
