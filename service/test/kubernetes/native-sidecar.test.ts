@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processesIn } from '../../../scripts/kubernetes/netns.js';
-import { repoRoot } from '../support/bao.js';
+import { repoRoot, vaultServer } from '../support/bao.js';
 import { cliAs } from '../support/bao-server.js';
 import type { TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
@@ -15,11 +15,12 @@ import type { ScaledVault } from '../support/scaled-production.js';
 
 /**
  * deploy/kubernetes/overlays/native-sidecar on a real two-node cluster against a production
- * OpenBao, as support/native-sidecar.ts deploys it (what it changes in the shipped manifests is
- * said there). The kill switch on this deployment, against both servers: kill-switch.test.ts.
+ * Vault, as support/native-sidecar.ts deploys it (what it changes in the shipped manifests is
+ * said there): npm test runs it against OpenBao and against HashiCorp Vault, as it does the kill
+ * switch on this deployment (kill-switch.test.ts).
  */
 
-describe('Kubernetes: the agent as a native sidecar, with kubernetes auth, on a real kubelet', function () {
+describe(`Kubernetes: the agent as a native sidecar, with kubernetes auth, on a real kubelet (${vaultServer.name})`, function () {
   this.timeout(120_000);
   let deployed: NativeSidecar;
   let cluster: TestCluster;

@@ -1,27 +1,32 @@
 /**
- * `npm test`: every test file, four mocha processes at a time. Most of the suite waits on
+ * `npm test`: every test file, five mocha processes at a time. Most of the suite waits on
  * TTLs and check intervals rather than on the two cores, so files run side by side; each file
  * is a mocha process of its own (its own servers, temp folders and secret scan), except the
- * compose files on the Docker engine and the Kubernetes files (whose images come from that
- * engine, which a file stops when it started it), which run together, one after the other, in
- * one process. The contract tests (what the project relies on Vault for) run
- * twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER, support/bao.ts); of
- * the engine's files, the kill switch on Kubernetes runs again against HashiCorp Vault once the
- * others are done, in the same worker.
+ * files on the Docker engine: the compose files run together, one after the other, in one
+ * process, and the Kubernetes files (one cluster at a time, its images from that engine) in
+ * another, beside them. The suite starts the engine before either and stops it after both, so
+ * that neither stops it under the other. The contract tests (what the project relies on Vault
+ * for) run twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER,
+ * support/bao.ts); of the Kubernetes files, the kill switch and the native sidecar run again
+ * against HashiCorp Vault once the others are done, in the same worker.
  * A file's output is printed whole when it ends, so it reads as mocha's own; the last lines
  * add up every file's counts as mocha prints them.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { EngineError, startEngine, stopEngine, type StartedEngine } from '../../../scripts/engine/engine.js';
+import { ensureImages } from '../../../scripts/engine/images.js';
 import { vaultServers } from './bao.js';
 
-// Four: with three, the files' summed time (2,844 s in the CI run of 2026-12-06, 83 files) set
-// the wall time at 16 minutes, over the 15 the suite must hold to on 2 cores; the engine's chain
-// (678 s) is not the bound.
-const workers = 4;
+// Five: with four, the files' summed time (3,651 s in the CI run of 2026-12-06, 83 files, the
+// SDK max-TTL test on the shipped durations / 30) set the wall time at 16 minutes, over the 15
+// the suite must hold to on 2 cores.
+const workers = 5;
 const testRoot = 'service/test';
-const engineFiles = /^service\/test\/(compose\/engine-.*|kubernetes\/.*)\.test\.ts$/;
+const composeFiles = /^service\/test\/compose\/engine-.*\.test\.ts$/;
+const clusterFiles = /^service\/test\/kubernetes\/.*\.test\.ts$/;
+const onEngine = (file: string) => composeFiles.test(file) || clusterFiles.test(file);
 // The longest files go first so that none of them starts last and leaves the others idle;
 // the order changes only the wall time (`npm run test:timings` measures each file).
 const slowFirst = [
@@ -52,8 +57,9 @@ const contract = [
   'service/test/scripts/shared-vault.test.ts',
   'service/test/http/auth-routes.test.ts',
 ];
-// Of the engine's files, those that run against both servers (after the others, in their worker).
-const engineContract = ['service/test/kubernetes/kill-switch.test.ts'];
+// Of the Kubernetes files, those that run against both servers (after the others, in their worker):
+// the Service's and k8s:up's files run no Vault of the server under test.
+const engineContract = ['service/test/kubernetes/kill-switch.test.ts', 'service/test/kubernetes/native-sidecar.test.ts'];
 type Server = keyof typeof vaultServers;
 
 type Counts = Record<'passing' | 'pending' | 'failing', number>;
@@ -86,18 +92,20 @@ function runMocha(unit: Unit): Promise<Outcome> {
 
 const all = (await readdir(testRoot, { recursive: true }))
   .filter((file) => file.endsWith('.test.ts')).map((file) => join(testRoot, file)).sort();
-const engine = all.filter((file) => engineFiles.test(file));
-const rest = all.filter((file) => !engineFiles.test(file));
+const compose = all.filter((file) => composeFiles.test(file));
+const clusters = all.filter((file) => clusterFiles.test(file));
+const rest = all.filter((file) => !onEngine(file));
 const units = [
   ...slowFirst.filter((file) => rest.includes(file)).map((file) => [file]),
   ...rest.filter((file) => !slowFirst.includes(file)).map((file) => [file]),
 ].filter((files) => files.length > 0).map((files): Unit => ({ files, server: 'bao' }));
-// Each entry runs its units one after the other in one worker: the engine's files first, then
-// those of them that run against HashiCorp Vault too, on the same engine.
+// Each entry runs its units one after the other in one worker: the Kubernetes files, then those
+// of them that run against HashiCorp Vault too; the compose files, beside them on the same engine.
 const queue: Unit[][] = [
-  [{ files: engine, server: 'bao' as const }, ...engineContract.map((file) => ({ files: [file], server: 'vault' as const }))],
+  [{ files: clusters, server: 'bao' as const }, { files: engineContract, server: 'vault' as const }],
+  [{ files: compose, server: 'bao' as const }],
   ...units.map((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]).flat().map((unit) => [unit]),
-];
+].filter((chain) => chain.every((unit) => unit.files.length > 0));
 const missing = [...contract, ...engineContract].filter((file) => !all.includes(file));
 if (missing.length > 0) throw new Error(`run-suite.ts names contract files that do not exist: ${missing.join(', ')}`);
 
@@ -106,7 +114,30 @@ for (const { name, bin } of Object.values(vaultServers)) {
   process.stdout.write(`  ${name}: ${version.status === 0 ? version.stdout.trim() : `not installed (${relative(process.cwd(), bin)})`}\n`);
 }
 
+/**
+ * The engine both engine chains use, with its stand-in images, started once here; undefined
+ * when it was running already or cannot run (the files then say why, as when run alone).
+ */
+async function startSharedEngine(): Promise<StartedEngine | undefined> {
+  if (compose.length === 0 && clusters.length === 0) return undefined;
+  const say = (line: string) => process.stdout.write(`  engine: ${line}\n`);
+  const notStarted = (error: unknown) => {
+    if (!(error instanceof EngineError)) throw error;
+    say(`not made ready by the suite (${error.message}); the engine's files say why`);
+  };
+  let engine: StartedEngine;
+  try {
+    engine = await startEngine(say);
+  } catch (error) {
+    notStarted(error);
+    return undefined;
+  }
+  await ensureImages(engine, say).catch(notStarted);
+  return engine.startedNow ? engine : undefined;
+}
+
 const started = Date.now();
+const sharedEngine = await startSharedEngine();
 const outcomes: Outcome[] = [];
 await Promise.all(Array.from({ length: workers }, async () => {
   for (let chain = queue.shift(); chain !== undefined; chain = queue.shift()) {
@@ -119,6 +150,8 @@ await Promise.all(Array.from({ length: workers }, async () => {
     }
   }
 }));
+
+if (sharedEngine !== undefined) await stopEngine(() => undefined, sharedEngine.paths);
 
 const total = (key: keyof Counts) => outcomes.reduce((sum, outcome) => sum + outcome.counts[key], 0);
 // A file that ended without mocha's counts (it did not load, or was killed) is a failure mocha never counted.
