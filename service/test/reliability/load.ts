@@ -1,4 +1,4 @@
-import { Agent, request } from 'node:http';
+import { Agent, Server, request } from 'node:http';
 import { recordOutput } from '../support/leak-scan.js';
 
 /** One request the load generator sends. */
@@ -53,7 +53,11 @@ export class SteadyLoad {
   readonly #rate: number;
   readonly #next: (i: number) => RequestSpec;
   readonly #maxInFlight: number;
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  // A pooled socket is dropped a second before the service's server would close it (Node's
+  // keepAliveTimeout, which the service keeps): otherwise a burst after a stall on a busy machine
+  // sends requests on sockets the server is closing, and they end in 'socket hang up' (CI,
+  // 2026-12-06: five at once), a race of the client's pool and not a promise the service broke.
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 32, timeout: new Server().keepAliveTimeout - 1000 });
   readonly #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #sent = 0;
@@ -100,7 +104,7 @@ export class SteadyLoad {
     }
   }
 
-  #send(spec: RequestSpec, phase: string): Promise<void> {
+  #send(spec: RequestSpec, phase: string, again = false): Promise<void> {
     const t0 = Date.now();
     return new Promise((resolve) => {
       let settled = false;
@@ -134,7 +138,16 @@ export class SteadyLoad {
         res.on('error', (error) => { done(0, {}, '', error.message); });
       });
       req.on('timeout', () => { req.destroy(new Error('timeout')); });
-      req.on('error', (error) => { done(0, {}, '', error.message); });
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        // Node's documented race: a pooled socket the server closed just as it was reused. The
+        // server read nothing from it, so the request is sent once more, as Node's docs advise.
+        if (!again && !settled && req.reusedSocket && error.code === 'ECONNRESET') {
+          settled = true;
+          void this.#send(spec, phase, true).then(resolve);
+          return;
+        }
+        done(0, {}, '', error.message);
+      });
       req.end(spec.body);
     });
   }
