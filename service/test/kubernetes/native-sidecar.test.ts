@@ -9,6 +9,7 @@ import type { TestCluster } from '../support/kubernetes.js';
 import { recordOutput, registerSecret } from '../support/leak-scan.js';
 import { deployNativeSidecar, namespace, overTls, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
 import { startServiceClient, type ServiceRequest } from '../support/service-client.js';
+import { killSwitchTest } from './kill-switch.js';
 import { nodeLossTest } from './node-loss.js';
 import { agentProbeTest, agentRestartReadinessTest, deletedPodRevocationTest, schemaJobTest, type Context } from './pod-lifecycle.js';
 import type { ScaledVault } from '../support/scaled-production.js';
@@ -16,8 +17,8 @@ import type { ScaledVault } from '../support/scaled-production.js';
 /**
  * deploy/kubernetes/overlays/native-sidecar on a real two-node cluster against a production
  * Vault, as support/native-sidecar.ts deploys it (what it changes in the shipped manifests is
- * said there): npm test runs it against OpenBao and against HashiCorp Vault, as it does the kill
- * switch on this deployment (kill-switch.test.ts).
+ * said there): npm test runs it against OpenBao and against HashiCorp Vault, the kill switch on
+ * this deployment (kill-switch.ts) included.
  */
 
 describe(`Kubernetes: the agent as a native sidecar, with kubernetes auth, on a real kubelet (${vaultServer.name})`, function () {
@@ -302,6 +303,8 @@ describe(`Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
     }
   });
 
+  killSwitchTest(context);
+
   it('drains the app before the agent stops when a pod is deleted', async function () {
     const [pod] = await runningPods();
     if (pod === undefined) throw new Error('no pod');
@@ -355,7 +358,10 @@ describe(`Kubernetes: the agent as a native sidecar, with kubernetes auth, on a 
       // The old pods gone, not only terminating: whatever answers after this is a new pod.
       oldGoneAt = await until('the old pods gone', 60_000, async () =>
         ((await deployed.pods()).some((p) => before.has(p.metadata.name)) ? undefined : Date.now()));
-      await sleep(1000);
+      // A few requests answered by the new pods alone: counted, not timed (on a loaded machine
+      // the client's 50 ms between requests stretches).
+      await until('six requests after the old pods went', 30_000, () =>
+        Promise.resolve(client.requests().filter((r) => r.at > oldGoneAt).length > 5 ? true : undefined));
     } finally {
       // Stopped whatever happened: a client left running would keep the test process alive.
       requests = await client.stop();

@@ -2,13 +2,12 @@
  * `npm test`: every test file, five mocha processes at a time. Most of the suite waits on
  * TTLs and check intervals rather than on the two cores, so files run side by side; each file
  * is a mocha process of its own (its own servers, temp folders and secret scan), except the
- * files on the Docker engine: the compose files run together, one after the other, in one
- * process, and the Kubernetes files (one cluster at a time, its images from that engine) in
- * another, beside them. The suite starts the engine before either and stops it after both, so
- * that neither stops it under the other. The contract tests (what the project relies on Vault
- * for) run twice, against OpenBao and against HashiCorp Vault (TEST_VAULT_SERVER,
- * support/bao.ts); of the Kubernetes files, the kill switch and the native sidecar run again
- * against HashiCorp Vault once the others are done, in the same worker.
+ * files on the Docker engine, which run in one worker, one process after the other: the compose
+ * files, then the Kubernetes files (one cluster at a time, its images from that engine), then the
+ * native sidecar's again against HashiCorp Vault. The suite starts the engine before them and
+ * stops it after, so that no process of the chain stops it under the next. The contract tests
+ * (what the project relies on Vault for) run twice, against OpenBao and against HashiCorp Vault
+ * (TEST_VAULT_SERVER, support/bao.ts).
  * A file's output is printed whole when it ends, so it reads as mocha's own; the last lines
  * add up every file's counts as mocha prints them.
  */
@@ -21,7 +20,7 @@ import { vaultServers } from './bao.js';
 
 // Five: with four, the files' summed time (3,651 s in the CI run of 2026-12-06, 83 files, the
 // SDK max-TTL test on the shipped durations / 30) set the wall time at 16 minutes, over the 15
-// the suite must hold to on 2 cores.
+// the suite must hold to on 2 cores; the engine's chain holds one worker for most of the run.
 const workers = 5;
 const testRoot = 'service/test';
 const composeFiles = /^service\/test\/compose\/engine-.*\.test\.ts$/;
@@ -58,8 +57,9 @@ const contract = [
   'service/test/http/auth-routes.test.ts',
 ];
 // Of the Kubernetes files, those that run against both servers (after the others, in their worker):
-// the Service's and k8s:up's files run no Vault of the server under test.
-const engineContract = ['service/test/kubernetes/kill-switch.test.ts', 'service/test/kubernetes/native-sidecar.test.ts'];
+// the native sidecar's, the kill switch among them; the Service's and k8s:up's files run no Vault
+// of the server under test.
+const engineContract = ['service/test/kubernetes/native-sidecar.test.ts'];
 type Server = keyof typeof vaultServers;
 
 type Counts = Record<'passing' | 'pending' | 'failing', number>;
@@ -99,11 +99,12 @@ const units = [
   ...slowFirst.filter((file) => rest.includes(file)).map((file) => [file]),
   ...rest.filter((file) => !slowFirst.includes(file)).map((file) => [file]),
 ].filter((files) => files.length > 0).map((files): Unit => ({ files, server: 'bao' }));
-// Each entry runs its units one after the other in one worker: the Kubernetes files, then those
-// of them that run against HashiCorp Vault too; the compose files, beside them on the same engine.
+// Each entry runs its units one after the other in one worker: the compose files, the Kubernetes
+// files, then those of them that run against HashiCorp Vault too. One chain, not two side by
+// side: the CI run of 2026-12-06 with the compose and the cluster chains together loaded the two
+// cores so that a bao server took 20 s to start and a kubelet missed its lease.
 const queue: Unit[][] = [
-  [{ files: clusters, server: 'bao' as const }, { files: engineContract, server: 'vault' as const }],
-  [{ files: compose, server: 'bao' as const }],
+  [{ files: compose, server: 'bao' as const }, { files: clusters, server: 'bao' as const }, { files: engineContract, server: 'vault' as const }],
   ...units.map((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]).flat().map((unit) => [unit]),
 ].filter((chain) => chain.every((unit) => unit.files.length > 0));
 const missing = [...contract, ...engineContract].filter((file) => !all.includes(file));

@@ -19,6 +19,8 @@ export interface ServiceRequest {
 }
 
 export interface ServiceClient {
+  /** Every request it has made so far, in order. */
+  requests(): ServiceRequest[];
   /** Stops the client after its request under way; every request it made, in order. */
   stop(): Promise<ServiceRequest[]>;
 }
@@ -52,7 +54,10 @@ export async function startServiceClient(cluster: TestCluster, path: string, hea
     }
     await new Promise((resolvePromise) => setTimeout(resolvePromise, 50));
   }
+  const parse = (text: string) => text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as ServiceRequest);
   return {
+    // Only whole lines: the last one may still be arriving.
+    requests: () => parse(out.slice(0, out.lastIndexOf('\n') + 1)),
     async stop() {
       child.stdin.end();
       const timer = setTimeout(() => { child.kill('SIGKILL'); }, 10_000);
@@ -60,7 +65,7 @@ export async function startServiceClient(cluster: TestCluster, path: string, hea
       clearTimeout(timer);
       // A signal: its namespace's processes were ended (the cluster stopped), or it hung for 10 s.
       if (code !== '0') throw new Error(`the Service's client exited with ${code}: ${err.trim()}`);
-      return out.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as ServiceRequest);
+      return parse(out);
     },
   };
 }

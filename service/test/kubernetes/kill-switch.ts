@@ -1,29 +1,19 @@
 import { expect } from 'chai';
-import { vaultServer } from '../support/bao.js';
 import { cliAs, runScript } from '../support/bao-server.js';
-import { deployNativeSidecar, namespace, sleep, until, type NativeSidecar, type Pod } from '../support/native-sidecar.js';
+import { namespace, sleep, until, type Pod } from '../support/native-sidecar.js';
+import type { Context } from './pod-lifecycle.js';
 
 /**
  * The kill switch on Kubernetes: scripts/prod/kill-switch.sh, run with the admin's token, against
- * the native sidecar as support/native-sidecar.ts deploys it (2 replicas, kubernetes auth, every
- * Vault duration divided by 30), on each server (npm test runs this file against OpenBao and
- * against HashiCorp Vault; the agent's image is HashiCorp Vault's either way).
+ * the native sidecar as native-sidecar.test.ts deploys it (2 replicas, kubernetes auth, every
+ * Vault duration divided by 30), on each server (npm test runs that file against OpenBao and
+ * against HashiCorp Vault; the agent's image is HashiCorp Vault's either way). It runs on that
+ * file's deployment rather than one of its own: one cluster start and one deployment fewer per
+ * server in the suite's longest chain.
  */
-describe(`Kubernetes: the kill switch locks the kubernetes role and --reopen restores it (${vaultServer.name}, native sidecar, 2 replicas)`, function () {
-  this.timeout(120_000);
-  let deployed: NativeSidecar;
-
-  before(async function () {
-    this.timeout(30 * 60_000);
-    deployed = await deployNativeSidecar();
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await (deployed as NativeSidecar | undefined)?.stop();
-  });
-
+export function killSwitchTest(context: Context): void {
   it('kill-switch.sh locks the kubernetes role: both replicas halt, stay halted through two login backoffs, and --reopen brings the same pods back', async function () {
+    const deployed = context.deployed();
     const { cluster, vault } = deployed;
     const d = vault.durations;
     const before = await deployed.runningPods();
@@ -108,4 +98,4 @@ describe(`Kubernetes: the kill switch locks the kubernetes role and --reopen res
       if (!open) await kill(['--reopen', 'prod']);
     }
   });
-});
+}
