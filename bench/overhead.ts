@@ -4,12 +4,13 @@
  * route, GET /api/projects with a session on a real PostgreSQL, on the service vs. the same
  * route in a plain Koa app whose secrets come from environment variables.
  *
- *   node --import tsx bench/overhead.ts [--rounds=6] [--seconds=5] [--connections=10]
+ *   node --import tsx bench/overhead.ts [--rounds=6] [--seconds=5] [--connections=10] [--pin=1]
  *
  * Each variant runs in its own child process (bench/overhead-server.ts); autocannon runs in
  * this one. Rounds alternate the variants (A B C D, then D C B A, ...) so that the noise of a
  * shared machine falls on all of them alike; ratios are ratios of the per-variant medians.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDevServer } from '../service/test/support/bao.js';
 import { freePort } from '../service/test/support/ports.js';
@@ -29,6 +30,13 @@ runBenchmark(async () => {
   const rounds = flag('rounds', 6);
   const seconds = flag('seconds', 4);
   const connections = flag('connections', 10);
+  // --pin=1: the load generator (this process, every thread) on CPU 0 and each server on CPU 1,
+  // so that neither takes the other's core in the middle of a round.
+  const pin = flag('pin', 0) === 1;
+  if (pin) {
+    const pinned = spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { encoding: 'utf8' });
+    if (pinned.status !== 0) throw new Error(`--pin=1: taskset could not pin the load generator to CPU 0: ${pinned.stderr.trim()}`);
+  }
   const m = await machine();
 
   const server = await startDevServer();
@@ -40,7 +48,7 @@ runBenchmark(async () => {
 
   const adminPort = await freePort();
   const run = await loadVariants(variants, {
-    rounds, seconds, connections, dir, adminPort, env: { BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile, ...data.env },
+    rounds, seconds, connections, dir, adminPort, ...(pin ? { serverCpu: 1 } : {}), env: { BENCH_VAULT_ADDR: server.addr, BENCH_TOKEN_FILE: tokenFile, ...data.env },
     target: (variant) => dataVariants.includes(variant) ? { path: dataPath, requests: data.requests } : { path: '/readyz' },
     // Prometheus' part for the scraped variant: GET /metrics every second while the load runs.
     during: (variant) => {
@@ -68,7 +76,8 @@ runBenchmark(async () => {
     '',
     `Machine: ${machineLine(m)}`,
     '',
-    `Command: \`node --import tsx bench/overhead.ts --rounds=${rounds} --seconds=${seconds} --connections=${connections}\``,
+    `Command: \`node --import tsx bench/overhead.ts --rounds=${rounds} --seconds=${seconds} --connections=${connections}${pin ? ' --pin=1' : ''}\`` +
+    (pin ? ' (the load generator on CPU 0, each server on CPU 1; PostgreSQL and Vault on either)' : ''),
     '',
     `GET /readyz (passes every step: request id, errors, log, headers, drain, gate, snapshot, probes), autocannon ${connections} connections, no pipelining, ${rounds} rounds of ${seconds} s per variant, ` +
     'variants alternating (forward, then reverse order); each server in its own process, logs to /dev/null through the service\'s logger (pino\'s asynchronous destination). ' +

@@ -23,6 +23,8 @@ export interface VariantRun<V extends string> {
  */
 export async function loadVariants<V extends string>(variants: readonly V[], options: {
   rounds: number; seconds: number; connections: number; dir: string; env: NodeJS.ProcessEnv; adminPort: number;
+  /** The CPU every server runs on (taskset), apart from the load generator's; any CPU when undefined. */
+  serverCpu?: number;
   during?: (variant: V) => (() => void) | undefined;
   target?: (variant: V) => { path: string; requests?: LoadRequest[] };
 }): Promise<VariantRun<V>> {
@@ -30,7 +32,9 @@ export async function loadVariants<V extends string>(variants: readonly V[], opt
   const servers = new Map<V, { url: string; requests?: LoadRequest[]; proc: ManagedProcess }>();
   for (const variant of variants) {
     const port = await freePort();
-    const proc = spawnManaged(process.execPath, ['--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port), String(adminPort)], {
+    const command = [process.execPath, '--import', 'tsx', join(benchDir, 'overhead-server.ts'), variant, String(port), String(adminPort)];
+    const pinned = options.serverCpu === undefined ? command : ['taskset', '-c', String(options.serverCpu), ...command];
+    const proc = spawnManaged(pinned[0] ?? '', pinned.slice(1), {
       env: { PATH: process.env.PATH, NODE_ENV: 'production', ...env }, logFile: join(dir, `${variant}.log`),
     });
     await waitForHttp(`http://127.0.0.1:${port}/readyz`, 200, proc);
