@@ -60,18 +60,26 @@ export interface AppDeployment {
 
 export interface Toleration { key: string; operator: string; effect: string; tolerationSeconds?: number }
 
+interface PodSpec {
+  tolerations?: Toleration[];
+  containers: { name: string; env: { name: string; value: string }[] }[];
+}
+
+/** The base Deployment's pod spec, as shipped. */
+async function shippedPodSpec(): Promise<PodSpec> {
+  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
+    { spec: { template: { spec: PodSpec } } };
+  return deployment.spec.template.spec;
+}
+
 /** The base's pod tolerations, as shipped. */
 export async function shippedTolerations(): Promise<Toleration[]> {
-  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
-    { spec: { template: { spec: { tolerations?: Toleration[] } } } };
-  return deployment.spec.template.spec.tolerations ?? [];
+  return (await shippedPodSpec()).tolerations ?? [];
 }
 
 /** The base's OIDC_REDIRECT_URL, as shipped: the issuer registers it as the client's redirect. */
 export async function shippedRedirectUrl(): Promise<string> {
-  const deployment = parse(await readFile(join(repoRoot, 'deploy/kubernetes/base/deployment.yaml'), 'utf8')) as
-    { spec: { template: { spec: { containers: { name: string; env: { name: string; value: string }[] }[] } } } };
-  const app = deployment.spec.template.spec.containers.find((c) => c.name === 'app');
+  const app = (await shippedPodSpec()).containers.find((c) => c.name === 'app');
   const url = app?.env.find((e) => e.name === 'OIDC_REDIRECT_URL')?.value;
   if (url === undefined) throw new ClusterError('deploy/kubernetes/base/deployment.yaml: the app sets no OIDC_REDIRECT_URL');
   return url;
