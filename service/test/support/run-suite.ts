@@ -106,7 +106,7 @@ const units = [
 const queue: Unit[][] = [
   [{ files: compose, server: 'bao' as const }, { files: clusters, server: 'bao' as const }, { files: engineContract, server: 'vault' as const }],
   ...units.map((unit) => contract.includes(unit.files[0] ?? '') ? [unit, { ...unit, server: 'vault' as const }] : [unit]).flat().map((unit) => [unit]),
-].filter((chain) => chain.every((unit) => unit.files.length > 0));
+].map((chain) => chain.filter((unit) => unit.files.length > 0)).filter((chain) => chain.length > 0);
 const missing = [...contract, ...engineContract].filter((file) => !all.includes(file));
 if (missing.length > 0) throw new Error(`run-suite.ts names contract files that do not exist: ${missing.join(', ')}`);
 
@@ -116,8 +116,9 @@ for (const { name, bin } of Object.values(vaultServers)) {
 }
 
 /**
- * The engine both engine chains use, with its stand-in images, started once here; undefined
- * when it was running already or cannot run (the files then say why, as when run alone).
+ * The engine the engine's chain uses, with its stand-in images, started once here for its three
+ * processes; undefined when it was running already or cannot run (the files then say why, as
+ * when run alone).
  */
 async function startSharedEngine(): Promise<StartedEngine | undefined> {
   if (compose.length === 0 && clusters.length === 0) return undefined;
